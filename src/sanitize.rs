@@ -1,0 +1,1 @@
+//! Sanitizing untrusted text.

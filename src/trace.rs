@@ -1,0 +1,335 @@
+//! The shared vocabulary of thinkdbg: sessions, runs, steps, top-k alternatives, routing, flags
+//! and notes, plus their ids.
+//!
+//! Every other module speaks in these types. This module depends on nothing inside the crate:
+//! the engine produces `Step`s, the store keeps them, analysis and the TUI read them.
+
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// Identifier of a session (a prompt under investigation and its runs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SessionId(pub u64);
+
+/// Identifier of one run (one generation) inside a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RunId(pub u64);
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "s{:x}", self.0)
+    }
+}
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "r{:x}", self.0)
+    }
+}
+
+/// Milliseconds since the Unix epoch, the timestamp used throughout the store.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// A prompt under investigation and the runs made from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    pub id: SessionId,
+    pub title: String,
+    pub created_at: u64,
+    pub tags: Vec<String>,
+    pub runs: Vec<RunId>,
+}
+
+/// One chat message given to the model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: String,
+    pub content: String,
+}
+
+impl Message {
+    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
+        Self { role: role.into(), content: content.into() }
+    }
+}
+
+/// What the model was: enough to tell whether a replay used the same weights.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// `general.name` or the file name.
+    pub name: String,
+    /// `general.architecture` (`llama`, `qwen2`, `qwen3`, ...).
+    pub arch: String,
+    /// SHA-256 over the GGUF header and a sample of its tensor data (see `engine::gguf`).
+    pub fingerprint: String,
+    /// The most common tensor type, e.g. `Q4_1`.
+    pub quant: String,
+    pub layers: u32,
+    /// Routed experts per MoE layer (0 for dense models).
+    pub experts: u32,
+    pub experts_per_token: u32,
+}
+
+/// Sampler settings. Together with the model fingerprint and the rendered prompt they make a
+/// run reproducible.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SamplerSpec {
+    /// 0 means greedy.
+    pub temperature: f32,
+    /// 0 disables top-k.
+    pub top_k: usize,
+    /// 1.0 disables top-p.
+    pub top_p: f32,
+    /// 0.0 disables min-p.
+    pub min_p: f32,
+    /// 1.0 disables the repetition penalty.
+    pub repeat_penalty: f32,
+    /// How many recent tokens the repetition penalty looks at.
+    pub repeat_last_n: usize,
+    pub seed: u64,
+    pub max_tokens: usize,
+}
+
+impl Default for SamplerSpec {
+    fn default() -> Self {
+        Self {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            repeat_penalty: 1.0,
+            repeat_last_n: 64,
+            seed: 0,
+            max_tokens: 512,
+        }
+    }
+}
+
+/// Whether the chain of thought or the final answer was being written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Think,
+    Answer,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Think => "think",
+            Phase::Answer => "answer",
+        }
+    }
+}
+
+/// One alternative the model could have chosen at a step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopToken {
+    pub id: u32,
+    pub text: String,
+    pub logprob: f32,
+}
+
+/// One generated token with everything known about the choice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    pub index: u32,
+    pub token_id: u32,
+    /// The text this step made visible. Concatenating every step's text gives the output;
+    /// a token that ends inside a UTF-8 character contributes its text to the next step.
+    pub text: String,
+    /// Raw log-probability of the chosen token (log-softmax of the unmodified logits).
+    pub logprob: f32,
+    /// Entropy, in nats, of the raw distribution.
+    pub entropy: f32,
+    pub phase: Phase,
+    /// Microseconds from the start of generation to this token being chosen.
+    pub t_us: u64,
+    /// The most likely tokens of the raw distribution, most likely first.
+    pub top: Vec<TopToken>,
+}
+
+/// Routing of one MoE layer for one token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerRoute {
+    pub layer: u16,
+    pub experts: Vec<u16>,
+    /// Final gate weights in the order of `experts`; `None` when the source gave ids only.
+    pub weights: Option<Vec<f32>>,
+}
+
+/// How one token was routed through every MoE layer, indexed by the position of the token
+/// that was processed (as SGLang and vLLM index it).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Routing {
+    pub layers: Vec<LayerRoute>,
+}
+
+/// Where a run came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunSource {
+    Embedded,
+    Remote { endpoint: String },
+    Imported,
+}
+
+/// Whether logprobs are of the model's raw distribution or of the one after sampling filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogprobKind {
+    Raw,
+    PostSampling,
+}
+
+/// Life cycle of a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Recording,
+    Complete,
+    Interrupted,
+    Failed(String),
+}
+
+/// Why generation stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// An end-of-sequence or end-of-turn token was generated.
+    Eos,
+    MaxTokens,
+    /// The user (or the caller) cancelled.
+    User,
+}
+
+impl StopReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::Eos => "eos",
+            StopReason::MaxTokens => "max_tokens",
+            StopReason::User => "user",
+        }
+    }
+}
+
+/// Wall-clock figures of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Timings {
+    pub load_ms: u64,
+    pub prompt_tokens: u32,
+    pub prefill_us: u64,
+    pub generated_tokens: u32,
+    pub decode_us: u64,
+}
+
+impl Timings {
+    /// Decode speed in tokens per second (0 when nothing was decoded).
+    pub fn decode_tok_s(&self) -> f64 {
+        if self.decode_us == 0 || self.generated_tokens <= 1 {
+            return 0.0;
+        }
+        // The first token comes out of the prefill; the rest each cost one decode step.
+        f64::from(self.generated_tokens - 1) / (self.decode_us as f64 / 1e6)
+    }
+
+    pub fn prefill_tok_s(&self) -> f64 {
+        if self.prefill_us == 0 {
+            return 0.0;
+        }
+        f64::from(self.prompt_tokens) / (self.prefill_us as f64 / 1e6)
+    }
+}
+
+/// One generation: its inputs, its provenance and its outcome. Steps live beside it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub id: RunId,
+    pub session: SessionId,
+    /// The run this one was forked or edited from, and the step it forked at.
+    pub parent: Option<(RunId, u32)>,
+    pub label: Option<String>,
+    pub source: RunSource,
+    pub model: ModelInfo,
+    pub messages: Vec<Message>,
+    pub rendered_prompt: String,
+    pub prompt_tokens: Vec<u32>,
+    pub sampler: SamplerSpec,
+    pub logprob_kind: LogprobKind,
+    pub status: RunStatus,
+    pub stop: Option<StopReason>,
+    pub timings: Timings,
+    pub created_at: u64,
+}
+
+/// What kind of suspicious place a flag marks.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlagKind {
+    LanguageSwitch,
+    LowConfidence,
+    EntropySpike,
+    Repetition,
+    Backtrack,
+    ThinkIntegrity,
+    AnswerMismatch,
+    User(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warn,
+    Error,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    Auto,
+    User,
+}
+
+/// A place in a run worth a look, over the half-open step range `start..end`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Flag {
+    pub start: u32,
+    pub end: u32,
+    pub kind: FlagKind,
+    pub severity: Severity,
+    pub detail: String,
+    pub origin: Origin,
+}
+
+/// A user's note over the half-open step range `start..end`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Note {
+    pub start: u32,
+    pub end: u32,
+    pub text: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_speed_excludes_the_prefill_token() {
+        let t = Timings { generated_tokens: 11, decode_us: 1_000_000, ..Timings::default() };
+        assert!((t.decode_tok_s() - 10.0).abs() < 1e-9);
+        assert_eq!(Timings::default().decode_tok_s(), 0.0);
+    }
+
+    #[test]
+    fn ids_display_in_hex() {
+        assert_eq!(RunId(255).to_string(), "rff");
+        assert_eq!(SessionId(16).to_string(), "s10");
+    }
+}

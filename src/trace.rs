@@ -205,6 +205,8 @@ pub enum StopReason {
     /// An end-of-sequence or end-of-turn token was generated.
     Eos,
     MaxTokens,
+    /// The context window was full.
+    ContextFull,
     /// The user (or the caller) cancelled.
     User,
 }
@@ -214,6 +216,7 @@ impl StopReason {
         match self {
             StopReason::Eos => "eos",
             StopReason::MaxTokens => "max_tokens",
+            StopReason::ContextFull => "context_full",
             StopReason::User => "user",
         }
     }

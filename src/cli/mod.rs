@@ -1,1 +1,82 @@
-//! Command-line interface (filled in below).
+//! The command line: clap arguments (raw) turned into validated settings, one file per
+//! subcommand, and logging to a file. This module and `main` are the only users of `anyhow`.
+
+mod args;
+mod logging;
+mod model;
+mod run;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use args::GenArgs;
+
+/// A terminal debugger for reasoning language models.
+#[derive(Debug, Parser)]
+#[command(name = "thinkdbg", version, about, long_about = None)]
+pub struct Cli {
+    /// Write logs to this file (default: thinkdbg.log in the data directory).
+    #[arg(long, global = true, env = "THINKDBG_LOG_FILE", value_name = "PATH")]
+    pub log_file: Option<std::path::PathBuf>,
+    /// Never download anything; models must already be cached.
+    #[arg(long, global = true, env = "THINKDBG_OFFLINE")]
+    pub offline: bool,
+    /// Compute threads (default: physical cores; same as CANDLE_NUM_THREADS).
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate from a prompt, streaming the text (think and answer distinct) or one JSON
+    /// object per token.
+    Run(run::RunArgs),
+    /// Fetch the demo model or describe a GGUF file.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
+}
+
+/// Parses the arguments, runs the command and prints any error as one line on stderr.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run_cli(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            // A closed stdout (e.g. `| head`) is not an error worth reporting.
+            if err.chain().any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Some(n) = cli.threads {
+        anyhow::ensure!(n > 0, "'--threads' must be at least 1");
+        // Read once by candle at its first operation, which has not happened yet.
+        std::env::set_var("CANDLE_NUM_THREADS", n.to_string());
+    }
+    let _guard = logging::init(cli.log_file.as_deref());
+    match cli.command {
+        Some(Command::Run(args)) => run::run(&args, cli.offline),
+        Some(Command::Model(cmd)) => model::run(&cmd, cli.offline),
+        None => {
+            // The terminal UI arrives with the TUI issue; until then, show what exists.
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            let help = cmd.render_help();
+            if std::io::stdout().is_terminal() {
+                println!("{}", help.ansi());
+            } else {
+                println!("{help}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -5,6 +5,139 @@
 //! It depends only on `trace`; it must never import `store`, `tui` or `cli`.
 
 pub mod error;
+pub mod generate;
 pub mod gguf;
+pub mod models;
+pub mod rope;
+pub mod sampler;
+pub mod source;
+pub mod template;
+pub mod tokenizer;
+pub mod worker;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::Device;
 
 pub use error::{Error, Result};
+pub use generate::{EngineEvent, Prompt, Recorder, RunRequest, RunSummary};
+
+use crate::trace::ModelInfo;
+use gguf::Gguf;
+use models::Model;
+use template::ChatTemplate;
+use tokenizer::{Tokenizer, VocabSpec};
+
+/// How to load a model.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Accept an unknown `tokenizer.ggml.pre` (with a warning and the GPT-2 pre-tokenizer).
+    pub force: bool,
+    /// A Hugging Face `tokenizer.json` used instead of the GGUF vocabulary.
+    pub tokenizer_json: Option<PathBuf>,
+}
+
+/// A loaded model with its tokenizer and chat template, ready to generate runs.
+pub struct Engine {
+    pub info: ModelInfo,
+    pub path: PathBuf,
+    pub warnings: Vec<String>,
+    pub(crate) model: Box<dyn Model>,
+    pub(crate) tokenizer: Tokenizer,
+    pub(crate) template: Option<ChatTemplate>,
+    pub load_ms: u64,
+}
+
+/// What `model info` shows about a file, without loading its weights.
+pub fn describe(gguf: &Gguf) -> Result<ModelInfo> {
+    let arch = gguf.architecture()?.to_string();
+    let name = gguf
+        .get("general.name")
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .or_else(|| gguf.path.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    let num = |key: &str| gguf.get(&format!("{arch}.{key}")).and_then(|v| v.as_u64()).unwrap_or(0) as u32;
+    Ok(ModelInfo {
+        layers: num("block_count"),
+        experts: num("expert_count"),
+        experts_per_token: num("expert_used_count"),
+        name,
+        quant: gguf.dominant_type(),
+        fingerprint: gguf.fingerprint()?,
+        arch,
+    })
+}
+
+impl Engine {
+    /// Loads a GGUF model on the CPU (or the device of the enabled feature), reporting progress
+    /// as bytes read and in all.
+    pub fn load(path: &Path, opts: &LoadOptions, progress: &mut dyn FnMut(u64, u64)) -> Result<Engine> {
+        let start = Instant::now();
+        let gguf = Gguf::open(path)?;
+        let arch = gguf.architecture()?;
+        if !models::SUPPORTED_ARCHS.contains(&arch) {
+            return Err(Error::UnknownArchitecture { arch: arch.to_string(), supported: models::SUPPORTED_ARCHS.join(", ") });
+        }
+        let spec = VocabSpec::from_gguf(&gguf)?;
+        let (tokenizer, mut warnings) = match &opts.tokenizer_json {
+            Some(json) => (Tokenizer::from_json_file(json, &spec)?, Vec::new()),
+            None => Tokenizer::from_spec(&spec, opts.force)?,
+        };
+        let template = match &spec.chat_template {
+            Some(src) => {
+                let tok = |id: Option<u32>| id.map(|i| String::from_utf8_lossy(tokenizer.token_bytes(i)).into_owned()).unwrap_or_default();
+                match ChatTemplate::new(src, &tok(spec.bos), &tok(spec.eos)) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        warnings.push(format!("the chat template cannot be used ({e}); only --raw prompts will work"));
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        let info = describe(&gguf)?;
+        let device = device()?;
+        let model = models::load(&gguf, &device, progress)?;
+        for w in &warnings {
+            tracing::warn!("{w}");
+        }
+        Ok(Engine {
+            info,
+            path: path.to_path_buf(),
+            warnings,
+            model,
+            tokenizer,
+            template,
+            load_ms: start.elapsed().as_millis() as u64,
+        })
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    pub fn has_chat_template(&self) -> bool {
+        self.template.is_some()
+    }
+
+    pub fn context_length(&self) -> usize {
+        self.model.context_length()
+    }
+}
+
+/// The compute device: CUDA or Metal when built with that feature, else the CPU.
+pub fn device() -> Result<Device> {
+    #[cfg(feature = "cuda")]
+    {
+        return Ok(Device::new_cuda(0)?);
+    }
+    #[cfg(all(feature = "metal", not(feature = "cuda")))]
+    {
+        return Ok(Device::new_metal(0)?);
+    }
+    #[allow(unreachable_code)]
+    Ok(Device::Cpu)
+}

@@ -1,0 +1,114 @@
+//! Generation options shared by every subcommand that runs a model (`run` now; `record` and
+//! `bench` later), and their validation into engine types.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::Args;
+
+use crate::engine::generate::{Prompt, RunRequest};
+use crate::engine::source::ModelSource;
+use crate::engine::LoadOptions;
+use crate::trace::{Message, SamplerSpec};
+
+#[derive(Debug, Clone, Args)]
+pub struct GenArgs {
+    /// The prompt (the user message; with --raw, the exact text). '-' reads it from stdin.
+    pub prompt: String,
+    /// A GGUF file, hf:ORG/REPO/FILE.gguf, or 'demo' (the default: SmolLM2-135M-Instruct Q4_1).
+    #[arg(short, long, env = "THINKDBG_MODEL", value_name = "MODEL")]
+    pub model: Option<String>,
+    /// Tokenize the prompt as given, without the chat template (special tokens are parsed; BOS
+    /// is added only if the GGUF's add_bos_token says so).
+    #[arg(long)]
+    pub raw: bool,
+    /// A system message (ignored with --raw).
+    #[arg(long, value_name = "TEXT")]
+    pub system: Option<String>,
+    /// Most tokens to generate.
+    #[arg(short = 'n', long, default_value_t = 512, value_name = "N")]
+    pub max_tokens: usize,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(short, long, default_value_t = 0.0)]
+    pub temperature: f32,
+    /// Keep only the K most likely tokens (0 = off).
+    #[arg(long, default_value_t = 0, value_name = "K")]
+    pub top_k: usize,
+    /// Keep the smallest set of tokens whose probability adds up to P (1 = off).
+    #[arg(long, default_value_t = 1.0, value_name = "P")]
+    pub top_p: f32,
+    /// Drop tokens less likely than P times the most likely one (0 = off).
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub min_p: f32,
+    /// Penalise tokens seen in the last --repeat-last-n tokens (1 = off).
+    #[arg(long, default_value_t = 1.0)]
+    pub repeat_penalty: f32,
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub repeat_last_n: usize,
+    /// Random seed: the same inputs and seed give the same tokens.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Alternatives kept per step.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub top_logprobs: usize,
+    /// Use this tokenizer.json instead of the GGUF's vocabulary.
+    #[arg(long, value_name = "PATH")]
+    pub tokenizer: Option<PathBuf>,
+    /// Accept an unknown tokenizer pre-type (with a warning and the GPT-2 pre-tokenizer).
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl GenArgs {
+    /// The prompt text, reading stdin for '-'.
+    fn prompt_text(&self) -> Result<String> {
+        if self.prompt == "-" {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+            return Ok(s);
+        }
+        Ok(self.prompt.clone())
+    }
+
+    pub fn sampler(&self) -> Result<SamplerSpec> {
+        if self.max_tokens == 0 {
+            bail!("'--max-tokens' must be at least 1");
+        }
+        if self.top_logprobs > 100 {
+            bail!("'--top-logprobs' is {}; at most 100 alternatives are kept", self.top_logprobs);
+        }
+        Ok(SamplerSpec {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            repeat_penalty: self.repeat_penalty,
+            repeat_last_n: self.repeat_last_n,
+            seed: self.seed,
+            max_tokens: self.max_tokens,
+        })
+    }
+
+    pub fn request(&self) -> Result<RunRequest> {
+        let text = self.prompt_text()?;
+        let prompt = if self.raw {
+            Prompt::Raw(text)
+        } else {
+            let mut messages = Vec::new();
+            if let Some(system) = &self.system {
+                messages.push(Message::new("system", system.clone()));
+            }
+            messages.push(Message::new("user", text));
+            Prompt::Chat(messages)
+        };
+        Ok(RunRequest { prompt, sampler: self.sampler()?, top_logprobs: self.top_logprobs })
+    }
+
+    pub fn source(&self) -> Result<ModelSource> {
+        Ok(ModelSource::parse(self.model.as_deref())?)
+    }
+
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions { force: self.force, tokenizer_json: self.tokenizer.clone() }
+    }
+}

@@ -1,0 +1,24 @@
+//! Logging through `tracing` to a file, never to the terminal (the TUI owns the screen).
+//! The level comes from `THINKDBG_LOG` (an `EnvFilter` string, default `info`).
+
+use std::path::{Path, PathBuf};
+
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_subscriber::EnvFilter;
+
+fn default_log_path() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "thinkdbg").map(|d| d.data_dir().join("thinkdbg.log"))
+}
+
+/// Starts logging; keep the guard alive for the life of the program. A log file that cannot
+/// be opened disables logging rather than stopping the program.
+pub fn init(path: Option<&Path>) -> Option<WorkerGuard> {
+    let path = path.map(Path::to_path_buf).or_else(default_log_path)?;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).ok()?;
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).ok()?;
+    let (writer, guard) = tracing_appender::non_blocking(file);
+    let filter = EnvFilter::try_from_env("THINKDBG_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let ok = tracing_subscriber::fmt().with_writer(writer).with_ansi(false).with_env_filter(filter).try_init().is_ok();
+    ok.then_some(guard)
+}

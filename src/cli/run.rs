@@ -1,0 +1,175 @@
+//! `thinkdbg run`: generate from a prompt on the embedded engine and stream the result:
+//! text with think and answer visibly distinct, per-token logprobs and alternatives on request,
+//! or exactly one JSON object per step with `--jsonl`. Everything meant for people other than
+//! the generated text goes to stderr.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::{mpsc, Arc};
+
+use anyhow::{anyhow, Context, Result};
+use clap::Args;
+use crossterm::style::Stylize;
+
+use super::args::GenArgs;
+use crate::engine::generate::EngineEvent;
+use crate::engine::worker;
+use crate::sanitize::{for_terminal, json_line, visible_token};
+use crate::trace::{Phase, Step};
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub gen: GenArgs,
+    /// Print one JSON object per generated step on stdout, and nothing else.
+    #[arg(long, conflicts_with = "show_logprobs")]
+    pub jsonl: bool,
+    /// Print every step's logprob, probability, entropy and alternatives instead of plain text.
+    #[arg(long)]
+    pub show_logprobs: bool,
+}
+
+/// How generated text is shown.
+struct Printer {
+    color: bool,
+    mode: Mode,
+    phase: Option<Phase>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Text,
+    Logprobs,
+    Jsonl,
+}
+
+impl Printer {
+    fn step(&mut self, out: &mut impl Write, step: &Step, stop_token: bool) -> Result<()> {
+        match self.mode {
+            Mode::Jsonl => writeln!(out, "{}", json_line(step)?)?,
+            Mode::Logprobs => {
+                let tok = visible_token(&step.text);
+                let alts: Vec<String> = step
+                    .top
+                    .iter()
+                    .map(|t| format!("{} {:.3}", quote(&visible_token(&t.text)), t.logprob))
+                    .collect();
+                writeln!(
+                    out,
+                    "{:>5} {:<6} {:<24} lp {:>8.4}  p {:>6.2}%  H {:>6.3}  | {}",
+                    step.index,
+                    step.phase.as_str(),
+                    quote(&tok),
+                    step.logprob,
+                    100.0 * f64::from(step.logprob).exp(),
+                    step.entropy,
+                    alts.join(" | ")
+                )?;
+            }
+            Mode::Text => {
+                if stop_token {
+                    return Ok(());
+                }
+                if self.phase != Some(step.phase) && !self.color {
+                    // Without colour, mark where thinking starts and ends with a rule.
+                    if self.phase.is_some() || step.phase == Phase::Think {
+                        if step.phase == Phase::Answer {
+                            write!(out, "\n--- answer ---\n")?;
+                        } else {
+                            write!(out, "--- thinking ---\n")?;
+                        }
+                    }
+                }
+                self.phase = Some(step.phase);
+                let text = for_terminal(&step.text, true);
+                if self.color && step.phase == Phase::Think {
+                    write!(out, "{}", text.as_ref().dim().italic())?;
+                } else {
+                    write!(out, "{text}")?;
+                }
+                out.flush()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn quote(s: &str) -> String {
+    format!("'{s}'")
+}
+
+pub fn run(args: &RunArgs, offline: bool) -> Result<ExitCode> {
+    let request = args.gen.request()?;
+    let path = args.gen.source()?.resolve(offline)?;
+    let (tx, rx) = mpsc::channel();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let handle = worker::spawn_run(path.clone(), args.gen.load_options(), request, Box::new(tx), cancel)?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mode = if args.jsonl {
+        Mode::Jsonl
+    } else if args.show_logprobs {
+        Mode::Logprobs
+    } else {
+        Mode::Text
+    };
+    let color = mode == Mode::Text && stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let mut printer = Printer { color, mode, phase: None };
+    let bar = indicatif::ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("loading {msg} {bar:30} {binary_bytes}/{binary_total_bytes}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default());
+    let mut stop_ids: Vec<u32> = Vec::new();
+    let mut failed = None;
+    for event in rx {
+        match event {
+            EngineEvent::Loading { done, total } => {
+                bar.set_length(total);
+                bar.set_position(done);
+            }
+            EngineEvent::Loaded { model, load_ms, warnings } => {
+                bar.finish_and_clear();
+                for w in warnings {
+                    eprintln!("warning: {}", for_terminal(&w, false));
+                }
+                eprintln!(
+                    "{} ({}, {}, {} layers) loaded in {load_ms} ms",
+                    for_terminal(&model.name, false),
+                    model.arch,
+                    model.quant,
+                    model.layers
+                );
+            }
+            EngineEvent::Started { prompt_tokens, stop_ids: ids, .. } => {
+                eprintln!("prompt: {} tokens", prompt_tokens.len());
+                stop_ids = ids;
+            }
+            EngineEvent::Step { step, .. } => {
+                printer.step(&mut out, &step, stop_ids.contains(&step.token_id))?;
+            }
+            EngineEvent::Finished { stop, timings } => {
+                if mode == Mode::Text {
+                    writeln!(out)?;
+                }
+                eprintln!(
+                    "{} tokens, stop: {}, prefill {:.1} tok/s, decode {:.1} tok/s",
+                    timings.generated_tokens,
+                    stop.as_str(),
+                    timings.prefill_tok_s(),
+                    timings.decode_tok_s()
+                );
+            }
+            EngineEvent::Failed(msg) => failed = Some(msg),
+        }
+    }
+    bar.finish_and_clear();
+    let joined = handle.join().map_err(|_| anyhow!("the engine thread panicked"))?;
+    if let Some(msg) = failed {
+        return Err(anyhow!(msg));
+    }
+    joined.with_context(|| format!("running '{}'", path.display()))?;
+    Ok(ExitCode::SUCCESS)
+}

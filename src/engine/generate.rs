@@ -1,0 +1,258 @@
+//! One generation: render the prompt, prefill, then for every step compute the raw
+//! distribution's statistics, choose a token, decode its text, track the think/answer phase
+//! and hand a `Step` to the `Recorder`.
+//!
+//! Recording is synchronous and cheap (a channel send in practice), so generation never waits
+//! on the store or the terminal. Depends on `trace` and the rest of `engine`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{Error, Result};
+use super::sampler::{RawStats, Sampler};
+use super::tokenizer::StreamDecoder;
+use super::Engine;
+use crate::trace::{Message, ModelInfo, Phase, Routing, SamplerSpec, Step, StopReason, Timings, TopToken};
+
+/// What to generate from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Prompt {
+    /// Chat messages, rendered with the model's chat template and a generation prompt.
+    Chat(Vec<Message>),
+    /// Text tokenized as given (special tokens parsed); BOS added only if the GGUF asks for it.
+    Raw(String),
+}
+
+/// A request for one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRequest {
+    pub prompt: Prompt,
+    pub sampler: SamplerSpec,
+    /// How many alternatives to keep per step.
+    pub top_logprobs: usize,
+}
+
+/// What the engine reports while it works.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EngineEvent {
+    /// Model loading: bytes of tensor data read and in all.
+    Loading { done: u64, total: u64 },
+    Loaded { model: ModelInfo, load_ms: u64, warnings: Vec<String> },
+    Started { rendered_prompt: String, prompt_tokens: Vec<u32>, phase: Phase, stop_ids: Vec<u32> },
+    Step { step: Step, routing: Option<Routing> },
+    Finished { stop: StopReason, timings: Timings },
+    Failed(String),
+}
+
+/// Receives the engine's events. Implementations must not block for long: the store writer
+/// and the TUI implement it with a channel send.
+pub trait Recorder: Send {
+    fn record(&mut self, event: EngineEvent);
+}
+
+impl Recorder for std::sync::mpsc::Sender<EngineEvent> {
+    fn record(&mut self, event: EngineEvent) {
+        // A receiver that went away (the user quit) just stops listening.
+        let _ = self.send(event);
+    }
+}
+
+impl Recorder for Vec<EngineEvent> {
+    fn record(&mut self, event: EngineEvent) {
+        self.push(event);
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunSummary {
+    pub stop: StopReason,
+    pub timings: Timings,
+}
+
+const OPEN: &str = "<think>";
+const CLOSE: &str = "</think>";
+
+/// Follows `<think>` and `</think>` through the generated text, whether they are single tokens
+/// or spelled out over several.
+#[derive(Debug, Clone)]
+pub struct PhaseTracker {
+    phase: Phase,
+    /// The last few characters seen, so a tag split across tokens is still found.
+    tail: String,
+}
+
+impl PhaseTracker {
+    pub fn new(initial: Phase) -> Self {
+        PhaseTracker { phase: initial, tail: String::new() }
+    }
+
+    /// The phase of a step whose visible text is `text`; tags belong to the thinking.
+    pub fn observe(&mut self, text: &str) -> Phase {
+        if text.is_empty() {
+            return self.phase;
+        }
+        let mut combined = std::mem::take(&mut self.tail);
+        let fresh_from = combined.len();
+        combined.push_str(text);
+        let mut step_phase = self.phase;
+        let mut i = 0;
+        while i < combined.len() {
+            let rest = &combined[i..];
+            let (tag, next) = if rest.starts_with(OPEN) {
+                (OPEN.len(), Phase::Think)
+            } else if rest.starts_with(CLOSE) {
+                (CLOSE.len(), Phase::Answer)
+            } else {
+                i += rest.chars().next().map_or(1, char::len_utf8);
+                continue;
+            };
+            // Only tags that end in this step's text count; older ones were seen before.
+            if i + tag > fresh_from {
+                step_phase = Phase::Think;
+                self.phase = next;
+            }
+            i += tag;
+        }
+        let keep = combined.char_indices().rev().nth(CLOSE.len() - 2).map_or(0, |(idx, _)| idx);
+        self.tail = combined[keep..].to_string();
+        step_phase
+    }
+}
+
+impl Engine {
+    /// The prompt text and its tokens, exactly as the model will see them.
+    pub fn prepare(&self, prompt: &Prompt) -> Result<(String, Vec<u32>)> {
+        let (text, add_bos) = match prompt {
+            Prompt::Raw(text) => (text.clone(), self.tokenizer.add_bos()),
+            Prompt::Chat(messages) => match &self.template {
+                // As in Hugging Face's apply_chat_template: the template decides about BOS.
+                Some(t) => (t.render(messages, true)?, false),
+                None => {
+                    return Err(Error::Template(
+                        "the model has no 'tokenizer.chat_template'; pass --raw to give the prompt text as is".into(),
+                    ))
+                }
+            },
+        };
+        let mut ids = Vec::new();
+        if add_bos {
+            if let Some(bos) = self.tokenizer.bos() {
+                ids.push(bos);
+            }
+        }
+        ids.extend(self.tokenizer.encode(&text)?);
+        Ok((text, ids))
+    }
+
+    /// Runs one generation, reporting to `recorder`. Stops at an end-of-generation token, at
+    /// `max_tokens`, at the end of the context, or when `cancel` becomes true.
+    pub fn generate(&mut self, req: &RunRequest, recorder: &mut dyn Recorder, cancel: &AtomicBool) -> Result<RunSummary> {
+        let mut sampler = Sampler::new(&req.sampler)?;
+        let (rendered, prompt_ids) = self.prepare(&req.prompt)?;
+        let context = self.model.context_length();
+        if prompt_ids.is_empty() {
+            return Err(Error::Template("the prompt is empty".into()));
+        }
+        if prompt_ids.len() >= context {
+            return Err(Error::PromptTooLong { prompt: prompt_ids.len(), context, max_tokens: req.sampler.max_tokens });
+        }
+        let initial = if super::template::prompt_opens_think(&rendered) { Phase::Think } else { Phase::Answer };
+        recorder.record(EngineEvent::Started {
+            rendered_prompt: rendered,
+            prompt_tokens: prompt_ids.clone(),
+            phase: initial,
+            stop_ids: self.tokenizer.stop_ids().to_vec(),
+        });
+        let mut phases = PhaseTracker::new(initial);
+        let mut decoder = StreamDecoder::new();
+        let mut timings = Timings { prompt_tokens: prompt_ids.len() as u32, ..Timings::default() };
+        let start = Instant::now();
+        self.model.truncate_cache(0);
+        let mut logits = self.model.forward(&prompt_ids, 0)?;
+        timings.prefill_us = start.elapsed().as_micros() as u64;
+        let decode_start = Instant::now();
+        let mut history = prompt_ids.clone();
+        let mut pos = prompt_ids.len();
+        let mut pending: Option<Step> = None;
+        let mut stop = StopReason::MaxTokens;
+        for index in 0..req.sampler.max_tokens {
+            if cancel.load(Ordering::Relaxed) {
+                stop = StopReason::User;
+                break;
+            }
+            if logits.len() != self.tokenizer.vocab_size() && index == 0 {
+                tracing::debug!(logits = logits.len(), vocab = self.tokenizer.vocab_size(), "output rows differ from the vocabulary");
+            }
+            let stats = RawStats::of(&logits, req.top_logprobs);
+            let token = sampler.sample(&logits, &history);
+            let t_us = start.elapsed().as_micros() as u64;
+            let text = decoder.push(self.tokenizer.token_bytes(token));
+            let phase = phases.observe(&text);
+            let top = stats
+                .top
+                .iter()
+                .map(|&(id, logprob)| TopToken { id, text: self.tokenizer.token_display(id).to_string(), logprob })
+                .collect();
+            let logit = logits.get(token as usize).copied().unwrap_or(f32::NEG_INFINITY);
+            let step = Step { index: index as u32, token_id: token, text, logprob: stats.logprob(logit), entropy: stats.entropy, phase, t_us, top };
+            if let Some(prev) = pending.replace(step) {
+                recorder.record(EngineEvent::Step { step: prev, routing: None });
+            }
+            history.push(token);
+            timings.generated_tokens += 1;
+            if self.tokenizer.stop_ids().contains(&token) {
+                stop = StopReason::Eos;
+                break;
+            }
+            if index + 1 == req.sampler.max_tokens {
+                break;
+            }
+            if pos + 1 >= context {
+                stop = StopReason::ContextFull;
+                break;
+            }
+            logits = self.model.forward(&[token], pos)?;
+            pos += 1;
+        }
+        timings.decode_us = decode_start.elapsed().as_micros() as u64;
+        if let Some(mut last) = pending.take() {
+            // Bytes of a character the generation stopped in the middle of.
+            last.text.push_str(&decoder.finish());
+            recorder.record(EngineEvent::Step { step: last, routing: None });
+        }
+        recorder.record(EngineEvent::Finished { stop, timings });
+        Ok(RunSummary { stop, timings })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phases(initial: Phase, pieces: &[&str]) -> Vec<Phase> {
+        let mut t = PhaseTracker::new(initial);
+        pieces.iter().map(|p| t.observe(p)).collect()
+    }
+
+    #[test]
+    fn single_token_tags_switch_phase() {
+        use Phase::*;
+        assert_eq!(phases(Answer, &["<think>", "hm", "</think>", "Yes"]), vec![Think, Think, Think, Answer]);
+    }
+
+    #[test]
+    fn tags_spelled_over_several_tokens_are_found() {
+        use Phase::*;
+        assert_eq!(phases(Think, &["ok", "</", "think", ">", "\n\n", "42"]), vec![Think, Think, Think, Think, Answer, Answer]);
+        assert_eq!(phases(Answer, &["<", "think>", "x"]), vec![Answer, Think, Think]);
+    }
+
+    #[test]
+    fn an_old_tag_in_the_tail_is_not_seen_twice() {
+        use Phase::*;
+        assert_eq!(phases(Think, &["</think>", "a", "b"]), vec![Think, Answer, Answer]);
+    }
+}

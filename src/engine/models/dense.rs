@@ -1,0 +1,343 @@
+//! The dense decoder of the `llama`, `qwen2` and `qwen3` architectures: RMSNorm, grouped-query
+//! attention with RoPE and a growing KV cache, SwiGLU feed-forward.
+//!
+//! Differences between the three are data: q/k/v biases (qwen2), per-head q/k RMSNorm (qwen3),
+//! interleaved RoPE for `llama` (llama.cpp's NORM) and NEOX RoPE for Qwen, Llama-3.1
+//! `rope_freqs` factors, a tied output layer when `output.weight` is absent.
+
+use std::sync::Arc;
+
+use candle_core::quantized::{ggml_file, QMatMul, QTensor};
+use candle_core::{DType, Device, Module, Tensor};
+
+use super::{Loader, Model, Progress};
+use crate::engine::error::{Error, Result};
+use crate::engine::gguf::Gguf;
+use crate::engine::rope::{Rope, RopeStyle};
+
+/// Hyper-parameters of a dense model, from `{arch}.*` metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hparams {
+    pub arch: String,
+    pub n_layer: usize,
+    pub n_embd: usize,
+    pub n_ff: usize,
+    pub n_head: usize,
+    pub n_head_kv: usize,
+    pub head_dim: usize,
+    pub rope_dims: usize,
+    pub rope_base: f64,
+    pub rope_linear_factor: f64,
+    pub rms_eps: f64,
+    pub context_length: usize,
+}
+
+impl Hparams {
+    pub fn from_gguf(g: &Gguf) -> Result<Self> {
+        let arch = g.architecture()?.to_string();
+        let k = |s: &str| format!("{arch}.{s}");
+        let n_embd = g.usize(&k("embedding_length"))?;
+        let n_head = g.usize(&k("attention.head_count"))?;
+        if n_head == 0 || n_embd == 0 {
+            return Err(Error::metadata(k("attention.head_count"), "and the embedding length must be positive"));
+        }
+        let n_head_kv = g.opt_usize(&k("attention.head_count_kv"))?.unwrap_or(n_head);
+        if n_head_kv == 0 || n_head % n_head_kv != 0 {
+            return Err(Error::metadata(
+                k("attention.head_count_kv"),
+                format!("is {n_head_kv}, which does not divide the {n_head} query heads"),
+            ));
+        }
+        let head_dim = g.opt_usize(&k("attention.key_length"))?.unwrap_or(n_embd / n_head);
+        if let Some(n) = g.opt_usize(&k("expert_count"))? {
+            if n > 0 {
+                return Err(Error::metadata(
+                    k("expert_count"),
+                    format!("is {n}: mixture-of-experts '{arch}' models (Mixtral-style) are not supported"),
+                ));
+            }
+        }
+        let rope_dims = g.opt_usize(&k("rope.dimension_count"))?.unwrap_or(head_dim);
+        if rope_dims > head_dim || rope_dims % 2 != 0 {
+            return Err(Error::metadata(k("rope.dimension_count"), format!("is {rope_dims} for heads of {head_dim}")));
+        }
+        let rope_linear_factor = match g.get(&k("rope.scaling.type")).and_then(|v| v.as_str()) {
+            None | Some("none") => 1.0,
+            Some("linear") => g.opt_f64(&k("rope.scaling.factor"))?.unwrap_or(1.0),
+            Some(other) => {
+                return Err(Error::metadata(
+                    k("rope.scaling.type"),
+                    format!("is '{other}', which dense models do not support yet (supported: none, linear)"),
+                ))
+            }
+        };
+        Ok(Hparams {
+            n_layer: g.usize(&k("block_count"))?,
+            n_ff: g.usize(&k("feed_forward_length"))?,
+            n_embd,
+            n_head,
+            n_head_kv,
+            head_dim,
+            rope_dims,
+            rope_base: g.opt_f64(&k("rope.freq_base"))?.unwrap_or(10_000.0),
+            rope_linear_factor: if rope_linear_factor > 0.0 { rope_linear_factor } else { 1.0 },
+            rms_eps: g.opt_f64(&k("attention.layer_norm_rms_epsilon"))?.unwrap_or(1e-6),
+            context_length: g.opt_usize(&k("context_length"))?.unwrap_or(4096),
+            arch,
+        })
+    }
+
+    fn rope_style(&self) -> RopeStyle {
+        if self.arch == "llama" {
+            RopeStyle::Interleaved
+        } else {
+            RopeStyle::Neox
+        }
+    }
+}
+
+/// Keys and values of past positions for one layer, in `(1, n_head_kv, capacity, head_dim)`
+/// buffers that double when full.
+struct KvCache {
+    k: Option<Tensor>,
+    v: Option<Tensor>,
+    len: usize,
+}
+
+impl KvCache {
+    fn new() -> Self {
+        KvCache { k: None, v: None, len: 0 }
+    }
+
+    /// Appends `k`, `v` of shape `(1, h, t, d)` and returns views of everything cached.
+    fn append(&mut self, k: &Tensor, v: &Tensor, max: usize) -> Result<(Tensor, Tensor)> {
+        let (_, h, t, d) = k.dims4()?;
+        let need = self.len + t;
+        let cap = self.k.as_ref().map(|c| c.dim(2)).transpose()?.unwrap_or(0);
+        if need > cap {
+            let new_cap = need.max(cap * 2).max(256).min(max.max(need));
+            let grow = |old: &Option<Tensor>| -> Result<Tensor> {
+                let fresh = Tensor::zeros((1, h, new_cap, d), DType::F32, k.device())?;
+                if let Some(old) = old {
+                    if self.len > 0 {
+                        fresh.slice_set(&old.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
+                    }
+                }
+                Ok(fresh)
+            };
+            self.k = Some(grow(&self.k)?);
+            self.v = Some(grow(&self.v)?);
+        }
+        let (kc, vc) = match (&self.k, &self.v) {
+            (Some(kc), Some(vc)) => (kc, vc),
+            _ => return Err(Error::Worker("KV cache was not allocated".into())),
+        };
+        kc.slice_set(k, 2, self.len)?;
+        vc.slice_set(v, 2, self.len)?;
+        self.len = need;
+        Ok((kc.narrow(2, 0, need)?, vc.narrow(2, 0, need)?))
+    }
+}
+
+struct Layer {
+    attn_norm: Tensor,
+    wq: QMatMul,
+    wk: QMatMul,
+    wv: QMatMul,
+    bq: Option<Tensor>,
+    bk: Option<Tensor>,
+    bv: Option<Tensor>,
+    q_norm: Option<Tensor>,
+    k_norm: Option<Tensor>,
+    wo: QMatMul,
+    ffn_norm: Tensor,
+    w_gate: QMatMul,
+    w_up: QMatMul,
+    w_down: QMatMul,
+    cache: KvCache,
+}
+
+/// A dense transformer loaded from GGUF.
+pub struct Dense {
+    hp: Hparams,
+    /// Token embeddings kept quantized; rows are dequantized on lookup.
+    embd: Arc<QTensor>,
+    embd_row_bytes: usize,
+    layers: Vec<Layer>,
+    output_norm: Tensor,
+    output: QMatMul,
+    vocab: usize,
+    rope: Rope,
+    device: Device,
+}
+
+fn add_bias(x: Tensor, b: &Option<Tensor>) -> Result<Tensor> {
+    Ok(match b {
+        Some(b) => x.broadcast_add(b)?,
+        None => x,
+    })
+}
+
+impl Dense {
+    pub fn load(g: &Gguf, device: &Device, progress: Progress<'_>) -> Result<Self> {
+        let hp = Hparams::from_gguf(g)?;
+        let mut ld = Loader::new(g, device, progress)?;
+        let embd_info = g.tensor_info("token_embd.weight").ok_or_else(|| Error::tensor("token_embd.weight", "is missing from the file"))?;
+        let vocab = *embd_info.dims.first().unwrap_or(&0);
+        let embd = Arc::new(ld.qtensor(g, "token_embd.weight", &[vocab, hp.n_embd])?);
+        let dt = embd.dtype();
+        let embd_row_bytes = hp.n_embd / dt.block_size() * dt.type_size();
+        let output = if g.has_tensor("output.weight") {
+            ld.matrix(g, "output.weight", vocab, hp.n_embd)?
+        } else {
+            QMatMul::from_arc(embd.clone())?
+        };
+        let output_norm = ld.vector(g, "output_norm.weight", hp.n_embd)?;
+        let freq_factors = match g.has_tensor("rope_freqs.weight") {
+            true => Some(ld.vector(g, "rope_freqs.weight", hp.rope_dims / 2)?.to_vec1::<f32>()?),
+            false => None,
+        };
+        let rope = Rope::new(hp.rope_style(), hp.rope_dims, hp.rope_base, freq_factors.as_deref(), hp.rope_linear_factor);
+        let (q_out, kv_out) = (hp.n_head * hp.head_dim, hp.n_head_kv * hp.head_dim);
+        let mut layers = Vec::with_capacity(hp.n_layer);
+        for i in 0..hp.n_layer {
+            let n = |s: &str| format!("blk.{i}.{s}");
+            layers.push(Layer {
+                attn_norm: ld.vector(g, &n("attn_norm.weight"), hp.n_embd)?,
+                wq: ld.matrix(g, &n("attn_q.weight"), q_out, hp.n_embd)?,
+                wk: ld.matrix(g, &n("attn_k.weight"), kv_out, hp.n_embd)?,
+                wv: ld.matrix(g, &n("attn_v.weight"), kv_out, hp.n_embd)?,
+                bq: ld.opt_vector(g, &n("attn_q.bias"), q_out)?,
+                bk: ld.opt_vector(g, &n("attn_k.bias"), kv_out)?,
+                bv: ld.opt_vector(g, &n("attn_v.bias"), kv_out)?,
+                q_norm: ld.opt_vector(g, &n("attn_q_norm.weight"), hp.head_dim)?,
+                k_norm: ld.opt_vector(g, &n("attn_k_norm.weight"), hp.head_dim)?,
+                wo: ld.matrix(g, &n("attn_output.weight"), hp.n_embd, q_out)?,
+                ffn_norm: ld.vector(g, &n("ffn_norm.weight"), hp.n_embd)?,
+                w_gate: ld.matrix(g, &n("ffn_gate.weight"), hp.n_ff, hp.n_embd)?,
+                w_up: ld.matrix(g, &n("ffn_up.weight"), hp.n_ff, hp.n_embd)?,
+                w_down: ld.matrix(g, &n("ffn_down.weight"), hp.n_embd, hp.n_ff)?,
+                cache: KvCache::new(),
+            });
+        }
+        if hp.arch == "qwen2" && layers.iter().any(|l| l.bq.is_none()) {
+            return Err(Error::tensor("blk.0.attn_q.bias", "is missing (qwen2 models have q/k/v biases)"));
+        }
+        if hp.arch == "qwen3" && layers.iter().any(|l| l.q_norm.is_none() || l.k_norm.is_none()) {
+            return Err(Error::tensor("blk.0.attn_q_norm.weight", "is missing (qwen3 models have q/k norms)"));
+        }
+        Ok(Dense { hp, embd, embd_row_bytes, layers, output_norm, output, vocab, rope, device: device.clone() })
+    }
+
+    pub fn hparams(&self) -> &Hparams {
+        &self.hp
+    }
+
+    /// Embeddings of `tokens`, shape `(1, len, n_embd)`, dequantizing only the rows used.
+    fn embed(&self, tokens: &[u32]) -> Result<Tensor> {
+        let data = self.embd.data()?;
+        let mut rows = Vec::with_capacity(tokens.len());
+        for &t in tokens {
+            let t = t as usize;
+            if t >= self.vocab {
+                return Err(Error::tensor("token_embd.weight", format!("has no row for token id {t} (vocabulary {})", self.vocab)));
+            }
+            let bytes = &data[t * self.embd_row_bytes..(t + 1) * self.embd_row_bytes];
+            let row = ggml_file::qtensor_from_ggml(self.embd.dtype(), bytes, vec![self.hp.n_embd], &self.device)?;
+            rows.push(row.dequantize(&self.device)?);
+        }
+        Ok(Tensor::stack(&rows, 0)?.unsqueeze(0)?)
+    }
+
+    fn attention(&self, layer: &mut Layer, x: &Tensor, pos: usize, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+        let hp = &self.hp;
+        let (b, t, _) = x.dims3()?;
+        let q = add_bias(layer.wq.forward(x)?, &layer.bq)?.reshape((b, t, hp.n_head, hp.head_dim))?;
+        let k = add_bias(layer.wk.forward(x)?, &layer.bk)?.reshape((b, t, hp.n_head_kv, hp.head_dim))?;
+        let v = add_bias(layer.wv.forward(x)?, &layer.bv)?.reshape((b, t, hp.n_head_kv, hp.head_dim))?;
+        let eps = hp.rms_eps as f32;
+        let q = match &layer.q_norm {
+            Some(w) => candle_nn::ops::rms_norm(&q.contiguous()?, w, eps)?,
+            None => q,
+        };
+        let k = match &layer.k_norm {
+            Some(w) => candle_nn::ops::rms_norm(&k.contiguous()?, w, eps)?,
+            None => k,
+        };
+        let q = self.rope.apply(&q.transpose(1, 2)?.contiguous()?, cos, sin)?;
+        let k = self.rope.apply(&k.transpose(1, 2)?.contiguous()?, cos, sin)?;
+        let v = v.transpose(1, 2)?.contiguous()?;
+        let (k_all, v_all) = layer.cache.append(&k, &v, hp.context_length)?;
+        let total = pos + t;
+        // Grouped-query attention without copying keys: the query heads that share a KV head
+        // are stacked as extra rows, (1, n_kv, n_rep * t, d) against (1, n_kv, total, d).
+        let n_rep = hp.n_head / hp.n_head_kv;
+        let q = q.reshape((b, hp.n_head_kv, n_rep * t, hp.head_dim))?;
+        let scale = 1.0 / (hp.head_dim as f64).sqrt();
+        let scores = (q.matmul(&k_all.t()?)? * scale)?;
+        let scores = if t > 1 {
+            let mask: Vec<f32> = (0..t)
+                .flat_map(|i| (0..total).map(move |j| if j > pos + i { f32::NEG_INFINITY } else { 0.0 }))
+                .collect();
+            let mask = Tensor::from_vec(mask, (t, total), &self.device)?;
+            scores.reshape((b, hp.n_head_kv, n_rep, t, total))?.broadcast_add(&mask)?.reshape((b, hp.n_head_kv, n_rep * t, total))?
+        } else {
+            scores
+        };
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let out = probs.matmul(&v_all)?; // (1, n_kv, n_rep * t, d)
+        let out = out.reshape((b, hp.n_head, t, hp.head_dim))?.transpose(1, 2)?.reshape((b, t, hp.n_head * hp.head_dim))?;
+        Ok(layer.wo.forward(&out)?)
+    }
+}
+
+impl Model for Dense {
+    fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>> {
+        if tokens.is_empty() {
+            return Err(Error::Worker("forward called with no tokens".into()));
+        }
+        let t = tokens.len();
+        let (cos, sin) = self.rope.tables(pos, t, &self.device)?;
+        let mut x = self.embed(tokens)?;
+        let eps = self.hp.rms_eps as f32;
+        let mut layers = std::mem::take(&mut self.layers);
+        let result = (|| -> Result<Tensor> {
+            for layer in layers.iter_mut() {
+                if layer.cache.len != pos {
+                    return Err(Error::Worker(format!("KV cache holds {} positions, forward starts at {pos}", layer.cache.len)));
+                }
+                let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, eps)?;
+                let attn = self.attention(layer, &h, pos, &cos, &sin)?;
+                x = (x + attn)?;
+                let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, eps)?;
+                let ff = (candle_nn::ops::silu(&layer.w_gate.forward(&h)?)? * layer.w_up.forward(&h)?)?;
+                x = (&x + layer.w_down.forward(&ff)?)?;
+            }
+            Ok(x.clone())
+        })();
+        self.layers = layers;
+        let x = result?;
+        let last = x.narrow(1, t - 1, 1)?.contiguous()?;
+        let h = candle_nn::ops::rms_norm(&last, &self.output_norm, eps)?;
+        let logits = self.output.forward(&h)?;
+        Ok(logits.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
+    }
+
+    fn truncate_cache(&mut self, len: usize) {
+        for l in &mut self.layers {
+            l.cache.len = l.cache.len.min(len);
+        }
+    }
+
+    fn context_length(&self) -> usize {
+        self.hp.context_length
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.vocab
+    }
+
+    fn layers(&self) -> usize {
+        self.hp.n_layer
+    }
+}

@@ -1,0 +1,96 @@
+//! Model architectures: hyper-parameters read from GGUF metadata and the forward passes.
+//!
+//! Forward passes are our own code on candle's ops and quantized matmuls (see DESIGN.md,
+//! Models): `dense` covers `llama`, `qwen2` and `qwen3`. Depends on `engine::gguf` and candle.
+
+pub mod dense;
+
+use candle_core::quantized::QMatMul;
+use candle_core::{Device, Tensor};
+
+use super::error::{Error, Result};
+use super::gguf::{Gguf, TensorReader};
+
+/// Architectures thinkdbg can run, by their `general.architecture` name.
+pub const SUPPORTED_ARCHS: &[&str] = &["llama", "qwen2", "qwen3"];
+
+/// A loaded model that turns tokens into next-token logits, keeping its own KV cache.
+pub trait Model: Send {
+    /// Feeds `tokens` at positions `pos..pos + tokens.len()` (the cache must hold exactly `pos`
+    /// positions) and returns the logits after the last one, as host floats.
+    fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>>;
+    /// Drops cached positions from `len` on, so a new continuation can start there.
+    fn truncate_cache(&mut self, len: usize);
+    /// Positions the model was trained for (`{arch}.context_length`).
+    fn context_length(&self) -> usize;
+    /// Rows of the output layer (the logits' length).
+    fn vocab_size(&self) -> usize;
+    /// Transformer blocks.
+    fn layers(&self) -> usize;
+}
+
+/// Loading progress: bytes of tensor data read so far and in all.
+pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
+
+/// Loads the model of a parsed GGUF file onto `device`.
+pub fn load(gguf: &Gguf, device: &Device, progress: Progress<'_>) -> Result<Box<dyn Model>> {
+    let arch = gguf.architecture()?;
+    if !SUPPORTED_ARCHS.contains(&arch) {
+        return Err(Error::UnknownArchitecture { arch: arch.to_string(), supported: SUPPORTED_ARCHS.join(", ") });
+    }
+    gguf.check_supported()?;
+    Ok(Box::new(dense::Dense::load(gguf, device, progress)?))
+}
+
+/// Reads tensors while checking their shapes and reporting progress.
+pub(crate) struct Loader<'a, 'p> {
+    pub reader: TensorReader<'a>,
+    pub device: Device,
+    done: u64,
+    total: u64,
+    progress: Progress<'p>,
+}
+
+impl<'a, 'p> Loader<'a, 'p> {
+    pub fn new(gguf: &'a Gguf, device: &Device, progress: Progress<'p>) -> Result<Self> {
+        let total = gguf.tensors.iter().filter_map(|t| t.size).sum();
+        Ok(Loader { reader: gguf.reader()?, device: device.clone(), done: 0, total, progress })
+    }
+
+    fn tick(&mut self, name: &str, gguf_size: Option<u64>) {
+        self.done += gguf_size.unwrap_or(0);
+        (self.progress)(self.done.min(self.total), self.total);
+        tracing::trace!(tensor = name, "loaded");
+    }
+
+    /// A quantized tensor with the expected candle shape.
+    pub fn qtensor(&mut self, gguf: &Gguf, name: &str, shape: &[usize]) -> Result<candle_core::quantized::QTensor> {
+        let q = self.reader.qtensor(name, &self.device)?;
+        let dims = q.shape().dims().to_vec();
+        if dims != shape {
+            return Err(Error::tensor(name, format!("has shape {dims:?}, expected {shape:?}")));
+        }
+        self.tick(name, gguf.tensor_info(name).and_then(|t| t.size));
+        Ok(q)
+    }
+
+    /// A weight matrix `(out, in)` for `x @ W^T`.
+    pub fn matrix(&mut self, gguf: &Gguf, name: &str, out: usize, inp: usize) -> Result<QMatMul> {
+        let q = self.qtensor(gguf, name, &[out, inp])?;
+        Ok(QMatMul::from_qtensor(q)?)
+    }
+
+    /// A vector (norm weights, biases) dequantized to f32.
+    pub fn vector(&mut self, gguf: &Gguf, name: &str, len: usize) -> Result<Tensor> {
+        let q = self.qtensor(gguf, name, &[len])?;
+        Ok(q.dequantize(&self.device)?)
+    }
+
+    pub fn opt_vector(&mut self, gguf: &Gguf, name: &str, len: usize) -> Result<Option<Tensor>> {
+        if gguf.has_tensor(name) {
+            self.vector(gguf, name, len).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+}

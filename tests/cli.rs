@@ -1,0 +1,182 @@
+//! The `thinkdbg` binary, end to end, on tiny models: `run` in its three output modes,
+//! `model info`, and every kind of bad input giving a one-line error, a non-zero exit code and
+//! no panic.
+
+mod common;
+
+use assert_cmd::Command;
+use common::{write_tiny, Tiny};
+use predicates::prelude::*;
+
+fn thinkdbg(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::cargo_bin("thinkdbg").unwrap();
+    // Keep caches, logs and downloads of the test inside its own directory.
+    cmd.env("THINKDBG_CACHE", dir.join("cache"))
+        .env("THINKDBG_LOG_FILE", dir.join("test.log"))
+        .env("HF_HOME", dir.join("hf"))
+        .env_remove("THINKDBG_MODEL")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+/// Asserts a failure with exactly one line on stderr that contains `needle`, and no panic.
+fn fails_with(cmd: &mut Command, needle: &str) {
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected failure, got success; stderr: {stderr}");
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line, got: {stderr}");
+    assert!(lines[0].starts_with("error: ") && lines[0].contains(needle), "missing '{needle}' in: {stderr}");
+}
+
+#[test]
+fn help_lists_the_subcommands() {
+    let dir = tempfile::tempdir().unwrap();
+    thinkdbg(dir.path()).arg("--help").assert().success().stdout(predicate::str::contains("run").and(predicate::str::contains("model")));
+}
+
+#[test]
+fn jsonl_prints_exactly_one_object_per_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_tiny(dir.path(), &Tiny::qwen3());
+    let out = thinkdbg(dir.path())
+        .args(["run", "--jsonl", "-n", "12", "--top-logprobs", "3", "--model"])
+        .arg(&model)
+        .arg("what is 6 times 7?")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(!lines.is_empty() && lines.len() <= 12);
+    for (i, line) in lines.iter().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let obj = v.as_object().unwrap();
+        let keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+        let mut want = vec!["entropy", "index", "logprob", "phase", "t_us", "text", "token_id", "top"];
+        want.sort_unstable();
+        let mut got = keys.clone();
+        got.sort_unstable();
+        assert_eq!(got, want);
+        assert_eq!(obj["index"], i);
+        assert_eq!(obj["phase"], "think", "the qwen3 template opens <think>");
+        let top = obj["top"].as_array().unwrap();
+        assert_eq!(top.len(), 3);
+        assert!(top[0].get("id").is_some() && top[0].get("text").is_some() && top[0].get("logprob").is_some());
+    }
+    // Nothing for people went to stdout; the summary went to stderr.
+    assert!(String::from_utf8_lossy(&out.stderr).contains("decode"));
+}
+
+#[test]
+fn text_and_logprob_modes_print_the_generation() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_tiny(dir.path(), &Tiny::llama());
+    let out = thinkdbg(dir.path()).args(["run", "-n", "8", "--model"]).arg(&model).arg("hello").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("tiny-llama") && stderr.contains("tokens, stop:"), "{stderr}");
+    assert!(!out.stdout.iter().any(|&b| b == 0x1b), "escape bytes on stdout without a terminal");
+    let out = thinkdbg(dir.path())
+        .args(["run", "-n", "4", "--show-logprobs", "--top-logprobs", "2", "--model"])
+        .arg(&model)
+        .arg("hello")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().count(), 4, "{stdout}");
+    assert!(stdout.lines().all(|l| l.contains(" lp ") && l.contains(" H ")), "{stdout}");
+}
+
+#[test]
+fn raw_prompts_skip_the_template() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_tiny(dir.path(), &Tiny::llama());
+    thinkdbg(dir.path()).args(["run", "--raw", "-n", "3", "--model"]).arg(&model).arg("the answer is").assert().success();
+}
+
+#[test]
+fn model_info_describes_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_tiny(dir.path(), &Tiny::qwen2());
+    thinkdbg(dir.path())
+        .args(["model", "info"])
+        .arg(&model)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("architecture  qwen2 (supported)").and(predicate::str::contains("qwen2.attention.head_count")).and(predicate::str::contains("tokenizer.ggml.pre")));
+}
+
+#[test]
+fn missing_and_non_gguf_files_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    fails_with(thinkdbg(dir.path()).args(["run", "--model", "no/such/model.gguf", "hi"]), "does not exist");
+    let bogus = dir.path().join("notes.gguf");
+    std::fs::write(&bogus, "this is not a model\n").unwrap();
+    fails_with(thinkdbg(dir.path()).args(["run", "--model"]).arg(&bogus).arg("hi"), "is not a GGUF file");
+    fails_with(thinkdbg(dir.path()).args(["model", "info"]).arg(&bogus), "is not a GGUF file");
+}
+
+#[test]
+fn truncated_files_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_tiny(dir.path(), &Tiny::llama());
+    let bytes = std::fs::read(&model).unwrap();
+    for cut in [20, 2000, bytes.len() - 100] {
+        let short = dir.path().join(format!("cut{cut}.gguf"));
+        std::fs::write(&short, &bytes[..cut]).unwrap();
+        fails_with(thinkdbg(dir.path()).args(["run", "--model"]).arg(&short).arg("hi"), "is truncated or corrupt");
+    }
+}
+
+#[test]
+fn unknown_architectures_list_the_supported_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_tiny(dir.path(), &Tiny { arch: "mamba", ..Tiny::llama() });
+    fails_with(thinkdbg(dir.path()).args(["run", "--model"]).arg(&model).arg("hi"), "unknown architecture 'mamba' (supported: llama, qwen2, qwen3)");
+}
+
+#[test]
+fn unsupported_tensor_types_name_the_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_tiny(dir.path(), &Tiny::llama());
+    let mut bytes = std::fs::read(&model).unwrap();
+    // Patch the type of one tensor in the directory to 16 (IQ2_XXS): after the name come
+    // n_dims (u32), the dims (u64 each), then the type (u32).
+    let name = b"blk.1.ffn_up.weight";
+    let at = bytes.windows(name.len()).position(|w| w == name).unwrap() + name.len();
+    let n_dims = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    let ty = at + 4 + 8 * n_dims;
+    bytes[ty..ty + 4].copy_from_slice(&16u32.to_le_bytes());
+    let patched = dir.path().join("iq.gguf");
+    std::fs::write(&patched, &bytes).unwrap();
+    fails_with(thinkdbg(dir.path()).args(["run", "--model"]).arg(&patched).arg("hi"), "tensor 'blk.1.ffn_up.weight' has type IQ2_XXS");
+    // model info still describes it.
+    thinkdbg(dir.path()).args(["model", "info"]).arg(&patched).assert().success().stdout(predicate::str::contains("cannot run: tensor 'blk.1.ffn_up.weight' has type IQ2_XXS"));
+}
+
+#[test]
+fn a_prompt_longer_than_the_context_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_tiny(dir.path(), &Tiny { context: 32, ..Tiny::llama() });
+    let long = "the answer is 42. ".repeat(30);
+    fails_with(thinkdbg(dir.path()).args(["run", "--model"]).arg(&model).arg(long), "but the context holds 32");
+}
+
+#[test]
+fn bad_sampler_settings_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_tiny(dir.path(), &Tiny::llama());
+    fails_with(thinkdbg(dir.path()).args(["run", "--top-p", "0", "--model"]).arg(&model).arg("hi"), "'top-p' must be in (0, 1]");
+    fails_with(thinkdbg(dir.path()).args(["run", "-n", "0", "--model"]).arg(&model).arg("hi"), "'--max-tokens' must be at least 1");
+}
+
+#[test]
+fn offline_mode_explains_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    fails_with(thinkdbg(dir.path()).args(["--offline", "run", "hi"]), "the demo model is not in the cache");
+    fails_with(thinkdbg(dir.path()).args(["--offline", "run", "--model", "hf:org/repo/model.gguf", "hi"]), "is not in the Hugging Face cache");
+    fails_with(thinkdbg(dir.path()).env("HF_HUB_OFFLINE", "1").args(["model", "info", "hf:org/repo/model.gguf"]), "offline mode is on");
+}

@@ -1,6 +1,7 @@
 //! The engine on tiny random `llama`, `qwen2` and `qwen3` models written as GGUF: loading,
 //! agreement with an independent naive forward pass, deterministic generation, proper
 //! log-distributions, top-k order, think/answer phases, and clear errors for bad input.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -16,7 +17,12 @@ fn load(path: &std::path::Path) -> Engine {
     Engine::load(path, &LoadOptions::default(), &mut |_, _| {}).unwrap()
 }
 
-fn run(engine: &mut Engine, prompt: Prompt, sampler: SamplerSpec, top: usize) -> (Vec<Step>, StopReason, Vec<u32>) {
+fn run(
+    engine: &mut Engine,
+    prompt: Prompt,
+    sampler: SamplerSpec,
+    top: usize,
+) -> (Vec<Step>, StopReason, Vec<u32>) {
     let mut events: Vec<EngineEvent> = Vec::new();
     let req = RunRequest { prompt, sampler, top_logprobs: top };
     let summary = engine.generate(&req, &mut events, &AtomicBool::new(false)).unwrap();
@@ -65,7 +71,12 @@ fn first_step_matches_a_naive_forward_pass_for_every_architecture() {
         seq.extend(steps[..3].iter().map(|s| s.token_id));
         let want = Naive::load(&path, &tiny).logprobs(&seq);
         for t in &steps[3].top {
-            assert!((t.logprob - want[t.id as usize]).abs() < 2e-3, "{} step 3 token {}", tiny.arch, t.id);
+            assert!(
+                (t.logprob - want[t.id as usize]).abs() < 2e-3,
+                "{} step 3 token {}",
+                tiny.arch,
+                t.id
+            );
         }
     }
 }
@@ -79,21 +90,34 @@ fn logprobs_form_a_distribution_and_top_k_is_sorted() {
         let (full, _, _) = run(&mut engine, chat("fn main"), greedy(6), tiny.vocab_len());
         for s in &full {
             let total: f64 = s.top.iter().map(|t| f64::from(t.logprob).exp()).sum();
-            assert!((total - 1.0).abs() < 1e-4, "{} step {}: probabilities sum to {total}", tiny.arch, s.index);
-            let h: f64 = s.top.iter().map(|t| -f64::from(t.logprob).exp() * f64::from(t.logprob)).sum();
+            assert!(
+                (total - 1.0).abs() < 1e-4,
+                "{} step {}: probabilities sum to {total}",
+                tiny.arch,
+                s.index
+            );
+            let h: f64 =
+                s.top.iter().map(|t| -f64::from(t.logprob).exp() * f64::from(t.logprob)).sum();
             assert!((h - f64::from(s.entropy)).abs() < 1e-3, "entropy {h} vs {}", s.entropy);
         }
         let (steps, _, _) = run(&mut engine, chat("fn main"), greedy(6), 5);
         for s in &steps {
             assert_eq!(s.top.len(), 5);
-            assert!(s.top.windows(2).all(|w| w[0].logprob >= w[1].logprob), "top-k not sorted: {:?}", s.top);
+            assert!(
+                s.top.windows(2).all(|w| w[0].logprob >= w[1].logprob),
+                "top-k not sorted: {:?}",
+                s.top
+            );
             // Greedy: the chosen token is the most likely one.
             assert_eq!(s.top[0].id, s.token_id);
             assert_eq!(s.top[0].logprob, s.logprob);
             assert!(s.entropy >= 0.0 && s.entropy <= (tiny.vocab_len() as f32).ln() + 1e-4);
         }
         // The same run recorded with fewer alternatives chose the same tokens.
-        assert_eq!(full.iter().map(|s| s.token_id).collect::<Vec<_>>(), steps.iter().map(|s| s.token_id).collect::<Vec<_>>());
+        assert_eq!(
+            full.iter().map(|s| s.token_id).collect::<Vec<_>>(),
+            steps.iter().map(|s| s.token_id).collect::<Vec<_>>()
+        );
     }
 }
 
@@ -103,7 +127,13 @@ fn generation_is_deterministic_for_a_seed() {
     let path = write_tiny(dir.path(), &Tiny { dtype: GgmlDType::Q4_0, ..Tiny::qwen2() });
     let sampled = |seed: u64| {
         let mut engine = load(&path);
-        let spec = SamplerSpec { temperature: 1.0, top_p: 0.95, seed, max_tokens: 24, ..SamplerSpec::default() };
+        let spec = SamplerSpec {
+            temperature: 1.0,
+            top_p: 0.95,
+            seed,
+            max_tokens: 24,
+            ..SamplerSpec::default()
+        };
         run(&mut engine, chat("the quick brown fox"), spec, 3).0
     };
     let strip = |v: Vec<Step>| v.into_iter().map(|s| Step { t_us: 0, ..s }).collect::<Vec<_>>();
@@ -122,7 +152,14 @@ fn generation_is_deterministic_for_a_seed() {
 fn k_quant_models_load_and_run() {
     let dir = tempfile::tempdir().unwrap();
     // K-quants need rows that are multiples of 256.
-    let tiny = Tiny { n_embd: 256, n_ff: 256, n_head: 4, head_dim: 64, dtype: GgmlDType::Q4K, ..Tiny::llama() };
+    let tiny = Tiny {
+        n_embd: 256,
+        n_ff: 256,
+        n_head: 4,
+        head_dim: 64,
+        dtype: GgmlDType::Q4K,
+        ..Tiny::llama()
+    };
     let path = write_tiny(dir.path(), &tiny);
     let mut engine = load(&path);
     let (steps, stop, _) = run(&mut engine, chat("think"), greedy(8), 4);
@@ -132,7 +169,8 @@ fn k_quant_models_load_and_run() {
     // for random weights; check the distribution is close instead.
     let (steps, _, prompt) = run(&mut engine, chat("think"), greedy(1), tiny.vocab_len());
     let want = Naive::load(&path, &tiny).logprobs(&prompt);
-    let max_diff = steps[0].top.iter().map(|t| (t.logprob - want[t.id as usize]).abs()).fold(0f32, f32::max);
+    let max_diff =
+        steps[0].top.iter().map(|t| (t.logprob - want[t.id as usize]).abs()).fold(0f32, f32::max);
     assert!(max_diff < 0.5, "Q4_K logprobs drift {max_diff} from the dequantized reference");
 }
 
@@ -149,7 +187,8 @@ fn phases_follow_the_template_and_tags() {
     let (steps, _, _) = run(&mut engine, chat("hi"), greedy(5), 1);
     assert_eq!(steps[0].phase, Phase::Answer);
     // A raw prompt that opens a think block starts in the think phase.
-    let (steps, _, prompt) = run(&mut engine, Prompt::Raw("<|im_start|>assistant\n<think>\n".into()), greedy(3), 1);
+    let (steps, _, prompt) =
+        run(&mut engine, Prompt::Raw("<|im_start|>assistant\n<think>\n".into()), greedy(3), 1);
     assert_eq!(steps[0].phase, Phase::Think);
     let think = engine.tokenizer().token_id("<think>").unwrap();
     assert!(prompt.contains(&think), "<think> was not parsed as its token: {prompt:?}");
@@ -161,7 +200,8 @@ fn step_texts_concatenate_to_the_decoded_output() {
     let path = write_tiny(dir.path(), &Tiny::llama());
     let mut engine = load(&path);
     let (steps, _, _) = run(&mut engine, chat("emoji 🙂 and 中文"), greedy(40), 1);
-    let bytes: Vec<u8> = steps.iter().flat_map(|s| engine.tokenizer().token_bytes(s.token_id).to_vec()).collect();
+    let bytes: Vec<u8> =
+        steps.iter().flat_map(|s| engine.tokenizer().token_bytes(s.token_id).to_vec()).collect();
     let text: String = steps.iter().map(|s| s.text.as_str()).collect();
     assert_eq!(text, String::from_utf8_lossy(&bytes));
     assert!(steps.windows(2).all(|w| w[0].t_us <= w[1].t_us && w[0].index + 1 == w[1].index));
@@ -172,8 +212,13 @@ fn a_prompt_longer_than_the_context_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_tiny(dir.path(), &Tiny { context: 32, ..Tiny::llama() });
     let mut engine = load(&path);
-    let req = RunRequest { prompt: chat(&"the answer is 42. ".repeat(20)), sampler: greedy(4), top_logprobs: 1 };
-    let err = engine.generate(&req, &mut Vec::new(), &AtomicBool::new(false)).unwrap_err().to_string();
+    let req = RunRequest {
+        prompt: chat(&"the answer is 42. ".repeat(20)),
+        sampler: greedy(4),
+        top_logprobs: 1,
+    };
+    let err =
+        engine.generate(&req, &mut Vec::new(), &AtomicBool::new(false)).unwrap_err().to_string();
     assert!(err.contains("the context holds 32"), "{err}");
     // A prompt that fits but leaves little room stops at the end of the context.
     let (steps, stop, prompt) = run(&mut engine, Prompt::Raw("the answer".into()), greedy(100), 1);

@@ -77,7 +77,7 @@ impl GenArgs {
         if self.top_logprobs > 100 {
             bail!("'--top-logprobs' is {}; at most 100 alternatives are kept", self.top_logprobs);
         }
-        Ok(SamplerSpec {
+        let spec = SamplerSpec {
             temperature: self.temperature,
             top_k: self.top_k,
             top_p: self.top_p,
@@ -86,7 +86,10 @@ impl GenArgs {
             repeat_last_n: self.repeat_last_n,
             seed: self.seed,
             max_tokens: self.max_tokens,
-        })
+        };
+        // Check the settings now rather than after loading the model.
+        crate::engine::sampler::Sampler::new(&spec)?;
+        Ok(spec)
     }
 
     pub fn request(&self) -> Result<RunRequest> {

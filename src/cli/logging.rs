@@ -19,6 +19,11 @@ pub fn init(path: Option<&Path>) -> Option<WorkerGuard> {
     let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).ok()?;
     let (writer, guard) = tracing_appender::non_blocking(file);
     let filter = EnvFilter::try_from_env("THINKDBG_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let ok = tracing_subscriber::fmt().with_writer(writer).with_ansi(false).with_env_filter(filter).try_init().is_ok();
+    let ok = tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .with_env_filter(filter)
+        .try_init()
+        .is_ok();
     ok.then_some(guard)
 }

@@ -44,13 +44,22 @@ fn info_text(g: &Gguf, tensors: bool) -> Result<String> {
     let info = describe(g)?;
     let mut s = String::new();
     let arch = &info.arch;
-    let supported = if models::SUPPORTED_ARCHS.contains(&arch.as_str()) { "supported" } else { "not supported" };
+    let supported = if models::SUPPORTED_ARCHS.contains(&arch.as_str()) {
+        "supported"
+    } else {
+        "not supported"
+    };
     writeln!(s, "file          {}", g.path.display())?;
     writeln!(s, "name          {}", for_terminal(&info.name, false))?;
     writeln!(s, "architecture  {arch} ({supported})")?;
     writeln!(s, "gguf version  {}", g.version)?;
     writeln!(s, "fingerprint   {}", info.fingerprint)?;
-    writeln!(s, "size          {:.1} MiB, {} tensors", g.file_len as f64 / (1 << 20) as f64, g.tensors.len())?;
+    writeln!(
+        s,
+        "size          {:.1} MiB, {} tensors",
+        g.file_len as f64 / (1 << 20) as f64,
+        g.tensors.len()
+    )?;
     let mut counts = std::collections::BTreeMap::<String, usize>::new();
     for t in &g.tensors {
         *counts.entry(t.ttype.name()).or_default() += 1;
@@ -58,7 +67,12 @@ fn info_text(g: &Gguf, tensors: bool) -> Result<String> {
     let types: Vec<String> = counts.iter().map(|(k, v)| format!("{k} ×{v}")).collect();
     writeln!(s, "tensor types  {}", types.join(", "))?;
     if let Some(bad) = g.tensors.iter().find(|t| matches!(t.ttype, TensorType::Unsupported(_))) {
-        writeln!(s, "              cannot run: tensor '{}' has type {}", bad.name, bad.ttype.name())?;
+        writeln!(
+            s,
+            "              cannot run: tensor '{}' has type {}",
+            bad.name,
+            bad.ttype.name()
+        )?;
     }
     writeln!(s, "\n[hyper-parameters]")?;
     for (k, v) in g.metadata.iter().filter(|(k, _)| k.starts_with(&format!("{arch}."))) {

@@ -77,7 +77,7 @@ impl Printer {
                         if step.phase == Phase::Answer {
                             write!(out, "\n--- answer ---\n")?;
                         } else {
-                            write!(out, "--- thinking ---\n")?;
+                            writeln!(out, "--- thinking ---")?;
                         }
                     }
                 }
@@ -104,7 +104,8 @@ pub fn run(args: &RunArgs, offline: bool) -> Result<ExitCode> {
     let path = args.gen.source()?.resolve(offline)?;
     let (tx, rx) = mpsc::channel();
     let cancel = Arc::new(AtomicBool::new(false));
-    let handle = worker::spawn_run(path.clone(), args.gen.load_options(), request, Box::new(tx), cancel)?;
+    let handle =
+        worker::spawn_run(path.clone(), args.gen.load_options(), request, Box::new(tx), cancel)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mode = if args.jsonl {
@@ -114,12 +115,16 @@ pub fn run(args: &RunArgs, offline: bool) -> Result<ExitCode> {
     } else {
         Mode::Text
     };
-    let color = mode == Mode::Text && stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let color =
+        mode == Mode::Text && stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let mut printer = Printer { color, mode, phase: None };
-    let bar = indicatif::ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
+    let bar =
+        indicatif::ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
     bar.set_style(
-        indicatif::ProgressStyle::with_template("loading {msg} {bar:30} {binary_bytes}/{binary_total_bytes}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "loading {msg} {bar:30} {binary_bytes}/{binary_total_bytes}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar.set_message(path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default());
     let mut stop_ids: Vec<u32> = Vec::new();

@@ -14,7 +14,9 @@ use super::error::{Error, Result};
 use super::sampler::{RawStats, Sampler};
 use super::tokenizer::StreamDecoder;
 use super::Engine;
-use crate::trace::{Message, ModelInfo, Phase, Routing, SamplerSpec, Step, StopReason, Timings, TopToken};
+use crate::trace::{
+    Message, ModelInfo, Phase, Routing, SamplerSpec, Step, StopReason, Timings, TopToken,
+};
 
 /// What to generate from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,11 +40,29 @@ pub struct RunRequest {
 #[derive(Debug, Clone, PartialEq)]
 pub enum EngineEvent {
     /// Model loading: bytes of tensor data read and in all.
-    Loading { done: u64, total: u64 },
-    Loaded { model: ModelInfo, load_ms: u64, warnings: Vec<String> },
-    Started { rendered_prompt: String, prompt_tokens: Vec<u32>, phase: Phase, stop_ids: Vec<u32> },
-    Step { step: Step, routing: Option<Routing> },
-    Finished { stop: StopReason, timings: Timings },
+    Loading {
+        done: u64,
+        total: u64,
+    },
+    Loaded {
+        model: ModelInfo,
+        load_ms: u64,
+        warnings: Vec<String>,
+    },
+    Started {
+        rendered_prompt: String,
+        prompt_tokens: Vec<u32>,
+        phase: Phase,
+        stop_ids: Vec<u32>,
+    },
+    Step {
+        step: Step,
+        routing: Option<Routing>,
+    },
+    Finished {
+        stop: StopReason,
+        timings: Timings,
+    },
     Failed(String),
 }
 
@@ -149,7 +169,12 @@ impl Engine {
 
     /// Runs one generation, reporting to `recorder`. Stops at an end-of-generation token, at
     /// `max_tokens`, at the end of the context, or when `cancel` becomes true.
-    pub fn generate(&mut self, req: &RunRequest, recorder: &mut dyn Recorder, cancel: &AtomicBool) -> Result<RunSummary> {
+    pub fn generate(
+        &mut self,
+        req: &RunRequest,
+        recorder: &mut dyn Recorder,
+        cancel: &AtomicBool,
+    ) -> Result<RunSummary> {
         let mut sampler = Sampler::new(&req.sampler)?;
         let (rendered, prompt_ids) = self.prepare(&req.prompt)?;
         let context = self.model.context_length();
@@ -157,9 +182,17 @@ impl Engine {
             return Err(Error::Template("the prompt is empty".into()));
         }
         if prompt_ids.len() >= context {
-            return Err(Error::PromptTooLong { prompt: prompt_ids.len(), context, max_tokens: req.sampler.max_tokens });
+            return Err(Error::PromptTooLong {
+                prompt: prompt_ids.len(),
+                context,
+                max_tokens: req.sampler.max_tokens,
+            });
         }
-        let initial = if super::template::prompt_opens_think(&rendered) { Phase::Think } else { Phase::Answer };
+        let initial = if super::template::prompt_opens_think(&rendered) {
+            Phase::Think
+        } else {
+            Phase::Answer
+        };
         recorder.record(EngineEvent::Started {
             rendered_prompt: rendered,
             prompt_tokens: prompt_ids.clone(),
@@ -175,7 +208,6 @@ impl Engine {
         timings.prefill_us = start.elapsed().as_micros() as u64;
         let decode_start = Instant::now();
         let mut history = prompt_ids.clone();
-        let mut pos = prompt_ids.len();
         let mut pending: Option<Step> = None;
         let mut stop = StopReason::MaxTokens;
         for index in 0..req.sampler.max_tokens {
@@ -184,7 +216,11 @@ impl Engine {
                 break;
             }
             if logits.len() != self.tokenizer.vocab_size() && index == 0 {
-                tracing::debug!(logits = logits.len(), vocab = self.tokenizer.vocab_size(), "output rows differ from the vocabulary");
+                tracing::debug!(
+                    logits = logits.len(),
+                    vocab = self.tokenizer.vocab_size(),
+                    "output rows differ from the vocabulary"
+                );
             }
             let stats = RawStats::of(&logits, req.top_logprobs);
             let token = sampler.sample(&logits, &history);
@@ -194,10 +230,23 @@ impl Engine {
             let top = stats
                 .top
                 .iter()
-                .map(|&(id, logprob)| TopToken { id, text: self.tokenizer.token_display(id).to_string(), logprob })
+                .map(|&(id, logprob)| TopToken {
+                    id,
+                    text: self.tokenizer.token_display(id).to_string(),
+                    logprob,
+                })
                 .collect();
             let logit = logits.get(token as usize).copied().unwrap_or(f32::NEG_INFINITY);
-            let step = Step { index: index as u32, token_id: token, text, logprob: stats.logprob(logit), entropy: stats.entropy, phase, t_us, top };
+            let step = Step {
+                index: index as u32,
+                token_id: token,
+                text,
+                logprob: stats.logprob(logit),
+                entropy: stats.entropy,
+                phase,
+                t_us,
+                top,
+            };
             if let Some(prev) = pending.replace(step) {
                 recorder.record(EngineEvent::Step { step: prev, routing: None });
             }
@@ -210,12 +259,13 @@ impl Engine {
             if index + 1 == req.sampler.max_tokens {
                 break;
             }
+            // The position the chosen token will occupy when it is fed back in.
+            let pos = prompt_ids.len() + index;
             if pos + 1 >= context {
                 stop = StopReason::ContextFull;
                 break;
             }
             logits = self.model.forward(&[token], pos)?;
-            pos += 1;
         }
         timings.decode_us = decode_start.elapsed().as_micros() as u64;
         if let Some(mut last) = pending.take() {
@@ -240,13 +290,19 @@ mod tests {
     #[test]
     fn single_token_tags_switch_phase() {
         use Phase::*;
-        assert_eq!(phases(Answer, &["<think>", "hm", "</think>", "Yes"]), vec![Think, Think, Think, Answer]);
+        assert_eq!(
+            phases(Answer, &["<think>", "hm", "</think>", "Yes"]),
+            vec![Think, Think, Think, Answer]
+        );
     }
 
     #[test]
     fn tags_spelled_over_several_tokens_are_found() {
         use Phase::*;
-        assert_eq!(phases(Think, &["ok", "</", "think", ">", "\n\n", "42"]), vec![Think, Think, Think, Think, Answer, Answer]);
+        assert_eq!(
+            phases(Think, &["ok", "</", "think", ">", "\n\n", "42"]),
+            vec![Think, Think, Think, Think, Answer, Answer]
+        );
         assert_eq!(phases(Answer, &["<", "think>", "x"]), vec![Answer, Think, Think]);
     }
 

@@ -95,7 +95,11 @@ impl Value {
     pub fn summary(&self) -> String {
         match self {
             Value::String(s) if s.chars().count() > 60 => {
-                format!("{:?}… ({} chars)", s.chars().take(60).collect::<String>(), s.chars().count())
+                format!(
+                    "{:?}… ({} chars)",
+                    s.chars().take(60).collect::<String>(),
+                    s.chars().count()
+                )
             }
             Value::String(s) => format!("{s:?}"),
             Value::Array(items) => {
@@ -274,7 +278,8 @@ impl<R: Read> Cursor<R> {
         }
         let bytes = self.bytes(n, what)?;
         // Some converters wrote invalid UTF-8 in token lists; keep the bytes readable.
-        Ok(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into()))
+        Ok(String::from_utf8(bytes)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into()))
     }
 
     fn value(&mut self, vtype: u32, version: u32, key: &str, depth: u32) -> Result<Value> {
@@ -322,7 +327,10 @@ impl Gguf {
         let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
         let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
         if path.is_dir() {
-            return Err(Error::Source(format!("'{}' is a directory, not a GGUF file", path.display())));
+            return Err(Error::Source(format!(
+                "'{}' is a directory, not a GGUF file",
+                path.display()
+            )));
         }
         let mut c = Cursor { r: BufReader::with_capacity(1 << 20, file), pos: 0, len, path };
         if len < 4 {
@@ -387,7 +395,8 @@ impl Gguf {
         };
         let data_offset = c.pos.div_ceil(alignment) * alignment;
         for t in &tensors {
-            let end = data_offset.checked_add(t.offset).and_then(|s| s.checked_add(t.size.unwrap_or(0)));
+            let end =
+                data_offset.checked_add(t.offset).and_then(|s| s.checked_add(t.size.unwrap_or(0)));
             match end {
                 Some(end) if end <= len => {}
                 _ => {
@@ -421,7 +430,9 @@ impl Gguf {
 
     pub fn u64(&self, key: &str) -> Result<u64> {
         match self.get(key) {
-            Some(v) => v.as_u64().ok_or_else(|| Error::metadata(key, format!("is not an unsigned integer ({})", v.summary()))),
+            Some(v) => v.as_u64().ok_or_else(|| {
+                Error::metadata(key, format!("is not an unsigned integer ({})", v.summary()))
+            }),
             None => Err(Error::metadata(key, "is missing")),
         }
     }
@@ -456,7 +467,9 @@ impl Gguf {
                 .iter()
                 .enumerate()
                 .map(|(i, v)| {
-                    v.as_str().map(str::to_owned).ok_or_else(|| Error::metadata(key, format!("item {i} is not a string")))
+                    v.as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| Error::metadata(key, format!("item {i} is not a string")))
                 })
                 .collect(),
             Some(_) => Err(Error::metadata(key, "is not an array")),
@@ -470,7 +483,10 @@ impl Gguf {
             Some(Value::Array(items)) => items
                 .iter()
                 .enumerate()
-                .map(|(i, v)| v.as_i64().ok_or_else(|| Error::metadata(key, format!("item {i} is not an integer"))))
+                .map(|(i, v)| {
+                    v.as_i64()
+                        .ok_or_else(|| Error::metadata(key, format!("item {i} is not an integer")))
+                })
                 .collect(),
             Some(_) => Err(Error::metadata(key, "is not an array")),
             None => Err(Error::metadata(key, "is missing")),
@@ -488,7 +504,9 @@ impl Gguf {
     /// The first tensor whose type candle cannot compute with, as an error naming it.
     pub fn check_supported(&self) -> Result<()> {
         match self.tensors.iter().find(|t| matches!(t.ttype, TensorType::Unsupported(_))) {
-            Some(t) => Err(Error::UnsupportedTensorType { tensor: t.name.clone(), dtype: t.ttype.name() }),
+            Some(t) => {
+                Err(Error::UnsupportedTensorType { tensor: t.name.clone(), dtype: t.ttype.name() })
+            }
             None => Ok(()),
         }
     }
@@ -559,14 +577,21 @@ impl TensorReader<'_> {
     /// The raw bytes of a tensor and its info.
     pub fn raw(&mut self, name: &str) -> Result<(&TensorInfo, GgmlDType, Vec<u8>)> {
         let gguf = self.gguf;
-        let info = gguf.tensor_info(name).ok_or_else(|| Error::tensor(name, "is missing from the file"))?;
+        let info = gguf
+            .tensor_info(name)
+            .ok_or_else(|| Error::tensor(name, "is missing from the file"))?;
         let (dt, size) = match (info.ttype, info.size) {
             (TensorType::Supported(dt), Some(size)) => (dt, size),
             _ => {
-                return Err(Error::UnsupportedTensorType { tensor: info.name.clone(), dtype: info.ttype.name() })
+                return Err(Error::UnsupportedTensorType {
+                    tensor: info.name.clone(),
+                    dtype: info.ttype.name(),
+                })
             }
         };
-        self.file.seek(SeekFrom::Start(gguf.data_offset + info.offset)).map_err(|e| Error::io(&gguf.path, e))?;
+        self.file
+            .seek(SeekFrom::Start(gguf.data_offset + info.offset))
+            .map_err(|e| Error::io(&gguf.path, e))?;
         let mut buf = vec![0u8; size as usize];
         self.file.read_exact(&mut buf).map_err(|e| Error::io(&gguf.path, e))?;
         Ok((info, dt, buf))
@@ -581,7 +606,12 @@ impl TensorReader<'_> {
     }
 
     /// Loads a tensor dequantized to f32 with the expected shape.
-    pub fn f32_tensor(&mut self, name: &str, shape: &[usize], device: &Device) -> Result<candle_core::Tensor> {
+    pub fn f32_tensor(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        device: &Device,
+    ) -> Result<candle_core::Tensor> {
         let q = self.qtensor(name, device)?;
         let dims = q.shape().dims().to_vec();
         if dims != shape {

@@ -58,7 +58,8 @@ pub fn describe(gguf: &Gguf) -> Result<ModelInfo> {
         .map(str::to_string)
         .or_else(|| gguf.path.file_stem().map(|s| s.to_string_lossy().into_owned()))
         .unwrap_or_default();
-    let num = |key: &str| gguf.get(&format!("{arch}.{key}")).and_then(|v| v.as_u64()).unwrap_or(0) as u32;
+    let num =
+        |key: &str| gguf.get(&format!("{arch}.{key}")).and_then(|v| v.as_u64()).unwrap_or(0) as u32;
     Ok(ModelInfo {
         layers: num("block_count"),
         experts: num("expert_count"),
@@ -73,12 +74,19 @@ pub fn describe(gguf: &Gguf) -> Result<ModelInfo> {
 impl Engine {
     /// Loads a GGUF model on the CPU (or the device of the enabled feature), reporting progress
     /// as bytes read and in all.
-    pub fn load(path: &Path, opts: &LoadOptions, progress: &mut dyn FnMut(u64, u64)) -> Result<Engine> {
+    pub fn load(
+        path: &Path,
+        opts: &LoadOptions,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Engine> {
         let start = Instant::now();
         let gguf = Gguf::open(path)?;
         let arch = gguf.architecture()?;
         if !models::SUPPORTED_ARCHS.contains(&arch) {
-            return Err(Error::UnknownArchitecture { arch: arch.to_string(), supported: models::SUPPORTED_ARCHS.join(", ") });
+            return Err(Error::UnknownArchitecture {
+                arch: arch.to_string(),
+                supported: models::SUPPORTED_ARCHS.join(", "),
+            });
         }
         let spec = VocabSpec::from_gguf(&gguf)?;
         let (tokenizer, mut warnings) = match &opts.tokenizer_json {
@@ -87,11 +95,16 @@ impl Engine {
         };
         let template = match &spec.chat_template {
             Some(src) => {
-                let tok = |id: Option<u32>| id.map(|i| String::from_utf8_lossy(tokenizer.token_bytes(i)).into_owned()).unwrap_or_default();
+                let tok = |id: Option<u32>| {
+                    id.map(|i| String::from_utf8_lossy(tokenizer.token_bytes(i)).into_owned())
+                        .unwrap_or_default()
+                };
                 match ChatTemplate::new(src, &tok(spec.bos), &tok(spec.eos)) {
                     Ok(t) => Some(t),
                     Err(e) => {
-                        warnings.push(format!("the chat template cannot be used ({e}); only --raw prompts will work"));
+                        warnings.push(format!(
+                            "the chat template cannot be used ({e}); only --raw prompts will work"
+                        ));
                         None
                     }
                 }

@@ -31,7 +31,13 @@ pub struct Rope {
 impl Rope {
     /// `freq_factors` are Llama-3.1's per-pair divisors (`rope_freqs.weight`); `linear_factor`
     /// is the context-extension factor of linear scaling (1 for none).
-    pub fn new(style: RopeStyle, dims: usize, base: f64, freq_factors: Option<&[f32]>, linear_factor: f64) -> Self {
+    pub fn new(
+        style: RopeStyle,
+        dims: usize,
+        base: f64,
+        freq_factors: Option<&[f32]>,
+        linear_factor: f64,
+    ) -> Self {
         let inv_freq = (0..dims / 2)
             .map(|i| {
                 let mut f = base.powf(-2.0 * i as f64 / dims as f64) / linear_factor;
@@ -56,7 +62,10 @@ impl Rope {
                 sin.push(a.sin() as f32);
             }
         }
-        Ok((Tensor::from_vec(cos, (len, half), device)?, Tensor::from_vec(sin, (len, half), device)?))
+        Ok((
+            Tensor::from_vec(cos, (len, half), device)?,
+            Tensor::from_vec(sin, (len, half), device)?,
+        ))
     }
 
     /// Rotates `x` of shape `(batch, heads, len, head_dim)` (contiguous) with the given tables.
@@ -94,7 +103,8 @@ mod tests {
             let xt = Tensor::from_vec(x, (1, 1, 1, 4), &dev).unwrap();
             let pos = 70_001;
             let (c, s) = rope.tables(pos, 1, &dev).unwrap();
-            let y: Vec<f32> = rope.apply(&xt, &c, &s).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+            let y: Vec<f32> =
+                rope.apply(&xt, &c, &s).unwrap().flatten_all().unwrap().to_vec1().unwrap();
             let want = (pos as f64).cos() as f32;
             let got_sin = match style {
                 RopeStyle::Interleaved => y[1],

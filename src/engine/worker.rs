@@ -29,7 +29,7 @@ pub fn spawn_run(
                     let mut last_pct = u64::MAX;
                     let mut progress = |done: u64, total: u64| {
                         // Report whole percents only: loading has thousands of tensors.
-                        let pct = if total == 0 { 100 } else { done * 100 / total };
+                        let pct = (done * 100).checked_div(total).unwrap_or(100);
                         if pct != last_pct {
                             last_pct = pct;
                             recorder.record(EngineEvent::Loading { done, total });

@@ -1,7 +1,13 @@
 //! Test support: tiny random GGUF models with a small real BPE vocabulary (written with
 //! candle's GGUF writer), an independent naive forward pass to check the engine against, and
 //! the demo model's location.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::needless_range_loop
+)]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -21,7 +27,8 @@ pub fn byte_to_char() -> Vec<char> {
     let mut table = vec!['\0'; 256];
     let mut next = 256u32;
     for b in 0..=255u32 {
-        let printable = (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+        let printable =
+            (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
         table[b as usize] = if printable {
             char::from_u32(b).unwrap()
         } else {
@@ -38,8 +45,13 @@ fn main() { println!(\"hello\"); } def f(x): return x * 2 # comment \
 therefore the answer is the one we thought of. thinking is hard but the answer is there.";
 
 /// Special tokens appended after the BPE vocabulary: `(text, token_type)`.
-pub const SPECIALS: &[(&str, i32)] =
-    &[("<|endoftext|>", 3), ("<|im_start|>", 3), ("<|im_end|>", 3), ("<think>", 4), ("</think>", 4)];
+pub const SPECIALS: &[(&str, i32)] = &[
+    ("<|endoftext|>", 3),
+    ("<|im_start|>", 3),
+    ("<|im_end|>", 3),
+    ("<think>", 4),
+    ("</think>", 4),
+];
 
 /// A byte-level BPE vocabulary learned on a small corpus: 256 byte tokens, `n_merges` merges,
 /// then the special tokens. Returns `(tokens, token_types, merges)`.
@@ -65,7 +77,10 @@ pub fn bpe_vocab(n_merges: usize) -> (Vec<String>, Vec<i32>, Vec<String>) {
                 *counts.entry((pair[0].clone(), pair[1].clone())).or_default() += 1;
             }
         }
-        let Some(((a, b), _)) = counts.into_iter().max_by(|x, y| x.1.cmp(&y.1).then(y.0.cmp(&x.0))) else { break };
+        let Some(((a, b), _)) = counts.into_iter().max_by(|x, y| x.1.cmp(&y.1).then(y.0.cmp(&x.0)))
+        else {
+            break;
+        };
         let merged = format!("{a}{b}");
         for w in &mut words {
             let mut i = 0;
@@ -131,7 +146,14 @@ impl Tiny {
     }
 
     pub fn qwen2() -> Self {
-        Tiny { arch: "qwen2", pre: "qwen2", tied: true, rope_freqs: false, seed: 2, ..Tiny::llama() }
+        Tiny {
+            arch: "qwen2",
+            pre: "qwen2",
+            tied: true,
+            rope_freqs: false,
+            seed: 2,
+            ..Tiny::llama()
+        }
     }
 
     /// qwen3 with a head size that is not n_embd / n_head, as in the real models.
@@ -192,8 +214,17 @@ pub fn write_tiny(dir: &Path, t: &Tiny) -> PathBuf {
     };
     tensors.push(("output_norm.weight".into(), norm(&mut rng, e)));
     if t.rope_freqs {
-        let v: Vec<f32> = (0..t.head_dim / 2).map(|i| if i < t.head_dim / 4 { 1.0 } else { 1.0 + i as f32 }).collect();
-        tensors.push(("rope_freqs.weight".into(), QTensor::quantize(&Tensor::from_vec(v, t.head_dim / 2, &Device::Cpu).unwrap(), GgmlDType::F32).unwrap()));
+        let v: Vec<f32> = (0..t.head_dim / 2)
+            .map(|i| if i < t.head_dim / 4 { 1.0 } else { 1.0 + i as f32 })
+            .collect();
+        tensors.push((
+            "rope_freqs.weight".into(),
+            QTensor::quantize(
+                &Tensor::from_vec(v, t.head_dim / 2, &Device::Cpu).unwrap(),
+                GgmlDType::F32,
+            )
+            .unwrap(),
+        ));
     }
     for l in 0..t.n_layer {
         let n = |s: &str| format!("blk.{l}.{s}");
@@ -231,9 +262,18 @@ pub fn write_tiny(dir: &Path, t: &Tiny) -> PathBuf {
         (a("attention.layer_norm_rms_epsilon"), Value::F32(1e-6)),
         ("tokenizer.ggml.model".into(), Value::String("gpt2".into())),
         ("tokenizer.ggml.pre".into(), Value::String(t.pre.into())),
-        ("tokenizer.ggml.tokens".into(), Value::Array(tokens.iter().map(|s| Value::String(s.clone())).collect())),
-        ("tokenizer.ggml.token_type".into(), Value::Array(types.iter().map(|&x| Value::I32(x)).collect())),
-        ("tokenizer.ggml.merges".into(), Value::Array(merges.iter().map(|s| Value::String(s.clone())).collect())),
+        (
+            "tokenizer.ggml.tokens".into(),
+            Value::Array(tokens.iter().map(|s| Value::String(s.clone())).collect()),
+        ),
+        (
+            "tokenizer.ggml.token_type".into(),
+            Value::Array(types.iter().map(|&x| Value::I32(x)).collect()),
+        ),
+        (
+            "tokenizer.ggml.merges".into(),
+            Value::Array(merges.iter().map(|s| Value::String(s.clone())).collect()),
+        ),
         ("tokenizer.ggml.bos_token_id".into(), Value::U32(id("<|endoftext|>"))),
         ("tokenizer.ggml.eos_token_id".into(), Value::U32(id("<|im_end|>"))),
         ("tokenizer.ggml.add_bos_token".into(), Value::Bool(false)),
@@ -277,7 +317,13 @@ impl Naive {
         let mut w = HashMap::new();
         for info in &g.tensors {
             let q = r.qtensor(&info.name, &Device::Cpu).unwrap();
-            let v = q.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let v = q
+                .dequantize(&Device::Cpu)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
             w.insert(info.name.clone(), v);
         }
         Naive { t: t.clone(), w }
@@ -299,7 +345,11 @@ impl Naive {
         let inv_freq: Vec<f64> = (0..hd / 2)
             .map(|i| {
                 let f = 10000f64.powf(-2.0 * i as f64 / hd as f64);
-                if t.rope_freqs && i >= hd / 4 { f / (1.0 + i as f64) } else { f }
+                if t.rope_freqs && i >= hd / 4 {
+                    f / (1.0 + i as f64)
+                } else {
+                    f
+                }
             })
             .collect();
         let rope = |v: &mut [f32], pos: usize| {
@@ -313,7 +363,8 @@ impl Naive {
             }
         };
         for (pos, &tok) in tokens.iter().enumerate() {
-            let mut x = self.get("token_embd.weight")[tok as usize * e..(tok as usize + 1) * e].to_vec();
+            let mut x =
+                self.get("token_embd.weight")[tok as usize * e..(tok as usize + 1) * e].to_vec();
             for l in 0..t.n_layer {
                 let n = |s: &str| format!("blk.{l}.{s}");
                 let h = rms(&x, self.get(&n("attn_norm.weight")), eps);
@@ -321,7 +372,9 @@ impl Naive {
                 let mut k = matvec(self.get(&n("attn_k.weight")), &h);
                 let mut v = matvec(self.get(&n("attn_v.weight")), &h);
                 if t.arch == "qwen2" {
-                    for (a, b) in [(&mut q, "attn_q.bias"), (&mut k, "attn_k.bias"), (&mut v, "attn_v.bias")] {
+                    for (a, b) in
+                        [(&mut q, "attn_q.bias"), (&mut k, "attn_k.bias"), (&mut v, "attn_v.bias")]
+                    {
                         for (x, y) in a.iter_mut().zip(self.get(&n(b))) {
                             *x += y;
                         }
@@ -331,8 +384,14 @@ impl Naive {
                 let mut kh: Vec<Vec<f32>> = k.chunks(hd).map(<[f32]>::to_vec).collect();
                 let vh: Vec<Vec<f32>> = v.chunks(hd).map(<[f32]>::to_vec).collect();
                 if t.arch == "qwen3" {
-                    qh = qh.iter().map(|x| rms(x, self.get(&n("attn_q_norm.weight")), eps)).collect();
-                    kh = kh.iter().map(|x| rms(x, self.get(&n("attn_k_norm.weight")), eps)).collect();
+                    qh = qh
+                        .iter()
+                        .map(|x| rms(x, self.get(&n("attn_q_norm.weight")), eps))
+                        .collect();
+                    kh = kh
+                        .iter()
+                        .map(|x| rms(x, self.get(&n("attn_k_norm.weight")), eps))
+                        .collect();
                 }
                 qh.iter_mut().for_each(|x| rope(x, pos));
                 kh.iter_mut().for_each(|x| rope(x, pos));
@@ -342,7 +401,10 @@ impl Naive {
                 for (head, qv) in qh.iter().enumerate() {
                     let kvh = head / n_rep;
                     let scores: Vec<f32> = (0..=pos)
-                        .map(|p| keys[l][p][kvh].iter().zip(qv).map(|(a, b)| a * b).sum::<f32>() / (hd as f32).sqrt())
+                        .map(|p| {
+                            keys[l][p][kvh].iter().zip(qv).map(|(a, b)| a * b).sum::<f32>()
+                                / (hd as f32).sqrt()
+                        })
                         .collect();
                     let m = scores.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
                     let ex: Vec<f32> = scores.iter().map(|s| (s - m).exp()).collect();
@@ -356,14 +418,19 @@ impl Naive {
                 let h = rms(&x, self.get(&n("ffn_norm.weight")), eps);
                 let g = matvec(self.get(&n("ffn_gate.weight")), &h);
                 let u = matvec(self.get(&n("ffn_up.weight")), &h);
-                let act: Vec<f32> = g.iter().zip(&u).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect();
+                let act: Vec<f32> =
+                    g.iter().zip(&u).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect();
                 let d = matvec(self.get(&n("ffn_down.weight")), &act);
                 x.iter_mut().zip(&d).for_each(|(a, b)| *a += b);
             }
             last = x;
         }
         let h = rms(&last, self.get("output_norm.weight"), eps);
-        let out = if self.w.contains_key("output.weight") { self.get("output.weight") } else { self.get("token_embd.weight") };
+        let out = if self.w.contains_key("output.weight") {
+            self.get("output.weight")
+        } else {
+            self.get("token_embd.weight")
+        };
         let logits = matvec(out, &h);
         let m = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
         let lse = m + logits.iter().map(|l| (l - m).exp()).sum::<f32>().ln();

@@ -39,7 +39,10 @@ impl Hparams {
         let n_embd = g.usize(&k("embedding_length"))?;
         let n_head = g.usize(&k("attention.head_count"))?;
         if n_head == 0 || n_embd == 0 {
-            return Err(Error::metadata(k("attention.head_count"), "and the embedding length must be positive"));
+            return Err(Error::metadata(
+                k("attention.head_count"),
+                "and the embedding length must be positive",
+            ));
         }
         let n_head_kv = g.opt_usize(&k("attention.head_count_kv"))?.unwrap_or(n_head);
         if n_head_kv == 0 || n_head % n_head_kv != 0 {
@@ -59,7 +62,10 @@ impl Hparams {
         }
         let rope_dims = g.opt_usize(&k("rope.dimension_count"))?.unwrap_or(head_dim);
         if rope_dims > head_dim || rope_dims % 2 != 0 {
-            return Err(Error::metadata(k("rope.dimension_count"), format!("is {rope_dims} for heads of {head_dim}")));
+            return Err(Error::metadata(
+                k("rope.dimension_count"),
+                format!("is {rope_dims} for heads of {head_dim}"),
+            ));
         }
         let rope_linear_factor = match g.get(&k("rope.scaling.type")).and_then(|v| v.as_str()) {
             None | Some("none") => 1.0,
@@ -67,7 +73,9 @@ impl Hparams {
             Some(other) => {
                 return Err(Error::metadata(
                     k("rope.scaling.type"),
-                    format!("is '{other}', which dense models do not support yet (supported: none, linear)"),
+                    format!(
+                    "is '{other}', which dense models do not support yet (supported: none, linear)"
+                ),
                 ))
             }
         };
@@ -182,7 +190,9 @@ impl Dense {
     pub fn load(g: &Gguf, device: &Device, progress: Progress<'_>) -> Result<Self> {
         let hp = Hparams::from_gguf(g)?;
         let mut ld = Loader::new(g, device, progress)?;
-        let embd_info = g.tensor_info("token_embd.weight").ok_or_else(|| Error::tensor("token_embd.weight", "is missing from the file"))?;
+        let embd_info = g
+            .tensor_info("token_embd.weight")
+            .ok_or_else(|| Error::tensor("token_embd.weight", "is missing from the file"))?;
         let vocab = *embd_info.dims.first().unwrap_or(&0);
         let embd = Arc::new(ld.qtensor(g, "token_embd.weight", &[vocab, hp.n_embd])?);
         let dt = embd.dtype();
@@ -197,7 +207,13 @@ impl Dense {
             true => Some(ld.vector(g, "rope_freqs.weight", hp.rope_dims / 2)?.to_vec1::<f32>()?),
             false => None,
         };
-        let rope = Rope::new(hp.rope_style(), hp.rope_dims, hp.rope_base, freq_factors.as_deref(), hp.rope_linear_factor);
+        let rope = Rope::new(
+            hp.rope_style(),
+            hp.rope_dims,
+            hp.rope_base,
+            freq_factors.as_deref(),
+            hp.rope_linear_factor,
+        );
         let (q_out, kv_out) = (hp.n_head * hp.head_dim, hp.n_head_kv * hp.head_dim);
         let mut layers = Vec::with_capacity(hp.n_layer);
         for i in 0..hp.n_layer {
@@ -221,12 +237,28 @@ impl Dense {
             });
         }
         if hp.arch == "qwen2" && layers.iter().any(|l| l.bq.is_none()) {
-            return Err(Error::tensor("blk.0.attn_q.bias", "is missing (qwen2 models have q/k/v biases)"));
+            return Err(Error::tensor(
+                "blk.0.attn_q.bias",
+                "is missing (qwen2 models have q/k/v biases)",
+            ));
         }
         if hp.arch == "qwen3" && layers.iter().any(|l| l.q_norm.is_none() || l.k_norm.is_none()) {
-            return Err(Error::tensor("blk.0.attn_q_norm.weight", "is missing (qwen3 models have q/k norms)"));
+            return Err(Error::tensor(
+                "blk.0.attn_q_norm.weight",
+                "is missing (qwen3 models have q/k norms)",
+            ));
         }
-        Ok(Dense { hp, embd, embd_row_bytes, layers, output_norm, output, vocab, rope, device: device.clone() })
+        Ok(Dense {
+            hp,
+            embd,
+            embd_row_bytes,
+            layers,
+            output_norm,
+            output,
+            vocab,
+            rope,
+            device: device.clone(),
+        })
     }
 
     pub fn hparams(&self) -> &Hparams {
@@ -240,21 +272,47 @@ impl Dense {
         for &t in tokens {
             let t = t as usize;
             if t >= self.vocab {
-                return Err(Error::tensor("token_embd.weight", format!("has no row for token id {t} (vocabulary {})", self.vocab)));
+                return Err(Error::tensor(
+                    "token_embd.weight",
+                    format!("has no row for token id {t} (vocabulary {})", self.vocab),
+                ));
             }
             let bytes = &data[t * self.embd_row_bytes..(t + 1) * self.embd_row_bytes];
-            let row = ggml_file::qtensor_from_ggml(self.embd.dtype(), bytes, vec![self.hp.n_embd], &self.device)?;
+            let row = ggml_file::qtensor_from_ggml(
+                self.embd.dtype(),
+                bytes,
+                vec![self.hp.n_embd],
+                &self.device,
+            )?;
             rows.push(row.dequantize(&self.device)?);
         }
         Ok(Tensor::stack(&rows, 0)?.unsqueeze(0)?)
     }
 
-    fn attention(&self, layer: &mut Layer, x: &Tensor, pos: usize, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    fn attention(
+        &self,
+        layer: &mut Layer,
+        x: &Tensor,
+        pos: usize,
+        cos: &Tensor,
+        sin: &Tensor,
+    ) -> Result<Tensor> {
         let hp = &self.hp;
         let (b, t, _) = x.dims3()?;
-        let q = add_bias(layer.wq.forward(x)?, &layer.bq)?.reshape((b, t, hp.n_head, hp.head_dim))?;
-        let k = add_bias(layer.wk.forward(x)?, &layer.bk)?.reshape((b, t, hp.n_head_kv, hp.head_dim))?;
-        let v = add_bias(layer.wv.forward(x)?, &layer.bv)?.reshape((b, t, hp.n_head_kv, hp.head_dim))?;
+        let q =
+            add_bias(layer.wq.forward(x)?, &layer.bq)?.reshape((b, t, hp.n_head, hp.head_dim))?;
+        let k = add_bias(layer.wk.forward(x)?, &layer.bk)?.reshape((
+            b,
+            t,
+            hp.n_head_kv,
+            hp.head_dim,
+        ))?;
+        let v = add_bias(layer.wv.forward(x)?, &layer.bv)?.reshape((
+            b,
+            t,
+            hp.n_head_kv,
+            hp.head_dim,
+        ))?;
         let eps = hp.rms_eps as f32;
         let q = match &layer.q_norm {
             Some(w) => candle_nn::ops::rms_norm(&q.contiguous()?, w, eps)?,
@@ -275,18 +333,28 @@ impl Dense {
         let q = q.reshape((b, hp.n_head_kv, n_rep * t, hp.head_dim))?;
         let scale = 1.0 / (hp.head_dim as f64).sqrt();
         let scores = (q.matmul(&k_all.t()?)? * scale)?;
-        let scores = if t > 1 {
-            let mask: Vec<f32> = (0..t)
-                .flat_map(|i| (0..total).map(move |j| if j > pos + i { f32::NEG_INFINITY } else { 0.0 }))
-                .collect();
-            let mask = Tensor::from_vec(mask, (t, total), &self.device)?;
-            scores.reshape((b, hp.n_head_kv, n_rep, t, total))?.broadcast_add(&mask)?.reshape((b, hp.n_head_kv, n_rep * t, total))?
-        } else {
-            scores
-        };
+        let scores =
+            if t > 1 {
+                let mask: Vec<f32> = (0..t)
+                    .flat_map(|i| {
+                        (0..total).map(move |j| if j > pos + i { f32::NEG_INFINITY } else { 0.0 })
+                    })
+                    .collect();
+                let mask = Tensor::from_vec(mask, (t, total), &self.device)?;
+                scores
+                    .reshape((b, hp.n_head_kv, n_rep, t, total))?
+                    .broadcast_add(&mask)?
+                    .reshape((b, hp.n_head_kv, n_rep * t, total))?
+            } else {
+                scores
+            };
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let out = probs.matmul(&v_all)?; // (1, n_kv, n_rep * t, d)
-        let out = out.reshape((b, hp.n_head, t, hp.head_dim))?.transpose(1, 2)?.reshape((b, t, hp.n_head * hp.head_dim))?;
+        let out = out.reshape((b, hp.n_head, t, hp.head_dim))?.transpose(1, 2)?.reshape((
+            b,
+            t,
+            hp.n_head * hp.head_dim,
+        ))?;
         Ok(layer.wo.forward(&out)?)
     }
 }
@@ -304,13 +372,17 @@ impl Model for Dense {
         let result = (|| -> Result<Tensor> {
             for layer in layers.iter_mut() {
                 if layer.cache.len != pos {
-                    return Err(Error::Worker(format!("KV cache holds {} positions, forward starts at {pos}", layer.cache.len)));
+                    return Err(Error::Worker(format!(
+                        "KV cache holds {} positions, forward starts at {pos}",
+                        layer.cache.len
+                    )));
                 }
                 let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, eps)?;
                 let attn = self.attention(layer, &h, pos, &cos, &sin)?;
                 x = (x + attn)?;
                 let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, eps)?;
-                let ff = (candle_nn::ops::silu(&layer.w_gate.forward(&h)?)? * layer.w_up.forward(&h)?)?;
+                let ff = (candle_nn::ops::silu(&layer.w_gate.forward(&h)?)?
+                    * layer.w_up.forward(&h)?)?;
                 x = (&x + layer.w_down.forward(&ff)?)?;
             }
             Ok(x.clone())

@@ -36,7 +36,10 @@ pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 pub fn load(gguf: &Gguf, device: &Device, progress: Progress<'_>) -> Result<Box<dyn Model>> {
     let arch = gguf.architecture()?;
     if !SUPPORTED_ARCHS.contains(&arch) {
-        return Err(Error::UnknownArchitecture { arch: arch.to_string(), supported: SUPPORTED_ARCHS.join(", ") });
+        return Err(Error::UnknownArchitecture {
+            arch: arch.to_string(),
+            supported: SUPPORTED_ARCHS.join(", "),
+        });
     }
     gguf.check_supported()?;
     Ok(Box::new(dense::Dense::load(gguf, device, progress)?))
@@ -64,7 +67,12 @@ impl<'a, 'p> Loader<'a, 'p> {
     }
 
     /// A quantized tensor with the expected candle shape.
-    pub fn qtensor(&mut self, gguf: &Gguf, name: &str, shape: &[usize]) -> Result<candle_core::quantized::QTensor> {
+    pub fn qtensor(
+        &mut self,
+        gguf: &Gguf,
+        name: &str,
+        shape: &[usize],
+    ) -> Result<candle_core::quantized::QTensor> {
         let q = self.reader.qtensor(name, &self.device)?;
         let dims = q.shape().dims().to_vec();
         if dims != shape {

@@ -7,10 +7,15 @@
 //! - `sanitize` turns untrusted model text into something safe to print.
 //! - `cli` parses arguments into validated settings and drives the other modules; only it (and
 //!   `main`) use `anyhow`.
-//! - Still to come, per DESIGN.md: `store` (sled), `remote` (OpenAI-compatible servers),
-//!   `analysis`, `compare`, `export` and `tui`, all reading and writing `trace` types.
+//! - `store` keeps sessions, runs and steps in sled behind a `Store` type, with a writer thread
+//!   that implements the engine's `Recorder`, crash recovery and JSONL import.
+//! - `export` writes recorded sessions out (JSONL now).
+//! - Still to come, per DESIGN.md: `remote` (OpenAI-compatible servers), `analysis`, `compare`
+//!   and `tui`, all reading and writing `trace` types.
 
 pub mod cli;
 pub mod engine;
+pub mod export;
 pub mod sanitize;
+pub mod store;
 pub mod trace;

@@ -94,6 +94,10 @@ pub struct SamplerSpec {
     pub repeat_last_n: usize,
     pub seed: u64,
     pub max_tokens: usize,
+    /// Keep generating past end-of-generation tokens (for benchmarks), as llama.cpp's
+    /// `--ignore-eos`.
+    #[serde(default)]
+    pub ignore_eos: bool,
 }
 
 impl Default for SamplerSpec {
@@ -107,6 +111,7 @@ impl Default for SamplerSpec {
             repeat_last_n: 64,
             seed: 0,
             max_tokens: 512,
+            ignore_eos: false,
         }
     }
 }

@@ -53,7 +53,7 @@ fn jsonl_prints_exactly_one_object_per_step() {
     let dir = tempfile::tempdir().unwrap();
     let model = write_tiny(dir.path(), &Tiny::qwen3());
     let out = thinkdbg(dir.path())
-        .args(["run", "--jsonl", "-n", "12", "--top-logprobs", "3", "--model"])
+        .args(["run", "--jsonl", "--ignore-eos", "-n", "12", "--top-logprobs", "3", "--model"])
         .arg(&model)
         .arg("what is 6 times 7?")
         .output()
@@ -61,7 +61,7 @@ fn jsonl_prints_exactly_one_object_per_step() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();
-    assert!(!lines.is_empty() && lines.len() <= 12);
+    assert_eq!(lines.len(), 12, "{stdout}");
     for (i, line) in lines.iter().enumerate() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         let obj = v.as_object().unwrap();

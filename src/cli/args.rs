@@ -48,6 +48,9 @@ pub struct GenArgs {
     /// Random seed: the same inputs and seed give the same tokens.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Generate past end-of-generation tokens until --max-tokens (for benchmarks).
+    #[arg(long)]
+    pub ignore_eos: bool,
     /// Alternatives kept per step.
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub top_logprobs: usize,
@@ -86,6 +89,7 @@ impl GenArgs {
             repeat_last_n: self.repeat_last_n,
             seed: self.seed,
             max_tokens: self.max_tokens,
+            ignore_eos: self.ignore_eos,
         };
         // Check the settings now rather than after loading the model.
         crate::engine::sampler::Sampler::new(&spec)?;

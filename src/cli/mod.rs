@@ -2,9 +2,17 @@
 //! subcommand, and logging to a file. This module and `main` are the only users of `anyhow`.
 
 mod args;
+mod bench;
+mod export;
+mod import;
 mod logging;
+mod ls;
 mod model;
+mod record;
+mod rm;
 mod run;
+mod show;
+mod store_args;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -23,6 +31,9 @@ pub struct Cli {
     /// Never download anything; models must already be cached.
     #[arg(long, global = true, env = "THINKDBG_OFFLINE")]
     pub offline: bool,
+    /// The session store (default: 'store' in the platform data directory).
+    #[arg(long, global = true, env = "THINKDBG_STORE", value_name = "PATH")]
+    pub store: Option<std::path::PathBuf>,
     /// Compute threads (default: physical cores; same as CANDLE_NUM_THREADS).
     #[arg(long, global = true, value_name = "N")]
     pub threads: Option<usize>,
@@ -35,6 +46,20 @@ pub enum Command {
     /// Generate from a prompt, streaming the text (think and answer distinct) or one JSON
     /// object per token.
     Run(run::RunArgs),
+    /// Generate like `run`, recording every step into the store; prints the run id last.
+    Record(record::RecordArgs),
+    /// List sessions and runs.
+    Ls(ls::LsArgs),
+    /// Show a recorded run's transcript (or its per-token table).
+    Show(show::ShowArgs),
+    /// Delete runs or sessions.
+    Rm(rm::RmArgs),
+    /// Export a run or session (JSONL, lossless).
+    Export(export::ExportArgs),
+    /// Import a JSONL export (all or nothing, under new ids).
+    Import(import::ImportArgs),
+    /// Measure speed (store now; decode, analysis, diff and render later).
+    Bench(bench::BenchArgs),
     /// Fetch the demo model or describe a GGUF file.
     #[command(subcommand)]
     Model(model::ModelCommand),
@@ -69,6 +94,13 @@ fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Some(Command::Run(args)) => run::run(&args, cli.offline),
         Some(Command::Model(cmd)) => model::run(&cmd, cli.offline),
+        Some(Command::Record(args)) => record::run(&args, cli.store.as_deref(), cli.offline),
+        Some(Command::Bench(args)) => bench::run(&args),
+        Some(Command::Ls(args)) => ls::run(&args, cli.store.as_deref()),
+        Some(Command::Show(args)) => show::run(&args, cli.store.as_deref()),
+        Some(Command::Rm(args)) => rm::run(&args, cli.store.as_deref()),
+        Some(Command::Export(args)) => export::run(&args, cli.store.as_deref()),
+        Some(Command::Import(args)) => import::run(&args, cli.store.as_deref()),
         None => {
             // The terminal UI arrives with the TUI issue; until then, show what exists.
             use clap::CommandFactory;

@@ -79,6 +79,20 @@ impl Recorder for std::sync::mpsc::Sender<EngineEvent> {
     }
 }
 
+/// Sends every event to several recorders (e.g. the store writer and the terminal).
+pub struct Tee(pub Vec<Box<dyn Recorder>>);
+
+impl Recorder for Tee {
+    fn record(&mut self, event: EngineEvent) {
+        if let Some((last, rest)) = self.0.split_last_mut() {
+            for r in rest {
+                r.record(event.clone());
+            }
+            last.record(event);
+        }
+    }
+}
+
 impl Recorder for Vec<EngineEvent> {
     fn record(&mut self, event: EngineEvent) {
         self.push(event);
@@ -252,7 +266,7 @@ impl Engine {
             }
             history.push(token);
             timings.generated_tokens += 1;
-            if self.tokenizer.stop_ids().contains(&token) {
+            if !req.sampler.ignore_eos && self.tokenizer.stop_ids().contains(&token) {
                 stop = StopReason::Eos;
                 break;
             }

@@ -1,0 +1,30 @@
+//! `thinkdbg import FILE.jsonl`: all or nothing, under fresh ids; prints the new run ids.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use super::store_args::open;
+use crate::store::import;
+
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// A file written by `thinkdbg export --format jsonl`.
+    pub file: PathBuf,
+}
+
+pub fn run(args: &ImportArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("reading '{}'", args.file.display()))?;
+    // Parse before opening the store: a bad file never touches it.
+    let records = import::parse(&text).with_context(|| format!("'{}'", args.file.display()))?;
+    let store = open(store_flag)?;
+    let done = import::import(&store, records)?;
+    eprintln!("imported {} session(s), {} run(s)", done.sessions.len(), done.runs.len());
+    for r in done.runs {
+        println!("{r}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,95 @@
+//! `thinkdbg show RUN`: the transcript of a recorded run, or (`--steps`) a per-token table.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use crossterm::style::Stylize;
+
+use super::ls::status_name;
+use super::store_args::{date, open};
+use crate::sanitize::{for_terminal, visible_token};
+use crate::store::Target;
+use crate::trace::Phase;
+
+#[derive(Debug, Clone, Args)]
+pub struct ShowArgs {
+    /// The run id (as `thinkdbg ls` prints it).
+    pub run: String,
+    /// One line per token: index, phase, token, logprob, probability, entropy.
+    #[arg(long)]
+    pub steps: bool,
+}
+
+pub fn run(args: &ShowArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
+    let store = open(store_flag)?;
+    let Target::Run(id) = store.resolve(&args.run)? else {
+        bail!("'{}' is a session; show takes a run id", args.run)
+    };
+    let Some(run) = store.run(id)? else { bail!("no run '{}'", args.run) };
+    let read = store.steps(id)?;
+    for e in &read.errors {
+        eprintln!("warning: {e}");
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let color = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let status = match &run.status {
+        crate::trace::RunStatus::Failed(m) => format!("failed: {}", for_terminal(m, false)),
+        s => status_name(s).to_string(),
+    };
+    writeln!(out, "run {}  session {}  {}  {}", run.id, run.session, date(run.created_at), status)?;
+    writeln!(
+        out,
+        "model {} ({}, {})",
+        for_terminal(&run.model.name, false),
+        run.model.arch,
+        run.model.quant
+    )?;
+    let s = &run.sampler;
+    writeln!(
+        out,
+        "sampler temperature {} top-k {} top-p {} min-p {} repeat-penalty {} seed {} max-tokens {}",
+        s.temperature, s.top_k, s.top_p, s.min_p, s.repeat_penalty, s.seed, s.max_tokens
+    )?;
+    for m in &run.messages {
+        writeln!(out, "[{}] {}", for_terminal(&m.role, false), for_terminal(&m.content, true))?;
+    }
+    writeln!(out)?;
+    if args.steps {
+        for st in &read.steps {
+            writeln!(
+                out,
+                "{:>6} {:<6} {:<24} lp {:>8.4}  p {:>6.2}%  H {:>6.3}",
+                st.index,
+                st.phase.as_str(),
+                format!("'{}'", visible_token(&st.text)),
+                st.logprob,
+                100.0 * f64::from(st.logprob).exp(),
+                st.entropy
+            )?;
+        }
+    } else {
+        let mut phase = None;
+        for st in &read.steps {
+            if phase != Some(st.phase) && !color {
+                writeln!(
+                    out,
+                    "{}",
+                    if st.phase == Phase::Think { "--- thinking ---" } else { "\n--- answer ---" }
+                )?;
+            }
+            phase = Some(st.phase);
+            let text = for_terminal(&st.text, true);
+            if color && st.phase == Phase::Think {
+                write!(out, "{}", text.as_ref().dim().italic())?;
+            } else {
+                write!(out, "{text}")?;
+            }
+        }
+        writeln!(out)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,56 @@
+//! Opening the store named by `--store` / `THINKDBG_STORE` (default: the platform data dir),
+//! and small formatting helpers shared by the store subcommands.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Result};
+
+use crate::store::Store;
+
+/// The store path: `--store` (which clap also fills from `THINKDBG_STORE`), else the default.
+pub fn store_path(flag: Option<&Path>) -> Result<PathBuf> {
+    match flag {
+        Some(p) => Ok(p.to_path_buf()),
+        None => Store::default_path()
+            .ok_or_else(|| anyhow!("no data directory for the store; pass --store PATH")),
+    }
+}
+
+pub fn open(flag: Option<&Path>) -> Result<Store> {
+    let path = store_path(flag)?;
+    let store = Store::open(&path)?;
+    for r in store.recovered() {
+        eprintln!(
+            "note: run '{r}' was left recording by a process that stopped; marked interrupted"
+        );
+    }
+    Ok(store)
+}
+
+/// `YYYY-MM-DD HH:MM` (UTC) for a timestamp in milliseconds since the epoch.
+pub fn date(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = (secs / 86_400) as i64;
+    let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates_are_utc_civil() {
+        assert_eq!(super::date(0), "1970-01-01 00:00");
+        assert_eq!(super::date(1_795_000_000_000), "2026-11-18 11:06");
+        assert_eq!(super::date(951_782_400_000), "2000-02-29 00:00");
+    }
+}

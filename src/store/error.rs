@@ -1,0 +1,32 @@
+//! Errors of the session store. Messages name the store path, the run and the step in
+//! 'single quotes' so that a user knows what is affected.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("store '{0}' is in use by another thinkdbg process")]
+    InUse(PathBuf),
+    #[error("store '{path}' has schema version {found}, newer than this thinkdbg understands ({supported}); upgrade thinkdbg")]
+    NewerSchema { path: PathBuf, found: u32, supported: u32 },
+    #[error("store '{path}' cannot be opened: {message}")]
+    Open { path: PathBuf, message: String },
+    #[error("corrupt value in tree '{tree}' at {place}: {message}")]
+    Corrupt { tree: &'static str, place: String, message: String },
+    #[error("no run or session '{0}' in the store")]
+    NotFound(String),
+    #[error("line {line}: {message}")]
+    Import { line: usize, message: String },
+    #[error("store: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("cannot read or write '{path}': {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the store writer stopped: {0}")]
+    Writer(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

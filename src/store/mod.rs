@@ -1,0 +1,391 @@
+//! The session store: sessions, runs, steps, routing, flags and notes in an embedded sled
+//! database, behind a small `Store` type so that nothing else in the crate touches sled.
+//!
+//! Layout (see DESIGN.md, Store): trees `meta` (schema version), `sessions`, `runs`, `steps`,
+//! `routing`, `flags`, `notes`; keys big-endian (`run_id ++ step_index` for steps), values
+//! postcard behind a version byte (`codec`). Only one process may own a store; opening it
+//! marks runs left `Recording` by a crashed process as `Interrupted`. Depends on `trace` only.
+
+pub mod codec;
+pub mod error;
+pub mod import;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+
+pub use error::{Error, Result};
+
+use crate::trace::{Flag, Note, Routing, Run, RunId, RunStatus, Session, SessionId, Step};
+use codec::{decode, encode, id_key, run_prefix, split_step_key, step_key};
+
+/// Schema version written into `meta`; a store with a newer one is refused.
+pub const SCHEMA_VERSION: u32 = 1;
+const SCHEMA_KEY: &[u8] = b"schema_version";
+
+/// An open store. Cheap to share behind an `Arc`: sled handles concurrent use.
+pub struct Store {
+    path: PathBuf,
+    db: sled::Db,
+    meta: sled::Tree,
+    sessions: sled::Tree,
+    runs: sled::Tree,
+    steps: sled::Tree,
+    routing: sled::Tree,
+    flags: sled::Tree,
+    notes: sled::Tree,
+    recovered: Vec<RunId>,
+}
+
+/// Steps read back, with the values that could not be decoded reported separately.
+#[derive(Debug, Default)]
+pub struct StepsRead {
+    pub steps: Vec<Step>,
+    pub errors: Vec<Error>,
+}
+
+impl Store {
+    /// The default location: `THINKDBG_STORE`, else `store` in the platform data directory.
+    pub fn default_path() -> Option<PathBuf> {
+        if let Some(p) = std::env::var_os("THINKDBG_STORE") {
+            return Some(PathBuf::from(p));
+        }
+        directories::ProjectDirs::from("", "", "thinkdbg").map(|d| d.data_dir().join("store"))
+    }
+
+    /// Opens (creating if needed) the store at `path`, checks its schema version and marks
+    /// runs another process left `Recording` as `Interrupted`.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::Io { path: parent.to_path_buf(), source: e })?;
+        }
+        let db = open_db(path)?;
+        let tree = |name: &str| db.open_tree(name);
+        let mut store = Store {
+            path: path.to_path_buf(),
+            meta: tree("meta")?,
+            sessions: tree("sessions")?,
+            runs: tree("runs")?,
+            steps: tree("steps")?,
+            routing: tree("routing")?,
+            flags: tree("flags")?,
+            notes: tree("notes")?,
+            db,
+            recovered: Vec::new(),
+        };
+        store.check_schema()?;
+        store.recover()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs found `Recording` when the store was opened and marked `Interrupted`.
+    pub fn recovered(&self) -> &[RunId] {
+        &self.recovered
+    }
+
+    fn check_schema(&self) -> Result<()> {
+        match self.meta.get(SCHEMA_KEY)? {
+            None => {
+                self.meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+                self.db.flush()?;
+            }
+            Some(v) => {
+                let found =
+                    v.as_ref().try_into().map(u32::from_be_bytes).map_err(|_| Error::Corrupt {
+                        tree: "meta",
+                        place: "'schema_version'".into(),
+                        message: format!("{} bytes instead of 4", v.len()),
+                    })?;
+                if found > SCHEMA_VERSION {
+                    return Err(Error::NewerSchema {
+                        path: self.path.clone(),
+                        found,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn recover(&mut self) -> Result<()> {
+        let mut changed = false;
+        for run in self.runs()? {
+            if run.status == RunStatus::Recording {
+                let mut run = run;
+                run.status = RunStatus::Interrupted;
+                run.timings.generated_tokens = self.step_count(run.id) as u32;
+                self.put_run(&run)?;
+                self.recovered.push(run.id);
+                changed = true;
+            }
+        }
+        if changed {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Forces everything written so far to disk.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// A fresh id, unique in this store (sled's persistent counter; never 0).
+    pub fn new_id(&self) -> Result<u64> {
+        Ok(self.db.generate_id()? + 1)
+    }
+
+    pub fn put_session(&self, s: &Session) -> Result<()> {
+        self.sessions.insert(id_key(s.id.0), encode(s)?)?;
+        Ok(())
+    }
+
+    pub fn session(&self, id: SessionId) -> Result<Option<Session>> {
+        self.sessions
+            .get(id_key(id.0))?
+            .map(|v| decode(&v, "sessions", || format!("session '{id}'")))
+            .transpose()
+    }
+
+    pub fn sessions(&self) -> Result<Vec<Session>> {
+        let mut out = Vec::new();
+        for item in self.sessions.iter() {
+            let (k, v) = item?;
+            out.push(decode(&v, "sessions", || format!("session key {k:?}"))?);
+        }
+        Ok(out)
+    }
+
+    pub fn put_run(&self, r: &Run) -> Result<()> {
+        self.runs.insert(id_key(r.id.0), encode(r)?)?;
+        Ok(())
+    }
+
+    pub fn run(&self, id: RunId) -> Result<Option<Run>> {
+        self.runs
+            .get(id_key(id.0))?
+            .map(|v| decode(&v, "runs", || format!("run '{id}'")))
+            .transpose()
+    }
+
+    /// Every run, oldest first.
+    pub fn runs(&self) -> Result<Vec<Run>> {
+        let mut out = Vec::new();
+        for item in self.runs.iter() {
+            let (k, v) = item?;
+            out.push(decode(&v, "runs", || format!("run key {k:?}"))?);
+        }
+        Ok(out)
+    }
+
+    /// Appends steps (and their routing) in two batches: routing first, so a step on disk
+    /// always has its routing.
+    pub fn put_steps(&self, run: RunId, steps: &[(Step, Option<Routing>)]) -> Result<()> {
+        let mut routing = sled::Batch::default();
+        let mut batch = sled::Batch::default();
+        let mut any_routing = false;
+        for (step, route) in steps {
+            let key = step_key(run, step.index);
+            if let Some(r) = route {
+                routing.insert(&key[..], encode(r)?);
+                any_routing = true;
+            }
+            batch.insert(&key[..], encode(step)?);
+        }
+        if any_routing {
+            self.routing.apply_batch(routing)?;
+        }
+        self.steps.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// A run's steps in order. Values that cannot be decoded are reported with their run and
+    /// step in `errors`, and the rest are still returned.
+    pub fn steps(&self, run: RunId) -> Result<StepsRead> {
+        let mut out = StepsRead::default();
+        for item in self.steps.scan_prefix(run_prefix(run)) {
+            let (k, v) = item?;
+            let index = split_step_key(&k).map(|(_, i)| i);
+            match decode::<Step>(&v, "steps", || {
+                format!("run '{run}' step {}", index.unwrap_or(u32::MAX))
+            }) {
+                Ok(s) => out.steps.push(s),
+                Err(e) => out.errors.push(e),
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn step_count(&self, run: RunId) -> usize {
+        self.steps.scan_prefix(run_prefix(run)).keys().count()
+    }
+
+    /// A run's routing by step index.
+    pub fn routing(&self, run: RunId) -> Result<Vec<(u32, Routing)>> {
+        let mut out = Vec::new();
+        for item in self.routing.scan_prefix(run_prefix(run)) {
+            let (k, v) = item?;
+            let index = split_step_key(&k).map(|(_, i)| i).unwrap_or(u32::MAX);
+            out.push((index, decode(&v, "routing", || format!("run '{run}' step {index}"))?));
+        }
+        Ok(out)
+    }
+
+    fn put_list<T: serde::Serialize>(tree: &sled::Tree, run: RunId, items: &[T]) -> Result<()> {
+        for k in tree.scan_prefix(run_prefix(run)).keys() {
+            tree.remove(k?)?;
+        }
+        for (i, item) in items.iter().enumerate() {
+            tree.insert(&step_key(run, i as u32)[..], encode(item)?)?;
+        }
+        Ok(())
+    }
+
+    fn list<T: serde::de::DeserializeOwned>(
+        tree: &sled::Tree,
+        name: &'static str,
+        run: RunId,
+    ) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        for item in tree.scan_prefix(run_prefix(run)) {
+            let (k, v) = item?;
+            let i = split_step_key(&k).map(|(_, i)| i).unwrap_or(u32::MAX);
+            out.push(decode(&v, name, || format!("run '{run}' item {i}"))?);
+        }
+        Ok(out)
+    }
+
+    /// Replaces a run's flags.
+    pub fn put_flags(&self, run: RunId, flags: &[Flag]) -> Result<()> {
+        Self::put_list(&self.flags, run, flags)
+    }
+
+    pub fn flags(&self, run: RunId) -> Result<Vec<Flag>> {
+        Self::list(&self.flags, "flags", run)
+    }
+
+    /// Replaces a run's notes.
+    pub fn put_notes(&self, run: RunId, notes: &[Note]) -> Result<()> {
+        Self::put_list(&self.notes, run, notes)
+    }
+
+    pub fn notes(&self, run: RunId) -> Result<Vec<Note>> {
+        Self::list(&self.notes, "notes", run)
+    }
+
+    /// Deletes a run with its steps, routing, flags and notes, and removes it from its session
+    /// (the session goes too when it has no runs left).
+    pub fn remove_run(&self, id: RunId) -> Result<()> {
+        let run = self.run(id)?.ok_or_else(|| Error::NotFound(id.to_string()))?;
+        for tree in [&self.steps, &self.routing, &self.flags, &self.notes] {
+            for k in tree.scan_prefix(run_prefix(id)).keys() {
+                tree.remove(k?)?;
+            }
+        }
+        self.runs.remove(id_key(id.0))?;
+        if let Some(mut s) = self.session(run.session)? {
+            s.runs.retain(|r| *r != id);
+            if s.runs.is_empty() {
+                self.sessions.remove(id_key(s.id.0))?;
+            } else {
+                self.put_session(&s)?;
+            }
+        }
+        self.flush()
+    }
+
+    /// Deletes a session and all its runs.
+    pub fn remove_session(&self, id: SessionId) -> Result<()> {
+        let s = self.session(id)?.ok_or_else(|| Error::NotFound(id.to_string()))?;
+        for r in &s.runs {
+            if self.run(*r)?.is_some() {
+                self.remove_run(*r)?;
+            }
+        }
+        self.sessions.remove(id_key(id.0))?;
+        self.flush()
+    }
+
+    /// Resolves what the user typed (`r1f`, `s3`, or a bare hex id) to a run or a session.
+    pub fn resolve(&self, text: &str) -> Result<Target> {
+        let parse = |s: &str| u64::from_str_radix(s, 16).ok();
+        if let Some(id) = text.strip_prefix('r').and_then(parse) {
+            if self.run(RunId(id))?.is_some() {
+                return Ok(Target::Run(RunId(id)));
+            }
+        } else if let Some(id) = text.strip_prefix('s').and_then(parse) {
+            if self.session(SessionId(id))?.is_some() {
+                return Ok(Target::Session(SessionId(id)));
+            }
+        } else if let Some(id) = parse(text) {
+            if self.run(RunId(id))?.is_some() {
+                return Ok(Target::Run(RunId(id)));
+            }
+            if self.session(SessionId(id))?.is_some() {
+                return Ok(Target::Session(SessionId(id)));
+            }
+        }
+        Err(Error::NotFound(text.to_string()))
+    }
+}
+
+/// Opens the sled database, turning its lock error into `InUse`. sled releases its file lock
+/// from a background thread after the last handle drops, so a lock held by this same process
+/// is retried for up to half a second before giving up.
+fn open_db(path: &Path) -> Result<sled::Db> {
+    let mut attempts = 0;
+    loop {
+        match sled::Config::new().path(path).flush_every_ms(Some(500)).open() {
+            Ok(db) => return Ok(db),
+            Err(e) => {
+                let msg = e.to_string();
+                let locked = msg.contains("could not acquire lock")
+                    || msg.contains("WouldBlock")
+                    || msg.contains("Resource temporarily unavailable");
+                if !locked {
+                    return Err(Error::Open { path: path.to_path_buf(), message: msg });
+                }
+                attempts += 1;
+                if attempts >= 10 {
+                    return Err(Error::InUse(path.to_path_buf()));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+/// The baseline of `thinkdbg bench store`: seconds sled takes to `apply_batch` already encoded
+/// step and routing values, 64 at a time, into a fresh database at `path`, and flush it.
+pub fn raw_batch_insert_seconds(path: &Path, values: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<f64> {
+    let db = sled::open(path)?;
+    let (steps, routing) = (db.open_tree("steps")?, db.open_tree("routing")?);
+    let start = std::time::Instant::now();
+    for (chunk_i, chunk) in values.chunks(64).enumerate() {
+        let (mut b, mut r) = (sled::Batch::default(), sled::Batch::default());
+        for (j, (s, rt)) in chunk.iter().enumerate() {
+            let key = step_key(RunId(1), (chunk_i * 64 + j) as u32);
+            b.insert(&key[..], s.as_slice());
+            if let Some(rt) = rt {
+                r.insert(&key[..], rt.as_slice());
+            }
+        }
+        routing.apply_batch(r)?;
+        steps.apply_batch(b)?;
+    }
+    db.flush()?;
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// A run or a session named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Run(RunId),
+    Session(SessionId),
+}

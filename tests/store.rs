@@ -1,0 +1,440 @@
+//! The session store: the writer's batching and completion, recovery of interrupted runs, the
+//! schema check, corrupt values, JSONL export/import round trips and malformed imports.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use thinkdbg::engine::generate::{EngineEvent, Recorder};
+use thinkdbg::export::jsonl::{self, RunRecord, SessionRecord};
+use thinkdbg::store::{codec, import, writer, Error, Store};
+use thinkdbg::trace::*;
+
+fn step(i: u32) -> Step {
+    Step {
+        index: i,
+        token_id: 100 + i,
+        text: format!(" t{i}"),
+        logprob: -0.25 * i as f32,
+        entropy: 0.5,
+        phase: if i < 3 { Phase::Think } else { Phase::Answer },
+        t_us: 1000 * u64::from(i),
+        top: vec![
+            TopToken { id: 100 + i, text: format!(" t{i}"), logprob: -0.1 },
+            TopToken { id: 7, text: "\u{1b}x".into(), logprob: -3.0 },
+        ],
+    }
+}
+
+fn new_run(store: &Store, label: &str) -> Run {
+    let session = Session {
+        id: SessionId(store.new_id().unwrap()),
+        title: "why?".into(),
+        created_at: 5,
+        tags: vec![],
+        runs: vec![],
+    };
+    let run = Run {
+        id: RunId(store.new_id().unwrap()),
+        session: session.id,
+        parent: None,
+        label: Some(label.into()),
+        source: RunSource::Embedded,
+        model: ModelInfo::default(),
+        messages: vec![Message::new("user", "why?")],
+        rendered_prompt: String::new(),
+        prompt_tokens: vec![],
+        sampler: SamplerSpec::default(),
+        logprob_kind: LogprobKind::Raw,
+        status: RunStatus::Recording,
+        stop: None,
+        timings: Timings::default(),
+        created_at: 6,
+    };
+    store.put_session(&Session { runs: vec![run.id], ..session }).unwrap();
+    run
+}
+
+fn routing(i: u32) -> Routing {
+    Routing {
+        layers: vec![LayerRoute {
+            layer: 3,
+            experts: vec![1, (i % 64) as u16],
+            weights: Some(vec![0.75, 0.25]),
+        }],
+    }
+}
+
+#[test]
+fn the_writer_stores_every_step_in_order_and_completes_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("db")).unwrap());
+    let run = new_run(&store, "R1");
+    let id = run.id;
+    let (mut rec, handle) = writer::start(store.clone(), run).unwrap();
+    rec.record(EngineEvent::Started {
+        rendered_prompt: "p".into(),
+        prompt_tokens: vec![1, 2, 3],
+        phase: Phase::Think,
+        stop_ids: vec![],
+    });
+    for i in 0..300 {
+        rec.record(EngineEvent::Step { step: step(i), routing: Some(routing(i)) });
+    }
+    // While the run is being written it is `Recording`.
+    assert_eq!(store.run(id).unwrap().unwrap().status, RunStatus::Recording);
+    rec.record(EngineEvent::Finished {
+        stop: StopReason::MaxTokens,
+        timings: Timings { generated_tokens: 300, ..Timings::default() },
+    });
+    drop(rec);
+    let out = handle.join().unwrap().unwrap();
+    assert_eq!(out.steps_written, 300);
+    let run = store.run(id).unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Complete);
+    assert_eq!(run.prompt_tokens, vec![1, 2, 3]);
+    let read = store.steps(id).unwrap();
+    assert!(read.errors.is_empty());
+    assert_eq!(read.steps, (0..300).map(step).collect::<Vec<_>>());
+    let routes = store.routing(id).unwrap();
+    assert_eq!(routes.len(), 300);
+    assert_eq!(routes[257], (257, routing(257)));
+}
+
+#[test]
+fn a_writer_whose_engine_vanishes_leaves_an_interrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("db")).unwrap());
+    let run = new_run(&store, "x");
+    let id = run.id;
+    let (mut rec, handle) = writer::start(store.clone(), run).unwrap();
+    for i in 0..10 {
+        rec.record(EngineEvent::Step { step: step(i), routing: None });
+    }
+    drop(rec);
+    handle.join().unwrap().unwrap();
+    let run = store.run(id).unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Interrupted);
+    assert_eq!(store.step_count(id), 10);
+}
+
+#[test]
+fn reopening_marks_recording_runs_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let id = {
+        let store = Store::open(&path).unwrap();
+        let run = new_run(&store, "x");
+        store.put_run(&run).unwrap();
+        store.put_steps(run.id, &[(step(0), None), (step(1), None)]).unwrap();
+        store.flush().unwrap();
+        run.id
+    };
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.recovered(), &[id]);
+    let run = store.run(id).unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Interrupted);
+    assert_eq!(run.timings.generated_tokens, 2);
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let db = (0..20)
+            .find_map(|_| {
+                sled::open(&path).ok().or_else(|| {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    None
+                })
+            })
+            .unwrap();
+        db.open_tree("meta").unwrap().insert("schema_version", &99u32.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+    let err = Store::open(&path).err().unwrap().to_string();
+    assert!(err.contains("schema version 99, newer than this thinkdbg understands (1)"), "{err}");
+}
+
+#[test]
+fn a_corrupt_step_is_reported_and_the_rest_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let id = {
+        let store = Store::open(&path).unwrap();
+        let mut run = new_run(&store, "x");
+        run.status = RunStatus::Complete;
+        store.put_run(&run).unwrap();
+        store.put_steps(run.id, &(0..5).map(|i| (step(i), None)).collect::<Vec<_>>()).unwrap();
+        store.flush().unwrap();
+        run.id
+    };
+    {
+        let db = (0..20)
+            .find_map(|_| {
+                sled::open(&path).ok().or_else(|| {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    None
+                })
+            })
+            .unwrap();
+        db.open_tree("steps")
+            .unwrap()
+            .insert(&codec::step_key(id, 3)[..], &[1u8, 0xff, 0xff, 0xff][..])
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let read = store.steps(id).unwrap();
+    assert_eq!(read.steps.iter().map(|s| s.index).collect::<Vec<_>>(), vec![0, 1, 2, 4]);
+    assert_eq!(read.errors.len(), 1);
+    let msg = read.errors[0].to_string();
+    assert!(msg.contains(&format!("run '{id}' step 3")), "{msg}");
+}
+
+fn export(store: &Store, sid: SessionId) -> String {
+    let session = store.session(sid).unwrap().unwrap();
+    let runs = session
+        .runs
+        .iter()
+        .map(|r| {
+            let read = store.steps(*r).unwrap();
+            let mut routes: std::collections::HashMap<u32, Routing> =
+                store.routing(*r).unwrap().into_iter().collect();
+            RunRecord {
+                run: store.run(*r).unwrap(),
+                steps: read
+                    .steps
+                    .into_iter()
+                    .map(|s| {
+                        let x = routes.remove(&s.index);
+                        (s, x)
+                    })
+                    .collect(),
+                flags: store.flags(*r).unwrap(),
+                notes: store.notes(*r).unwrap(),
+            }
+        })
+        .collect();
+    let mut out = jsonl::header().unwrap() + "\n";
+    for l in jsonl::session_lines(&SessionRecord { session, runs }).unwrap() {
+        out += &l;
+        out += "\n";
+    }
+    out
+}
+
+/// Replaces ids by their order of first appearance, so two exports can be compared.
+fn without_ids(text: &str) -> String {
+    let mut map: Vec<String> = Vec::new();
+    let mut out = String::new();
+    let mut rest = text;
+    let keys = ["\"id\":", "\"session\":", "\"run\":"];
+    'outer: while !rest.is_empty() {
+        for k in keys {
+            if rest.starts_with(k)
+                && !rest[k.len()..].starts_with('"')
+                && !rest[k.len()..].starts_with('{')
+            {
+                let num: String =
+                    rest[k.len()..].chars().take_while(char::is_ascii_digit).collect();
+                if !num.is_empty() {
+                    let n = map.iter().position(|m| *m == num).unwrap_or_else(|| {
+                        map.push(num.clone());
+                        map.len() - 1
+                    });
+                    out += &format!("{k}#{n}");
+                    rest = &rest[k.len() + num.len()..];
+                    continue 'outer;
+                }
+            }
+        }
+        let c = rest.chars().next().unwrap();
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+#[test]
+fn export_import_export_is_identical_apart_from_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db")).unwrap();
+    let mut run = new_run(&store, "R1-Zero");
+    run.status = RunStatus::Complete;
+    run.stop = Some(StopReason::Eos);
+    store.put_run(&run).unwrap();
+    store
+        .put_steps(
+            run.id,
+            &(0..20).map(|i| (step(i), (i % 2 == 0).then(|| routing(i)))).collect::<Vec<_>>(),
+        )
+        .unwrap();
+    store
+        .put_flags(
+            run.id,
+            &[Flag {
+                start: 2,
+                end: 5,
+                kind: FlagKind::LanguageSwitch,
+                severity: Severity::Warn,
+                detail: "en → zh".into(),
+                origin: Origin::Auto,
+            }],
+        )
+        .unwrap();
+    store
+        .put_notes(run.id, &[Note { start: 0, end: 1, text: "look <here> & \"there\"".into() }])
+        .unwrap();
+    let first = export(&store, run.session);
+    let records = import::parse(&first).unwrap();
+    let done = import::import(&store, records.clone()).unwrap();
+    assert_eq!(done.runs.len(), 1);
+    assert_ne!(done.runs[0], run.id, "import must create new ids");
+    let second = export(&store, done.sessions[0]);
+    assert_ne!(first, second);
+    assert_eq!(without_ids(&first), without_ids(&second));
+    // Importing twice gives two more copies, never a clash.
+    import::import(&store, records).unwrap();
+    assert_eq!(store.runs().unwrap().len(), 3);
+    // The escape byte in a top-k text is escaped in the file.
+    assert!(first.contains("\\u001bx") && !first.contains('\u{1b}'));
+}
+
+#[test]
+fn malformed_imports_name_the_line_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db")).unwrap();
+    let mut run = new_run(&store, "x");
+    run.status = RunStatus::Complete;
+    store.put_run(&run).unwrap();
+    store.put_steps(run.id, &(0..3).map(|i| (step(i), None)).collect::<Vec<_>>()).unwrap();
+    let good = export(&store, run.session);
+    let lines: Vec<&str> = good.lines().collect();
+    let before = (store.sessions().unwrap().len(), store.runs().unwrap().len());
+    let cases: Vec<(String, &str)> = vec![
+        (String::new(), "line 1: the file is empty"),
+        (lines[1..].join("\n"), "line 1: the first line must be the 'header' line"),
+        (format!("{}\n{{not json", lines[0]), "line 2: not a valid thinkdbg JSONL line"),
+        (
+            format!("{}\n{{\"type\":\"sparkle\"}}", lines[0]),
+            "line 2: not a valid thinkdbg JSONL line",
+        ),
+        (format!("{}\n{}\n{}", lines[0], lines[2], lines[1]), "line 2: run"),
+        (format!("{}\n{}\n{}\n{}", lines[0], lines[1], lines[2], lines[4]), "line 4: step index 1"),
+        ([lines[0], lines[1], lines[3]].join("\n"), "line 3: step of run"),
+        (format!("{}\n{}", lines[0], lines[0]), "line 2: a second 'header' line"),
+        (
+            good.replace("\"version\":1", "\"version\":9"),
+            "line 1: format 'thinkdbg-jsonl' version 9",
+        ),
+        (
+            good.replace("\"logprob\":-0.25,", "\"logprob\":\"high\","),
+            "line 5: not a valid thinkdbg JSONL line",
+        ),
+    ];
+    for (text, want) in cases {
+        let err = match import::parse(&text) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("accepted: {text}"),
+        };
+        assert!(err.starts_with(want), "got '{err}', want '{want}'");
+        assert!(matches!(import::parse(&text), Err(Error::Import { .. })));
+    }
+    assert_eq!(before, (store.sessions().unwrap().len(), store.runs().unwrap().len()));
+}
+
+fn arb_step(index: u32) -> impl Strategy<Value = Step> {
+    (
+        any::<u32>(),
+        ".{0,6}",
+        -30.0f32..0.0,
+        0.0f32..8.0,
+        any::<bool>(),
+        any::<u64>(),
+        prop::collection::vec((any::<u32>(), ".{0,4}", -30.0f32..0.0), 0..4),
+    )
+        .prop_map(move |(token_id, text, logprob, entropy, think, t_us, top)| Step {
+            index,
+            token_id,
+            text,
+            logprob,
+            entropy,
+            phase: if think { Phase::Think } else { Phase::Answer },
+            t_us,
+            top: top
+                .into_iter()
+                .map(|(id, text, logprob)| TopToken { id, text, logprob })
+                .collect(),
+        })
+}
+
+fn arb_routing() -> impl Strategy<Value = Option<Routing>> {
+    prop::option::of(
+        prop::collection::vec(
+            (
+                any::<u16>(),
+                prop::collection::vec(any::<u16>(), 0..8),
+                prop::option::of(prop::collection::vec(0.0f32..1.0, 0..8)),
+            ),
+            0..4,
+        )
+        .prop_map(|layers| Routing {
+            layers: layers
+                .into_iter()
+                .map(|(layer, experts, weights)| LayerRoute { layer, experts, weights })
+                .collect(),
+        }),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn values_round_trip_through_the_codec(s in arb_step(7), r in arb_routing(), title in ".{0,20}", seed in any::<u64>(), msg in ".{0,10}") {
+        let back: Step = codec::decode(&codec::encode(&s).unwrap(), "steps", String::new).unwrap();
+        prop_assert_eq!(back, s);
+        let back: Option<Routing> = codec::decode(&codec::encode(&r).unwrap(), "routing", String::new).unwrap();
+        prop_assert_eq!(back, r);
+        let session = Session { id: SessionId(seed), title, created_at: seed / 2, tags: vec!["a".into()], runs: vec![RunId(seed ^ 1)] };
+        let back: Session = codec::decode(&codec::encode(&session).unwrap(), "sessions", String::new).unwrap();
+        prop_assert_eq!(back, session);
+        let flag = Flag { start: 1, end: 4, kind: FlagKind::User(msg.clone()), severity: Severity::Error, detail: msg.clone(), origin: Origin::User };
+        let back: Flag = codec::decode(&codec::encode(&flag).unwrap(), "flags", String::new).unwrap();
+        prop_assert_eq!(back, flag);
+        let note = Note { start: 0, end: 9, text: msg.clone() };
+        let back: Note = codec::decode(&codec::encode(&note).unwrap(), "notes", String::new).unwrap();
+        prop_assert_eq!(back, note);
+        let status = RunStatus::Failed(msg);
+        let run = Run {
+            id: RunId(seed), session: SessionId(seed ^ 3), parent: Some((RunId(2), 9)), label: None,
+            source: RunSource::Remote { endpoint: "http://127.0.0.1:1/v1".into() }, model: ModelInfo::default(),
+            messages: vec![Message::new("user", "q")], rendered_prompt: "p".into(), prompt_tokens: vec![1, 2],
+            sampler: SamplerSpec { seed, ..SamplerSpec::default() }, logprob_kind: LogprobKind::PostSampling,
+            status, stop: Some(StopReason::User), timings: Timings::default(), created_at: seed,
+        };
+        let back: Run = codec::decode(&codec::encode(&run).unwrap(), "runs", String::new).unwrap();
+        prop_assert_eq!(back, run);
+    }
+
+    #[test]
+    fn jsonl_round_trips_random_sessions(steps in prop::collection::vec((arb_step(0), arb_routing()), 0..12), title in ".{0,20}") {
+        let steps: Vec<(Step, Option<Routing>)> = steps.into_iter().enumerate().map(|(i, (s, r))| (Step { index: i as u32, ..s }, r)).collect();
+        let run = Run {
+            id: RunId(11), session: SessionId(10), parent: None, label: Some("L".into()), source: RunSource::Embedded,
+            model: ModelInfo::default(), messages: vec![], rendered_prompt: title.clone(), prompt_tokens: vec![],
+            sampler: SamplerSpec::default(), logprob_kind: LogprobKind::Raw, status: RunStatus::Complete,
+            stop: Some(StopReason::Eos), timings: Timings::default(), created_at: 1,
+        };
+        let rec = SessionRecord {
+            session: Session { id: SessionId(10), title, created_at: 1, tags: vec![], runs: vec![RunId(11)] },
+            runs: vec![RunRecord { run: Some(run), steps, flags: vec![], notes: vec![] }],
+        };
+        let mut text = jsonl::header().unwrap() + "\n";
+        for l in jsonl::session_lines(&rec).unwrap() { text += &l; text += "\n"; }
+        let parsed = import::parse(&text).unwrap();
+        prop_assert_eq!(parsed, vec![rec]);
+    }
+}

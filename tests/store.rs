@@ -438,3 +438,33 @@ proptest! {
         prop_assert_eq!(parsed, vec![rec]);
     }
 }
+
+#[test]
+fn a_corrupt_run_does_not_hide_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let good = {
+        let store = Store::open(&path).unwrap();
+        let run = new_run(&store, "ok");
+        store.put_run(&run).unwrap();
+        store.flush().unwrap();
+        run.id
+    };
+    {
+        let db = (0..20)
+            .find_map(|_| {
+                sled::open(&path).ok().or_else(|| {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    None
+                })
+            })
+            .unwrap();
+        db.open_tree("runs").unwrap().insert(codec::id_key(0xabc), &[1u8, 0xfe][..]).unwrap();
+        db.flush().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let (runs, errors) = store.runs_lossy().unwrap();
+    assert_eq!(runs.iter().map(|r| r.id).collect::<Vec<_>>(), vec![good]);
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].to_string().contains("run 'rabc'"), "{}", errors[0]);
+}

@@ -30,7 +30,10 @@ pub fn run(args: &LsArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
     let store = open(store_flag)?;
     let mut sessions = store.sessions()?;
     sessions.sort_by_key(|s| s.created_at);
-    let runs = store.runs()?;
+    let (runs, errors) = store.runs_lossy()?;
+    for e in &errors {
+        eprintln!("warning: {e}");
+    }
     for s in &sessions {
         if !args.json {
             println!("{}  {}  {}", s.id, date(s.created_at), for_terminal(&s.title, false));

@@ -114,7 +114,8 @@ impl Store {
 
     fn recover(&mut self) -> Result<()> {
         let mut changed = false;
-        for run in self.runs()? {
+        // A corrupt run must not make the whole store unreadable: it is reported by `ls`.
+        for run in self.runs_lossy()?.0 {
             if run.status == RunStatus::Recording {
                 let mut run = run;
                 run.status = RunStatus::Interrupted;
@@ -174,14 +175,28 @@ impl Store {
             .transpose()
     }
 
-    /// Every run, oldest first.
+    /// Every run, oldest first; fails on the first value that cannot be decoded.
     pub fn runs(&self) -> Result<Vec<Run>> {
-        let mut out = Vec::new();
+        let (runs, mut errors) = self.runs_lossy()?;
+        match errors.pop() {
+            Some(e) => Err(e),
+            None => Ok(runs),
+        }
+    }
+
+    /// Every run that can be decoded, and an error naming each one that cannot.
+    pub fn runs_lossy(&self) -> Result<(Vec<Run>, Vec<Error>)> {
+        let (mut runs, mut errors) = (Vec::new(), Vec::new());
         for item in self.runs.iter() {
             let (k, v) = item?;
-            out.push(decode(&v, "runs", || format!("run key {k:?}"))?);
+            let id = k.as_ref().try_into().map(u64::from_be_bytes).map(RunId);
+            let place = || id.map_or_else(|_| format!("run key {k:?}"), |id| format!("run '{id}'"));
+            match decode(&v, "runs", place) {
+                Ok(r) => runs.push(r),
+                Err(e) => errors.push(e),
+            }
         }
-        Ok(out)
+        Ok((runs, errors))
     }
 
     /// Appends steps (and their routing) in two batches: routing first, so a step on disk

@@ -468,3 +468,16 @@ fn a_corrupt_run_does_not_hide_the_others() {
     assert_eq!(errors.len(), 1);
     assert!(errors[0].to_string().contains("run 'rabc'"), "{}", errors[0]);
 }
+
+#[test]
+fn ids_stay_small_and_unique_across_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let first: Vec<u64> = {
+        let store = Store::open(&path).unwrap();
+        (0..3).map(|_| store.new_id().unwrap()).collect()
+    };
+    assert_eq!(first, vec![1, 2, 3]);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.new_id().unwrap(), 4);
+}

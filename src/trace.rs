@@ -36,6 +36,20 @@ pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
+/// The proleptic Gregorian date `(year, month 1-12, day 1-31)` of a day counted from
+/// 1970-01-01 (Howard Hinnant's days-to-civil algorithm): dates without a calendar crate.
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
 /// A prompt under investigation and the runs made from it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Session {
@@ -274,6 +288,30 @@ pub struct Run {
     pub stop: Option<StopReason>,
     pub timings: Timings,
     pub created_at: u64,
+}
+
+impl Run {
+    /// A run about to be recorded by the embedded engine: status `Recording`, raw logprobs,
+    /// everything learned while it runs (model, prompt tokens, timings) still empty.
+    pub fn new_recording(id: RunId, session: SessionId, sampler: SamplerSpec) -> Self {
+        Run {
+            id,
+            session,
+            parent: None,
+            label: None,
+            source: RunSource::Embedded,
+            model: ModelInfo::default(),
+            messages: Vec::new(),
+            rendered_prompt: String::new(),
+            prompt_tokens: Vec::new(),
+            sampler,
+            logprob_kind: LogprobKind::Raw,
+            status: RunStatus::Recording,
+            stop: None,
+            timings: Timings::default(),
+            created_at: now_ms(),
+        }
+    }
 }
 
 /// What kind of suspicious place a flag marks.

@@ -9,16 +9,7 @@ use assert_cmd::Command;
 use common::{write_tiny, Tiny};
 use predicates::prelude::*;
 
-fn thinkdbg(dir: &std::path::Path) -> Command {
-    let mut cmd = Command::cargo_bin("thinkdbg").unwrap();
-    // Keep caches, logs and downloads of the test inside its own directory.
-    cmd.env("THINKDBG_CACHE", dir.join("cache"))
-        .env("THINKDBG_LOG_FILE", dir.join("test.log"))
-        .env("HF_HOME", dir.join("hf"))
-        .env_remove("THINKDBG_MODEL")
-        .env("NO_COLOR", "1");
-    cmd
-}
+use common::thinkdbg;
 
 /// Asserts a failure whose one error line, the last on stderr, contains `needle`; no panic.
 fn fails_with(cmd: &mut Command, needle: &str) {

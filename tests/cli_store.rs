@@ -13,15 +13,7 @@ use predicates::prelude::*;
 use thinkdbg::store::Store;
 use thinkdbg::trace::RunStatus;
 
-fn thinkdbg(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("thinkdbg").unwrap();
-    cmd.env("THINKDBG_CACHE", dir.join("cache"))
-        .env("THINKDBG_LOG_FILE", dir.join("test.log"))
-        .env("THINKDBG_STORE", dir.join("store"))
-        .env_remove("THINKDBG_MODEL")
-        .env("NO_COLOR", "1");
-    cmd
-}
+use common::thinkdbg;
 
 fn stdout(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();

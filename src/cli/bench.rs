@@ -14,8 +14,8 @@ use clap::{Args, Subcommand};
 use crate::engine::generate::{EngineEvent, Recorder};
 use crate::store::{codec, writer, Store};
 use crate::trace::{
-    LayerRoute, LogprobKind, ModelInfo, Phase, Routing, Run, RunId, RunSource, RunStatus,
-    SamplerSpec, Session, SessionId, Step, StopReason, Timings, TopToken,
+    LayerRoute, Phase, Routing, Run, RunId, SamplerSpec, Session, SessionId, Step, StopReason,
+    Timings, TopToken,
 };
 
 #[derive(Debug, Clone, Args)]
@@ -86,23 +86,7 @@ fn scratch_run(store: &Store) -> Result<Run> {
         tags: vec![],
         runs: vec![],
     };
-    let run = Run {
-        id: RunId(store.new_id()?),
-        session: session.id,
-        parent: None,
-        label: None,
-        source: RunSource::Embedded,
-        model: ModelInfo::default(),
-        messages: vec![],
-        rendered_prompt: String::new(),
-        prompt_tokens: vec![],
-        sampler: SamplerSpec::default(),
-        logprob_kind: LogprobKind::Raw,
-        status: RunStatus::Recording,
-        stop: None,
-        timings: Timings::default(),
-        created_at: 0,
-    };
+    let run = Run::new_recording(RunId(store.new_id()?), session.id, SamplerSpec::default());
     store.put_session(&Session { runs: vec![run.id], ..session })?;
     Ok(run)
 }

@@ -8,6 +8,7 @@ mod import;
 mod logging;
 mod ls;
 mod model;
+mod progress;
 mod record;
 mod rm;
 mod run;

@@ -11,13 +11,12 @@ use anyhow::{anyhow, bail, Result};
 use clap::Args;
 
 use super::args::GenArgs;
+use super::progress::LoadProgress;
 use crate::engine::generate::{EngineEvent, Prompt, Recorder, Tee};
 use crate::engine::worker;
 use crate::sanitize::for_terminal;
 use crate::store::{self, Store, Target};
-use crate::trace::{
-    LogprobKind, ModelInfo, Run, RunId, RunSource, RunStatus, Session, SessionId, Timings,
-};
+use crate::trace::{Run, RunId, Session, SessionId};
 
 #[derive(Debug, Clone, Args)]
 pub struct RecordArgs {
@@ -66,29 +65,12 @@ fn new_run(
             runs: Vec::new(),
         },
     };
-    let run = Run {
-        id: RunId(store.new_id()?),
-        session: session.id,
-        parent: None,
-        label: args.label.clone(),
-        source: RunSource::Embedded,
-        model: ModelInfo::default(),
-        messages: match prompt {
-            Prompt::Chat(m) => m.clone(),
-            Prompt::Raw(_) => Vec::new(),
-        },
-        rendered_prompt: match prompt {
-            Prompt::Raw(t) => t.clone(),
-            Prompt::Chat(_) => String::new(),
-        },
-        prompt_tokens: Vec::new(),
-        sampler,
-        logprob_kind: LogprobKind::Raw,
-        status: RunStatus::Recording,
-        stop: None,
-        timings: Timings::default(),
-        created_at: crate::trace::now_ms(),
-    };
+    let mut run = Run::new_recording(RunId(store.new_id()?), session.id, sampler);
+    run.label = args.label.clone();
+    match prompt {
+        Prompt::Chat(m) => run.messages = m.clone(),
+        Prompt::Raw(t) => run.rendered_prompt = t.clone(),
+    }
     let mut session = session;
     session.runs.push(run.id);
     store.put_session(&session)?;
@@ -105,6 +87,7 @@ pub fn run(args: &RecordArgs, store_flag: Option<&Path>, offline: bool) -> Resul
     let (tx, rx) = mpsc::channel();
     let recorders: Vec<Box<dyn Recorder>> = vec![Box::new(writer), Box::new(tx)];
     let cancel = Arc::new(AtomicBool::new(false));
+    let progress = LoadProgress::new(&path);
     let engine = worker::spawn_run(
         path,
         args.gen.load_options(),
@@ -112,29 +95,16 @@ pub fn run(args: &RecordArgs, store_flag: Option<&Path>, offline: bool) -> Resul
         Box::new(Tee(recorders)),
         cancel,
     )?;
-    let bar =
-        indicatif::ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
     let mut failed = None;
     for event in rx {
         match event {
-            EngineEvent::Loading { done, total } => {
-                bar.set_length(total);
-                bar.set_position(done);
-            }
-            EngineEvent::Loaded { warnings, .. } => {
-                bar.finish_and_clear();
-                for w in warnings {
-                    eprintln!("warning: {}", for_terminal(&w, false));
-                }
-            }
-            EngineEvent::Step { step, .. } if step.index % 16 == 0 => {
-                bar.set_message(format!("{} tokens", step.index));
-            }
             EngineEvent::Failed(msg) => failed = Some(msg),
-            _ => {}
+            ev => {
+                progress.show(&ev);
+            }
         }
     }
-    bar.finish_and_clear();
+    progress.finish();
     let engine_result = engine.join().map_err(|_| anyhow!("the engine thread panicked"))?;
     let outcome = writer_handle.join().map_err(|_| anyhow!("the store writer panicked"))??;
     if let Some(msg) = failed {

@@ -13,6 +13,7 @@ use clap::Args;
 use crossterm::style::Stylize;
 
 use super::args::GenArgs;
+use super::progress::LoadProgress;
 use crate::engine::generate::EngineEvent;
 use crate::engine::worker;
 use crate::sanitize::{for_terminal, json_line, visible_token};
@@ -118,35 +119,13 @@ pub fn run(args: &RunArgs, offline: bool) -> Result<ExitCode> {
     let color =
         mode == Mode::Text && stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let mut printer = Printer { color, mode, phase: None };
-    let bar =
-        indicatif::ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "loading {msg} {bar:30} {binary_bytes}/{binary_total_bytes}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar.set_message(path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default());
+    let progress = LoadProgress::new(&path);
     let mut stop_ids: Vec<u32> = Vec::new();
     let mut failed = None;
     for event in rx {
         match event {
-            EngineEvent::Loading { done, total } => {
-                bar.set_length(total);
-                bar.set_position(done);
-            }
-            EngineEvent::Loaded { model, load_ms, warnings } => {
-                bar.finish_and_clear();
-                for w in warnings {
-                    eprintln!("warning: {}", for_terminal(&w, false));
-                }
-                eprintln!(
-                    "{} ({}, {}, {} layers) loaded in {load_ms} ms",
-                    for_terminal(&model.name, false),
-                    model.arch,
-                    model.quant,
-                    model.layers
-                );
+            ev @ (EngineEvent::Loading { .. } | EngineEvent::Loaded { .. }) => {
+                progress.show(&ev);
             }
             EngineEvent::Started { prompt_tokens, stop_ids: ids, .. } => {
                 eprintln!("prompt: {} tokens", prompt_tokens.len());
@@ -170,7 +149,7 @@ pub fn run(args: &RunArgs, offline: bool) -> Result<ExitCode> {
             EngineEvent::Failed(msg) => failed = Some(msg),
         }
     }
-    bar.finish_and_clear();
+    progress.finish();
     let joined = handle.join().map_err(|_| anyhow!("the engine thread panicked"))?;
     if let Some(msg) = failed {
         return Err(anyhow!(msg));

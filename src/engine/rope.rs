@@ -95,11 +95,8 @@ mod tests {
         let dev = Device::Cpu;
         for style in [RopeStyle::Interleaved, RopeStyle::Neox] {
             let rope = Rope::new(style, 4, 10_000.0, None, 1.0);
-            let mut x = vec![0f32; 4];
-            match style {
-                RopeStyle::Interleaved => x[0] = 1.0,
-                RopeStyle::Neox => x[0] = 1.0,
-            }
+            // x0 = 1 is paired with x1 (interleaved) or x2 (NEOX).
+            let x = vec![1f32, 0.0, 0.0, 0.0];
             let xt = Tensor::from_vec(x, (1, 1, 1, 4), &dev).unwrap();
             let pos = 70_001;
             let (c, s) = rope.tables(pos, 1, &dev).unwrap();

@@ -16,6 +16,19 @@ use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 
+/// The `thinkdbg` binary with its cache, log, store and Hugging Face cache inside `dir`, so a
+/// test never touches the user's data, and without colour.
+pub fn thinkdbg(dir: &Path) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("thinkdbg").unwrap();
+    cmd.env("THINKDBG_CACHE", dir.join("cache"))
+        .env("THINKDBG_LOG_FILE", dir.join("test.log"))
+        .env("THINKDBG_STORE", dir.join("store"))
+        .env("HF_HOME", dir.join("hf"))
+        .env_remove("THINKDBG_MODEL")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
 /// The demo model, fetched into the cache on first use (as `.ci/run` does before the tests).
 pub fn demo_model() -> PathBuf {
     thinkdbg::engine::source::demo_model(false).expect("the demo model could not be fetched")

@@ -13,6 +13,7 @@
 //! - Still to come, per DESIGN.md: `remote` (OpenAI-compatible servers), `analysis`, `compare`
 //!   and `tui`, all reading and writing `trace` types.
 
+pub mod analysis;
 pub mod cli;
 pub mod engine;
 pub mod export;

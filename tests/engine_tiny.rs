@@ -34,7 +34,7 @@ fn run_forced(
     forced: Vec<u32>,
 ) -> (Vec<Step>, StopReason, Vec<u32>) {
     let mut events: Vec<EngineEvent> = Vec::new();
-    let req = RunRequest { prompt, sampler, top_logprobs: top, forced };
+    let req = RunRequest { prompt, sampler, top_logprobs: top, forced, forced_text: None };
     let summary = engine.generate(&req, &mut events, &AtomicBool::new(false)).unwrap();
     let mut prompt_tokens = Vec::new();
     let steps = events
@@ -227,6 +227,7 @@ fn a_prompt_longer_than_the_context_is_an_error() {
         sampler: greedy(4),
         top_logprobs: 1,
         forced: Vec::new(),
+        forced_text: None,
     };
     let err =
         engine.generate(&req, &mut Vec::new(), &AtomicBool::new(false)).unwrap_err().to_string();
@@ -244,8 +245,13 @@ fn cancel_stops_before_the_first_token() {
     let path = write_tiny(dir.path(), &Tiny::llama());
     let mut engine = load(&path);
     let mut events = Vec::new();
-    let req =
-        RunRequest { prompt: chat("x"), sampler: greedy(10), top_logprobs: 1, forced: Vec::new() };
+    let req = RunRequest {
+        prompt: chat("x"),
+        sampler: greedy(10),
+        top_logprobs: 1,
+        forced: Vec::new(),
+        forced_text: None,
+    };
     let summary = engine.generate(&req, &mut events, &AtomicBool::new(true)).unwrap();
     assert_eq!(summary.stop, StopReason::User);
     assert_eq!(summary.timings.generated_tokens, 0);
@@ -291,6 +297,7 @@ fn forced_tokens_replay_a_prefix_and_fork_at_the_chosen_step() {
         sampler: greedy(3),
         top_logprobs: 1,
         forced: vec![u32::MAX],
+        forced_text: None,
     };
     let err = engine.generate(&req, &mut Vec::new(), &AtomicBool::new(false)).unwrap_err();
     assert!(err.to_string().contains("outside the vocabulary"), "{err}");

@@ -113,6 +113,7 @@ impl GenArgs {
             sampler: self.sampler()?,
             top_logprobs: self.top_logprobs,
             forced: Vec::new(),
+            forced_text: None,
         })
     }
 

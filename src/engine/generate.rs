@@ -39,6 +39,9 @@ pub struct RunRequest {
     /// forcing a run's own tokens reproduces it exactly.
     #[serde(default)]
     pub forced: Vec<u32>,
+    /// Text whose tokens are forced after `forced` (a fork to a typed continuation).
+    #[serde(default)]
+    pub forced_text: Option<String>,
 }
 
 /// What the engine reports while it works.
@@ -208,7 +211,15 @@ impl Engine {
             });
         }
         let vocab = self.tokenizer.vocab_size().max(self.model.vocab_size());
-        if let Some(bad) = req.forced.iter().find(|&&t| t as usize >= vocab) {
+        let mut forced = req.forced.clone();
+        if let Some(text) = &req.forced_text {
+            let ids = self.tokenizer.encode(text)?;
+            if ids.is_empty() {
+                return Err(Error::Sampler("the forced text is empty".into()));
+            }
+            forced.extend(ids);
+        }
+        if let Some(bad) = forced.iter().find(|&&t| t as usize >= vocab) {
             return Err(Error::Sampler(format!(
                 "forced token id {bad} is outside the vocabulary ({vocab} tokens)"
             )));
@@ -249,7 +260,7 @@ impl Engine {
             }
             let stats = RawStats::of(&logits, req.top_logprobs);
             let sampled = sampler.sample(&logits, &history);
-            let token = req.forced.get(index).copied().unwrap_or(sampled);
+            let token = forced.get(index).copied().unwrap_or(sampled);
             let t_us = start.elapsed().as_micros() as u64;
             let text = decoder.push(self.tokenizer.token_bytes(token));
             let phase = phases.observe(&text);

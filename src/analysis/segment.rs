@@ -103,17 +103,21 @@ pub fn marker_of(sentence: &str) -> Option<(&'static Marker, &str)> {
 
 /// Segments a run's steps. Sentences and reasoning steps never cross the think/answer border.
 pub fn segment(steps: &[Step]) -> Segments {
-    let text = StepText::new(steps);
+    segment_text(&StepText::new(steps), steps)
+}
+
+/// `segment` over text already joined.
+pub fn segment_text(text: &StepText, steps: &[Step]) -> Segments {
     let mut seg = Segments {
         think: phase_range(steps, Phase::Think),
         answer: phase_range(steps, Phase::Answer),
-        words: words(&text, 0..text.text.len()),
+        words: words(text, 0..text.text.len()),
         ..Segments::default()
     };
     for region in regions(steps) {
         let bytes = text.bytes_of(region);
         for s in sentences(&text.text, bytes) {
-            let pushed = push_disjoint(&mut seg.sentences, &text, s.bytes.clone());
+            let pushed = push_disjoint(&mut seg.sentences, text, s.bytes.clone());
             let marker = marker_of(&text.text[s.bytes.clone()]).map(|(_, t)| t.to_string());
             let opens_step = s.paragraph_start || marker.is_some();
             let Some(span) = seg.sentences.last().cloned() else { continue };

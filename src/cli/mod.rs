@@ -12,6 +12,7 @@ mod model;
 mod progress;
 mod record;
 mod replay;
+mod resample;
 mod rm;
 mod run;
 mod show;
@@ -61,6 +62,8 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Re-run a run's prefix, force another token at a step, and record the child run.
     Fork(fork::ForkArgs),
+    /// Sample N continuations from a step of a run and count how often the answer changes.
+    Resample(resample::ResampleArgs),
     /// Import a JSONL export (all or nothing, under new ids).
     Import(import::ImportArgs),
     /// Measure speed (store now; decode, analysis, diff and render later).
@@ -106,6 +109,7 @@ fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Rm(args)) => rm::run(&args, cli.store.as_deref()),
         Some(Command::Export(args)) => export::run(&args, cli.store.as_deref()),
         Some(Command::Fork(args)) => fork::run(&args, cli.store.as_deref(), cli.offline),
+        Some(Command::Resample(args)) => resample::run(&args, cli.store.as_deref(), cli.offline),
         Some(Command::Import(args)) => import::run(&args, cli.store.as_deref()),
         None => {
             // The terminal UI arrives with the TUI issue; until then, show what exists.

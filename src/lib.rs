@@ -16,6 +16,7 @@
 pub mod cli;
 pub mod engine;
 pub mod export;
+pub mod remote;
 pub mod sanitize;
 pub mod store;
 pub mod trace;

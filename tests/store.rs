@@ -410,7 +410,7 @@ proptest! {
         let status = RunStatus::Failed(msg);
         let run = Run {
             id: RunId(seed), session: SessionId(seed ^ 3), parent: Some((RunId(2), 9)), label: None,
-            source: RunSource::Remote { endpoint: "http://127.0.0.1:1/v1".into() }, model: ModelInfo::default(),
+            source: RunSource::Remote { endpoint: "http://127.0.0.1:1/v1".into(), server: Default::default() }, model: ModelInfo::default(),
             messages: vec![Message::new("user", "q")], rendered_prompt: "p".into(), prompt_tokens: vec![1, 2],
             sampler: SamplerSpec { seed, ..SamplerSpec::default() }, logprob_kind: LogprobKind::PostSampling,
             status, stop: Some(StopReason::User), timings: Timings::default(), created_at: seed,

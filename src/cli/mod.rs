@@ -10,6 +10,7 @@ mod ls;
 mod model;
 mod progress;
 mod record;
+mod record_remote;
 mod rm;
 mod run;
 mod show;

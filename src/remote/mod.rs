@@ -12,6 +12,8 @@ pub mod client;
 pub mod error;
 pub mod routing;
 pub mod sse;
+#[cfg(test)]
+mod stream_tests;
 
 pub use client::{record, Ended, RemoteOptions, RemoteOutcome, RemoteRequest};
 pub use error::{Error, Result};

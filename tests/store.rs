@@ -511,8 +511,19 @@ fn remote_runs_with_unknown_values_round_trip() {
     let back: Step = codec::decode(&codec::encode(&step).unwrap(), "steps", String::new).unwrap();
     assert!(back.logprob.is_nan() && back.entropy.is_nan() && back.token_id == UNKNOWN_TOKEN);
     let rec = SessionRecord {
-        session: Session { id: SessionId(10), title: "t".into(), created_at: 1, tags: vec![], runs: vec![RunId(11)] },
-        runs: vec![RunRecord { run: Some(run.clone()), steps: vec![(step, None)], flags: vec![], notes: vec![] }],
+        session: Session {
+            id: SessionId(10),
+            title: "t".into(),
+            created_at: 1,
+            tags: vec![],
+            runs: vec![RunId(11)],
+        },
+        runs: vec![RunRecord {
+            run: Some(run.clone()),
+            steps: vec![(step, None)],
+            flags: vec![],
+            notes: vec![],
+        }],
     };
     let mut text = jsonl::header().unwrap() + "\n";
     for l in jsonl::session_lines(&rec).unwrap() {

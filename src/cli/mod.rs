@@ -3,6 +3,7 @@
 
 mod args;
 mod bench;
+mod bench_remote;
 mod export;
 mod import;
 mod logging;

@@ -225,13 +225,31 @@ impl Assembler {
             message: format!("unexpected chunk shape ({e})"),
             content: quote(&value.to_string(), 200),
         })?;
+        Ok(self.apply(chunk, t_us))
+    }
+
+    /// As `chunk`, from the event's JSON text (one parse, no intermediate `Value`).
+    pub fn chunk_str(&mut self, data: &str, line: usize, t_us: u64) -> Result<Vec<Step>> {
+        let chunk: Chunk = serde_json::from_str(data).map_err(|e| Error::Sse {
+            line,
+            message: if e.is_data() {
+                format!("unexpected chunk shape ({e})")
+            } else {
+                format!("not JSON ({e})")
+            },
+            content: quote(data, 200),
+        })?;
+        Ok(self.apply(chunk, t_us))
+    }
+
+    fn apply(&mut self, chunk: Chunk, t_us: u64) -> Vec<Step> {
         if let Some(m) = chunk.model {
             self.model = Some(m);
         }
         if chunk.usage.is_some() {
             self.usage = chunk.usage;
         }
-        let Some(choice) = chunk.choices.into_iter().next() else { return Ok(Vec::new()) };
+        let Some(choice) = chunk.choices.into_iter().next() else { return Vec::new() };
         if choice.finish_reason.is_some() {
             self.finish = choice.finish_reason;
         }
@@ -250,9 +268,9 @@ impl Assembler {
         let content = delta.content.unwrap_or_default();
         let entries = choice.logprobs.and_then(|l| l.content).unwrap_or_default();
         if entries.is_empty() {
-            return Ok(self.without_logprobs(reasoning, &content, t_us));
+            return self.without_logprobs(reasoning, &content, t_us);
         }
-        Ok(self.with_logprobs(entries, &reasoning, &content, t_us))
+        self.with_logprobs(entries, &reasoning, &content, t_us)
     }
 
     fn without_logprobs(&mut self, reasoning: String, content: &str, t_us: u64) -> Vec<Step> {

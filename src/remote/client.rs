@@ -229,22 +229,23 @@ impl Session<'_> {
                 self.done = true;
                 return Ok(false);
             }
-            let v: Value = serde_json::from_str(&ev.data).map_err(|e| Error::Sse {
-                line: ev.line,
-                message: format!("not JSON ({e})"),
-                content: quote(&ev.data, 200),
-            })?;
-            if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
-                return Err(Error::Server {
+            // Whole-value parsing only for the rare chunks that need it (errors, routing).
+            if ev.data.contains("\"error\"") || ev.data.contains("routed_experts") {
+                let v: Value = serde_json::from_str(&ev.data).map_err(|e| Error::Sse {
                     line: ev.line,
-                    message: server_message(&json!({"error": err}).to_string()),
-                });
-            }
-            if let Some(f) = routing::find(&v) {
-                self.found = Some(f);
+                    message: format!("not JSON ({e})"),
+                    content: quote(&ev.data, 200),
+                })?;
+                if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
+                    let message = server_message(&json!({ "error": err }).to_string());
+                    return Err(Error::Server { line: ev.line, message });
+                }
+                if let Some(f) = routing::find(&v) {
+                    self.found = Some(f);
+                }
             }
             let t_us = t0.elapsed().as_micros() as u64;
-            let steps = self.asm.chunk(&v, ev.line, t_us)?;
+            let steps = self.asm.chunk_str(&ev.data, ev.line, t_us)?;
             if !self.loaded {
                 if let Some(name) = &self.asm.model {
                     self.loaded = true;

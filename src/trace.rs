@@ -7,7 +7,7 @@
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// Identifier of a session (a prompt under investigation and its runs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -147,6 +147,20 @@ impl Phase {
     }
 }
 
+/// The token id of a step or alternative whose source gave text but no id (OpenAI-compatible
+/// servers return token strings only).
+pub const UNKNOWN_TOKEN: u32 = u32::MAX;
+
+/// A float that may be unknown: `NaN` in memory and in the store, `null` in JSON (which has no
+/// NaN; serde_json writes NaN as `null`, and this reads `null` back as NaN).
+fn f32_or_nan<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<f32, D::Error> {
+    if d.is_human_readable() {
+        Ok(Option::<f32>::deserialize(d)?.unwrap_or(f32::NAN))
+    } else {
+        f32::deserialize(d)
+    }
+}
+
 /// One alternative the model could have chosen at a step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TopToken {
@@ -159,13 +173,17 @@ pub struct TopToken {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Step {
     pub index: u32,
+    /// `UNKNOWN_TOKEN` when the source gave no id.
     pub token_id: u32,
     /// The text this step made visible. Concatenating every step's text gives the output;
     /// a token that ends inside a UTF-8 character contributes its text to the next step.
     pub text: String,
-    /// Raw log-probability of the chosen token (log-softmax of the unmodified logits).
+    /// Raw log-probability of the chosen token (log-softmax of the unmodified logits); NaN
+    /// when the source did not supply it (see `RemoteInfo::missing`).
+    #[serde(deserialize_with = "f32_or_nan")]
     pub logprob: f32,
-    /// Entropy, in nats, of the raw distribution.
+    /// Entropy, in nats, of the raw distribution; NaN when unknown (servers return top-k only).
+    #[serde(deserialize_with = "f32_or_nan")]
     pub entropy: f32,
     pub phase: Phase,
     /// Microseconds from the start of generation to this token being chosen.
@@ -195,8 +213,29 @@ pub struct Routing {
 #[serde(rename_all = "lowercase")]
 pub enum RunSource {
     Embedded,
-    Remote { endpoint: String },
+    /// Recorded from an OpenAI-compatible server; `endpoint` carries no credentials.
+    Remote {
+        endpoint: String,
+        #[serde(default)]
+        server: RemoteInfo,
+    },
     Imported,
+}
+
+/// Provenance of a run recorded from a server: what it said it was and what it left out.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RemoteInfo {
+    /// The model id the server reported (the requested name when it reported none).
+    pub model: String,
+    /// Where reasoning text came from: `reasoning_content`, `reasoning`, `inline <think>`, or
+    /// empty when none was seen.
+    pub reasoning_from: String,
+    /// The routed-experts format found (e.g. `sglang base64 int32`, `vllm npy u8`), or empty.
+    pub routing_format: String,
+    /// Fields the server did not supply, e.g. `token ids`, `entropy`, `logprobs on 3 steps`.
+    pub missing: Vec<String>,
+    /// Known server bugs met and how they were handled.
+    pub notes: Vec<String>,
 }
 
 /// Whether logprobs are of the model's raw distribution or of the one after sampling filters.

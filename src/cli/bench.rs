@@ -47,6 +47,8 @@ pub enum BenchPart {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+    /// Recording overhead per token from an OpenAI-compatible server, against the raw stream.
+    Remote(super::bench_remote::RemoteBenchArgs),
 }
 
 fn synthetic_step(i: u32, top: usize, layers: u16, experts: u16) -> (Step, Option<Routing>) {
@@ -145,6 +147,10 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
             }
             .context("creating a scratch directory")?;
             bench_store(*steps, *top, *layers, *experts, tmp.path())?
+        }
+        BenchPart::Remote(a) => {
+            let tmp = tempfile::tempdir().context("creating a scratch directory")?;
+            super::bench_remote::bench(a, tmp.path())?
         }
     };
     if let Some(path) = &args.json {

@@ -3,6 +3,7 @@
 
 mod args;
 mod bench;
+mod bench_remote;
 mod export;
 mod fork;
 mod import;
@@ -11,6 +12,7 @@ mod ls;
 mod model;
 mod progress;
 mod record;
+mod record_remote;
 mod replay;
 mod resample;
 mod rm;

@@ -28,6 +28,8 @@ pub struct RecordArgs {
     /// A label for the run, e.g. R1 or R1-Zero.
     #[arg(long)]
     pub label: Option<String>,
+    #[command(flatten)]
+    pub remote: super::record_remote::RemoteArgs,
 }
 
 fn title_of(prompt: &Prompt) -> String {
@@ -46,7 +48,7 @@ fn title_of(prompt: &Prompt) -> String {
 }
 
 /// Creates the session (or finds the given one) and a run in state `Recording`.
-fn new_run(
+pub(super) fn new_run(
     store: &Store,
     args: &RecordArgs,
     prompt: &Prompt,
@@ -78,6 +80,9 @@ fn new_run(
 }
 
 pub fn run(args: &RecordArgs, store_flag: Option<&Path>, offline: bool) -> Result<ExitCode> {
+    if args.remote.endpoint.is_some() {
+        return super::record_remote::run(args, store_flag);
+    }
     let request = args.gen.request()?;
     let path = args.gen.source()?.resolve(offline)?;
     let store = Arc::new(super::store_args::open(store_flag)?);

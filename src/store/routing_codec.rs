@@ -3,7 +3,8 @@
 //! A DeepSeek-R1 step routes through 58 layers × 8 of 256 experts; stored naively that is
 //! ~1.4 KB per token. Here the set of experts of a layer is one number of the combinatorial
 //! number system (⌈log2 C(n,k)⌉ bits: 49 instead of 64 for 8 of 256), the f16 gate weights
-//! follow in increasing-id order with the always-zero sign bit dropped, and the layer list is
+//! follow in increasing-id order with the always-zero sign bit dropped (and the exponent as a
+//! 4-bit offset from the step's smallest when they span at most 16 binades), and the layer list is
 //! stored as `first, count` when contiguous. Decoding gives the canonical order of
 //! `trace::LayerRoute::canonical` (decreasing weight, ties by id). A routing this format cannot
 //! hold exactly (uneven expert counts, out-of-order input, weights that are not f16 values)
@@ -21,6 +22,8 @@ pub const ROUTING_VERSION: u8 = 2;
 const EXPLICIT_LAYERS: u8 = 1;
 const HAS_WEIGHTS: u8 = 2;
 const SIGNED_WEIGHTS: u8 = 4;
+/// All f16 exponents of the step lie within 16 of a stored minimum: 14-bit weights.
+const NARROW_EXPONENTS: u8 = 8;
 
 /// Encodes a step's routing, compactly when it can be round-tripped exactly.
 pub fn encode_routing(r: &Routing) -> Result<Vec<u8>> {
@@ -154,6 +157,7 @@ fn compact(r: &Routing) -> Option<Vec<u8>> {
         return None;
     }
     let mut signed = false;
+    let (mut min_exp, mut max_exp) = (u16::MAX, 0u16);
     for l in &r.layers {
         if l.experts.len() != k || l.weights.is_some() != with_weights {
             return None;
@@ -162,7 +166,12 @@ fn compact(r: &Routing) -> Option<Vec<u8>> {
             if w.len() != k {
                 return None;
             }
-            signed |= w.iter().any(|x| f16::from_f32(*x).to_bits() & 0x8000 != 0);
+            for x in w {
+                let b = f16::from_f32(*x).to_bits();
+                signed |= b & 0x8000 != 0;
+                min_exp = min_exp.min((b >> 10) & 0x1f);
+                max_exp = max_exp.max((b >> 10) & 0x1f);
+            }
         }
     }
     let mut flags = 0;
@@ -175,11 +184,18 @@ fn compact(r: &Routing) -> Option<Vec<u8>> {
     if signed {
         flags |= SIGNED_WEIGHTS;
     }
+    let narrow = with_weights && !signed && max_exp - min_exp <= 15;
+    if narrow {
+        flags |= NARROW_EXPONENTS;
+    }
     let mut out = vec![ROUTING_VERSION, flags];
     put_varint(&mut out, n);
     put_varint(&mut out, k as u64);
     put_varint(&mut out, r.layers.len() as u64);
     put_varint(&mut out, u64::from(first.layer));
+    if narrow {
+        out.push(min_exp as u8);
+    }
     if !contiguous {
         for w in r.layers.windows(2) {
             put_varint(&mut out, u64::from(w[1].layer - w[0].layer));
@@ -206,7 +222,13 @@ fn compact(r: &Routing) -> Option<Vec<u8>> {
         bits.put(index, set_bits);
         if with_weights {
             for p in &pairs {
-                bits.put(u64::from(f16::from_f32(p.1).to_bits()), wbits);
+                let b = f16::from_f32(p.1).to_bits();
+                if narrow {
+                    let exp = ((b >> 10) & 0x1f) - min_exp;
+                    bits.put(u64::from((exp << 10) | (b & 0x3ff)), 14);
+                } else {
+                    bits.put(u64::from(b), wbits);
+                }
             }
         }
     }
@@ -223,6 +245,13 @@ fn decode_compact(b: &[u8]) -> std::result::Result<Routing, String> {
     if k > 64 || count > 1 << 16 || n > 1 << 16 || first >= 1 << 16 {
         return Err(format!("implausible header: {n} experts, {k} per layer, {count} layers"));
     }
+    let min_exp = if flags & NARROW_EXPONENTS != 0 {
+        let e = *b.get(at).ok_or("truncated header")?;
+        at += 1;
+        u16::from(e)
+    } else {
+        0
+    };
     let mut layers = vec![first as u16];
     for i in 1..count {
         let step = if flags & EXPLICIT_LAYERS != 0 { get_varint(b, &mut at)? } else { 1 };
@@ -230,7 +259,14 @@ fn decode_compact(b: &[u8]) -> std::result::Result<Routing, String> {
         layers.push(u16::try_from(next).map_err(|_| "layer index overflow")?);
     }
     let set_bits = bits_below(binom(n, k).ok_or("expert count too large")?);
-    let wbits = if flags & SIGNED_WEIGHTS != 0 { 16 } else { 15 };
+    let narrow = flags & NARROW_EXPONENTS != 0;
+    let wbits = if narrow {
+        14
+    } else if flags & SIGNED_WEIGHTS != 0 {
+        16
+    } else {
+        15
+    };
     let mut rd = Reader { b, at, acc: 0, n: 0 };
     let mut out = Vec::with_capacity(count);
     for layer in layers {
@@ -255,7 +291,15 @@ fn decode_compact(b: &[u8]) -> std::result::Result<Routing, String> {
         if flags & HAS_WEIGHTS != 0 {
             let mut pairs = Vec::with_capacity(ids.len());
             for &e in &ids {
-                pairs.push((e, f16::from_bits(rd.get(wbits)? as u16).to_f32()));
+                let mut v = rd.get(wbits)? as u16;
+                if narrow {
+                    let exp = (v >> 10) + min_exp;
+                    if exp > 0x1f {
+                        return Err("weight exponent out of range".into());
+                    }
+                    v = (exp << 10) | (v & 0x3ff);
+                }
+                pairs.push((e, f16::from_bits(v).to_f32()));
             }
             out.push(LayerRoute::canonical(layer, &pairs));
         } else {
@@ -305,9 +349,13 @@ mod tests {
                 assert_eq!(decode_routing(&bytes, "routing", String::new).unwrap(), r);
             }
         }
+        eprintln!(
+            "R1-shaped routing: {total} bytes for 16384 tokens, {} per token",
+            total / 16_384
+        );
         // 16k tokens under 20 MB (decimal, so also under 20 MiB).
         assert!(total < 20_000_000, "{total} bytes");
-        assert!(total / 16_384 < 1240, "{} bytes per token", total / 16_384);
+        assert!(total / 16_384 < 1200, "{} bytes per token", total / 16_384);
     }
 
     #[test]
@@ -331,6 +379,13 @@ mod tests {
                 layers: vec![
                     LayerRoute { layer: 2, experts: vec![9, 1000], weights: None },
                     LayerRoute { layer: 9, experts: vec![0, 5], weights: None },
+                ],
+            },
+            // Exponents spanning more than 16 binades (15-bit weights).
+            Routing {
+                layers: vec![
+                    LayerRoute::canonical(0, &[(1, 60_000.0), (2, 1e-7)]),
+                    LayerRoute::canonical(1, &[(1, 0.5), (2, 0.25)]),
                 ],
             },
             Routing {

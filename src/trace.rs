@@ -88,6 +88,10 @@ pub struct ModelInfo {
     /// Routed experts per MoE layer (0 for dense models).
     pub experts: u32,
     pub experts_per_token: u32,
+    /// Block indices of the MoE layers, in order (empty for dense models).
+    pub moe_layers: Vec<u16>,
+    /// How experts are chosen, e.g. `softmax, top-8, renormalised` (empty for dense models).
+    pub gating: String,
 }
 
 /// Sampler settings. Together with the model fingerprint and the rendered prompt they make a
@@ -193,12 +197,30 @@ pub struct Step {
 }
 
 /// Routing of one MoE layer for one token.
+///
+/// Recorded weights are rounded to f16 (as they are stored) and experts are listed in
+/// canonical order: decreasing weight, ties by increasing id (see `LayerRoute::canonical`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LayerRoute {
     pub layer: u16,
     pub experts: Vec<u16>,
     /// Final gate weights in the order of `experts`; `None` when the source gave ids only.
     pub weights: Option<Vec<f32>>,
+}
+
+impl LayerRoute {
+    /// A route from `(expert, final gate weight)` pairs: weights rounded to f16, experts in
+    /// decreasing weight order (ties by id), so what is shown live equals what is stored.
+    pub fn canonical(layer: u16, pairs: &[(u16, f32)]) -> Self {
+        let mut p: Vec<(u16, f32)> =
+            pairs.iter().map(|&(e, w)| (e, half::f16::from_f32(w).to_f32())).collect();
+        p.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        LayerRoute {
+            layer,
+            experts: p.iter().map(|x| x.0).collect(),
+            weights: Some(p.iter().map(|x| x.1).collect()),
+        }
+    }
 }
 
 /// How one token was routed through every MoE layer, indexed by the position of the token

@@ -117,6 +117,8 @@ fn synthetic_moe_models_decode_like_llama_cpp() {
                 ..SamplerSpec::default()
             },
             top_logprobs: 2,
+            forced: Vec::new(),
+            forced_text: None,
         };
         let mut events: Vec<EngineEvent> = Vec::new();
         engine.generate(&req, &mut events, &AtomicBool::new(false)).unwrap();

@@ -9,9 +9,8 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 use clap::Args;
 
-use super::replay::{record_all, Parent};
+use super::replay::{record_all, Parent, ReplayArgs};
 use crate::engine::generate::RunRequest;
-use crate::engine::source::ModelSource;
 use crate::engine::LoadOptions;
 use crate::sanitize::visible_token;
 
@@ -32,15 +31,8 @@ pub struct ForkArgs {
     /// Force the tokens of this text.
     #[arg(long, value_name = "TEXT")]
     pub text: Option<String>,
-    /// The model file (default: 'demo'); it must be the one the parent was recorded with.
-    #[arg(short, long, env = "THINKDBG_MODEL", value_name = "MODEL")]
-    pub model: Option<String>,
-    /// Replay on a model other than the parent's.
-    #[arg(long)]
-    pub any_model: bool,
-    /// Most tokens in the child run (default: the parent's setting).
-    #[arg(short = 'n', long, value_name = "N")]
-    pub max_tokens: Option<usize>,
+    #[command(flatten)]
+    pub replay: ReplayArgs,
     /// Alternatives kept per step (default: as many as the parent kept).
     #[arg(long, value_name = "N")]
     pub top_logprobs: Option<usize>,
@@ -89,19 +81,7 @@ pub fn run(args: &ForkArgs, store_flag: Option<&Path>, offline: bool) -> Result<
     let store = Arc::new(super::store_args::open(store_flag)?);
     let parent = Parent::load(&store, &args.run)?;
     let (forced, forced_text, described) = choice(args, &parent)?;
-    let path = ModelSource::parse(args.model.as_deref())?.resolve(offline)?;
-    parent.check_model(&path, args.any_model)?;
-    let mut sampler = parent.run.sampler.clone();
-    if let Some(n) = args.max_tokens {
-        sampler.max_tokens = n;
-    }
-    if sampler.max_tokens <= args.at as usize {
-        bail!(
-            "the fork is at step {} but at most {} tokens are generated; raise --max-tokens",
-            args.at,
-            sampler.max_tokens
-        );
-    }
+    let (path, sampler) = args.replay.prepare(&parent, args.at, offline)?;
     let request = RunRequest {
         prompt: parent.prompt()?,
         sampler: sampler.clone(),

@@ -7,15 +7,56 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{mpsc, Arc};
 
 use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
 
 use super::progress::LoadProgress;
 use crate::engine::generate::{EngineEvent, Prompt, RunRequest};
 use crate::engine::gguf::Gguf;
+use crate::engine::source::ModelSource;
 use crate::engine::worker::EngineWorker;
 use crate::engine::LoadOptions;
 use crate::store::writer::{self, WriterOutcome};
 use crate::store::{Store, Target};
 use crate::trace::{Run, RunId, RunSource, SamplerSpec, Step};
+
+/// The model and length options of a replay.
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    /// The model file (default: 'demo'); it must be the one the parent was recorded with.
+    #[arg(short, long, env = "THINKDBG_MODEL", value_name = "MODEL")]
+    pub model: Option<String>,
+    /// Replay on a model other than the parent's.
+    #[arg(long)]
+    pub any_model: bool,
+    /// Most tokens per new run (default: the parent's setting).
+    #[arg(short = 'n', long, value_name = "N")]
+    pub max_tokens: Option<usize>,
+}
+
+impl ReplayArgs {
+    /// The model file, checked against the parent, and the parent's sampler with the new
+    /// length, which must reach past step `at`.
+    pub fn prepare(
+        &self,
+        parent: &Parent,
+        at: u32,
+        offline: bool,
+    ) -> Result<(PathBuf, SamplerSpec)> {
+        let mut sampler = parent.run.sampler.clone();
+        if let Some(n) = self.max_tokens {
+            sampler.max_tokens = n;
+        }
+        if sampler.max_tokens <= at as usize {
+            bail!(
+                "the replay starts at step {at} but at most {} tokens are generated; raise --max-tokens",
+                sampler.max_tokens
+            );
+        }
+        let path = ModelSource::parse(self.model.as_deref())?.resolve(offline)?;
+        parent.check_model(&path, self.any_model)?;
+        Ok((path, sampler))
+    }
+}
 
 /// A recorded run and its steps, the starting point of a replay.
 pub struct Parent {

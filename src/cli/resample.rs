@@ -10,12 +10,11 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Result};
 use clap::Args;
 
-use super::replay::{record_all, Parent};
+use super::replay::{record_all, Parent, ReplayArgs};
 use crate::analysis::integrity::{disagree, stated_answer, Stated};
 use crate::analysis::segment;
 use crate::analysis::text::StepText;
 use crate::engine::generate::RunRequest;
-use crate::engine::source::ModelSource;
 use crate::engine::LoadOptions;
 use crate::sanitize::for_terminal;
 use crate::trace::Step;
@@ -43,15 +42,8 @@ pub struct ResampleArgs {
     /// greedy continuations would all be the same).
     #[arg(short, long)]
     pub temperature: Option<f32>,
-    /// The model file (default: 'demo'); it must be the one the parent was recorded with.
-    #[arg(short, long, env = "THINKDBG_MODEL", value_name = "MODEL")]
-    pub model: Option<String>,
-    /// Replay on a model other than the parent's.
-    #[arg(long)]
-    pub any_model: bool,
-    /// Most tokens per continuation (default: the parent's setting).
-    #[arg(short = 'n', long, value_name = "N")]
-    pub max_tokens: Option<usize>,
+    #[command(flatten)]
+    pub replay: ReplayArgs,
 }
 
 /// The final answer of a run: the stated answer (`\boxed{}`, "the answer is ...") of its
@@ -115,20 +107,12 @@ pub fn run(args: &ResampleArgs, store_flag: Option<&Path>, offline: bool) -> Res
     let parent = Parent::load(&store, &args.run)?;
     let at = start_step(args, &parent)?;
     let prefix = parent.prefix(at)?;
-    let path = ModelSource::parse(args.model.as_deref())?.resolve(offline)?;
-    parent.check_model(&path, args.any_model)?;
-    let mut sampler = parent.run.sampler.clone();
+    let (path, mut sampler) = args.replay.prepare(&parent, at, offline)?;
     sampler.temperature = args.temperature.unwrap_or(if sampler.temperature > 0.0 {
         sampler.temperature
     } else {
         0.7
     });
-    if let Some(n) = args.max_tokens {
-        sampler.max_tokens = n;
-    }
-    if sampler.max_tokens <= at as usize {
-        bail!("resampling starts at step {at} but at most {} tokens are generated; raise --max-tokens", sampler.max_tokens);
-    }
     crate::engine::sampler::Sampler::new(&sampler)?;
     let mut jobs = Vec::with_capacity(args.samples);
     for i in 0..args.samples {

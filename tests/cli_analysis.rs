@@ -184,3 +184,24 @@ fn bench_analysis_and_diff_report_times() {
         serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
     assert!(v["unrelated_ms"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn record_stores_the_analysis_beside_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::write_tiny(dir.path(), &common::Tiny::qwen3());
+    let (out, err) = stdout(
+        thinkdbg(dir.path()).args(["record", "-n", "12", "--ignore-eos", "--model"]).arg(&model).arg("hi"),
+    );
+    assert!(err.contains("analysis: "), "{err}");
+    let id = out.lines().last().unwrap().to_string();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let rid = match store.resolve(&id).unwrap() {
+        thinkdbg::store::Target::Run(r) => r,
+        t => panic!("{t:?}"),
+    };
+    let stored: thinkdbg::analysis::StoredAnalysis = store.analysis(rid).unwrap().unwrap();
+    assert_eq!(stored.steps, 12);
+    assert_eq!(stored.stats.tokens, 12);
+    let cfg = thinkdbg::analysis::AnalysisConfig::defaults().unwrap();
+    assert_eq!(stored.fingerprint, cfg.fingerprint());
+}

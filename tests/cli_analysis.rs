@@ -190,7 +190,10 @@ fn record_stores_the_analysis_beside_the_run() {
     let dir = tempfile::tempdir().unwrap();
     let model = common::write_tiny(dir.path(), &common::Tiny::qwen3());
     let (out, err) = stdout(
-        thinkdbg(dir.path()).args(["record", "-n", "12", "--ignore-eos", "--model"]).arg(&model).arg("hi"),
+        thinkdbg(dir.path())
+            .args(["record", "-n", "12", "--ignore-eos", "--model"])
+            .arg(&model)
+            .arg("hi"),
     );
     assert!(err.contains("analysis: "), "{err}");
     let id = out.lines().last().unwrap().to_string();

@@ -15,6 +15,7 @@
 
 pub mod analysis;
 pub mod cli;
+pub mod compare;
 pub mod engine;
 pub mod export;
 pub mod remote;

@@ -1,7 +1,8 @@
 //! `thinkdbg bench`: measured speed, printed as a table (and `--json FILE`). Parts so far:
 //! `store`, the sustained rate at which the store writer keeps steps (top-k alternatives and
 //! MoE routing included) against sled's raw batch-insert rate for values of the same size,
-//! measured in the same run on the same disk.
+//! measured in the same run on the same disk. `analysis`: segmentation, flags and statistics
+//! of one synthetic run; `diff`: comparison of two synthetic runs, nearly equal and unrelated.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -49,6 +50,21 @@ pub enum BenchPart {
     },
     /// Recording overhead per token from an OpenAI-compatible server, against the raw stream.
     Remote(super::bench_remote::RemoteBenchArgs),
+    /// Time to analyse one synthetic reasoning run (segments, flags, statistics).
+    Analysis {
+        /// Steps in the run.
+        #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..))]
+        steps: u32,
+    },
+    /// Time to compare two synthetic runs: nearly equal (a few forks) and unrelated.
+    Diff {
+        /// Steps in each run.
+        #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u32).range(1..))]
+        steps: u32,
+        /// The alignment's time budget in milliseconds (as `thinkdbg diff --budget-ms`).
+        #[arg(long, default_value_t = 2000)]
+        budget_ms: u64,
+    },
 }
 
 fn synthetic_step(i: u32, top: usize, layers: u16, experts: u16) -> (Step, Option<Routing>) {
@@ -138,6 +154,155 @@ fn bench_store(
     }))
 }
 
+/// A synthetic reasoning run of `n` steps: English sentences and paragraphs, "Wait" and
+/// "Let me check" steps, Chinese sentences now and then, varied logprobs and entropies, a
+/// think block over the first 90% and an answer after it. `seed` varies the words.
+pub fn synthetic_reasoning(n: u32, seed: u64) -> Vec<Step> {
+    const WORDS: &[&str] = &[
+        " the",
+        " sum",
+        " of",
+        " we",
+        " need",
+        " to",
+        " compute",
+        " answer",
+        " is",
+        " number",
+        " first",
+        " then",
+        " so",
+        " value",
+        " equation",
+        " gives",
+        " check",
+        " each",
+        " term",
+        " and",
+        " result",
+        " x",
+        " 42",
+        " divide",
+        " by",
+        " two",
+        " pairs",
+        " total",
+    ];
+    const OPENERS: &[&[&str]] = &[
+        &["Wait", ","],
+        &["Let", " me", " check"],
+        &["Hmm", ","],
+        &["So"],
+        &["我们", "再", "检查", "一下", "。"],
+        &["Alternatively", ","],
+    ];
+    let mut x = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+    let mut next = move || {
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (x >> 33) as usize
+    };
+    let think_end = (n as usize) * 9 / 10;
+    let mut texts: Vec<&str> = Vec::with_capacity(n as usize);
+    texts.push("<think>");
+    while texts.len() < n as usize {
+        if texts.len() == think_end {
+            texts.push("</think>");
+        }
+        let r = next();
+        if r % 7 == 0 {
+            texts.extend_from_slice(OPENERS[r / 7 % OPENERS.len()]);
+        }
+        let len = 5 + next() % 15;
+        for _ in 0..len {
+            texts.push(WORDS[next() % WORDS.len()]);
+        }
+        texts.push(if next() % 4 == 0 { ".\n\n" } else { "." });
+    }
+    texts.truncate(n as usize);
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let r = next();
+            Step {
+                index: i as u32,
+                token_id: t
+                    .bytes()
+                    .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))),
+                text: (*t).to_string(),
+                logprob: -((r % 1000) as f32 / 1000.0).powi(3) * 4.0,
+                entropy: 0.2 + (r % 997) as f32 / 997.0 * if r % 211 == 0 { 6.0 } else { 1.0 },
+                phase: if i < think_end { Phase::Think } else { Phase::Answer },
+                t_us: i as u64 * 20_000,
+                top: Vec::new(),
+            }
+        })
+        .collect()
+}
+
+fn bench_run(steps: &[Step]) -> Run {
+    let mut run = Run::new_recording(RunId(1), SessionId(1), SamplerSpec::default());
+    run.messages = vec![crate::trace::Message::new("user", "Compute the sum of the numbers.")];
+    run.model.name = "bench".into();
+    run.stop = Some(StopReason::Eos);
+    run.timings.generated_tokens = steps.len() as u32;
+    run
+}
+
+fn bench_analysis(n: u32) -> Result<serde_json::Value> {
+    let steps = synthetic_reasoning(n, 1);
+    let run = bench_run(&steps);
+    let cfg = crate::analysis::AnalysisConfig::defaults()?;
+    let t = Instant::now();
+    let seg = crate::analysis::segment(&steps);
+    let segment_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let a = crate::analysis::analyze(&run, "Compute the sum of the numbers.", &steps, &[], &cfg);
+    let analyze_s = t.elapsed().as_secs_f64();
+    println!(
+        "analysis: {n} steps ({} words, {} sentences, {} reasoning steps, {} flags)",
+        seg.words.len(),
+        seg.sentences.len(),
+        seg.steps.len(),
+        a.flags.len()
+    );
+    println!("  segment                           {:>10.1} ms", segment_s * 1e3);
+    println!("  analyze (segment, flags, stats)   {:>10.1} ms", analyze_s * 1e3);
+    Ok(serde_json::json!({
+        "part": "analysis", "steps": n, "segment_ms": segment_s * 1e3, "analyze_ms": analyze_s * 1e3,
+        "flags": a.flags.len(),
+    }))
+}
+
+fn bench_diff(n: u32, budget_ms: u64) -> Result<serde_json::Value> {
+    let a = synthetic_reasoning(n, 1);
+    // Nearly equal: forks every 5000 steps.
+    let mut near = a.clone();
+    for i in (2500..near.len()).step_by(5000) {
+        near[i].token_id ^= 0x5555;
+        near[i].text = " fork".into();
+    }
+    let other = synthetic_reasoning(n, 2);
+    let run = bench_run(&a);
+    let budget = std::time::Duration::from_millis(budget_ms);
+    let mut report = serde_json::json!({"part": "diff", "steps": n, "budget_ms": budget_ms});
+    println!("diff: two runs of {n} steps each, budget {budget_ms} ms");
+    for (name, b) in [("nearly_equal", &near), ("unrelated", &other)] {
+        let t = Instant::now();
+        let c = crate::compare::compare((&run, &a), (&run, b), budget);
+        let s = t.elapsed().as_secs_f64();
+        let (eq, _) = c.equal_steps();
+        println!(
+            "  {name:<14} {:>10.1} ms   ({} ops, {eq} equal steps{})",
+            s * 1e3,
+            c.ops.len(),
+            if c.budget_exceeded { ", budget reached" } else { "" }
+        );
+        report[format!("{name}_ms")] = serde_json::json!(s * 1e3);
+    }
+    Ok(report)
+}
+
 pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     let report = match &args.part {
         BenchPart::Store { steps, top, layers, experts, dir } => {
@@ -152,6 +317,8 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
             let tmp = tempfile::tempdir().context("creating a scratch directory")?;
             super::bench_remote::bench(a, tmp.path())?
         }
+        BenchPart::Analysis { steps } => bench_analysis(*steps)?,
+        BenchPart::Diff { steps, budget_ms } => bench_diff(*steps, *budget_ms)?,
     };
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")

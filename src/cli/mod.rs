@@ -1,10 +1,13 @@
 //! The command line: clap arguments (raw) turned into validated settings, one file per
 //! subcommand, and logging to a file. This module and `main` are the only users of `anyhow`.
 
+mod analysis_store;
 mod args;
 mod bench;
 mod bench_remote;
+mod diff;
 mod export;
+mod flags;
 mod fork;
 mod import;
 mod logging;
@@ -18,6 +21,7 @@ mod resample;
 mod rm;
 mod run;
 mod show;
+mod stats;
 mod store_args;
 
 use std::io::IsTerminal;
@@ -68,7 +72,13 @@ pub enum Command {
     Resample(resample::ResampleArgs),
     /// Import a JSONL export (all or nothing, under new ids).
     Import(import::ImportArgs),
-    /// Measure speed (store now; decode, analysis, diff and render later).
+    /// A run's flags: language switches, low confidence, loops, backtracks, think integrity.
+    Flags(flags::FlagsArgs),
+    /// A run's statistics.
+    Stats(stats::StatsArgs),
+    /// Two runs aligned, the first divergence marked (`--stat` for a summary).
+    Diff(diff::DiffArgs),
+    /// Measure speed (store, analysis, diff; decode and render later).
     Bench(bench::BenchArgs),
     /// Fetch the demo model or describe a GGUF file.
     #[command(subcommand)]
@@ -113,6 +123,9 @@ fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Fork(args)) => fork::run(&args, cli.store.as_deref(), cli.offline),
         Some(Command::Resample(args)) => resample::run(&args, cli.store.as_deref(), cli.offline),
         Some(Command::Import(args)) => import::run(&args, cli.store.as_deref()),
+        Some(Command::Flags(args)) => flags::run(&args, cli.store.as_deref()),
+        Some(Command::Stats(args)) => stats::run(&args, cli.store.as_deref()),
+        Some(Command::Diff(args)) => diff::run(&args, cli.store.as_deref()),
         None => {
             // The terminal UI arrives with the TUI issue; until then, show what exists.
             use clap::CommandFactory;

@@ -126,6 +126,7 @@ pub fn run(args: &RecordArgs, store_flag: Option<&Path>, offline: bool) -> Resul
         for_terminal(&r.model.name, false),
         r.session
     );
+    super::analysis_store::after_record(&store, run_id);
     println!("{run_id}");
     Ok(ExitCode::SUCCESS)
 }

@@ -2,8 +2,8 @@
 //! database, behind a small `Store` type so that nothing else in the crate touches sled.
 //!
 //! Layout (see DESIGN.md, Store): trees `meta` (schema version), `sessions`, `runs`, `steps`,
-//! `routing`, `flags`, `notes`; keys big-endian (`run_id ++ step_index` for steps), values
-//! postcard behind a version byte (`codec`). Only one process may own a store; opening it
+//! `routing`, `flags`, `notes`, `analysis` (statistics beside the flags); keys big-endian
+//! (`run_id ++ step_index` for steps), values postcard behind a version byte (`codec`). Only one process may own a store; opening it
 //! marks runs left `Recording` by a crashed process as `Interrupted`. Depends on `trace` only.
 
 pub mod codec;
@@ -35,6 +35,7 @@ pub struct Store {
     routing: sled::Tree,
     flags: sled::Tree,
     notes: sled::Tree,
+    analysis: sled::Tree,
     recovered: Vec<RunId>,
 }
 
@@ -72,6 +73,7 @@ impl Store {
             routing: tree("routing")?,
             flags: tree("flags")?,
             notes: tree("notes")?,
+            analysis: tree("analysis")?,
             db,
             recovered: Vec::new(),
         };
@@ -299,6 +301,22 @@ impl Store {
         Self::list(&self.flags, "flags", run)
     }
 
+    /// Stores what the analysis keeps beside a run (its statistics and the fingerprint of the
+    /// settings behind its automatic flags), replacing the previous value. The store does not
+    /// know the type: `analysis` owns it.
+    pub fn put_analysis<T: serde::Serialize>(&self, run: RunId, value: &T) -> Result<()> {
+        self.analysis.insert(id_key(run.0), encode(value)?)?;
+        Ok(())
+    }
+
+    /// What `put_analysis` stored for a run, if anything.
+    pub fn analysis<T: serde::de::DeserializeOwned>(&self, run: RunId) -> Result<Option<T>> {
+        self.analysis
+            .get(id_key(run.0))?
+            .map(|v| decode(&v, "analysis", || format!("run '{run}'")))
+            .transpose()
+    }
+
     /// Replaces a run's notes.
     pub fn put_notes(&self, run: RunId, notes: &[Note]) -> Result<()> {
         Self::put_list(&self.notes, run, notes)
@@ -317,6 +335,7 @@ impl Store {
                 tree.remove(k?)?;
             }
         }
+        self.analysis.remove(id_key(id.0))?;
         self.runs.remove(id_key(id.0))?;
         if let Some(mut s) = self.session(run.session)? {
             s.runs.retain(|r| *r != id);

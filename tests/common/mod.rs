@@ -16,13 +16,14 @@ use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 
-/// The `thinkdbg` binary with its cache, log, store and Hugging Face cache inside `dir`, so a
+/// The `thinkdbg` binary with its cache, log, store, config and Hugging Face cache inside `dir`, so a
 /// test never touches the user's data, and without colour.
 pub fn thinkdbg(dir: &Path) -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("thinkdbg").unwrap();
     cmd.env("THINKDBG_CACHE", dir.join("cache"))
         .env("THINKDBG_LOG_FILE", dir.join("test.log"))
         .env("THINKDBG_STORE", dir.join("store"))
+        .env("THINKDBG_CONFIG", dir.join("config.toml"))
         .env("HF_HOME", dir.join("hf"))
         .env_remove("THINKDBG_MODEL")
         .env("NO_COLOR", "1");

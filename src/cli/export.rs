@@ -60,8 +60,32 @@ pub fn run_record(store: &Store, id: RunId) -> Result<RunRecord> {
     })
 }
 
-/// The session in the chosen format.
-pub fn render(record: &SessionRecord, format: Format) -> Result<String> {
+/// The statistics rows of each run of a session, from its stored analysis (computed and
+/// stored now when missing or stale, so that the flags read afterwards are current too). A
+/// run that cannot be analysed gets no table and a warning.
+fn stats_rows(store: &Store, runs: &[RunId]) -> Result<Vec<Vec<(String, String)>>> {
+    let cfg = super::analysis_store::config()?;
+    Ok(runs
+        .iter()
+        .map(|&id| match super::analysis_store::ensure(store, id, &cfg, false) {
+            Ok(a) => {
+                super::stats::lines(&a.stats).into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+            }
+            Err(e) => {
+                eprintln!("warning: run '{id}' could not be analysed: {e:#}");
+                Vec::new()
+            }
+        })
+        .collect())
+}
+
+/// The session in the chosen format; `stats` holds each run's statistics rows (Markdown and
+/// HTML only).
+pub fn render(
+    record: &SessionRecord,
+    format: Format,
+    stats: &[Vec<(String, String)>],
+) -> Result<String> {
     Ok(match format {
         Format::Jsonl => {
             let mut text = jsonl::header()?;
@@ -72,14 +96,25 @@ pub fn render(record: &SessionRecord, format: Format) -> Result<String> {
             }
             text
         }
-        Format::Md => markdown::render(record, &[]),
-        Format::Html => html::render(record, &[]),
+        Format::Md => markdown::render(record, stats),
+        Format::Html => html::render(record, stats),
     })
 }
 
 pub fn run(args: &ExportArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
     let store = open(store_flag)?;
-    let record = match store.resolve(&args.id)? {
+    let target = store.resolve(&args.id)?;
+    let stats = match (args.format, target) {
+        (Format::Jsonl, _) => Vec::new(),
+        (_, Target::Run(r)) => stats_rows(&store, &[r])?,
+        (_, Target::Session(s)) => {
+            let session = store.session(s)?.context("the session vanished")?;
+            let runs: Vec<RunId> =
+                session.runs.into_iter().filter(|r| matches!(store.run(*r), Ok(Some(_)))).collect();
+            stats_rows(&store, &runs)?
+        }
+    };
+    let record = match target {
         Target::Run(r) => {
             let rec = run_record(&store, r)?;
             let sid = rec.run.as_ref().map(|x| x.session).context("the run vanished")?;
@@ -99,7 +134,7 @@ pub fn run(args: &ExportArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
             SessionRecord { session, runs }
         }
     };
-    let text = render(&record, args.format)?;
+    let text = render(&record, args.format, &stats)?;
     match &args.output {
         Some(path) => {
             std::fs::write(path, text).with_context(|| format!("writing '{}'", path.display()))?

@@ -188,6 +188,7 @@ pub fn record_all(
         let result = done.recv().map_err(|_| anyhow!("the engine stopped during run '{run_id}'"));
         let outcome = handle.join().map_err(|_| anyhow!("the store writer panicked"))??;
         result??;
+        super::analysis_store::after_record(store, run_id);
         outcomes.push(outcome);
     }
     worker.shutdown()?;

@@ -2,7 +2,7 @@
 //! them start or end at each step, and short descriptions of the model and sampler. Pure
 //! functions over `trace` values.
 
-use crate::trace::{Flag, FlagKind, Note, Run, RunSource};
+use crate::trace::{Flag, Note, Run, RunSource};
 
 /// A flag or a note, numbered in the order the exports list them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,20 +46,6 @@ impl Marks {
     /// True when step `i` lies inside a flag (for highlighting).
     pub fn covering(flags: &[Flag], i: u32) -> Option<&Flag> {
         flags.iter().find(|f| f.start <= i && i < f.end.max(f.start + 1))
-    }
-}
-
-/// The snake-case name of a flag kind (`user:LABEL` for user flags).
-pub fn kind_name(kind: &FlagKind) -> String {
-    match kind {
-        FlagKind::LanguageSwitch => "language_switch".into(),
-        FlagKind::LowConfidence => "low_confidence".into(),
-        FlagKind::EntropySpike => "entropy_spike".into(),
-        FlagKind::Repetition => "repetition".into(),
-        FlagKind::Backtrack => "backtrack".into(),
-        FlagKind::ThinkIntegrity => "think_integrity".into(),
-        FlagKind::AnswerMismatch => "answer_mismatch".into(),
-        FlagKind::User(label) => format!("user:{label}"),
     }
 }
 
@@ -122,7 +108,7 @@ pub fn settings_rows(run: &Run) -> Vec<(&'static str, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::{Origin, Severity};
+    use crate::trace::{FlagKind, Origin, Severity};
 
     fn flag(start: u32, end: u32) -> Flag {
         Flag {

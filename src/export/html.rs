@@ -10,9 +10,10 @@ use std::fmt::Write;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
-use super::annotate::{kind_name, settings_rows, span_text, Mark, Marks};
+use super::annotate::{settings_rows, span_text, Mark, Marks};
 use super::jsonl::{RunRecord, SessionRecord};
 use super::markdown::phase_sections;
+use crate::analysis::kind_name;
 use crate::sanitize::for_terminal;
 use crate::trace::{Phase, Routing, Step};
 

@@ -5,8 +5,9 @@
 
 use std::fmt::Write;
 
-use super::annotate::{kind_name, settings_rows, span_text, Mark, Marks};
+use super::annotate::{settings_rows, span_text, Mark, Marks};
 use super::jsonl::{RunRecord, SessionRecord};
+use crate::analysis::kind_name;
 use crate::sanitize::for_terminal;
 use crate::trace::{Phase, Step};
 

@@ -48,10 +48,14 @@ struct RefStep {
 }
 
 const ROUTER_NEAR_TIE: f32 = 0.02;
+/// Logprob agreement expected while routing agrees (llama.cpp's f16 KV cache and Q8
+/// activations on both sides).
+const LOGPROB_TOLERANCE: f32 = 0.1;
 
 /// The smallest router logit margin between the k-th and (k+1)-th expert over all MoE layers
-/// at the last of `tokens`, from the engine's router inputs and the dequantised router.
-fn router_margin(path: &std::path::Path, tokens: &[u32], k: usize) -> f32 {
+/// and the positions from `from` to the last of `tokens`, from the engine's router inputs and
+/// the dequantised router.
+fn router_margin(path: &std::path::Path, tokens: &[u32], from: usize, k: usize) -> f32 {
     let g = Gguf::open(path).unwrap();
     let mut reader = g.reader().unwrap();
     let mut model = models::load(&g, &Device::Cpu, &mut |_, _| {}).unwrap();
@@ -68,11 +72,12 @@ fn router_margin(path: &std::path::Path, tokens: &[u32], k: usize) -> f32 {
             .unwrap()
             .to_vec1::<f32>()
             .unwrap();
-        let x = rows.last().unwrap();
-        let mut l: Vec<f32> =
-            w.chunks(x.len()).map(|r| r.iter().zip(x).map(|(a, b)| a * b).sum()).collect();
-        l.sort_by(|a, b| b.total_cmp(a));
-        min = min.min(l[k - 1] - l[k]);
+        for x in &rows[from..] {
+            let mut l: Vec<f32> =
+                w.chunks(x.len()).map(|r| r.iter().zip(x).map(|(a, b)| a * b).sum()).collect();
+            l.sort_by(|a, b| b.total_cmp(a));
+            min = min.min(l[k - 1] - l[k]);
+        }
     }
     min
 }
@@ -136,19 +141,27 @@ fn synthetic_moe_models_decode_like_llama_cpp() {
         let mut diverged = None;
         for (i, (want, (got, routing))) in case.steps.iter().zip(&steps).enumerate() {
             let r = routing.as_ref().expect("every step of a MoE model has routing");
-            assert_eq!(r.layers.len(), n_layer, "one route per MoE layer");
+            assert_eq!(r.layers.len(), n_layer - spec.dims.lead_dense, "one route per MoE layer");
+            assert_eq!(r.layers[0].layer as usize, spec.dims.lead_dense);
             for l in &r.layers {
                 assert_eq!(l.experts.len(), spec.dims.n_expert_used);
                 let s: f32 = l.weights.as_ref().unwrap().iter().sum();
-                assert!((s - 1.0).abs() < 4e-3, "renormalised weights sum to {s}");
+                let want = spec.dims.weights_scale;
+                if spec.dims.weights_norm {
+                    assert!((s - want).abs() < 4e-3 * want, "renormalised weights sum to {s}");
+                }
             }
-            if want.token != got.token_id {
+            let d_lp = (want.logprob - got.logprob).abs();
+            if want.token != got.token_id || d_lp > LOGPROB_TOLERANCE {
+                // Any routing near-tie since the prompt's last position may have flipped.
                 let mut upto = case.prompt_ids.clone();
                 upto.extend(case.steps[..i].iter().map(|s| s.token));
-                let margin = router_margin(&path, &upto, spec.dims.n_expert_used);
+                let from = case.prompt_ids.len() - 1;
+                let margin = router_margin(&path, &upto, from, spec.dims.n_expert_used);
                 assert!(
-                    want.top2_gap < fx.near_tie || margin < ROUTER_NEAR_TIE,
-                    "{}: step {i}: thinkdbg chose {} where llama.cpp chose {} with a top-2 gap of {} (router margin {margin})",
+                    (want.token != got.token_id && want.top2_gap < fx.near_tie)
+                        || margin < ROUTER_NEAR_TIE,
+                    "{}: step {i}: thinkdbg chose {} (|Δ logprob| {d_lp}) where llama.cpp chose {} with a top-2 gap of {} (router margin {margin})",
                     case.name,
                     got.token_id,
                     want.token,
@@ -158,11 +171,10 @@ fn synthetic_moe_models_decode_like_llama_cpp() {
                 break;
             }
             compared += 1;
-            max_lp = max_lp.max((want.logprob - got.logprob).abs());
+            max_lp = max_lp.max(d_lp);
         }
         if diverged.is_some() {
-            eprintln!("{}: {compared}/{} identical up to a near-tie {diverged:?} (step, top-2 gap, router margin), max |Δ logprob| {max_lp:.4}", case.name, fx.max_tokens);
-            assert!(max_lp < 0.1, "{}: logprobs differ by {max_lp}", case.name);
+            eprintln!("{}: {compared}/{} identical up to a near-tie {diverged:?} (step, top-2 gap, router margin), max |Δ logprob| before it {max_lp:.4}", case.name, fx.max_tokens);
             continue;
         }
         // Final logits, all positions at once through a fresh model.
@@ -177,7 +189,6 @@ fn synthetic_moe_models_decode_like_llama_cpp() {
             "{}: {compared}/{} greedy tokens identical, max |Δ logprob| {max_lp:.4}, final-logit max |Δ| {max_logit:.4}",
             case.name, fx.max_tokens
         );
-        assert!(max_lp < 0.1, "{}: logprobs differ by {max_lp}", case.name);
         assert!(max_logit < 0.25, "{}: final logits differ by {max_logit}", case.name);
     }
 }

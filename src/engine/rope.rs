@@ -50,6 +50,28 @@ impl Rope {
         Rope { style, dims, inv_freq }
     }
 
+    /// YaRN (llama.cpp's `rope_yarn` with ext_factor 1, beta_fast 32, beta_slow 1): each
+    /// frequency mixes the interpolated (`/factor`) and the original one by a ramp over the
+    /// dimension index between the correction dimensions of `orig_ctx`. The magnitude factor
+    /// is left to the caller (DeepSeek folds it into the attention scale).
+    pub fn yarn(style: RopeStyle, dims: usize, base: f64, factor: f64, orig_ctx: usize) -> Self {
+        let corr = |beta: f64| {
+            dims as f64 * (orig_ctx as f64 / (beta * 2.0 * std::f64::consts::PI)).ln()
+                / (2.0 * base.ln())
+        };
+        let low = corr(32.0).floor().max(0.0);
+        let high = corr(1.0).ceil().min(dims as f64 - 1.0);
+        let inv_freq = (0..dims / 2)
+            .map(|i| {
+                let extra = base.powf(-2.0 * i as f64 / dims as f64);
+                let inter = extra / factor;
+                let ramp = 1.0 - ((i as f64 - low) / (high - low).max(0.001)).clamp(0.0, 1.0);
+                inter * (1.0 - ramp) + extra * ramp
+            })
+            .collect();
+        Rope { style, dims, inv_freq }
+    }
+
     /// cos and sin tables of shape `(len, dims/2)` for positions `start..start+len`.
     pub fn tables(&self, start: usize, len: usize, device: &Device) -> Result<(Tensor, Tensor)> {
         let half = self.inv_freq.len();

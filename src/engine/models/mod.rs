@@ -3,6 +3,7 @@
 //! Forward passes are our own code on candle's ops and quantized matmuls (see DESIGN.md,
 //! Models): `dense` covers `llama`, `qwen2` and `qwen3`. Depends on `engine::gguf` and candle.
 
+pub mod deepseek2;
 pub mod dense;
 pub mod moe;
 
@@ -14,7 +15,7 @@ use super::gguf::{Gguf, TensorReader};
 use crate::trace::Routing;
 
 /// Architectures thinkdbg can run, by their `general.architecture` name.
-pub const SUPPORTED_ARCHS: &[&str] = &["llama", "qwen2", "qwen3", "qwen3moe"];
+pub const SUPPORTED_ARCHS: &[&str] = &["llama", "qwen2", "qwen3", "qwen3moe", "deepseek2"];
 
 /// A loaded model that turns tokens into next-token logits, keeping its own KV cache.
 pub trait Model: Send {
@@ -60,6 +61,9 @@ pub fn load(gguf: &Gguf, device: &Device, progress: Progress<'_>) -> Result<Box<
         });
     }
     gguf.check_supported()?;
+    if arch == "deepseek2" {
+        return Ok(Box::new(deepseek2::Deepseek2::load(gguf, device, progress)?));
+    }
     Ok(Box::new(dense::Dense::load(gguf, device, progress)?))
 }
 

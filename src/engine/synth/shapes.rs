@@ -6,8 +6,17 @@
 use crate::engine::error::{Error, Result};
 
 /// Shape names `model synth --shape` accepts.
-pub const SHAPES: &[&str] =
-    &["tiny", "r1-distill-1.5b", "v2-lite", "qwen3-30b-a3b", "r1-narrow", "qwen3moe-mid"];
+pub const SHAPES: &[&str] = &[
+    "tiny",
+    "tiny-v2",
+    "tiny-v2-split",
+    "tiny-v3-legacy",
+    "r1-distill-1.5b",
+    "v2-lite",
+    "qwen3-30b-a3b",
+    "r1-narrow",
+    "qwen3moe-mid",
+];
 
 /// Multi-head latent attention dimensions (`deepseek2`).
 #[derive(Debug, Clone, PartialEq)]
@@ -115,6 +124,39 @@ impl Dims {
                 }),
                 ..tiny_moe
             },
+            // deepseek2 variants: `tiny` is V3-like (split MLA layout, q_lora, sigmoid, groups,
+            // selection bias); the others flip layout, q_lora, gating and groups.
+            ("deepseek2", "tiny-v2") => {
+                let mut d = Dims::named("deepseek2", "tiny")?;
+                d.gating_func = 1;
+                d.groups = None;
+                d.weights_norm = false;
+                d.weights_scale = 1.0;
+                d.n_shared = 2;
+                // llama.cpp reads a file without q_lora only at V2-Lite's 27 blocks.
+                d.n_layer = 27;
+                if let Some(m) = d.mla.as_mut() {
+                    m.split = false;
+                    m.q_lora = None;
+                }
+                d
+            }
+            ("deepseek2", "tiny-v2-split") => {
+                let mut d = Dims::named("deepseek2", "tiny-v2")?;
+                d.groups = Some((4, 2));
+                if let Some(m) = d.mla.as_mut() {
+                    m.split = true;
+                }
+                d
+            }
+            ("deepseek2", "tiny-v3-legacy") => {
+                let mut d = Dims::named("deepseek2", "tiny")?;
+                d.groups = None;
+                if let Some(m) = d.mla.as_mut() {
+                    m.split = false;
+                }
+                d
+            }
             ("qwen2", "r1-distill-1.5b") => Dims {
                 n_embd: 1536,
                 n_head: 12,

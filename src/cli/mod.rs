@@ -14,8 +14,8 @@ mod rm;
 mod run;
 mod show;
 mod store_args;
+mod tui;
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -38,6 +38,14 @@ pub struct Cli {
     /// Compute threads (default: physical cores; same as CANDLE_NUM_THREADS).
     #[arg(long, global = true, value_name = "N")]
     pub threads: Option<usize>,
+    /// Import the sample sessions (real runs of the demo model) into the store, then open
+    /// the terminal UI (without a terminal: import only).
+    #[arg(long)]
+    pub import_samples: bool,
+    /// Terminal UI theme: dark, light, high-contrast, colorblind or a user theme (also
+    /// THINKDBG_THEME).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub theme: Option<String>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -102,17 +110,6 @@ fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Rm(args)) => rm::run(&args, cli.store.as_deref()),
         Some(Command::Export(args)) => export::run(&args, cli.store.as_deref()),
         Some(Command::Import(args)) => import::run(&args, cli.store.as_deref()),
-        None => {
-            // The terminal UI arrives with the TUI issue; until then, show what exists.
-            use clap::CommandFactory;
-            let mut cmd = Cli::command();
-            let help = cmd.render_help();
-            if std::io::stdout().is_terminal() {
-                println!("{}", help.ansi());
-            } else {
-                println!("{help}");
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        None => tui::run(cli.store.as_deref(), cli.import_samples, cli.theme.as_deref()),
     }
 }

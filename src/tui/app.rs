@@ -313,11 +313,11 @@ impl App {
             };
             return;
         }
-        let here = v.offsets[self.cursor];
+        let (start, end) = (v.offsets[self.cursor], v.offsets[self.cursor + 1]);
         let pick = if forward {
-            self.matches.iter().find(|m| m.0 > here).or(self.matches.first())
+            self.matches.iter().find(|m| m.0 >= end).or(self.matches.first())
         } else {
-            self.matches.iter().rev().find(|m| m.0 < here).or(self.matches.last())
+            self.matches.iter().rev().find(|m| m.0 < start).or(self.matches.last())
         };
         if let Some(&(b, _)) = pick {
             let s = v.step_at_byte(b);
@@ -335,7 +335,15 @@ impl App {
         let hay = v.text.to_ascii_lowercase();
         let pat = needle.to_ascii_lowercase();
         self.matches = hay.match_indices(&pat).map(|(b, m)| (b, b + m.len())).collect();
-        self.jump_match(true);
+        // The first match at or after the cursor.
+        let here = v.offsets[self.cursor];
+        match self.matches.iter().find(|m| m.1 > here).or(self.matches.first()) {
+            Some(&(b, _)) => {
+                let s = v.step_at_byte(b);
+                self.move_to(s);
+            }
+            None => self.message = format!("'{needle}' not found"),
+        }
     }
 
     fn segment_move(&mut self, what: &str) {

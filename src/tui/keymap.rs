@@ -29,10 +29,7 @@ pub struct Key {
 impl Key {
     pub fn from_event(ev: KeyEvent) -> Key {
         let mut mods = ev.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT);
-        let code = match ev.code {
-            KeyCode::BackTab => KeyCode::BackTab,
-            c => c,
-        };
+        let code = ev.code;
         if !matches!(code, KeyCode::Char(_)) {
             mods |= ev.modifiers & KeyModifiers::SHIFT;
         }

@@ -113,16 +113,14 @@ impl RunView {
         }
     }
 
-    /// The first step of logical line `line`, moved past a step that only ends the line
-    /// before.
+    /// The first step that starts on logical line `line` (a step that straddles the line
+    /// break belongs to the line it starts on).
     pub fn first_step_of_line(&self, line: usize) -> usize {
-        let Some(&(s, b)) = self.lines.get(line) else { return self.len().saturating_sub(1) };
-        let s = s as usize;
-        let at_end = self.steps.get(s).is_some_and(|st| b as usize >= st.text.len());
-        if at_end {
-            (s + 1).min(self.len().saturating_sub(1))
-        } else {
-            s
+        let last = self.len().saturating_sub(1);
+        match self.lines.get(line) {
+            Some(&(s, 0)) => (s as usize).min(last),
+            Some(&(s, _)) => (s as usize + 1).min(last),
+            None => last,
         }
     }
 

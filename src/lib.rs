@@ -15,6 +15,7 @@
 //! - Still to come, per DESIGN.md: `remote` (OpenAI-compatible servers), `analysis` and
 //!   `compare`, all reading and writing `trace` types.
 
+pub mod analysis;
 pub mod cli;
 pub mod engine;
 pub mod export;

@@ -23,8 +23,18 @@ fn run(
     sampler: SamplerSpec,
     top: usize,
 ) -> (Vec<Step>, StopReason, Vec<u32>) {
+    run_forced(engine, prompt, sampler, top, Vec::new())
+}
+
+fn run_forced(
+    engine: &mut Engine,
+    prompt: Prompt,
+    sampler: SamplerSpec,
+    top: usize,
+    forced: Vec<u32>,
+) -> (Vec<Step>, StopReason, Vec<u32>) {
     let mut events: Vec<EngineEvent> = Vec::new();
-    let req = RunRequest { prompt, sampler, top_logprobs: top };
+    let req = RunRequest { prompt, sampler, top_logprobs: top, forced, forced_text: None };
     let summary = engine.generate(&req, &mut events, &AtomicBool::new(false)).unwrap();
     let mut prompt_tokens = Vec::new();
     let steps = events
@@ -216,6 +226,8 @@ fn a_prompt_longer_than_the_context_is_an_error() {
         prompt: chat(&"the answer is 42. ".repeat(20)),
         sampler: greedy(4),
         top_logprobs: 1,
+        forced: Vec::new(),
+        forced_text: None,
     };
     let err =
         engine.generate(&req, &mut Vec::new(), &AtomicBool::new(false)).unwrap_err().to_string();
@@ -233,8 +245,60 @@ fn cancel_stops_before_the_first_token() {
     let path = write_tiny(dir.path(), &Tiny::llama());
     let mut engine = load(&path);
     let mut events = Vec::new();
-    let req = RunRequest { prompt: chat("x"), sampler: greedy(10), top_logprobs: 1 };
+    let req = RunRequest {
+        prompt: chat("x"),
+        sampler: greedy(10),
+        top_logprobs: 1,
+        forced: Vec::new(),
+        forced_text: None,
+    };
     let summary = engine.generate(&req, &mut events, &AtomicBool::new(true)).unwrap();
     assert_eq!(summary.stop, StopReason::User);
     assert_eq!(summary.timings.generated_tokens, 0);
+}
+
+#[test]
+fn forced_tokens_replay_a_prefix_and_fork_at_the_chosen_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_tiny(dir.path(), &Tiny::qwen2());
+    let mut engine = load(&path);
+    let sampler = SamplerSpec {
+        temperature: 0.9,
+        seed: 7,
+        max_tokens: 12,
+        ignore_eos: true,
+        ..SamplerSpec::default()
+    };
+    let (parent, _, _) = run(&mut engine, chat("fork here"), sampler.clone(), 5);
+    // Forcing the parent's own first six tokens reproduces the whole run: the sampler draws at
+    // forced steps too, so its random stream stays in step.
+    let prefix: Vec<u32> = parent[..6].iter().map(|s| s.token_id).collect();
+    let (replay, _, _) =
+        run_forced(&mut engine, chat("fork here"), sampler.clone(), 5, prefix.clone());
+    let untimed = |steps: &[Step]| -> Vec<Step> {
+        steps.iter().map(|s| Step { t_us: 0, ..s.clone() }).collect()
+    };
+    assert_eq!(untimed(&replay), untimed(&parent));
+    // Forcing the second-best alternative at step 6 keeps steps 0..6 and records the forced
+    // token with its own raw logprob.
+    let alt = parent[6].top.iter().find(|t| t.id != parent[6].token_id).unwrap().clone();
+    let mut forced = prefix;
+    forced.push(alt.id);
+    let (child, _, _) = run_forced(&mut engine, chat("fork here"), sampler, 5, forced);
+    for (p, c) in parent[..6].iter().zip(&child) {
+        assert_eq!((p.token_id, p.logprob, &p.top), (c.token_id, c.logprob, &c.top));
+    }
+    assert_eq!(child[6].token_id, alt.id);
+    assert!((child[6].logprob - alt.logprob).abs() < 1e-6);
+    assert_eq!(child.len(), 12);
+    // An id outside the vocabulary is refused before anything runs.
+    let req = RunRequest {
+        prompt: chat("x"),
+        sampler: greedy(3),
+        top_logprobs: 1,
+        forced: vec![u32::MAX],
+        forced_text: None,
+    };
+    let err = engine.generate(&req, &mut Vec::new(), &AtomicBool::new(false)).unwrap_err();
+    assert!(err.to_string().contains("outside the vocabulary"), "{err}");
 }

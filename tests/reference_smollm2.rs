@@ -115,6 +115,8 @@ fn greedy_decoding_matches_llama_cpp_within_its_own_precision_envelope() {
             prompt,
             sampler: SamplerSpec { max_tokens: reference.max_tokens, ..SamplerSpec::default() },
             top_logprobs: 2,
+            forced: Vec::new(),
+            forced_text: None,
         };
         let mut events: Vec<EngineEvent> = Vec::new();
         engine.generate(&req, &mut events, &AtomicBool::new(false)).unwrap();

@@ -108,7 +108,13 @@ impl GenArgs {
             messages.push(Message::new("user", text));
             Prompt::Chat(messages)
         };
-        Ok(RunRequest { prompt, sampler: self.sampler()?, top_logprobs: self.top_logprobs })
+        Ok(RunRequest {
+            prompt,
+            sampler: self.sampler()?,
+            top_logprobs: self.top_logprobs,
+            forced: Vec::new(),
+            forced_text: None,
+        })
     }
 
     pub fn source(&self) -> Result<ModelSource> {

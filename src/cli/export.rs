@@ -1,5 +1,6 @@
-//! `thinkdbg export ID --format jsonl`: a run (with its session line) or a whole session as
-//! the lossless JSONL format, to stdout or `--output FILE`.
+//! `thinkdbg export ID --format jsonl|md|html`: a run (with its session) or a whole session
+//! as the lossless JSONL format, Markdown or a self-contained HTML page, to stdout or
+//! `--output FILE`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,12 +11,19 @@ use clap::{Args, ValueEnum};
 
 use super::store_args::open;
 use crate::export::jsonl::{self, RunRecord, SessionRecord};
+use crate::export::{html, markdown};
 use crate::store::{Store, Target};
 use crate::trace::{Routing, RunId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
+    /// Lossless, re-importable with `thinkdbg import`.
     Jsonl,
+    /// Markdown: prompt, settings, CoT with flags and notes inline, statistics.
+    #[value(alias = "markdown")]
+    Md,
+    /// One self-contained HTML page (no script, strict Content-Security-Policy).
+    Html,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -52,6 +60,23 @@ pub fn run_record(store: &Store, id: RunId) -> Result<RunRecord> {
     })
 }
 
+/// The session in the chosen format.
+pub fn render(record: &SessionRecord, format: Format) -> Result<String> {
+    Ok(match format {
+        Format::Jsonl => {
+            let mut text = jsonl::header()?;
+            text.push('\n');
+            for line in jsonl::session_lines(record)? {
+                text.push_str(&line);
+                text.push('\n');
+            }
+            text
+        }
+        Format::Md => markdown::render(record, &[]),
+        Format::Html => html::render(record, &[]),
+    })
+}
+
 pub fn run(args: &ExportArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
     let store = open(store_flag)?;
     let record = match store.resolve(&args.id)? {
@@ -74,12 +99,7 @@ pub fn run(args: &ExportArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
             SessionRecord { session, runs }
         }
     };
-    let mut text = jsonl::header()?;
-    text.push('\n');
-    for line in jsonl::session_lines(&record)? {
-        text.push_str(&line);
-        text.push('\n');
-    }
+    let text = render(&record, args.format)?;
     match &args.output {
         Some(path) => {
             std::fs::write(path, text).with_context(|| format!("writing '{}'", path.display()))?

@@ -4,12 +4,14 @@
 mod args;
 mod bench;
 mod export;
+mod fork;
 mod import;
 mod logging;
 mod ls;
 mod model;
 mod progress;
 mod record;
+mod replay;
 mod rm;
 mod run;
 mod show;
@@ -63,8 +65,10 @@ pub enum Command {
     Show(show::ShowArgs),
     /// Delete runs or sessions.
     Rm(rm::RmArgs),
-    /// Export a run or session (JSONL, lossless).
+    /// Export a run or session: JSONL (lossless), Markdown or HTML.
     Export(export::ExportArgs),
+    /// Re-run a run's prefix, force another token at a step, and record the child run.
+    Fork(fork::ForkArgs),
     /// Import a JSONL export (all or nothing, under new ids).
     Import(import::ImportArgs),
     /// Measure speed (store now; decode, analysis, diff and render later).
@@ -109,6 +113,7 @@ fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Show(args)) => show::run(&args, cli.store.as_deref()),
         Some(Command::Rm(args)) => rm::run(&args, cli.store.as_deref()),
         Some(Command::Export(args)) => export::run(&args, cli.store.as_deref()),
+        Some(Command::Fork(args)) => fork::run(&args, cli.store.as_deref(), cli.offline),
         Some(Command::Import(args)) => import::run(&args, cli.store.as_deref()),
         None => tui::run(cli.store.as_deref(), cli.import_samples, cli.theme.as_deref()),
     }

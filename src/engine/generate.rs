@@ -34,6 +34,14 @@ pub struct RunRequest {
     pub sampler: SamplerSpec,
     /// How many alternatives to keep per step.
     pub top_logprobs: usize,
+    /// Tokens to emit at the first steps instead of the sampled ones (a fork re-runs its
+    /// parent's prefix and then its chosen token). The sampler still draws at those steps, so
+    /// forcing a run's own tokens reproduces it exactly.
+    #[serde(default)]
+    pub forced: Vec<u32>,
+    /// Text whose tokens are forced after `forced` (a fork to a typed continuation).
+    #[serde(default)]
+    pub forced_text: Option<String>,
 }
 
 /// What the engine reports while it works.
@@ -202,6 +210,20 @@ impl Engine {
                 max_tokens: req.sampler.max_tokens,
             });
         }
+        let vocab = self.tokenizer.vocab_size().max(self.model.vocab_size());
+        let mut forced = req.forced.clone();
+        if let Some(text) = &req.forced_text {
+            let ids = self.tokenizer.encode(text)?;
+            if ids.is_empty() {
+                return Err(Error::Sampler("the forced text is empty".into()));
+            }
+            forced.extend(ids);
+        }
+        if let Some(bad) = forced.iter().find(|&&t| t as usize >= vocab) {
+            return Err(Error::Sampler(format!(
+                "forced token id {bad} is outside the vocabulary ({vocab} tokens)"
+            )));
+        }
         let initial = if super::template::prompt_opens_think(&rendered) {
             Phase::Think
         } else {
@@ -237,7 +259,8 @@ impl Engine {
                 );
             }
             let stats = RawStats::of(&logits, req.top_logprobs);
-            let token = sampler.sample(&logits, &history);
+            let sampled = sampler.sample(&logits, &history);
+            let token = forced.get(index).copied().unwrap_or(sampled);
             let t_us = start.elapsed().as_micros() as u64;
             let text = decoder.push(self.tokenizer.token_bytes(token));
             let phase = phases.observe(&text);

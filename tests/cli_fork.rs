@@ -1,0 +1,126 @@
+//! `thinkdbg fork` end to end on a tiny model: the child run replays the parent's prefix
+//! exactly, takes the chosen token at the fork step, is stored in the parent's session with
+//! its parent and fork step; wrong models and steps are refused with clear errors.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use assert_cmd::Command;
+use common::{thinkdbg, write_tiny, Tiny};
+use predicates::prelude::*;
+use thinkdbg::store::Store;
+use thinkdbg::trace::{RunId, RunStatus, Step};
+
+fn last_line(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().last().unwrap().to_string()
+}
+
+fn run_id(text: &str) -> RunId {
+    RunId(u64::from_str_radix(text.trim_start_matches('r'), 16).unwrap())
+}
+
+fn steps(store: &Store, id: RunId) -> Vec<Step> {
+    store.steps(id).unwrap().steps
+}
+
+#[test]
+fn fork_replays_the_prefix_and_takes_the_chosen_alternative() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_tiny(dir.path(), &Tiny::qwen2());
+    let parent = last_line(
+        thinkdbg(dir.path())
+            .args(["record", "-n", "12", "--ignore-eos", "-t", "0.8", "--seed", "3"])
+            .args(["--top-logprobs", "5", "--model"])
+            .arg(&model)
+            .arg("where do we fork?"),
+    );
+    let child = last_line(
+        thinkdbg(dir.path())
+            .args(["fork", &parent, "--at", "5", "--alt", "2", "--model"])
+            .arg(&model),
+    );
+    let by_text = last_line(
+        thinkdbg(dir.path())
+            .args([
+                "fork",
+                &parent,
+                "--at",
+                "3",
+                "--text",
+                "the answer",
+                "--label",
+                "typed",
+                "--model",
+            ])
+            .arg(&model),
+    );
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let (p, c) = (steps(&store, run_id(&parent)), steps(&store, run_id(&child)));
+    let child_run = store.run(run_id(&child)).unwrap().unwrap();
+    assert_eq!(child_run.parent, Some((run_id(&parent), 5)));
+    assert_eq!(child_run.label.as_deref(), Some("fork@5"));
+    assert_eq!(child_run.status, RunStatus::Complete);
+    let parent_run = store.run(run_id(&parent)).unwrap().unwrap();
+    assert_eq!(child_run.session, parent_run.session);
+    assert_eq!(child_run.model.fingerprint, parent_run.model.fingerprint);
+    for (a, b) in p[..5].iter().zip(&c) {
+        assert_eq!(
+            (a.token_id, a.logprob, &a.text, &a.top),
+            (b.token_id, b.logprob, &b.text, &b.top)
+        );
+    }
+    assert_eq!(c[5].token_id, p[5].top[1].id);
+    assert_eq!(c.len(), 12);
+    let session = store.session(parent_run.session).unwrap().unwrap();
+    assert_eq!(session.runs.len(), 3);
+    let typed = steps(&store, run_id(&by_text));
+    let text: String = typed[3..].iter().map(|s| s.text.as_str()).collect();
+    assert!(text.starts_with("the answer"), "{text:?}");
+    assert_eq!(store.run(run_id(&by_text)).unwrap().unwrap().label.as_deref(), Some("typed"));
+}
+
+#[test]
+fn fork_refuses_another_model_and_impossible_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_tiny(dir.path(), &Tiny::qwen2());
+    std::fs::create_dir(dir.path().join("other")).unwrap();
+    let other = write_tiny(&dir.path().join("other"), &Tiny::llama());
+    let parent = last_line(
+        thinkdbg(dir.path())
+            .args(["record", "-n", "4", "--ignore-eos", "--model"])
+            .arg(&model)
+            .arg("x"),
+    );
+    thinkdbg(dir.path())
+        .args(["fork", &parent, "--at", "1", "--model"])
+        .arg(&other)
+        .assert()
+        .failure()
+        .stderr(
+            predicate::str::contains("is not the model run")
+                .and(predicate::str::contains("--any-model")),
+        );
+    thinkdbg(dir.path())
+        .args(["fork", &parent, "--at", "9", "--model"])
+        .arg(&model)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("has 4 steps; '--at 9' is past its end"));
+    thinkdbg(dir.path())
+        .args(["fork", &parent, "--at", "1", "--alt", "0", "--model"])
+        .arg(&model)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("ranks start at 1"));
+    thinkdbg(dir.path())
+        .args(["fork", "r999", "--at", "1", "--model"])
+        .arg(&model)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("r999"));
+    // Nothing was added by the refused forks.
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    assert_eq!(store.runs().unwrap().len(), 1);
+}

@@ -114,6 +114,29 @@ fn trace_screen_moves_and_colours() {
 }
 
 #[test]
+fn word_sentence_and_step_movement_follow_the_analysis_segments() {
+    let (_d, mut app) = sample_app();
+    app.update(Action::Open);
+    let seg = thinkdbg::analysis::segment(&app.view.as_ref().unwrap().steps);
+    app.update(Action::NextWord);
+    assert_eq!(app.cursor, seg.words[1].start);
+    app.update(Action::NextWord);
+    assert_eq!(app.cursor, seg.words[2].start);
+    app.update(Action::PrevWord);
+    assert_eq!(app.cursor, seg.words[1].start);
+    app.update(Action::NextSentence);
+    assert_eq!(app.cursor, seg.sentences[1].start);
+    app.update(Action::Start);
+    app.update(Action::NextStep);
+    assert_eq!(app.cursor, seg.steps[1].span.start);
+    app.update(Action::PrevStep);
+    assert_eq!(app.cursor, seg.steps[0].span.start);
+    app.update(Action::End);
+    app.update(Action::NextStep);
+    assert_eq!(app.message, "no next reasoning step");
+}
+
+#[test]
 fn search_jumps_to_matches_and_filter_narrows_sessions() {
     let (_d, mut app) = sample_app();
     app.update(Action::Search);

@@ -68,6 +68,14 @@ impl ColourBy {
     }
 }
 
+/// What `w`/`b`, `(`/`)` and `{`/`}` move by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    Word,
+    Sentence,
+    Step,
+}
+
 /// One run in the sessions list.
 #[derive(Debug, Clone)]
 pub struct RunEntry {
@@ -346,9 +354,34 @@ impl App {
         }
     }
 
-    fn segment_move(&mut self, what: &str) {
-        // Word, sentence and reasoning-step boundaries come from the analysis module.
-        self.message = format!("{what} movement needs the analysis module (not merged yet)");
+    /// Moves to the start of the next (or this / the previous) word, sentence or reasoning
+    /// step, as the analysis module segments the run.
+    fn segment_move(&mut self, what: Unit, forward: bool) {
+        let Some(v) = &mut self.view else { return };
+        v.resegment();
+        let seg = &v.segments;
+        let starts: Vec<usize> = match what {
+            Unit::Word => seg.words.iter().map(|r| r.start).collect(),
+            Unit::Sentence => seg.sentences.iter().map(|r| r.start).collect(),
+            Unit::Step => seg.steps.iter().map(|s| s.span.start).collect(),
+        };
+        let c = self.cursor;
+        let target = if forward {
+            starts.iter().copied().find(|&s| s > c)
+        } else {
+            starts.iter().rev().copied().find(|&s| s < c)
+        };
+        match target {
+            Some(t) => self.move_to(t),
+            None => {
+                let name = match what {
+                    Unit::Word => "word",
+                    Unit::Sentence => "sentence",
+                    Unit::Step => "reasoning step",
+                };
+                self.message = format!("no {} {name}", if forward { "next" } else { "previous" });
+            }
+        }
     }
 
     fn line_move(&mut self, delta: isize) {
@@ -500,9 +533,12 @@ impl App {
             Action::PageUp => self.line_move(-(page as isize)),
             Action::Start => self.move_to(0),
             Action::End => self.move_to(n.saturating_sub(1)),
-            Action::NextWord | Action::PrevWord => self.segment_move("word"),
-            Action::NextSentence | Action::PrevSentence => self.segment_move("sentence"),
-            Action::NextStep | Action::PrevStep => self.segment_move("reasoning-step"),
+            Action::NextWord => self.segment_move(Unit::Word, true),
+            Action::PrevWord => self.segment_move(Unit::Word, false),
+            Action::NextSentence => self.segment_move(Unit::Sentence, true),
+            Action::PrevSentence => self.segment_move(Unit::Sentence, false),
+            Action::NextStep => self.segment_move(Unit::Step, true),
+            Action::PrevStep => self.segment_move(Unit::Step, false),
             Action::NextFlag => self.jump_flag(true),
             Action::PrevFlag => self.jump_flag(false),
             Action::NextLowConfidence | Action::PrevLowConfidence => {

@@ -3,6 +3,7 @@
 //! spans). Built once per run (and extended as a live run grows); drawing only reads it.
 //! Depends on `trace` and the tui's `highlight`.
 
+use crate::analysis::{segment, Segments};
 use crate::trace::{Flag, Routing, Run, Step};
 
 use super::highlight::{self, Highlight};
@@ -30,6 +31,9 @@ pub struct RunView {
     pub code_blocks: Vec<(usize, usize)>,
     /// Most layers any step was routed through.
     pub layers: usize,
+    /// Words, sentences and reasoning steps (from `analysis`), for `segmented` steps.
+    pub segments: Segments,
+    pub segmented: usize,
 }
 
 impl RunView {
@@ -45,6 +49,8 @@ impl RunView {
             highlights: Vec::new(),
             code_blocks: Vec::new(),
             layers: 0,
+            segments: Segments::default(),
+            segmented: 0,
         };
         v.flags.sort_by_key(|f| (f.start, f.end));
         let mut by_step: Vec<Option<Routing>> = Vec::new();
@@ -60,7 +66,16 @@ impl RunView {
             let r = by_step.next().flatten();
             v.push(s, r);
         }
+        v.resegment();
         v
+    }
+
+    /// Recomputes the segmentation when steps were added since the last time.
+    pub fn resegment(&mut self) {
+        if self.segmented != self.steps.len() || self.steps.is_empty() {
+            self.segments = segment(&self.steps);
+            self.segmented = self.steps.len();
+        }
     }
 
     /// Appends one step (a live run growing). Highlights are recomputed by `rehighlight`.

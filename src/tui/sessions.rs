@@ -58,15 +58,16 @@ fn draw_list(app: &App, f: &mut Frame, area: Rect) {
             sel_row = lines.len();
         }
         let label = e.run.label.as_deref().unwrap_or("-");
+        let when = date(e.run.created_at);
         let text = format!(
-            "  {:<5} {} {} {:>6} tok {:<11} {:>2} flags {}",
+            "  {:<5} {} {} {:>6} tok {:<11} {:>3} flags  {}",
             e.run.id.to_string(),
             fit(&for_terminal(label, false), 12),
-            fit(&for_terminal(&e.run.model.name, false), 14),
+            fit(&for_terminal(&e.run.model.name, false), 12),
             e.steps,
             status(&e.run.status),
             e.flags,
-            date(e.run.created_at)
+            when.get(5..).unwrap_or(&when)
         );
         let style = if row == app.selected { t.get("ui.selection") } else { t.get("ui.text") };
         lines.push(Line::from(Span::styled(fit(&text, w), style)));

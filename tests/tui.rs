@@ -254,7 +254,10 @@ fn escape_payloads_are_shown_as_symbols() {
     let term = render(&mut app, BIG);
     for cell in term.backend().buffer().content() {
         assert!(
-            !cell.symbol().chars().any(|c| c.is_control() || ('\u{202a}'..='\u{202e}').contains(&c)),
+            !cell
+                .symbol()
+                .chars()
+                .any(|c| c.is_control() || ('\u{202a}'..='\u{202e}').contains(&c)),
             "raw control {:?} reached a cell",
             cell.symbol()
         );
@@ -273,10 +276,16 @@ fn moe_view() -> RunView {
     let mut routing = Vec::new();
     for (i, w) in words.iter().cycle().take(40).enumerate() {
         let i = i as u32;
-        steps.push(step(i, w, if i < 20 { Phase::Think } else { Phase::Answer }, -0.1 * (i % 7) as f32));
+        steps.push(step(
+            i,
+            w,
+            if i < 20 { Phase::Think } else { Phase::Answer },
+            -0.1 * (i % 7) as f32,
+        ));
         let layers = (0..4u16)
             .map(|l| {
-                let experts: Vec<u16> = (0..4).map(|k| ((i as u16) * 3 + l * 5 + k * 4) % 16).collect();
+                let experts: Vec<u16> =
+                    (0..4).map(|k| ((i as u16) * 3 + l * 5 + k * 4) % 16).collect();
                 LayerRoute { layer: l, experts, weights: Some(vec![0.55, 0.25, 0.15, 0.05]) }
             })
             .collect();
@@ -321,7 +330,12 @@ fn live_run_follows_new_tokens_only_at_the_end() {
     app.set_view(view);
     app.live = Some(RunId(5));
     app.update(Action::ScreenTrace);
-    let ev = |i: u32| Action::Engine(Box::new(EngineEvent::Step { step: step(i, " tok", Phase::Answer, -0.2), routing: None }));
+    let ev = |i: u32| {
+        Action::Engine(Box::new(EngineEvent::Step {
+            step: step(i, " tok", Phase::Answer, -0.2),
+            routing: None,
+        }))
+    };
     for i in 0..5 {
         app.update(ev(i));
     }

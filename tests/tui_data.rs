@@ -28,20 +28,29 @@ fn chords_wait_for_their_second_key() {
     let g = Key::parse("g").unwrap();
     assert_eq!(km.resolve("trace", &[g]), Resolved::Pending);
     assert_eq!(km.resolve("trace", &[g, g]), Resolved::Run(Action::Start));
-    assert_eq!(km.resolve("trace", &[Key::parse("down").unwrap()]), Resolved::Run(Action::LineDown));
+    assert_eq!(
+        km.resolve("trace", &[Key::parse("down").unwrap()]),
+        Resolved::Run(Action::LineDown)
+    );
     assert_eq!(km.resolve("sessions", &[Key::parse("j").unwrap()]), Resolved::Run(Action::Down));
     assert_eq!(km.resolve("flags", &[Key::parse("q").unwrap()]), Resolved::Run(Action::Quit));
 }
 
 #[test]
 fn a_user_keymap_overrides_and_bad_files_name_the_problem() {
-    let user = Keymap::parse("[[trace]]\non = \"l\"\nrun = \"end\"\ndesc = \"mine\"\n", "user.toml").unwrap();
+    let user =
+        Keymap::parse("[[trace]]\non = \"l\"\nrun = \"end\"\ndesc = \"mine\"\n", "user.toml")
+            .unwrap();
     let km = Keymap::merged(Some(&user)).unwrap();
     assert_eq!(km.resolve("trace", &[Key::parse("l").unwrap()]), Resolved::Run(Action::End));
-    assert_eq!(km.resolve("trace", &[Key::parse("right").unwrap()]), Resolved::Run(Action::NextToken));
+    assert_eq!(
+        km.resolve("trace", &[Key::parse("right").unwrap()]),
+        Resolved::Run(Action::NextToken)
+    );
     let err = Keymap::parse("[[trace]]\non = \"l\"\nrun = \"fly\"\n", "user.toml").unwrap_err();
     assert!(err.to_string().contains("unknown action 'fly'"), "{err}");
-    let err = Keymap::parse("[[trace]]\non = \"hyper-x\"\nrun = \"end\"\n", "user.toml").unwrap_err();
+    let err =
+        Keymap::parse("[[trace]]\non = \"hyper-x\"\nrun = \"end\"\n", "user.toml").unwrap_err();
     assert!(err.to_string().contains("unknown key 'hyper-x'"), "{err}");
 }
 
@@ -60,7 +69,11 @@ fn every_theme_file_parses_and_defines_every_key() {
     for name in &files {
         let theme = set.load(name, false).unwrap_or_else(|e| panic!("{e}"));
         for (k, _) in KEYS {
-            assert_ne!(theme.get(k), ratatui::style::Style::default(), "'{name}' leaves '{k}' unstyled");
+            assert_ne!(
+                theme.get(k),
+                ratatui::style::Style::default(),
+                "'{name}' leaves '{k}' unstyled"
+            );
         }
         let plain = set.load(name, true).unwrap();
         for (k, _) in KEYS {
@@ -74,7 +87,11 @@ fn every_theme_file_parses_and_defines_every_key() {
 #[test]
 fn theme_errors_name_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("bad.toml"), "inherits = \"dark\"\n[styles]\n\"ui.text\" = \"nocolour\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "inherits = \"dark\"\n[styles]\n\"ui.text\" = \"nocolour\"\n",
+    )
+    .unwrap();
     std::fs::write(dir.path().join("loop.toml"), "inherits = \"loop\"\n").unwrap();
     let set = ThemeSet::with_dir(Some(dir.path()));
     let err = set.load("bad", false).unwrap_err().to_string();

@@ -3,6 +3,7 @@
 
 mod args;
 mod bench;
+mod bench_render;
 mod export;
 mod fork;
 mod import;

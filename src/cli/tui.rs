@@ -10,7 +10,11 @@ use anyhow::{bail, Result};
 
 use crate::tui;
 
-pub fn run(store_flag: Option<&Path>, import_samples: bool, theme: Option<&str>) -> Result<ExitCode> {
+pub fn run(
+    store_flag: Option<&Path>,
+    import_samples: bool,
+    theme: Option<&str>,
+) -> Result<ExitCode> {
     let store = super::store_args::open(store_flag)?;
     let empty = store.sessions()?.is_empty();
     if import_samples || empty {

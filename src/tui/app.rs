@@ -197,6 +197,17 @@ impl App {
         }
     }
 
+    /// Opens the run `id` in the trace view and follows it as the engine reports steps.
+    pub fn follow(&mut self, id: RunId) {
+        self.live = Some(id);
+        if let Some(i) = self.visible.iter().position(|&i| self.runs[i].run.id == id) {
+            self.select(i);
+        }
+        if self.view.as_ref().is_some_and(|v| v.run.id == id) {
+            self.screen = Screen::Trace;
+        }
+    }
+
     pub fn selected_run(&self) -> Option<&RunEntry> {
         self.visible.get(self.selected).and_then(|&i| self.runs.get(i))
     }
@@ -402,7 +413,9 @@ impl App {
                 Action::Help | Action::Back => self.help = false,
                 Action::Quit => self.quit = true,
                 Action::Down | Action::LineDown => self.help_scroll += 1,
-                Action::Up | Action::LineUp => self.help_scroll = self.help_scroll.saturating_sub(1),
+                Action::Up | Action::LineUp => {
+                    self.help_scroll = self.help_scroll.saturating_sub(1)
+                }
                 Action::Resize(w, h) => self.size = (w, h),
                 Action::Engine(ev) => self.on_engine(*ev),
                 _ => {}
@@ -494,7 +507,9 @@ impl App {
             Action::Up => self.flag_sel = self.flag_sel.saturating_sub(1),
             Action::Open => {
                 let order = self.flag_order();
-                if let Some(f) = order.get(self.flag_sel).and_then(|&i| self.view.as_ref()?.flags.get(i)) {
+                if let Some(f) =
+                    order.get(self.flag_sel).and_then(|&i| self.view.as_ref()?.flags.get(i))
+                {
                     let s = f.start as usize;
                     self.screen = Screen::Trace;
                     self.move_to(s);
@@ -516,7 +531,9 @@ impl App {
         }
         kinds
             .iter()
-            .flat_map(|k| v.flags.iter().enumerate().filter(move |(_, f)| &f.kind == *k).map(|(i, _)| i))
+            .flat_map(|k| {
+                v.flags.iter().enumerate().filter(move |(_, f)| &f.kind == *k).map(|(i, _)| i)
+            })
             .collect()
     }
 
@@ -573,7 +590,10 @@ impl App {
 
     fn cycle_theme(&mut self) {
         let names = self.themes.names();
-        let i = names.iter().position(|n| *n == self.theme.name).map_or(0, |i| (i + 1) % names.len().max(1));
+        let i = names
+            .iter()
+            .position(|n| *n == self.theme.name)
+            .map_or(0, |i| (i + 1) % names.len().max(1));
         let Some(name) = names.get(i) else { return };
         match self.themes.load(name, self.theme.no_color) {
             Ok(t) => {
@@ -599,6 +619,10 @@ impl App {
                 v.run.prompt_tokens = prompt_tokens;
             }
             EngineEvent::Step { step, routing } => {
+                if (step.index as usize) < v.len() {
+                    // Already read from the store when the run was opened.
+                    return;
+                }
                 let at_end = v.is_empty() || self.cursor + 1 >= v.len();
                 let code = step.text.contains("```");
                 v.push(step, routing);

@@ -31,10 +31,10 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
         f.render_widget(Paragraph::new("No run selected."), area);
         return;
     };
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(t.get("ui.border.focus"))
-        .title(Span::styled(format!(" Flags · {} · {} ", v.run.id, v.flags.len()), t.get("ui.title")));
+    let block =
+        Block::default().borders(Borders::ALL).border_style(t.get("ui.border.focus")).title(
+            Span::styled(format!(" Flags · {} · {} ", v.run.id, v.flags.len()), t.get("ui.title")),
+        );
     let inner = block.inner(area);
     let w = usize::from(inner.width);
     let mut lines = Vec::new();
@@ -60,7 +60,8 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
         };
         let lo = (fl.start as usize).min(v.len());
         let hi = (fl.end as usize).clamp(lo, v.len());
-        let excerpt: String = v.steps[lo..hi.min(lo + 12)].iter().map(|s| s.text.as_str()).collect();
+        let excerpt: String =
+            v.steps[lo..hi.min(lo + 12)].iter().map(|s| s.text.as_str()).collect();
         let text = format!(
             "  steps {:>5}..{:<5} {sev} {}  «{}»",
             fl.start,
@@ -79,5 +80,8 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
     }
     let h = usize::from(inner.height);
     let skip = (sel_row + 1).saturating_sub(h);
-    f.render_widget(Paragraph::new(lines.into_iter().skip(skip).collect::<Vec<_>>()).block(block), area);
+    f.render_widget(
+        Paragraph::new(lines.into_iter().skip(skip).collect::<Vec<_>>()).block(block),
+        area,
+    );
 }

@@ -48,7 +48,10 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
     let mut lines = vec![
         Line::from(vec![
             Span::styled("token  ", dim),
-            Span::styled(fit(&visible_token(&s.text), inner_w.saturating_sub(7)), t.get("ui.cursor")),
+            Span::styled(
+                fit(&visible_token(&s.text), inner_w.saturating_sub(7)),
+                t.get("ui.cursor"),
+            ),
         ]),
         Line::from(vec![
             Span::styled("step   ", dim),

@@ -187,9 +187,13 @@ impl Keymap {
                     if chord.is_empty() {
                         return Err(err(format!("[{mode}] empty 'on' for '{}'", b.run)));
                     }
-                    let desc =
-                        b.desc.clone().unwrap_or_else(|| action.description().to_string());
-                    bindings.push(Binding { mode: mode.clone(), chord, action: action.clone(), desc });
+                    let desc = b.desc.clone().unwrap_or_else(|| action.description().to_string());
+                    bindings.push(Binding {
+                        mode: mode.clone(),
+                        chord,
+                        action: action.clone(),
+                        desc,
+                    });
                 }
             }
         }
@@ -201,9 +205,8 @@ impl Keymap {
     pub fn merged(user: Option<&Keymap>) -> Result<Keymap> {
         let mut base = Keymap::parse(DEFAULT_KEYMAP, "assets/keymap.toml")?;
         if let Some(user) = user {
-            base.bindings.retain(|b| {
-                !user.bindings.iter().any(|u| u.mode == b.mode && u.chord == b.chord)
-            });
+            base.bindings
+                .retain(|b| !user.bindings.iter().any(|u| u.mode == b.mode && u.chord == b.chord));
             base.bindings.extend(user.bindings.iter().cloned());
         }
         Ok(base)

@@ -148,18 +148,9 @@ impl Dispatcher {
 pub fn run(store: Arc<Store>, opts: Options) -> Result<()> {
     let mut app = build_app(Some(store), opts.theme.as_deref())?;
     let live_rx = opts.live.map(|(id, rx)| {
-        app.live = Some(id);
-        if let Some(i) = app.visible.iter().position(|&i| app.runs[i].run.id == id) {
-            app.selected = i;
-        }
+        app.follow(id);
         rx
     });
-    if let Some(id) = app.live {
-        if app.view.as_ref().is_none_or(|v| v.run.id != id) {
-            app.reload()?;
-        }
-        app.screen = app::Screen::Trace;
-    }
     let mut guard = terminal::Guard::enter()?;
     let size = guard.terminal.size()?;
     app.update(Action::Resize(size.width, size.height));

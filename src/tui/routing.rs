@@ -20,7 +20,9 @@ pub fn heat(w: f32) -> usize {
 pub fn draw(app: &App, f: &mut Frame, area: Rect) {
     let t = &app.theme;
     let Some(v) = app.view.as_ref().filter(|v| v.is_moe()) else {
-        let block = Block::default().borders(Borders::ALL).border_style(t.get("ui.border"))
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(t.get("ui.border"))
             .title(Span::styled(" Routing ", t.get("ui.title")));
         f.render_widget(
             Paragraph::new(Span::styled(
@@ -35,10 +37,10 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
     let [grid_area, usage_area] =
         Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(area);
     let tok = v.steps.get(app.cursor).map(|s| visible_token(&s.text)).unwrap_or_default();
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(t.get("ui.border.focus"))
-        .title(Span::styled(format!(" Routing · step {} «{}» ", app.cursor, tok), t.get("ui.title")));
+    let block =
+        Block::default().borders(Borders::ALL).border_style(t.get("ui.border.focus")).title(
+            Span::styled(format!(" Routing · step {} «{}» ", app.cursor, tok), t.get("ui.title")),
+        );
     let inner = block.inner(grid_area);
     let h = usize::from(inner.height);
     let mut lines = Vec::new();
@@ -61,7 +63,11 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
                         Some(w) => format!("{e:>3}:{w:.2} "),
                         None => format!("{e:>3}      "),
                     };
-                    spans.push(Span::styled(cell, st.patch(t.get("ui.cursor")).remove_modifier(ratatui::style::Modifier::BOLD)));
+                    spans.push(Span::styled(
+                        cell,
+                        st.patch(t.get("ui.cursor"))
+                            .remove_modifier(ratatui::style::Modifier::BOLD),
+                    ));
                 }
             }
             None => spans.push(Span::styled("—", t.get("ui.dim"))),
@@ -77,7 +83,10 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
     };
     let mut counts: HashMap<u16, usize> = HashMap::new();
     for i in a..b {
-        if let Some(l) = v.routing_at(i).and_then(|r| r.layers.iter().find(|l| usize::from(l.layer) == app.layer)) {
+        if let Some(l) = v
+            .routing_at(i)
+            .and_then(|r| r.layers.iter().find(|l| usize::from(l.layer) == app.layer))
+        {
             for e in &l.experts {
                 *counts.entry(*e).or_default() += 1;
             }
@@ -86,10 +95,9 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
     let mut top: Vec<(u16, usize)> = counts.into_iter().collect();
     top.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
     let span = if app.mark.is_some() { format!("steps {a}..{b}") } else { "whole run".into() };
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(t.get("ui.border"))
-        .title(Span::styled(format!(" Expert usage · L{} · {span} ", app.layer), t.get("ui.title")));
+    let block = Block::default().borders(Borders::ALL).border_style(t.get("ui.border")).title(
+        Span::styled(format!(" Expert usage · L{} · {span} ", app.layer), t.get("ui.title")),
+    );
     let inner = block.inner(usage_area);
     let bar_w = usize::from(inner.width).saturating_sub(14);
     let max = top.first().map_or(1, |x| x.1).max(1);
@@ -99,7 +107,10 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
         .take(usize::from(inner.height))
         .map(|(e, c)| {
             Line::from(vec![
-                Span::styled(format!("e{e:<4}{:>5.1}% ", *c as f64 * 100.0 / tokens as f64), t.get("ui.text")),
+                Span::styled(
+                    format!("e{e:<4}{:>5.1}% ", *c as f64 * 100.0 / tokens as f64),
+                    t.get("ui.text"),
+                ),
                 Span::styled("█".repeat(c * bar_w / max), t.get(&format!("expert.id.{}", e % 8))),
             ])
         })

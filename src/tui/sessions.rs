@@ -35,7 +35,12 @@ fn draw_list(app: &App, f: &mut Frame, area: Rect) {
     let title = if app.filter.is_empty() {
         format!(" Sessions · {} runs ", app.runs.len())
     } else {
-        format!(" Sessions · {} of {} runs match '{}' ", app.visible.len(), app.runs.len(), for_terminal(&app.filter, false))
+        format!(
+            " Sessions · {} of {} runs match '{}' ",
+            app.visible.len(),
+            app.runs.len(),
+            for_terminal(&app.filter, false)
+        )
     };
     let block = Block::default()
         .borders(Borders::ALL)
@@ -115,13 +120,35 @@ fn draw_summary(app: &App, f: &mut Frame, area: Rect) {
         .map_or(r.rendered_prompt.as_str(), |m| m.content.as_str());
     let s = &r.sampler;
     let think = v.steps.iter().filter(|s| s.phase == crate::trace::Phase::Think).count();
-    let mean_h = if v.is_empty() { 0.0 } else { v.steps.iter().map(|s| s.entropy).sum::<f32>() / v.len() as f32 };
+    let mean_h = if v.is_empty() {
+        0.0
+    } else {
+        v.steps.iter().map(|s| s.entropy).sum::<f32>() / v.len() as f32
+    };
     let mut lines = vec![
         kv("run", format!("{} {}", r.id, for_terminal(r.label.as_deref().unwrap_or(""), false))),
-        kv("model", format!("{} ({}, {})", for_terminal(&r.model.name, false), r.model.arch, r.model.quant)),
-        kv("sampler", format!("T {} top-k {} top-p {} seed {}", s.temperature, s.top_k, s.top_p, s.seed)),
-        kv("status", format!("{} · stop {}", status(&r.status), r.stop.map_or("-", |x| x.as_str()))),
-        kv("tokens", format!("{} ({} think, {} answer) · {:.1} tok/s", e.steps, think, v.len() - think, r.timings.decode_tok_s())),
+        kv(
+            "model",
+            format!("{} ({}, {})", for_terminal(&r.model.name, false), r.model.arch, r.model.quant),
+        ),
+        kv(
+            "sampler",
+            format!("T {} top-k {} top-p {} seed {}", s.temperature, s.top_k, s.top_p, s.seed),
+        ),
+        kv(
+            "status",
+            format!("{} · stop {}", status(&r.status), r.stop.map_or("-", |x| x.as_str())),
+        ),
+        kv(
+            "tokens",
+            format!(
+                "{} ({} think, {} answer) · {:.1} tok/s",
+                e.steps,
+                think,
+                v.len() - think,
+                r.timings.decode_tok_s()
+            ),
+        ),
         kv("entropy", format!("mean {mean_h:.2} nats")),
         kv("flags", e.flags.to_string()),
         kv("date", date(r.created_at)),

@@ -136,9 +136,7 @@ pub struct ThemeSet {
 
 impl ThemeSet {
     pub fn builtin() -> ThemeSet {
-        ThemeSet {
-            files: BUILTIN.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect(),
-        }
+        ThemeSet { files: BUILTIN.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect() }
     }
 
     /// Built-ins plus every `*.toml` in `dir` (a user file of a built-in's name replaces it).
@@ -171,9 +169,12 @@ impl ThemeSet {
             if chain.iter().any(|(c, _)| *c == n) {
                 return Err(Error::Theme { file: n, msg: "'inherits' forms a cycle".into() });
             }
-            let text = self.files.iter().find(|(f, _)| *f == n).map(|(_, t)| t).ok_or_else(|| {
-                Error::Theme { file: n.clone(), msg: "no such theme".into() }
-            })?;
+            let text = self
+                .files
+                .iter()
+                .find(|(f, _)| *f == n)
+                .map(|(_, t)| t)
+                .ok_or_else(|| Error::Theme { file: n.clone(), msg: "no such theme".into() })?;
             let raw: RawTheme = toml::from_str(text)
                 .map_err(|e| Error::Theme { file: format!("{n}.toml"), msg: e.to_string() })?;
             next = raw.inherits.clone();
@@ -196,8 +197,10 @@ impl ThemeSet {
             if !KEYS.iter().any(|(k, _)| k == key) {
                 return Err(Error::Theme { file, msg: format!("unknown key '{key}'") });
             }
-            let style = to_style(raw, &palette)
-                .map_err(|msg| Error::Theme { file: file.clone(), msg: format!("'{key}': {msg}") })?;
+            let style = to_style(raw, &palette).map_err(|msg| Error::Theme {
+                file: file.clone(),
+                msg: format!("'{key}': {msg}"),
+            })?;
             styles.insert(key.clone(), style);
         }
         if let Some((missing, _)) = KEYS.iter().find(|(k, _)| !styles.contains_key(*k)) {
@@ -225,7 +228,10 @@ fn colour(text: &str, palette: &HashMap<String, String>) -> std::result::Result<
     Color::from_str(resolved).map_err(|_| format!("unknown colour '{resolved}'"))
 }
 
-fn to_style(raw: &RawStyle, palette: &HashMap<String, String>) -> std::result::Result<Style, String> {
+fn to_style(
+    raw: &RawStyle,
+    palette: &HashMap<String, String>,
+) -> std::result::Result<Style, String> {
     match raw {
         RawStyle::Fg(c) => Ok(Style::new().fg(colour(c, palette)?)),
         RawStyle::Full { fg, bg, modifiers } => {

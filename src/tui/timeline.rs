@@ -45,7 +45,8 @@ pub fn buckets(values: impl ExactSizeIterator<Item = f32>, width: usize) -> Vec<
 pub fn draw(app: &App, f: &mut Frame, area: Rect) {
     let t = &app.theme;
     let entropy = app.colour != ColourBy::Logprob;
-    let title = if entropy { " Timeline · entropy " } else { " Timeline · surprise (−logprob) " };
+    let title =
+        if entropy { " Timeline · entropy " } else { " Timeline · surprise (−logprob) " };
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(t.get("ui.border"))

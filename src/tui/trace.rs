@@ -4,7 +4,7 @@
 //! Every character passes through `sanitize`. Depends on `app`, `run_view` and `theme`.
 
 use ratatui::layout::Rect;
-use ratatui::style::Style;
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
@@ -46,11 +46,7 @@ pub fn entropy_key(h: f32) -> &'static str {
 pub fn top_expert(v: &RunView, step: usize, layer: usize) -> Option<u16> {
     let l = v.routing_at(step)?.layers.get(layer)?;
     match &l.weights {
-        Some(w) => w
-            .iter()
-            .zip(&l.experts)
-            .max_by(|a, b| a.0.total_cmp(b.0))
-            .map(|(_, e)| *e),
+        Some(w) => w.iter().zip(&l.experts).max_by(|a, b| a.0.total_cmp(b.0)).map(|(_, e)| *e),
         None => l.experts.first().copied(),
     }
 }
@@ -83,6 +79,14 @@ impl Layout<'_> {
                 }
             }
             ColourBy::Syntax => {}
+        }
+        // Flagged tokens: underlined in their flag's colour.
+        let flags = &self.v.flags;
+        let upto = flags.partition_point(|f| (f.start as usize) <= i);
+        if let Some(f) = flags[..upto].iter().rev().find(|f| (f.end as usize) > i) {
+            st = st
+                .patch(t.get(super::timeline::flag_key(&f.kind)))
+                .add_modifier(Modifier::UNDERLINED);
         }
         if let Some(m) = self.app.mark {
             let (a, b) = (m.min(self.app.cursor), m.max(self.app.cursor));
@@ -220,9 +224,14 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
         f.render_widget(p, area);
         return;
     };
-    let label = v.run.label.as_deref().map(|l| format!(" {}", for_terminal(l, false))).unwrap_or_default();
+    let label =
+        v.run.label.as_deref().map(|l| format!(" {}", for_terminal(l, false))).unwrap_or_default();
     let live = if app.live == Some(v.run.id) { " ● live" } else { "" };
-    let layer = if app.colour == ColourBy::Expert { format!(" layer {}", app.layer) } else { String::new() };
+    let layer = if app.colour == ColourBy::Expert {
+        format!(" layer {}", app.layer)
+    } else {
+        String::new()
+    };
     let title = format!(
         " {}{} · colour: {}{}{} · {}/{} ",
         v.run.id,

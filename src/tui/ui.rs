@@ -30,16 +30,21 @@ pub fn draw(app: &App, f: &mut Frame) {
             "Terminal too small: {}×{}.\nthinkdbg needs at least {}×{}.\nEnlarge the window, or press q to quit.",
             area.width, area.height, MIN_SIZE.0, MIN_SIZE.1
         );
-        f.render_widget(Paragraph::new(msg).style(t.get("ui.warning")).wrap(Wrap { trim: true }), area);
+        f.render_widget(
+            Paragraph::new(msg).style(t.get("ui.warning")).wrap(Wrap { trim: true }),
+            area,
+        );
         return;
     }
     let [tabs, body, status] =
-        Layout::vertical([Constraint::Length(1), Constraint::Min(1), Constraint::Length(1)]).areas(area);
+        Layout::vertical([Constraint::Length(1), Constraint::Min(1), Constraint::Length(1)])
+            .areas(area);
     draw_tabs(app, f, tabs);
     match app.screen {
         Screen::Sessions => sessions::draw(app, f, body),
         Screen::Trace => {
-            let [top, tl] = Layout::vertical([Constraint::Min(5), Constraint::Length(5)]).areas(body);
+            let [top, tl] =
+                Layout::vertical([Constraint::Min(5), Constraint::Length(5)]).areas(body);
             let insp_w = (top.width / 3).clamp(30, 48);
             let [text, insp] =
                 Layout::horizontal([Constraint::Min(20), Constraint::Length(insp_w)]).areas(top);
@@ -49,7 +54,8 @@ pub fn draw(app: &App, f: &mut Frame) {
         }
         Screen::Flags => flags::draw(app, f, body),
         Screen::Routing => {
-            let [top, tl] = Layout::vertical([Constraint::Min(5), Constraint::Length(5)]).areas(body);
+            let [top, tl] =
+                Layout::vertical([Constraint::Min(5), Constraint::Length(5)]).areas(body);
             routing::draw(app, f, top);
             timeline::draw(app, f, tl);
         }
@@ -90,16 +96,27 @@ fn draw_status(app: &App, f: &mut Frame, area: Rect) {
             left.push_str(&format!("· tok {}/{} · {} ", app.cursor + 1, v.len(), s.phase.as_str()));
         }
         if !app.search.is_empty() {
-            left.push_str(&format!("· /{} ({}) ", for_terminal(&app.search, false), app.matches.len()));
+            left.push_str(&format!(
+                "· /{} ({}) ",
+                for_terminal(&app.search, false),
+                app.matches.len()
+            ));
         }
     }
     left.push_str(&format!("· theme {} ", app.theme.name));
-    let right = if app.message.is_empty() { "? help  q quit ".to_string() } else { format!("{} ", app.message) };
+    let right = if app.message.is_empty() {
+        "? help  q quit ".to_string()
+    } else {
+        format!("{} ", app.message)
+    };
     let pad = usize::from(area.width).saturating_sub(left.chars().count() + right.chars().count());
     let line = Line::from(vec![
         Span::styled(left, st),
         Span::styled(" ".repeat(pad), st),
-        Span::styled(right, if app.message.is_empty() { st } else { st.patch(t.get("ui.warning")) }),
+        Span::styled(
+            right,
+            if app.message.is_empty() { st } else { st.patch(t.get("ui.warning")) },
+        ),
     ]);
     f.render_widget(Paragraph::new(line).style(st), area);
 }

@@ -10,8 +10,10 @@
 //! - `store` keeps sessions, runs and steps in sled behind a `Store` type, with a writer thread
 //!   that implements the engine's `Recorder`, crash recovery and JSONL import.
 //! - `export` writes recorded sessions out (JSONL now).
-//! - Still to come, per DESIGN.md: `remote` (OpenAI-compatible servers), `analysis`, `compare`
-//!   and `tui`, all reading and writing `trace` types.
+//! - `tui` is the terminal UI (ratatui): sessions, the trace, inspector, timeline, flags and
+//!   routing, reading the store; keymap and themes are data files.
+//! - Still to come, per DESIGN.md: `remote` (OpenAI-compatible servers), `analysis` and
+//!   `compare`, all reading and writing `trace` types.
 
 pub mod analysis;
 pub mod cli;
@@ -22,3 +24,4 @@ pub mod remote;
 pub mod sanitize;
 pub mod store;
 pub mod trace;
+pub mod tui;

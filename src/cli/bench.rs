@@ -65,6 +65,19 @@ pub enum BenchPart {
         #[arg(long, default_value_t = 2000)]
         budget_ms: u64,
     },
+    /// Frame time and keypress-to-frame time of the trace screen on a synthetic run.
+    Render {
+        /// Tokens in the synthetic run.
+        #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..))]
+        steps: u32,
+        #[arg(long, default_value_t = 160)]
+        width: u16,
+        #[arg(long, default_value_t = 48)]
+        height: u16,
+        /// Frames (and key presses) to time.
+        #[arg(long, default_value_t = 300)]
+        frames: usize,
+    },
 }
 
 fn synthetic_step(i: u32, top: usize, layers: u16, experts: u16) -> (Step, Option<Routing>) {
@@ -319,6 +332,9 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
         }
         BenchPart::Analysis { steps } => bench_analysis(*steps)?,
         BenchPart::Diff { steps, budget_ms } => bench_diff(*steps, *budget_ms)?,
+        BenchPart::Render { steps, width, height, frames } => {
+            super::bench_render::bench_render(*steps, *width, *height, *frames)?
+        }
     };
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")

@@ -5,6 +5,7 @@ mod analysis_store;
 mod args;
 mod bench;
 mod bench_remote;
+mod bench_render;
 mod diff;
 mod export;
 mod flags;
@@ -23,8 +24,8 @@ mod run;
 mod show;
 mod stats;
 mod store_args;
+mod tui;
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -47,6 +48,14 @@ pub struct Cli {
     /// Compute threads (default: physical cores; same as CANDLE_NUM_THREADS).
     #[arg(long, global = true, value_name = "N")]
     pub threads: Option<usize>,
+    /// Import the sample sessions (real runs of the demo model) into the store, then open
+    /// the terminal UI (without a terminal: import only).
+    #[arg(long)]
+    pub import_samples: bool,
+    /// Terminal UI theme: dark, light, high-contrast, colorblind or a user theme (also
+    /// THINKDBG_THEME).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub theme: Option<String>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -126,17 +135,6 @@ fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Flags(args)) => flags::run(&args, cli.store.as_deref()),
         Some(Command::Stats(args)) => stats::run(&args, cli.store.as_deref()),
         Some(Command::Diff(args)) => diff::run(&args, cli.store.as_deref()),
-        None => {
-            // The terminal UI arrives with the TUI issue; until then, show what exists.
-            use clap::CommandFactory;
-            let mut cmd = Cli::command();
-            let help = cmd.render_help();
-            if std::io::stdout().is_terminal() {
-                println!("{}", help.ansi());
-            } else {
-                println!("{help}");
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        None => tui::run(cli.store.as_deref(), cli.import_samples, cli.theme.as_deref()),
     }
 }

@@ -30,6 +30,9 @@ pub struct RecordArgs {
     pub label: Option<String>,
     #[command(flatten)]
     pub remote: super::record_remote::RemoteArgs,
+    /// Watch the run in the terminal UI as it is recorded (quitting the UI stops the run).
+    #[arg(long)]
+    pub tui: bool,
 }
 
 fn title_of(prompt: &Prompt) -> String {
@@ -92,24 +95,45 @@ pub fn run(args: &RecordArgs, store_flag: Option<&Path>, offline: bool) -> Resul
     let (tx, rx) = mpsc::channel();
     let recorders: Vec<Box<dyn Recorder>> = vec![Box::new(writer), Box::new(tx)];
     let cancel = Arc::new(AtomicBool::new(false));
-    let progress = LoadProgress::new(&path);
+    // No progress bar under the UI: any byte on stderr would break its screen.
+    let progress = (!args.tui).then(|| LoadProgress::new(&path));
     let engine = worker::spawn_run(
         path,
         args.gen.load_options(),
         request,
         Box::new(Tee(recorders)),
-        cancel,
+        cancel.clone(),
     )?;
     let mut failed = None;
+    if args.tui {
+        // The UI follows the run through the channel; quitting it cancels the generation.
+        let ui = crate::tui::run(
+            store.clone(),
+            crate::tui::Options { theme: None, live: Some((run_id, rx)) },
+        );
+        cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = engine.join();
+        let outcome = writer_handle.join().map_err(|_| anyhow!("the store writer panicked"))??;
+        ui?;
+        let r = &outcome.run;
+        let stop = r.stop.map_or("-", |s| s.as_str());
+        eprintln!("{} steps, stop: {stop}", store.step_count(run_id));
+        println!("{run_id}");
+        return Ok(ExitCode::SUCCESS);
+    }
     for event in rx {
         match event {
             EngineEvent::Failed(msg) => failed = Some(msg),
             ev => {
-                progress.show(&ev);
+                if let Some(p) = &progress {
+                    p.show(&ev);
+                }
             }
         }
     }
-    progress.finish();
+    if let Some(p) = &progress {
+        p.finish();
+    }
     let engine_result = engine.join().map_err(|_| anyhow!("the engine thread panicked"))?;
     let outcome = writer_handle.join().map_err(|_| anyhow!("the store writer panicked"))??;
     if let Some(msg) = failed {

@@ -1,0 +1,32 @@
+//! `thinkdbg` with no subcommand: the terminal UI on the store (`--store`), importing the
+//! sample sessions with `--import-samples` or when the store is empty.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Result};
+
+use crate::tui;
+
+pub fn run(
+    store_flag: Option<&Path>,
+    import_samples: bool,
+    theme: Option<&str>,
+) -> Result<ExitCode> {
+    let store = super::store_args::open(store_flag)?;
+    let empty = store.sessions()?.is_empty();
+    if import_samples || empty {
+        let n = tui::samples::import_samples(&store)?;
+        eprintln!("imported {n} sample run(s) into '{}'", store.path().display());
+    }
+    if !std::io::stdout().is_terminal() {
+        if import_samples {
+            return Ok(ExitCode::SUCCESS);
+        }
+        bail!("the terminal UI needs a terminal; use a subcommand (see 'thinkdbg --help')");
+    }
+    tui::run(Arc::new(store), tui::Options { theme: theme.map(str::to_string), live: None })?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,113 @@
+//! Everything the user (or the engine) can ask the UI to do, as data. Key bindings name
+//! actions by their `name`; `App::update` is the only place that acts on them. Depends on
+//! nothing else in the tui.
+
+/// One thing to do. State changes happen only in `App::update(Action)`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Quit,
+    Help,
+    Back,
+    ScreenSessions,
+    ScreenTrace,
+    ScreenFlags,
+    ScreenRouting,
+    NextScreen,
+    PrevScreen,
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    Open,
+    NextToken,
+    PrevToken,
+    NextWord,
+    PrevWord,
+    NextSentence,
+    PrevSentence,
+    NextStep,
+    PrevStep,
+    NextFlag,
+    PrevFlag,
+    NextLowConfidence,
+    PrevLowConfidence,
+    LineDown,
+    LineUp,
+    Start,
+    End,
+    Search,
+    SearchNext,
+    SearchPrev,
+    CycleColour,
+    NextLayer,
+    PrevLayer,
+    Mark,
+    CycleTheme,
+    /// Not bindable: the terminal's new size.
+    Resize(u16, u16),
+    /// Not bindable: a character typed into the search / filter line.
+    Input(char),
+    /// Not bindable: backspace in the search / filter line.
+    InputBackspace,
+    /// Not bindable: Enter in the search / filter line.
+    InputSubmit,
+    /// Not bindable: what the engine reported about the run recording in this process.
+    Engine(Box<crate::engine::generate::EngineEvent>),
+}
+
+/// Every action with its name (as written in `keymap.toml`) and its description (shown in
+/// help). Adding an action means adding it here; the keymap test checks the table.
+pub const ACTIONS: &[(Action, &str, &str)] = &[
+    (Action::Quit, "quit", "Quit thinkdbg"),
+    (Action::Help, "help", "Show or hide this help"),
+    (Action::Back, "back", "Close the overlay, cancel the search, or go back"),
+    (Action::ScreenSessions, "screen_sessions", "Sessions screen"),
+    (Action::ScreenTrace, "screen_trace", "Trace screen (with inspector and timeline)"),
+    (Action::ScreenFlags, "screen_flags", "Flags screen"),
+    (Action::ScreenRouting, "screen_routing", "Routing screen (MoE runs)"),
+    (Action::NextScreen, "next_screen", "Next screen"),
+    (Action::PrevScreen, "prev_screen", "Previous screen"),
+    (Action::Up, "up", "Move the selection up"),
+    (Action::Down, "down", "Move the selection down"),
+    (Action::PageUp, "page_up", "Page up"),
+    (Action::PageDown, "page_down", "Page down"),
+    (Action::Open, "open", "Open the selected run or jump to the selected flag"),
+    (Action::NextToken, "next_token", "Next token"),
+    (Action::PrevToken, "prev_token", "Previous token"),
+    (Action::NextWord, "next_word", "Next word"),
+    (Action::PrevWord, "prev_word", "Previous word"),
+    (Action::NextSentence, "next_sentence", "Next sentence"),
+    (Action::PrevSentence, "prev_sentence", "Previous sentence"),
+    (Action::NextStep, "next_step", "Next reasoning step"),
+    (Action::PrevStep, "prev_step", "Previous reasoning step"),
+    (Action::NextFlag, "next_flag", "Next flag"),
+    (Action::PrevFlag, "prev_flag", "Previous flag"),
+    (Action::NextLowConfidence, "next_low", "Next low-confidence token"),
+    (Action::PrevLowConfidence, "prev_low", "Previous low-confidence token"),
+    (Action::LineDown, "line_down", "Token one line down"),
+    (Action::LineUp, "line_up", "Token one line up"),
+    (Action::Start, "start", "Start of the run"),
+    (Action::End, "end", "End of the run"),
+    (Action::Search, "search", "Search (filter on the sessions screen)"),
+    (Action::SearchNext, "search_next", "Next search match"),
+    (Action::SearchPrev, "search_prev", "Previous search match"),
+    (Action::CycleColour, "cycle_colour", "Colour by logprob / entropy / expert / syntax"),
+    (Action::NextLayer, "next_layer", "Next MoE layer (expert colouring)"),
+    (Action::PrevLayer, "prev_layer", "Previous MoE layer (expert colouring)"),
+    (Action::Mark, "mark", "Set or clear the span mark (routing usage)"),
+    (Action::CycleTheme, "cycle_theme", "Next theme"),
+];
+
+impl Action {
+    pub fn from_name(name: &str) -> Option<Action> {
+        ACTIONS.iter().find(|(_, n, _)| *n == name).map(|(a, _, _)| a.clone())
+    }
+
+    pub fn name(&self) -> &'static str {
+        ACTIONS.iter().find(|(a, _, _)| a == self).map_or("", |(_, n, _)| n)
+    }
+
+    pub fn description(&self) -> &'static str {
+        ACTIONS.iter().find(|(a, _, _)| a == self).map_or("", |(_, _, d)| d)
+    }
+}

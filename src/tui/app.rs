@@ -1,0 +1,653 @@
+//! The UI state and `App::update`, the only place it changes. Loading from the store happens
+//! here (on an action), never while drawing. Depends on the store, `trace` and the tui's
+//! `action`, `keymap`, `theme` and `run_view`.
+
+use std::sync::Arc;
+
+use crate::engine::generate::EngineEvent;
+use crate::store::Store;
+use crate::trace::{Run, RunId, RunStatus, Session};
+
+use super::action::Action;
+use super::error::Result;
+use super::keymap::Keymap;
+use super::run_view::{RunView, LOW_LOGPROB};
+use super::theme::{Theme, ThemeSet};
+
+/// The screens, in tab order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    Sessions,
+    Trace,
+    Flags,
+    Routing,
+}
+
+impl Screen {
+    pub const ALL: [Screen; 4] = [Screen::Sessions, Screen::Trace, Screen::Flags, Screen::Routing];
+
+    /// The keymap mode of the screen.
+    pub fn mode(self) -> &'static str {
+        match self {
+            Screen::Sessions => "sessions",
+            Screen::Trace => "trace",
+            Screen::Flags => "flags",
+            Screen::Routing => "routing",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Screen::Sessions => "1 Sessions",
+            Screen::Trace => "2 Trace",
+            Screen::Flags => "3 Flags",
+            Screen::Routing => "4 Routing",
+        }
+    }
+}
+
+/// What the trace text is coloured by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColourBy {
+    Logprob,
+    Entropy,
+    /// The top expert of the chosen layer (MoE runs only).
+    Expert,
+    /// Plain phase colours, with syntax colours in code blocks.
+    Syntax,
+}
+
+impl ColourBy {
+    pub fn label(self) -> &'static str {
+        match self {
+            ColourBy::Logprob => "logprob",
+            ColourBy::Entropy => "entropy",
+            ColourBy::Expert => "expert",
+            ColourBy::Syntax => "syntax",
+        }
+    }
+}
+
+/// What `w`/`b`, `(`/`)` and `{`/`}` move by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    Word,
+    Sentence,
+    Step,
+}
+
+/// One run in the sessions list.
+#[derive(Debug, Clone)]
+pub struct RunEntry {
+    pub run: Run,
+    pub steps: usize,
+    pub flags: usize,
+    /// The run's text, loaded the first time the list is filtered.
+    pub text: Option<String>,
+}
+
+/// The whole UI state.
+pub struct App {
+    pub store: Option<Arc<Store>>,
+    pub keymap: Keymap,
+    pub themes: ThemeSet,
+    pub theme: Theme,
+    pub screen: Screen,
+    pub help: bool,
+    pub help_scroll: usize,
+    pub sessions: Vec<Session>,
+    pub runs: Vec<RunEntry>,
+    /// Indexes into `runs` that pass the filter, grouped by session.
+    pub visible: Vec<usize>,
+    pub selected: usize,
+    pub filter: String,
+    /// The search / filter line being typed, if any.
+    pub input: Option<String>,
+    pub view: Option<RunView>,
+    pub cursor: usize,
+    /// First logical line of the trace viewport.
+    pub top_line: usize,
+    pub mark: Option<usize>,
+    pub colour: ColourBy,
+    pub layer: usize,
+    pub search: String,
+    /// Byte ranges in the run text that match `search`.
+    pub matches: Vec<(usize, usize)>,
+    pub flag_sel: usize,
+    pub size: (u16, u16),
+    pub message: String,
+    pub quit: bool,
+    /// The run recording in this process, followed live.
+    pub live: Option<RunId>,
+}
+
+impl App {
+    pub fn new(store: Option<Arc<Store>>, keymap: Keymap, themes: ThemeSet, theme: Theme) -> App {
+        App {
+            store,
+            keymap,
+            themes,
+            theme,
+            screen: Screen::Sessions,
+            help: false,
+            help_scroll: 0,
+            sessions: Vec::new(),
+            runs: Vec::new(),
+            visible: Vec::new(),
+            selected: 0,
+            filter: String::new(),
+            input: None,
+            view: None,
+            cursor: 0,
+            top_line: 0,
+            mark: None,
+            colour: ColourBy::Logprob,
+            layer: 0,
+            search: String::new(),
+            matches: Vec::new(),
+            flag_sel: 0,
+            size: (120, 40),
+            message: String::new(),
+            quit: false,
+            live: None,
+        }
+    }
+
+    /// Reads the session list from the store and selects the first run.
+    pub fn reload(&mut self) -> Result<()> {
+        let Some(store) = self.store.clone() else { return Ok(()) };
+        let mut sessions = store.sessions()?;
+        sessions.sort_by_key(|s| s.created_at);
+        let (runs, errors) = store.runs_lossy()?;
+        if !errors.is_empty() {
+            self.message = format!("{} run(s) could not be read", errors.len());
+        }
+        self.runs.clear();
+        for s in &sessions {
+            for id in &s.runs {
+                if let Some(r) = runs.iter().find(|r| r.id == *id) {
+                    let flags = store.flags(r.id).map(|f| f.len()).unwrap_or(0);
+                    self.runs.push(RunEntry {
+                        run: r.clone(),
+                        steps: store.step_count(r.id),
+                        flags,
+                        text: None,
+                    });
+                }
+            }
+        }
+        self.sessions = sessions;
+        self.refilter();
+        self.select(0);
+        Ok(())
+    }
+
+    /// Shows `view` as the current run (tests, benchmarks, live runs).
+    pub fn set_view(&mut self, mut view: RunView) {
+        view.rehighlight(&self.theme.syntax);
+        self.view = Some(view);
+        self.cursor = 0;
+        self.top_line = 0;
+        self.mark = None;
+        self.matches.clear();
+        self.flag_sel = 0;
+        self.layer = 0;
+        if self.colour == ColourBy::Expert && !self.view.as_ref().is_some_and(RunView::is_moe) {
+            self.colour = ColourBy::Logprob;
+        }
+    }
+
+    /// Opens the run `id` in the trace view and follows it as the engine reports steps.
+    pub fn follow(&mut self, id: RunId) {
+        self.live = Some(id);
+        if let Some(i) = self.visible.iter().position(|&i| self.runs[i].run.id == id) {
+            self.select(i);
+        }
+        if self.view.as_ref().is_some_and(|v| v.run.id == id) {
+            self.screen = Screen::Trace;
+        }
+    }
+
+    pub fn selected_run(&self) -> Option<&RunEntry> {
+        self.visible.get(self.selected).and_then(|&i| self.runs.get(i))
+    }
+
+    pub fn session_of(&self, run: &Run) -> Option<&Session> {
+        self.sessions.iter().find(|s| s.id == run.session)
+    }
+
+    fn refilter(&mut self) {
+        let needle = self.filter.to_lowercase();
+        if !needle.is_empty() {
+            if let Some(store) = self.store.clone() {
+                for e in self.runs.iter_mut().filter(|e| e.text.is_none()) {
+                    let steps = store.steps(e.run.id).map(|r| r.steps).unwrap_or_default();
+                    e.text = Some(steps.iter().map(|s| s.text.as_str()).collect());
+                }
+            }
+        }
+        let sessions = &self.sessions;
+        self.visible = (0..self.runs.len())
+            .filter(|&i| {
+                let e = &self.runs[i];
+                if needle.is_empty() {
+                    return true;
+                }
+                let title = sessions
+                    .iter()
+                    .find(|s| s.id == e.run.session)
+                    .map_or(String::new(), |s| s.title.to_lowercase());
+                title.contains(&needle)
+                    || e.run.label.as_deref().unwrap_or("").to_lowercase().contains(&needle)
+                    || e.run.model.name.to_lowercase().contains(&needle)
+                    || e.text.as_deref().unwrap_or("").to_lowercase().contains(&needle)
+            })
+            .collect();
+    }
+
+    /// Selects row `i` of the visible runs and loads that run.
+    fn select(&mut self, i: usize) {
+        if self.visible.is_empty() {
+            self.selected = 0;
+            return;
+        }
+        self.selected = i.min(self.visible.len() - 1);
+        let Some(id) = self.selected_run().map(|e| e.run.id) else { return };
+        if self.view.as_ref().is_some_and(|v| v.run.id == id) {
+            return;
+        }
+        if let Err(e) = self.load_run(id) {
+            self.message = format!("could not load run '{id}': {e}");
+        }
+    }
+
+    fn load_run(&mut self, id: RunId) -> Result<()> {
+        let Some(store) = self.store.clone() else { return Ok(()) };
+        let Some(run) = store.run(id)? else { return Ok(()) };
+        let read = store.steps(id)?;
+        if !read.errors.is_empty() {
+            self.message = format!("{} step(s) of '{id}' could not be read", read.errors.len());
+        }
+        let view = RunView::new(run, read.steps, store.flags(id)?, store.routing(id)?);
+        self.set_view(view);
+        Ok(())
+    }
+
+    /// Visible rows of the trace viewport.
+    pub fn trace_height(&self) -> usize {
+        usize::from(self.size.1.saturating_sub(9)).max(1)
+    }
+
+    fn len(&self) -> usize {
+        self.view.as_ref().map_or(0, RunView::len)
+    }
+
+    fn move_to(&mut self, step: usize) {
+        let n = self.len();
+        if n == 0 {
+            return;
+        }
+        self.cursor = step.min(n - 1);
+        let Some(v) = &self.view else { return };
+        let line = v.line_of(self.cursor);
+        let h = self.trace_height();
+        if line < self.top_line {
+            self.top_line = line;
+        } else if line >= self.top_line + h {
+            self.top_line = line + 1 - h;
+        }
+    }
+
+    fn find_step(&self, forward: bool, pred: impl Fn(usize) -> bool) -> Option<usize> {
+        let n = self.len();
+        if forward {
+            (self.cursor + 1..n).find(|&i| pred(i))
+        } else {
+            (0..self.cursor).rev().find(|&i| pred(i))
+        }
+    }
+
+    fn jump_flag(&mut self, forward: bool) {
+        let Some(v) = &self.view else { return };
+        let c = self.cursor as u32;
+        let target = if forward {
+            v.flags.iter().map(|f| f.start).find(|&s| s > c)
+        } else {
+            v.flags.iter().rev().map(|f| f.start).find(|&s| s < c)
+        };
+        match target {
+            Some(t) => self.move_to(t as usize),
+            None if v.flags.is_empty() => self.message = "this run has no flags".into(),
+            None => self.message = "no more flags".into(),
+        }
+    }
+
+    fn jump_match(&mut self, forward: bool) {
+        let Some(v) = &self.view else { return };
+        if self.matches.is_empty() {
+            self.message = if self.search.is_empty() {
+                "no search; press / to search".into()
+            } else {
+                format!("'{}' not found", self.search)
+            };
+            return;
+        }
+        let (start, end) = (v.offsets[self.cursor], v.offsets[self.cursor + 1]);
+        let pick = if forward {
+            self.matches.iter().find(|m| m.0 >= end).or(self.matches.first())
+        } else {
+            self.matches.iter().rev().find(|m| m.0 < start).or(self.matches.last())
+        };
+        if let Some(&(b, _)) = pick {
+            let s = v.step_at_byte(b);
+            self.move_to(s);
+        }
+    }
+
+    fn run_search(&mut self, needle: &str) {
+        self.search = needle.to_string();
+        self.matches.clear();
+        let Some(v) = &self.view else { return };
+        if needle.is_empty() {
+            return;
+        }
+        let hay = v.text.to_ascii_lowercase();
+        let pat = needle.to_ascii_lowercase();
+        self.matches = hay.match_indices(&pat).map(|(b, m)| (b, b + m.len())).collect();
+        // The first match at or after the cursor.
+        let here = v.offsets[self.cursor];
+        match self.matches.iter().find(|m| m.1 > here).or(self.matches.first()) {
+            Some(&(b, _)) => {
+                let s = v.step_at_byte(b);
+                self.move_to(s);
+            }
+            None => self.message = format!("'{needle}' not found"),
+        }
+    }
+
+    /// Moves to the start of the next (or this / the previous) word, sentence or reasoning
+    /// step, as the analysis module segments the run.
+    fn segment_move(&mut self, what: Unit, forward: bool) {
+        let Some(v) = &mut self.view else { return };
+        v.resegment();
+        let seg = &v.segments;
+        let starts: Vec<usize> = match what {
+            Unit::Word => seg.words.iter().map(|r| r.start).collect(),
+            Unit::Sentence => seg.sentences.iter().map(|r| r.start).collect(),
+            Unit::Step => seg.steps.iter().map(|s| s.span.start).collect(),
+        };
+        let c = self.cursor;
+        let target = if forward {
+            starts.iter().copied().find(|&s| s > c)
+        } else {
+            starts.iter().rev().copied().find(|&s| s < c)
+        };
+        match target {
+            Some(t) => self.move_to(t),
+            None => {
+                let name = match what {
+                    Unit::Word => "word",
+                    Unit::Sentence => "sentence",
+                    Unit::Step => "reasoning step",
+                };
+                self.message = format!("no {} {name}", if forward { "next" } else { "previous" });
+            }
+        }
+    }
+
+    fn line_move(&mut self, delta: isize) {
+        let Some(v) = &self.view else { return };
+        let line = v.line_of(self.cursor) as isize + delta;
+        let line = line.clamp(0, v.lines.len() as isize - 1) as usize;
+        let s = v.first_step_of_line(line);
+        self.move_to(s);
+    }
+
+    /// Applies one action. The only place the state changes.
+    pub fn update(&mut self, action: Action) {
+        if !matches!(action, Action::Resize(..) | Action::Engine(_)) {
+            self.message.clear();
+        }
+        if self.help {
+            match action {
+                Action::Help | Action::Back => self.help = false,
+                Action::Quit => self.quit = true,
+                Action::Down | Action::LineDown => self.help_scroll += 1,
+                Action::Up | Action::LineUp => {
+                    self.help_scroll = self.help_scroll.saturating_sub(1)
+                }
+                Action::Resize(w, h) => self.size = (w, h),
+                Action::Engine(ev) => self.on_engine(*ev),
+                _ => {}
+            }
+            return;
+        }
+        match action {
+            Action::Quit => self.quit = true,
+            Action::Help => {
+                self.help = true;
+                self.help_scroll = 0;
+            }
+            Action::Back => {
+                if self.input.take().is_none() && self.screen != Screen::Sessions {
+                    self.screen = Screen::Sessions;
+                }
+            }
+            Action::ScreenSessions => self.screen = Screen::Sessions,
+            Action::ScreenTrace => self.screen = Screen::Trace,
+            Action::ScreenFlags => self.screen = Screen::Flags,
+            Action::ScreenRouting => self.screen = Screen::Routing,
+            Action::NextScreen | Action::PrevScreen => {
+                let i = Screen::ALL.iter().position(|s| *s == self.screen).unwrap_or(0);
+                let n = Screen::ALL.len();
+                let j = if action == Action::NextScreen { (i + 1) % n } else { (i + n - 1) % n };
+                self.screen = Screen::ALL[j];
+            }
+            Action::Resize(w, h) => {
+                self.size = (w, h);
+                self.move_to(self.cursor);
+            }
+            Action::Input(c) => {
+                if let Some(s) = &mut self.input {
+                    s.push(c);
+                }
+                self.after_input_edit();
+            }
+            Action::InputBackspace => {
+                if let Some(s) = &mut self.input {
+                    s.pop();
+                }
+                self.after_input_edit();
+            }
+            Action::InputSubmit => {
+                if let Some(text) = self.input.take() {
+                    if self.screen != Screen::Sessions {
+                        self.run_search(&text);
+                    }
+                }
+            }
+            Action::Engine(ev) => self.on_engine(*ev),
+            Action::CycleTheme => self.cycle_theme(),
+            other => match self.screen {
+                Screen::Sessions => self.update_sessions(other),
+                Screen::Flags => self.update_flags(other),
+                Screen::Trace | Screen::Routing => self.update_trace(other),
+            },
+        }
+    }
+
+    fn after_input_edit(&mut self) {
+        if self.screen == Screen::Sessions {
+            self.filter = self.input.clone().unwrap_or_default();
+            self.refilter();
+            self.selected = 0;
+            self.select(0);
+        }
+    }
+
+    fn update_sessions(&mut self, action: Action) {
+        let page = self.trace_height().max(2) / 2;
+        match action {
+            Action::Down => self.select(self.selected + 1),
+            Action::Up => self.select(self.selected.saturating_sub(1)),
+            Action::PageDown => self.select(self.selected + page),
+            Action::PageUp => self.select(self.selected.saturating_sub(page)),
+            Action::Start => self.select(0),
+            Action::End => self.select(self.visible.len().saturating_sub(1)),
+            Action::Open if self.view.is_some() => self.screen = Screen::Trace,
+            Action::Search => self.input = Some(self.filter.clone()),
+            _ => {}
+        }
+    }
+
+    fn update_flags(&mut self, action: Action) {
+        let n = self.view.as_ref().map_or(0, |v| v.flags.len());
+        match action {
+            Action::Down => self.flag_sel = (self.flag_sel + 1).min(n.saturating_sub(1)),
+            Action::Up => self.flag_sel = self.flag_sel.saturating_sub(1),
+            Action::Open => {
+                let order = self.flag_order();
+                if let Some(f) =
+                    order.get(self.flag_sel).and_then(|&i| self.view.as_ref()?.flags.get(i))
+                {
+                    let s = f.start as usize;
+                    self.screen = Screen::Trace;
+                    self.move_to(s);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Flag indexes grouped by kind (in the order kinds first appear), as the Flags screen
+    /// lists them.
+    pub fn flag_order(&self) -> Vec<usize> {
+        let Some(v) = &self.view else { return Vec::new() };
+        let mut kinds = Vec::new();
+        for f in &v.flags {
+            if !kinds.contains(&&f.kind) {
+                kinds.push(&f.kind);
+            }
+        }
+        kinds
+            .iter()
+            .flat_map(|k| {
+                v.flags.iter().enumerate().filter(move |(_, f)| &f.kind == *k).map(|(i, _)| i)
+            })
+            .collect()
+    }
+
+    fn update_trace(&mut self, action: Action) {
+        let Some(v) = &self.view else { return };
+        let n = v.len();
+        let page = self.trace_height();
+        match action {
+            Action::NextToken => self.move_to(self.cursor + 1),
+            Action::PrevToken => self.move_to(self.cursor.saturating_sub(1)),
+            Action::LineDown => self.line_move(1),
+            Action::LineUp => self.line_move(-1),
+            Action::PageDown => self.line_move(page as isize),
+            Action::PageUp => self.line_move(-(page as isize)),
+            Action::Start => self.move_to(0),
+            Action::End => self.move_to(n.saturating_sub(1)),
+            Action::NextWord => self.segment_move(Unit::Word, true),
+            Action::PrevWord => self.segment_move(Unit::Word, false),
+            Action::NextSentence => self.segment_move(Unit::Sentence, true),
+            Action::PrevSentence => self.segment_move(Unit::Sentence, false),
+            Action::NextStep => self.segment_move(Unit::Step, true),
+            Action::PrevStep => self.segment_move(Unit::Step, false),
+            Action::NextFlag => self.jump_flag(true),
+            Action::PrevFlag => self.jump_flag(false),
+            Action::NextLowConfidence | Action::PrevLowConfidence => {
+                let fwd = action == Action::NextLowConfidence;
+                let steps = &v.steps;
+                match self.find_step(fwd, |i| steps[i].logprob < LOW_LOGPROB) {
+                    Some(i) => self.move_to(i),
+                    None => self.message = "no more low-confidence tokens".into(),
+                }
+            }
+            Action::Search => self.input = Some(String::new()),
+            Action::SearchNext => self.jump_match(true),
+            Action::SearchPrev => self.jump_match(false),
+            Action::CycleColour => {
+                self.colour = match self.colour {
+                    ColourBy::Logprob => ColourBy::Entropy,
+                    ColourBy::Entropy if v.is_moe() => ColourBy::Expert,
+                    ColourBy::Entropy | ColourBy::Expert => ColourBy::Syntax,
+                    ColourBy::Syntax => ColourBy::Logprob,
+                };
+            }
+            Action::NextLayer if v.layers > 0 => self.layer = (self.layer + 1) % v.layers,
+            Action::PrevLayer if v.layers > 0 => {
+                self.layer = (self.layer + v.layers - 1) % v.layers;
+            }
+            Action::Mark => {
+                self.mark = if self.mark.is_some() { None } else { Some(self.cursor) };
+            }
+            _ => {}
+        }
+    }
+
+    fn cycle_theme(&mut self) {
+        let names = self.themes.names();
+        let i = names
+            .iter()
+            .position(|n| *n == self.theme.name)
+            .map_or(0, |i| (i + 1) % names.len().max(1));
+        let Some(name) = names.get(i) else { return };
+        match self.themes.load(name, self.theme.no_color) {
+            Ok(t) => {
+                self.theme = t;
+                let syntax = self.theme.syntax.clone();
+                if let Some(v) = &mut self.view {
+                    v.rehighlight(&syntax);
+                }
+                self.message = format!("theme '{name}'");
+            }
+            Err(e) => self.message = e.to_string(),
+        }
+    }
+
+    /// Follows the run recording in this process.
+    fn on_engine(&mut self, ev: EngineEvent) {
+        let Some(live) = self.live else { return };
+        let Some(v) = self.view.as_mut().filter(|v| v.run.id == live) else { return };
+        match ev {
+            EngineEvent::Loaded { model, .. } => v.run.model = model,
+            EngineEvent::Started { rendered_prompt, prompt_tokens, .. } => {
+                v.run.rendered_prompt = rendered_prompt;
+                v.run.prompt_tokens = prompt_tokens;
+            }
+            EngineEvent::Step { step, routing } => {
+                if (step.index as usize) < v.len() {
+                    // Already read from the store when the run was opened.
+                    return;
+                }
+                let at_end = v.is_empty() || self.cursor + 1 >= v.len();
+                let code = step.text.contains("```");
+                v.push(step, routing);
+                if code {
+                    let syntax = self.theme.syntax.clone();
+                    v.rehighlight(&syntax);
+                }
+                if at_end {
+                    let end = v.len() - 1;
+                    self.move_to(end);
+                }
+            }
+            EngineEvent::Finished { stop, timings } => {
+                v.run.stop = Some(stop);
+                v.run.timings = timings;
+                v.run.status = RunStatus::Complete;
+                let syntax = self.theme.syntax.clone();
+                v.rehighlight(&syntax);
+                self.message = format!("run finished: {}", stop.as_str());
+            }
+            EngineEvent::Failed(msg) => {
+                v.run.status = RunStatus::Failed(msg.clone());
+                self.message = format!("run failed: {msg}");
+            }
+            EngineEvent::Loading { .. } => {}
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! The flags component: the run's flags (from the store) grouped by kind; Enter jumps to the
+//! selected one in the trace. Depends on `app`, `theme` and `trace`.
+
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph};
+use ratatui::Frame;
+
+use super::app::App;
+use super::inspector::fit;
+use super::timeline::flag_key;
+use crate::sanitize::for_terminal;
+use crate::trace::{FlagKind, Severity};
+
+pub fn kind_name(k: &FlagKind) -> String {
+    match k {
+        FlagKind::LanguageSwitch => "language switch".into(),
+        FlagKind::LowConfidence => "low confidence".into(),
+        FlagKind::EntropySpike => "entropy spike".into(),
+        FlagKind::Repetition => "repetition".into(),
+        FlagKind::Backtrack => "backtrack".into(),
+        FlagKind::ThinkIntegrity => "think integrity".into(),
+        FlagKind::AnswerMismatch => "answer mismatch".into(),
+        FlagKind::User(s) => format!("user: {}", for_terminal(s, false)),
+    }
+}
+
+pub fn draw(app: &App, f: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    let Some(v) = &app.view else {
+        f.render_widget(Paragraph::new("No run selected."), area);
+        return;
+    };
+    let block =
+        Block::default().borders(Borders::ALL).border_style(t.get("ui.border.focus")).title(
+            Span::styled(format!(" Flags · {} · {} ", v.run.id, v.flags.len()), t.get("ui.title")),
+        );
+    let inner = block.inner(area);
+    let w = usize::from(inner.width);
+    let mut lines = Vec::new();
+    let mut sel_row = 0;
+    let mut last_kind = None;
+    for (row, &i) in app.flag_order().iter().enumerate() {
+        let fl = &v.flags[i];
+        if last_kind != Some(&fl.kind) {
+            last_kind = Some(&fl.kind);
+            let n = v.flags.iter().filter(|x| x.kind == fl.kind).count();
+            lines.push(Line::from(Span::styled(
+                fit(&format!("▲ {} ({n})", kind_name(&fl.kind)), w),
+                t.get(flag_key(&fl.kind)).patch(t.get("ui.title")),
+            )));
+        }
+        if row == app.flag_sel {
+            sel_row = lines.len();
+        }
+        let sev = match fl.severity {
+            Severity::Info => "info ",
+            Severity::Warn => "warn ",
+            Severity::Error => "error",
+        };
+        let lo = (fl.start as usize).min(v.len());
+        let hi = (fl.end as usize).clamp(lo, v.len());
+        let excerpt: String =
+            v.steps[lo..hi.min(lo + 12)].iter().map(|s| s.text.as_str()).collect();
+        let text = format!(
+            "  steps {:>5}..{:<5} {sev} {}  «{}»",
+            fl.start,
+            fl.end,
+            for_terminal(&fl.detail, false),
+            for_terminal(&excerpt, false)
+        );
+        let st = if row == app.flag_sel { t.get("ui.selection") } else { t.get("ui.text") };
+        lines.push(Line::from(Span::styled(fit(&text, w), st)));
+    }
+    if lines.is_empty() {
+        lines.push(Line::from(Span::styled(
+            "This run has no flags. Flags come from analysis (stored with the run).",
+            t.get("ui.dim"),
+        )));
+    }
+    let h = usize::from(inner.height);
+    let skip = (sel_row + 1).saturating_sub(h);
+    f.render_widget(
+        Paragraph::new(lines.into_iter().skip(skip).collect::<Vec<_>>()).block(block),
+        area,
+    );
+}

@@ -1,0 +1,215 @@
+//! The terminal UI: browse sessions, step through a run's chain of thought token by token,
+//! inspect confidence, flags and MoE routing, follow a run recording in this process.
+//!
+//! Layout: `app` holds the state and `App::update(Action)` is the only place it changes;
+//! `ui` and one file per component draw from `&App` without I/O; `keymap` and `theme` load
+//! bindings and styles from data files; `terminal` is the guard; this file runs the event
+//! loop. Depends on `store`, `trace`, `sanitize` and the engine's event type; nothing
+//! depends on it except `cli`.
+
+pub mod action;
+pub mod app;
+pub mod error;
+mod flags;
+mod help;
+pub mod highlight;
+mod inspector;
+pub mod keymap;
+mod routing;
+pub mod run_view;
+pub mod samples;
+mod sessions;
+pub mod terminal;
+pub mod theme;
+mod timeline;
+pub mod trace;
+pub mod ui;
+
+use std::path::PathBuf;
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
+
+pub use action::Action;
+pub use app::App;
+pub use error::{Error, Result};
+
+use crate::engine::generate::EngineEvent;
+use crate::store::Store;
+use crate::trace::RunId;
+use keymap::{Key, Keymap, Resolved};
+use theme::{Theme, ThemeSet};
+
+/// Renders happen at most this often; input and engine events in between are batched.
+const FRAME: Duration = Duration::from_millis(10);
+
+/// How the UI starts.
+#[derive(Default)]
+pub struct Options {
+    /// Theme name (default `dark`, or `THINKDBG_THEME`).
+    pub theme: Option<String>,
+    /// A run recording in this process and the engine events to follow it by.
+    pub live: Option<(RunId, Receiver<EngineEvent>)>,
+}
+
+/// The user's config directory (`~/.config/thinkdbg` on Linux), or `THINKDBG_CONFIG`.
+pub fn config_dir() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("THINKDBG_CONFIG") {
+        return Some(PathBuf::from(p));
+    }
+    directories::ProjectDirs::from("", "", "thinkdbg").map(|d| d.config_dir().to_path_buf())
+}
+
+/// Builds the app: keymap and themes from the config dir (a broken user file is reported
+/// and the defaults used), the store's sessions loaded.
+pub fn build_app(store: Option<Arc<Store>>, theme: Option<&str>) -> Result<App> {
+    let dir = config_dir();
+    let mut warnings = Vec::new();
+    let keymap = match Keymap::load(dir.as_ref().map(|d| d.join("keymap.toml")).as_deref()) {
+        Ok(k) => k,
+        Err(e) => {
+            warnings.push(format!("{e}; using the default keys"));
+            Keymap::merged(None)?
+        }
+    };
+    let themes = ThemeSet::with_dir(dir.as_ref().map(|d| d.join("themes")).as_deref());
+    let no_color = Theme::no_color_env();
+    let wanted = theme.map(str::to_string).or_else(|| std::env::var("THINKDBG_THEME").ok());
+    let theme = match wanted.as_deref().map(|n| themes.load(n, no_color)) {
+        Some(Ok(t)) => t,
+        Some(Err(e)) => {
+            warnings.push(format!("{e}; using 'dark'"));
+            themes.load("dark", no_color)?
+        }
+        None => themes.load("dark", no_color)?,
+    };
+    let mut app = App::new(store, keymap, themes, theme);
+    app.reload()?;
+    app.message = warnings.join("; ");
+    Ok(app)
+}
+
+/// Turns key presses into actions: chords wait for their next key, and while a search or
+/// filter is typed, keys are text.
+#[derive(Debug, Default)]
+pub struct Dispatcher {
+    pending: Vec<Key>,
+}
+
+impl Dispatcher {
+    pub fn key(&mut self, app: &App, ev: event::KeyEvent) -> Option<Action> {
+        if app.input.is_some() {
+            return match ev.code {
+                KeyCode::Esc => Some(Action::Back),
+                KeyCode::Enter => Some(Action::InputSubmit),
+                KeyCode::Backspace => Some(Action::InputBackspace),
+                KeyCode::Char('c') if ev.modifiers.contains(KeyModifiers::CONTROL) => {
+                    Some(Action::Quit)
+                }
+                KeyCode::Char(c) if !ev.modifiers.contains(KeyModifiers::CONTROL) => {
+                    Some(Action::Input(c))
+                }
+                _ => None,
+            };
+        }
+        let key = Key::from_event(ev);
+        self.pending.push(key);
+        let mode = app.screen.mode();
+        match app.keymap.resolve(mode, &self.pending) {
+            Resolved::Run(a) => {
+                self.pending.clear();
+                Some(a)
+            }
+            Resolved::Pending => None,
+            Resolved::None => {
+                // An unfinished chord followed by another key: try that key on its own.
+                let retry = self.pending.len() > 1;
+                self.pending.clear();
+                if retry {
+                    self.pending.push(key);
+                    match app.keymap.resolve(mode, &self.pending) {
+                        Resolved::Run(a) => {
+                            self.pending.clear();
+                            return Some(a);
+                        }
+                        Resolved::Pending => return None,
+                        Resolved::None => self.pending.clear(),
+                    }
+                }
+                None
+            }
+        }
+    }
+}
+
+/// Runs the UI until the user quits.
+pub fn run(store: Arc<Store>, opts: Options) -> Result<()> {
+    let mut app = build_app(Some(store), opts.theme.as_deref())?;
+    let live_rx = opts.live.map(|(id, rx)| {
+        app.follow(id);
+        rx
+    });
+    let mut guard = terminal::Guard::enter()?;
+    let size = guard.terminal.size()?;
+    app.update(Action::Resize(size.width, size.height));
+    let mut keys = Dispatcher::default();
+    let mut dirty = true;
+    let mut last_draw = Instant::now() - FRAME;
+    let mut live_open = live_rx.is_some();
+    loop {
+        // Drain everything pending before drawing once.
+        while event::poll(Duration::ZERO)? {
+            match event::read()? {
+                Event::Key(k) if k.kind != KeyEventKind::Release => {
+                    if let Some(a) = keys.key(&app, k) {
+                        app.update(a);
+                    }
+                }
+                Event::Resize(w, h) => app.update(Action::Resize(w, h)),
+                Event::Paste(text) if app.input.is_some() => {
+                    for c in text.chars().filter(|c| !c.is_control()) {
+                        app.update(Action::Input(c));
+                    }
+                }
+                _ => {}
+            }
+            dirty = true;
+        }
+        if let Some(rx) = &live_rx {
+            loop {
+                match rx.try_recv() {
+                    Ok(ev) => {
+                        app.update(Action::Engine(Box::new(ev)));
+                        dirty = true;
+                    }
+                    Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                        live_open = false;
+                        break;
+                    }
+                }
+            }
+        }
+        if app.quit {
+            break;
+        }
+        let since = last_draw.elapsed();
+        if dirty && since >= FRAME {
+            guard.terminal.draw(|f| ui::draw(&app, f))?;
+            last_draw = Instant::now();
+            dirty = false;
+        }
+        let wait = if dirty {
+            FRAME.saturating_sub(last_draw.elapsed())
+        } else if live_open {
+            FRAME
+        } else {
+            Duration::from_millis(250)
+        };
+        event::poll(wait)?;
+    }
+    drop(guard);
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! One run loaded for viewing: its steps, flags and routing plus the indexes the trace view
+//! needs (byte offset of every step in the text, logical line starts, code-block highlight
+//! spans). Built once per run (and extended as a live run grows); drawing only reads it.
+//! Depends on `trace` and the tui's `highlight`.
+
+use crate::analysis::{segment, Segments};
+use crate::trace::{Flag, Routing, Run, Step};
+
+use super::highlight::{self, Highlight};
+
+/// A step is a low-confidence point when its probability is below this (p < 0.3).
+pub const LOW_LOGPROB: f32 = -1.2;
+
+/// The loaded run.
+#[derive(Debug, Clone)]
+pub struct RunView {
+    pub run: Run,
+    pub steps: Vec<Step>,
+    pub flags: Vec<Flag>,
+    /// Routing per step (empty for dense runs).
+    pub routing: Vec<Option<Routing>>,
+    /// The whole output, concatenated.
+    pub text: String,
+    /// Byte offset of each step's text in `text` (one more entry: the end).
+    pub offsets: Vec<usize>,
+    /// Start of every logical line as (step, byte offset inside the step's text).
+    pub lines: Vec<(u32, u32)>,
+    /// Syntax colours of code blocks, sorted by byte offset in `text`.
+    pub highlights: Vec<Highlight>,
+    /// Byte ranges of code blocks (fences included) in `text`.
+    pub code_blocks: Vec<(usize, usize)>,
+    /// Most layers any step was routed through.
+    pub layers: usize,
+    /// Words, sentences and reasoning steps (from `analysis`), for `segmented` steps.
+    pub segments: Segments,
+    pub segmented: usize,
+}
+
+impl RunView {
+    pub fn new(run: Run, steps: Vec<Step>, flags: Vec<Flag>, routing: Vec<(u32, Routing)>) -> Self {
+        let mut v = RunView {
+            run,
+            steps: Vec::new(),
+            flags,
+            routing: Vec::new(),
+            text: String::new(),
+            offsets: vec![0],
+            lines: vec![(0, 0)],
+            highlights: Vec::new(),
+            code_blocks: Vec::new(),
+            layers: 0,
+            segments: Segments::default(),
+            segmented: 0,
+        };
+        v.flags.sort_by_key(|f| (f.start, f.end));
+        let mut by_step: Vec<Option<Routing>> = Vec::new();
+        for (i, r) in routing {
+            let i = i as usize;
+            if by_step.len() <= i {
+                by_step.resize(i + 1, None);
+            }
+            by_step[i] = Some(r);
+        }
+        let mut by_step = by_step.into_iter();
+        for s in steps {
+            let r = by_step.next().flatten();
+            v.push(s, r);
+        }
+        v.resegment();
+        v
+    }
+
+    /// Recomputes the segmentation when steps were added since the last time.
+    pub fn resegment(&mut self) {
+        if self.segmented != self.steps.len() || self.steps.is_empty() {
+            self.segments = segment(&self.steps);
+            self.segmented = self.steps.len();
+        }
+    }
+
+    /// Appends one step (a live run growing). Highlights are recomputed by `rehighlight`.
+    pub fn push(&mut self, step: Step, routing: Option<Routing>) {
+        let idx = self.steps.len() as u32;
+        for (b, _) in step.text.match_indices('\n') {
+            self.lines.push((idx, (b + 1) as u32));
+        }
+        self.text.push_str(&step.text);
+        self.offsets.push(self.text.len());
+        if let Some(r) = &routing {
+            self.layers = self.layers.max(r.layers.len());
+        }
+        if routing.is_some() || !self.routing.is_empty() {
+            self.routing.resize(self.steps.len(), None);
+            self.routing.push(routing);
+        }
+        self.steps.push(step);
+    }
+
+    /// Recomputes code-block spans and their syntax colours for the syntect theme `syntax`.
+    pub fn rehighlight(&mut self, syntax: &str) {
+        let (blocks, hl) = highlight::code_blocks(&self.text, syntax);
+        self.code_blocks = blocks;
+        self.highlights = hl;
+    }
+
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// The logical line that holds the first character of `step`.
+    pub fn line_of(&self, step: usize) -> usize {
+        let key = (step as u32, 0);
+        match self.lines.binary_search(&key) {
+            Ok(i) => i,
+            Err(i) => i.saturating_sub(1),
+        }
+    }
+
+    /// The step whose text holds byte `b` of `text`.
+    pub fn step_at_byte(&self, b: usize) -> usize {
+        match self.offsets.binary_search(&b) {
+            Ok(i) => i.min(self.len().saturating_sub(1)),
+            Err(i) => i.saturating_sub(1),
+        }
+    }
+
+    /// The first step that starts on logical line `line` (a step that straddles the line
+    /// break belongs to the line it starts on).
+    pub fn first_step_of_line(&self, line: usize) -> usize {
+        let last = self.len().saturating_sub(1);
+        match self.lines.get(line) {
+            Some(&(s, 0)) => (s as usize).min(last),
+            Some(&(s, _)) => (s as usize + 1).min(last),
+            None => last,
+        }
+    }
+
+    pub fn routing_at(&self, step: usize) -> Option<&Routing> {
+        self.routing.get(step).and_then(Option::as_ref)
+    }
+
+    pub fn is_moe(&self) -> bool {
+        self.layers > 0
+    }
+
+    /// Rank (1-based) of the chosen token among the recorded alternatives.
+    pub fn rank(step: &Step) -> Option<usize> {
+        step.top.iter().position(|t| t.id == step.token_id).map(|p| p + 1)
+    }
+
+    /// Whether byte `b` of `text` lies in a code block.
+    pub fn in_code(&self, b: usize) -> bool {
+        let i = self.code_blocks.partition_point(|(s, _)| *s <= b);
+        i > 0 && self.code_blocks[i - 1].1 > b
+    }
+
+    /// The syntax colour of byte `b`, if it is inside a highlighted span.
+    pub fn highlight_at(&self, b: usize) -> Option<ratatui::style::Color> {
+        let i = self.highlights.partition_point(|h| h.start <= b);
+        (i > 0 && self.highlights[i - 1].end > b).then(|| self.highlights[i - 1].color)
+    }
+}

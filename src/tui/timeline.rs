@@ -1,0 +1,113 @@
+//! The timeline component: the whole run's entropy (or surprise, -logprob) as a sparkline,
+//! flag markers under it and the cursor's position. Depends on `app` and `theme`.
+
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph};
+use ratatui::Frame;
+
+use super::app::{App, ColourBy};
+use crate::trace::FlagKind;
+
+const BARS: [char; 9] = [' ', '▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+
+/// The theme key of a flag kind.
+pub fn flag_key(kind: &FlagKind) -> &'static str {
+    match kind {
+        FlagKind::LanguageSwitch => "flag.language",
+        FlagKind::LowConfidence => "flag.low_confidence",
+        FlagKind::EntropySpike => "flag.entropy_spike",
+        FlagKind::Repetition => "flag.repetition",
+        FlagKind::Backtrack => "flag.backtrack",
+        FlagKind::ThinkIntegrity => "flag.integrity",
+        FlagKind::AnswerMismatch => "flag.mismatch",
+        FlagKind::User(_) => "flag.user",
+    }
+}
+
+/// The per-column maxima of `values` over `width` columns (each column covers an equal
+/// share of the steps; used when there are more steps than columns).
+pub fn buckets(values: impl ExactSizeIterator<Item = f32>, width: usize) -> Vec<f32> {
+    let n = values.len();
+    let mut out = vec![0f32; width];
+    if n == 0 || width == 0 {
+        return out;
+    }
+    for (i, x) in values.enumerate() {
+        let col = i * width / n;
+        if let Some(c) = out.get_mut(col) {
+            *c = c.max(x);
+        }
+    }
+    out
+}
+
+pub fn draw(app: &App, f: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    let entropy = app.colour != ColourBy::Logprob;
+    let title =
+        if entropy { " Timeline · entropy " } else { " Timeline · surprise (−logprob) " };
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(t.get("ui.border"))
+        .title(Span::styled(title, t.get("ui.title")));
+    let inner = block.inner(area);
+    let w = usize::from(inner.width);
+    let Some(v) = app.view.as_ref().filter(|v| !v.is_empty() && w > 0) else {
+        f.render_widget(Paragraph::new("").block(block), area);
+        return;
+    };
+    let n = v.len();
+    let col_of = |step: usize| if n <= w { step } else { step * w / n };
+    let vals: Vec<f32> = if n <= w {
+        v.steps.iter().map(|s| if entropy { s.entropy } else { -s.logprob }).collect()
+    } else {
+        buckets(v.steps.iter().map(|s| if entropy { s.entropy } else { -s.logprob }), w)
+    };
+    let max = vals.iter().copied().fold(0f32, f32::max).max(1e-6);
+    let rows = usize::from(inner.height.saturating_sub(1)).max(1);
+    let key = if entropy { "spark.entropy" } else { "spark.logprob" };
+    let cursor_col = col_of(app.cursor);
+    let mut lines = Vec::new();
+    for r in (0..rows).rev() {
+        let mut s = String::with_capacity(w * 3);
+        for x in vals.iter() {
+            let level = (x / max * (rows * 8) as f32).round() as usize;
+            let here = level.saturating_sub(r * 8).min(8);
+            s.push(BARS[here]);
+        }
+        let mut spans = vec![Span::styled(s, t.get(key))];
+        // Draw the cursor column over the bars.
+        if let Some(Span { content, .. }) = spans.first() {
+            let chars: Vec<char> = content.chars().collect();
+            if cursor_col < chars.len() {
+                let before: String = chars[..cursor_col].iter().collect();
+                let at: String = chars[cursor_col].to_string();
+                let at = if at == " " { "│".to_string() } else { at };
+                let after: String = chars[cursor_col + 1..].iter().collect();
+                spans = vec![
+                    Span::styled(before, t.get(key)),
+                    Span::styled(at, t.get("timeline.cursor").patch(t.get("ui.cursor"))),
+                    Span::styled(after, t.get(key)),
+                ];
+            }
+        }
+        lines.push(Line::from(spans));
+    }
+    // Marker row: flags and the cursor.
+    let mut marks: Vec<Span> = Vec::new();
+    let mut row: Vec<(char, &'static str)> = vec![(' ', "ui.dim"); w];
+    for fl in &v.flags {
+        let c = col_of(fl.start as usize).min(w - 1);
+        row[c] = ('▲', flag_key(&fl.kind));
+    }
+    if let Some(m) = app.mark {
+        row[col_of(m).min(w - 1)] = ('◆', "ui.mark");
+    }
+    row[cursor_col.min(w - 1)] = ('┃', "timeline.cursor");
+    for (c, k) in row {
+        marks.push(Span::styled(c.to_string(), t.get(k)));
+    }
+    lines.push(Line::from(marks));
+    f.render_widget(Paragraph::new(lines).block(block), area);
+}

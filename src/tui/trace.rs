@@ -1,0 +1,252 @@
+//! The trace component: the run's text, think and answer distinct, coloured by logprob,
+//! entropy, top expert or syntax, with the cursor token, search matches and the span mark.
+//! Only the visible lines are laid out, so a 100k-token run draws as fast as a short one.
+//! Every character passes through `sanitize`. Depends on `app`, `run_view` and `theme`.
+
+use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph};
+use ratatui::Frame;
+use unicode_width::UnicodeWidthStr;
+
+use super::app::{App, ColourBy};
+use super::run_view::RunView;
+use super::theme::Theme;
+use crate::sanitize::for_terminal;
+use crate::trace::Phase;
+
+/// The theme key for a logprob (probability buckets 0.9 / 0.5 / 0.1).
+pub fn logprob_key(lp: f32) -> &'static str {
+    if lp >= -0.105 {
+        "token.logprob.high"
+    } else if lp >= -0.693 {
+        "token.logprob.mid"
+    } else if lp >= -2.303 {
+        "token.logprob.low"
+    } else {
+        "token.logprob.verylow"
+    }
+}
+
+/// The theme key for an entropy in nats.
+pub fn entropy_key(h: f32) -> &'static str {
+    if h < 0.5 {
+        "token.entropy.low"
+    } else if h < 1.5 {
+        "token.entropy.mid"
+    } else if h < 3.0 {
+        "token.entropy.high"
+    } else {
+        "token.entropy.veryhigh"
+    }
+}
+
+/// The top expert of `layer` at `step`, if the step was routed.
+pub fn top_expert(v: &RunView, step: usize, layer: usize) -> Option<u16> {
+    let l = v.routing_at(step)?.layers.get(layer)?;
+    match &l.weights {
+        Some(w) => w.iter().zip(&l.experts).max_by(|a, b| a.0.total_cmp(b.0)).map(|(_, e)| *e),
+        None => l.experts.first().copied(),
+    }
+}
+
+struct Layout<'a> {
+    app: &'a App,
+    v: &'a RunView,
+    theme: &'a Theme,
+    width: usize,
+    rows: Vec<Line<'static>>,
+    row: Vec<Span<'static>>,
+    row_w: usize,
+    cursor_row: Option<usize>,
+}
+
+impl Layout<'_> {
+    fn token_style(&self, i: usize) -> Style {
+        let s = &self.v.steps[i];
+        let t = self.theme;
+        let mut st = t.get("ui.text").patch(t.get(match s.phase {
+            Phase::Think => "phase.think",
+            Phase::Answer => "phase.answer",
+        }));
+        match self.app.colour {
+            ColourBy::Logprob => st = st.patch(t.get(logprob_key(s.logprob))),
+            ColourBy::Entropy => st = st.patch(t.get(entropy_key(s.entropy))),
+            ColourBy::Expert => {
+                if let Some(e) = top_expert(self.v, i, self.app.layer) {
+                    st = st.patch(t.get(&format!("expert.id.{}", e % 8)));
+                }
+            }
+            ColourBy::Syntax => {}
+        }
+        // Flagged tokens: underlined in their flag's colour.
+        let flags = &self.v.flags;
+        let upto = flags.partition_point(|f| (f.start as usize) <= i);
+        if let Some(f) = flags[..upto].iter().rev().find(|f| (f.end as usize) > i) {
+            st = st
+                .patch(t.get(super::timeline::flag_key(&f.kind)))
+                .add_modifier(Modifier::UNDERLINED);
+        }
+        if let Some(m) = self.app.mark {
+            let (a, b) = (m.min(self.app.cursor), m.max(self.app.cursor));
+            if (a..=b).contains(&i) {
+                st = st.patch(t.get("ui.mark"));
+            }
+        }
+        st
+    }
+
+    fn in_match(&self, b: usize) -> bool {
+        let m = &self.app.matches;
+        let i = m.partition_point(|r| r.0 <= b);
+        i > 0 && m[i - 1].1 > b
+    }
+
+    fn break_row(&mut self) {
+        let spans = std::mem::take(&mut self.row);
+        self.rows.push(Line::from(spans));
+        self.row_w = 0;
+    }
+
+    /// Places one token's piece of the current logical line, wrapping before it when it
+    /// does not fit and is short enough to fit on a fresh row.
+    fn place(&mut self, pieces: Vec<(String, Style)>, is_cursor: bool) {
+        let w: usize = pieces.iter().map(|(s, _)| s.width()).sum();
+        if w > self.width - self.row_w && w <= self.width && self.row_w > 0 {
+            self.break_row();
+        }
+        if is_cursor && self.cursor_row.is_none() {
+            self.cursor_row = Some(self.rows.len());
+        }
+        for (text, style) in pieces {
+            let cw = text.width();
+            if self.row_w + cw > self.width && self.row_w > 0 {
+                self.break_row();
+            }
+            self.row_w += cw;
+            match self.row.last_mut() {
+                Some(last) if last.style == style => last.content.to_mut().push_str(&text),
+                _ => self.row.push(Span::styled(text, style)),
+            }
+        }
+    }
+
+    fn line(&mut self, li: usize) {
+        let v = self.v;
+        let (s0, b0) = v.lines[li];
+        let end = v.lines.get(li + 1).copied().unwrap_or((v.len() as u32, 0));
+        let t = self.theme;
+        let mut i = s0 as usize;
+        while i < v.len() && (i as u32) <= end.0 {
+            let text = &v.steps[i].text;
+            let from = if i as u32 == s0 { b0 as usize } else { 0 };
+            let to = if i as u32 == end.0 { end.1 as usize } else { text.len() };
+            if from > to || (i as u32 == end.0 && to == 0 && i as u32 != s0) {
+                break;
+            }
+            let is_cursor = i == self.app.cursor;
+            let base = self.token_style(i);
+            let mut pieces: Vec<(String, Style)> = Vec::new();
+            let offset = v.offsets[i];
+            for (bi, c) in text[from..to].char_indices() {
+                if c == '\n' {
+                    continue;
+                }
+                let b = offset + from + bi;
+                let mut st = base;
+                if v.in_code(b) {
+                    st = match (self.app.colour, v.highlight_at(b)) {
+                        (ColourBy::Syntax, Some(col)) => st.fg(col),
+                        _ => st.patch(t.get("code.block")),
+                    };
+                }
+                let mut buf = [0u8; 4];
+                let shown = for_terminal(c.encode_utf8(&mut buf), false).into_owned();
+                if c.is_control() || shown.chars().count() > 1 || shown != c.to_string() {
+                    st = st.patch(t.get("token.control"));
+                }
+                if self.in_match(b) {
+                    st = st.patch(t.get("ui.match"));
+                }
+                if is_cursor {
+                    st = st.patch(t.get("ui.cursor"));
+                }
+                pieces.push((shown, st));
+            }
+            let first_piece = from == 0;
+            if is_cursor && pieces.is_empty() && first_piece {
+                let mark = if text.contains('\n') { "↵" } else { "∅" };
+                pieces.push((mark.to_string(), base.patch(t.get("ui.cursor"))));
+            }
+            if !pieces.is_empty() || (is_cursor && first_piece) {
+                self.place(pieces, is_cursor && first_piece);
+            }
+            i += 1;
+        }
+        self.break_row();
+    }
+}
+
+/// Lays out the rows that show the cursor, starting at `app.top_line`.
+pub fn rows(app: &App, v: &RunView, width: usize, height: usize) -> Vec<Line<'static>> {
+    let mut lay = Layout {
+        app,
+        v,
+        theme: &app.theme,
+        width: width.max(1),
+        rows: Vec::new(),
+        row: Vec::new(),
+        row_w: 0,
+        cursor_row: None,
+    };
+    let cursor_line = v.line_of(app.cursor);
+    let mut li = app.top_line.min(cursor_line);
+    while li < v.lines.len() {
+        lay.line(li);
+        li += 1;
+        if lay.cursor_row.is_some() && lay.rows.len() >= height {
+            break;
+        }
+        if li > cursor_line && lay.rows.len() >= height {
+            break;
+        }
+    }
+    let skip = lay.cursor_row.map_or(0, |r| (r + 1).saturating_sub(height));
+    lay.rows.into_iter().skip(skip).take(height).collect()
+}
+
+pub fn draw(app: &App, f: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    let Some(v) = &app.view else {
+        let p = Paragraph::new("No run selected. Pick one on the Sessions screen (1).")
+            .block(Block::default().borders(Borders::ALL).border_style(t.get("ui.border")));
+        f.render_widget(p, area);
+        return;
+    };
+    let label =
+        v.run.label.as_deref().map(|l| format!(" {}", for_terminal(l, false))).unwrap_or_default();
+    let live = if app.live == Some(v.run.id) { " ● live" } else { "" };
+    let layer = if app.colour == ColourBy::Expert {
+        format!(" layer {}", app.layer)
+    } else {
+        String::new()
+    };
+    let title = format!(
+        " {}{} · colour: {}{}{} · {}/{} ",
+        v.run.id,
+        label,
+        app.colour.label(),
+        layer,
+        live,
+        if v.is_empty() { 0 } else { app.cursor + 1 },
+        v.len()
+    );
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(t.get("ui.border.focus"))
+        .title(Span::styled(title, t.get("ui.title")));
+    let inner = block.inner(area);
+    let lines = rows(app, v, usize::from(inner.width), usize::from(inner.height));
+    f.render_widget(Paragraph::new(lines).block(block), area);
+}

@@ -162,7 +162,7 @@ fn unknown_architectures_list_the_supported_ones() {
     let model = write_tiny(dir.path(), &Tiny { arch: "mamba", ..Tiny::llama() });
     fails_with(
         thinkdbg(dir.path()).args(["run", "--model"]).arg(&model).arg("hi"),
-        "unknown architecture 'mamba' (supported: llama, qwen2, qwen3)",
+        "unknown architecture 'mamba' (supported: llama, qwen2, qwen3, qwen3moe, deepseek2)",
     );
 }
 

@@ -3,6 +3,7 @@
 
 mod args;
 mod bench;
+mod bench_decode;
 mod export;
 mod fork;
 mod import;
@@ -100,7 +101,7 @@ fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Run(args)) => run::run(&args, cli.offline),
         Some(Command::Model(cmd)) => model::run(&cmd, cli.offline),
         Some(Command::Record(args)) => record::run(&args, cli.store.as_deref(), cli.offline),
-        Some(Command::Bench(args)) => bench::run(&args),
+        Some(Command::Bench(args)) => bench::run(&args, cli.offline),
         Some(Command::Ls(args)) => ls::run(&args, cli.store.as_deref()),
         Some(Command::Show(args)) => show::run(&args, cli.store.as_deref()),
         Some(Command::Rm(args)) => rm::run(&args, cli.store.as_deref()),

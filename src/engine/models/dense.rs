@@ -7,12 +7,13 @@
 
 use std::sync::Arc;
 
-use candle_core::quantized::{ggml_file, QMatMul, QTensor};
+use candle_core::quantized::{ggml_file, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 
 use super::{Loader, Model, Progress};
 use crate::engine::error::{Error, Result};
 use crate::engine::gguf::Gguf;
+use crate::engine::kernels::Matrix;
 use crate::engine::rope::{Rope, RopeStyle};
 
 /// Hyper-parameters of a dense model, from `{arch}.*` metadata.
@@ -149,19 +150,19 @@ impl KvCache {
 
 struct Layer {
     attn_norm: Tensor,
-    wq: QMatMul,
-    wk: QMatMul,
-    wv: QMatMul,
+    wq: Matrix,
+    wk: Matrix,
+    wv: Matrix,
     bq: Option<Tensor>,
     bk: Option<Tensor>,
     bv: Option<Tensor>,
     q_norm: Option<Tensor>,
     k_norm: Option<Tensor>,
-    wo: QMatMul,
+    wo: Matrix,
     ffn_norm: Tensor,
-    w_gate: QMatMul,
-    w_up: QMatMul,
-    w_down: QMatMul,
+    w_gate: Matrix,
+    w_up: Matrix,
+    w_down: Matrix,
     cache: KvCache,
 }
 
@@ -173,7 +174,7 @@ pub struct Dense {
     embd_row_bytes: usize,
     layers: Vec<Layer>,
     output_norm: Tensor,
-    output: QMatMul,
+    output: Matrix,
     vocab: usize,
     rope: Rope,
     device: Device,
@@ -198,9 +199,9 @@ impl Dense {
         let dt = embd.dtype();
         let embd_row_bytes = hp.n_embd / dt.block_size() * dt.type_size();
         let output = if g.has_tensor("output.weight") {
-            ld.matrix(g, "output.weight", vocab, hp.n_embd)?
+            ld.matrix(g, "output.weight", vocab, hp.n_embd)?.into()
         } else {
-            QMatMul::from_arc(embd.clone())?
+            Matrix::from_arc(embd.clone())?
         };
         let output_norm = ld.vector(g, "output_norm.weight", hp.n_embd)?;
         let freq_factors = match g.has_tensor("rope_freqs.weight") {
@@ -220,19 +221,19 @@ impl Dense {
             let n = |s: &str| format!("blk.{i}.{s}");
             layers.push(Layer {
                 attn_norm: ld.vector(g, &n("attn_norm.weight"), hp.n_embd)?,
-                wq: ld.matrix(g, &n("attn_q.weight"), q_out, hp.n_embd)?,
-                wk: ld.matrix(g, &n("attn_k.weight"), kv_out, hp.n_embd)?,
-                wv: ld.matrix(g, &n("attn_v.weight"), kv_out, hp.n_embd)?,
+                wq: ld.matrix(g, &n("attn_q.weight"), q_out, hp.n_embd)?.into(),
+                wk: ld.matrix(g, &n("attn_k.weight"), kv_out, hp.n_embd)?.into(),
+                wv: ld.matrix(g, &n("attn_v.weight"), kv_out, hp.n_embd)?.into(),
                 bq: ld.opt_vector(g, &n("attn_q.bias"), q_out)?,
                 bk: ld.opt_vector(g, &n("attn_k.bias"), kv_out)?,
                 bv: ld.opt_vector(g, &n("attn_v.bias"), kv_out)?,
                 q_norm: ld.opt_vector(g, &n("attn_q_norm.weight"), hp.head_dim)?,
                 k_norm: ld.opt_vector(g, &n("attn_k_norm.weight"), hp.head_dim)?,
-                wo: ld.matrix(g, &n("attn_output.weight"), hp.n_embd, q_out)?,
+                wo: ld.matrix(g, &n("attn_output.weight"), hp.n_embd, q_out)?.into(),
                 ffn_norm: ld.vector(g, &n("ffn_norm.weight"), hp.n_embd)?,
-                w_gate: ld.matrix(g, &n("ffn_gate.weight"), hp.n_ff, hp.n_embd)?,
-                w_up: ld.matrix(g, &n("ffn_up.weight"), hp.n_ff, hp.n_embd)?,
-                w_down: ld.matrix(g, &n("ffn_down.weight"), hp.n_embd, hp.n_ff)?,
+                w_gate: ld.matrix(g, &n("ffn_gate.weight"), hp.n_ff, hp.n_embd)?.into(),
+                w_up: ld.matrix(g, &n("ffn_up.weight"), hp.n_ff, hp.n_embd)?.into(),
+                w_down: ld.matrix(g, &n("ffn_down.weight"), hp.n_embd, hp.n_ff)?.into(),
                 cache: KvCache::new(),
             });
         }

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use candle_core::quantized::{ggml_file, QTensor};
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::{DType, Device, Tensor};
 
 use super::{Loader, Model, Progress};
 use crate::engine::error::{Error, Result};

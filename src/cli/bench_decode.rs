@@ -15,6 +15,7 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 
+use crate::engine::gguf::Gguf;
 use crate::engine::generate::{EngineEvent, Prompt, Recorder, RunRequest};
 use crate::engine::source::ModelSource;
 use crate::engine::{Engine, LoadOptions};
@@ -126,6 +127,30 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// Bytes of weights one decode step reads: every tensor except the token embeddings (one row
+/// is read) unless they double as the output layer, with expert tensors (`*_exps`) counted
+/// for the experts a token uses. Divided by the step time, it is the memory bandwidth the
+/// decode achieves.
+fn weight_bytes_per_token(path: &std::path::Path) -> Result<u64> {
+    let g = Gguf::open(path)?;
+    let arch = g.architecture()?.to_string();
+    let experts = g.opt_usize(&format!("{arch}.expert_count"))?.unwrap_or(0);
+    let used = g.opt_usize(&format!("{arch}.expert_used_count"))?.unwrap_or(0);
+    let tied = !g.has_tensor("output.weight");
+    let mut total = 0f64;
+    for t in &g.tensors {
+        let size = t.size.unwrap_or(0) as f64;
+        total += if t.name == "token_embd.weight" && !tied {
+            0.0
+        } else if t.name.contains("_exps") && experts > 0 {
+            size * used as f64 / experts as f64
+        } else {
+            size
+        };
+    }
+    Ok(total as u64)
+}
+
 /// The 1-minute load average, when the system says (so that numbers can be judged).
 fn load_average() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
@@ -157,12 +182,13 @@ pub fn run(args: &DecodeArgs, offline: bool) -> Result<serde_json::Value> {
         }
     }
     let threads = candle_core::utils::barrier_pool().n_workers() + 1;
-    let (prompt_tokens, _) = engine.prepare(&request(0, 1).prompt)?;
+    let (_, prompt_tokens) = engine.prepare(&request(0, 1).prompt)?;
     let prompt_tokens = prompt_tokens.len();
     let decode: Vec<f64> =
         samples.iter().map(|s| median(s.iter().map(|x| x.decode_tok_s).collect())).collect();
     let base = decode.first().copied().unwrap_or(0.0);
     let load = load_average();
+    let weight_bytes = weight_bytes_per_token(&path)?;
     println!(
         "decode: {} ({:.1} s to load), {threads} threads, {prompt_tokens}-token prompt, {} tokens x {} runs per mode, load average {}",
         engine.info.name,
@@ -171,15 +197,23 @@ pub fn run(args: &DecodeArgs, offline: bool) -> Result<serde_json::Value> {
         args.reps,
         load.map_or("-".into(), |l| format!("{l:.2}"))
     );
-    println!("  {:<10} {:>12} {:>13} {:>10}", "mode", "decode tok/s", "prefill tok/s", "overhead");
+    println!(
+        "  {:<10} {:>12} {:>13} {:>10} {:>10}",
+        "mode", "decode tok/s", "prefill tok/s", "overhead", "weight GB/s"
+    );
     let mut rows = Vec::new();
     for ((mode, s), &tok_s) in MODES.iter().zip(&samples).zip(&decode) {
         let prefill = median(s.iter().map(|x| x.prefill_tok_s).collect());
         let overhead = if base > 0.0 { 100.0 * (1.0 - tok_s / base) } else { 0.0 };
-        println!("  {:<10} {tok_s:>12.1} {prefill:>13.1} {overhead:>9.1}%", mode.name);
+        let gb_s = weight_bytes as f64 * tok_s / 1e9;
+        println!(
+            "  {:<10} {tok_s:>12.1} {prefill:>13.1} {overhead:>9.1}% {gb_s:>10.1}",
+            mode.name
+        );
         rows.push(serde_json::json!({
             "mode": mode.name, "top_logprobs": mode.top, "store": mode.store,
             "decode_tok_s": tok_s, "prefill_tok_s": prefill, "overhead_pct": overhead,
+            "weight_gb_s": gb_s,
             "decode_runs": s.iter().map(|x| x.decode_tok_s).collect::<Vec<_>>(),
             "writer_tail_ms": median(s.iter().map(|x| x.writer_tail_ms).collect()),
         }));
@@ -187,6 +221,6 @@ pub fn run(args: &DecodeArgs, offline: bool) -> Result<serde_json::Value> {
     Ok(serde_json::json!({
         "part": "decode", "model": engine.info.name, "file": path.display().to_string(),
         "threads": threads, "prompt_tokens": prompt_tokens, "tokens": args.tokens,
-        "reps": args.reps, "load_s": load_s, "load_average": load, "rows": rows,
+        "reps": args.reps, "load_s": load_s, "weight_bytes_per_token": weight_bytes, "load_average": load, "rows": rows,
     }))
 }

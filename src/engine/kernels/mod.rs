@@ -112,15 +112,29 @@ impl Matrix {
 /// `y = x @ W^T` for `x` of `m` rows of `k` values and `W` of `n` rows in `kind`'s format;
 /// `y` has `m` rows of `n`.
 fn matvec(kind: Kind, w: &[u8], n: usize, k: usize, x: &[f32]) -> Vec<f32> {
-    let m = x.len() / k;
     let blocks = k / quant::BLOCK;
     let row_bytes = blocks
         * match kind {
             Kind::Q4_1 => q4_1::BLOCK_BYTES,
             Kind::Q8_0 => q8_0::BLOCK_BYTES,
         };
-    let mut xq = Q8Rows::default();
-    xq.quantize(x, k);
+    thread_local! {
+        // The quantized activations, reused from call to call (no allocation per matmul).
+        static XQ: std::cell::RefCell<Q8Rows> = std::cell::RefCell::new(Q8Rows::default());
+    }
+    XQ.with(|cell| {
+        let mut xq = cell.borrow_mut();
+        xq.quantize(x, k);
+        matvec_quantized(kind, w, n, row_bytes, &xq)
+    })
+}
+
+/// `matvec` once the activations are quantized.
+fn matvec_quantized(kind: Kind, w: &[u8], n: usize, row_bytes: usize, xq: &Q8Rows) -> Vec<f32> {
+    let m = xq.d.len() / xq.blocks.max(1);
+    if m == 0 || n == 0 {
+        return Vec::new();
+    }
     // Output rows are computed in chunks, weight-row major (`yt` is `y` transposed), so that a
     // weight row is read once for all `m` activation rows.
     let mut yt = vec![0f32; n * m];

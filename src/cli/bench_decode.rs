@@ -15,8 +15,8 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 
-use crate::engine::gguf::Gguf;
 use crate::engine::generate::{EngineEvent, Prompt, Recorder, RunRequest};
+use crate::engine::gguf::Gguf;
 use crate::engine::source::ModelSource;
 use crate::engine::{Engine, LoadOptions};
 use crate::store::{writer, Store};
@@ -87,11 +87,7 @@ fn scratch_run(store: &Store) -> Result<Run> {
     Ok(run)
 }
 
-fn run_once(
-    engine: &mut Engine,
-    req: &RunRequest,
-    store: Option<&Arc<Store>>,
-) -> Result<Sample> {
+fn run_once(engine: &mut Engine, req: &RunRequest, store: Option<&Arc<Store>>) -> Result<Sample> {
     let cancel = AtomicBool::new(false);
     let (summary, writer_tail_ms) = match store {
         None => (engine.generate(req, &mut Null, &cancel)?, 0.0),
@@ -164,7 +160,11 @@ pub fn run(args: &DecodeArgs, offline: bool) -> Result<serde_json::Value> {
     let load_s = start.elapsed().as_secs_f64();
     let request = |top: usize, tokens: u32| RunRequest {
         prompt: Prompt::Chat(vec![Message::new("user", args.prompt.clone())]),
-        sampler: SamplerSpec { max_tokens: tokens as usize, ignore_eos: true, ..Default::default() },
+        sampler: SamplerSpec {
+            max_tokens: tokens as usize,
+            ignore_eos: true,
+            ..Default::default()
+        },
         top_logprobs: top,
         forced: Vec::new(),
         forced_text: None,
@@ -206,10 +206,7 @@ pub fn run(args: &DecodeArgs, offline: bool) -> Result<serde_json::Value> {
         let prefill = median(s.iter().map(|x| x.prefill_tok_s).collect());
         let overhead = if base > 0.0 { 100.0 * (1.0 - tok_s / base) } else { 0.0 };
         let gb_s = weight_bytes as f64 * tok_s / 1e9;
-        println!(
-            "  {:<10} {tok_s:>12.1} {prefill:>13.1} {overhead:>9.1}% {gb_s:>10.1}",
-            mode.name
-        );
+        println!("  {:<10} {tok_s:>12.1} {prefill:>13.1} {overhead:>9.1}% {gb_s:>10.1}", mode.name);
         rows.push(serde_json::json!({
             "mode": mode.name, "top_logprobs": mode.top, "store": mode.store,
             "decode_tok_s": tok_s, "prefill_tok_s": prefill, "overhead_pct": overhead,

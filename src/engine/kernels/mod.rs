@@ -37,10 +37,29 @@ pub struct Matrix {
     inp: usize,
 }
 
+/// Whether the kernels are used: `THINKDBG_KERNELS=candle` or `=ours` decide (for A/B runs and
+/// CI); otherwise optimised builds use them and debug builds use candle's (whose code is
+/// optimised even there, see Cargo.toml's profiles), so unoptimised tests stay fast. CI runs the
+/// engine tests once more with `THINKDBG_KERNELS=ours`.
+fn enabled() -> bool {
+    match std::env::var("THINKDBG_KERNELS").as_deref() {
+        Ok("candle") => false,
+        Ok("ours") => true,
+        _ => !cfg!(debug_assertions),
+    }
+}
+
 impl From<QMatMul> for Matrix {
     fn from(inner: QMatMul) -> Self {
+        Matrix::new(inner, enabled())
+    }
+}
+
+impl Matrix {
+    /// Wraps `inner`, using the kernels where they apply if `kernels` is true.
+    pub fn new(inner: QMatMul, kernels: bool) -> Self {
         let fast = match &inner {
-            QMatMul::QTensor(q) if matches!(q.device(), Device::Cpu) && enabled() => {
+            QMatMul::QTensor(q) if matches!(q.device(), Device::Cpu) && kernels => {
                 match q.dtype() {
                     GgmlDType::Q4_1 => Some((Kind::Q4_1, q.clone())),
                     GgmlDType::Q8_0 => Some((Kind::Q8_0, q.clone())),
@@ -56,14 +75,7 @@ impl From<QMatMul> for Matrix {
         let fast = fast.filter(|_| inp % quant::BLOCK == 0 && out > 0);
         Matrix { inner, fast, out, inp }
     }
-}
 
-/// The kernels are on unless `THINKDBG_KERNELS=candle` asks for candle's own (for A/B runs).
-fn enabled() -> bool {
-    std::env::var("THINKDBG_KERNELS").map_or(true, |v| v != "candle")
-}
-
-impl Matrix {
     pub fn from_arc(q: Arc<QTensor>) -> Result<Self> {
         Ok(QMatMul::from_arc(q)?.into())
     }
@@ -141,7 +153,8 @@ fn matvec_quantized(kind: Kind, w: &[u8], n: usize, row_bytes: usize, xq: &Q8Row
     let pool = candle_core::utils::barrier_pool();
     let threads = pool.n_workers() + 1;
     let rows_per_chunk = n.div_ceil(threads * 8).clamp(1, 256);
-    let chunks: Vec<Mutex<&mut [f32]>> = yt.chunks_mut(rows_per_chunk * m).map(Mutex::new).collect();
+    let chunks: Vec<Mutex<&mut [f32]>> =
+        yt.chunks_mut(rows_per_chunk * m).map(Mutex::new).collect();
     let cursor = AtomicUsize::new(0);
     let work = |_: usize| loop {
         let c = cursor.fetch_add(1, Ordering::Relaxed);

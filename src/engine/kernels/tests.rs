@@ -35,7 +35,10 @@ fn kernels_match_a_dequantized_dot_on_random_blocks() {
                     q4_1::dot(&data, q, d, s),
                     arrays(&data).flat_map(q4_1::dequantize_block).collect(),
                 ),
-                _ => (q8_0::dot(&data, q, d), arrays(&data).flat_map(q8_0::dequantize_block).collect()),
+                _ => (
+                    q8_0::dot(&data, q, d),
+                    arrays(&data).flat_map(q8_0::dequantize_block).collect(),
+                ),
             };
             // Exact reference on the quantized activations (Q4_1: the block minimum times the
             // stored block sum `s`, as ggml computes it).
@@ -52,10 +55,8 @@ fn kernels_match_a_dequantized_dot_on_random_blocks() {
                     bound += f64::from(ws[j]).abs() * f64::from(d[b]) * 0.5;
                 }
                 if dtype == GgmlDType::Q4_1 {
-                    let m = f64::from(half::f16::from_le_bytes([
-                        data[b * 20 + 2],
-                        data[b * 20 + 3],
-                    ]));
+                    let m =
+                        f64::from(half::f16::from_le_bytes([data[b * 20 + 2], data[b * 20 + 3]]));
                     exact += m * (f64::from(s[b]) - f64::from(d[b]) * sum_q);
                 }
             }
@@ -86,12 +87,12 @@ fn matrix_matches_candle_for_decode_and_prefill() {
         let (n, k) = (203, 576);
         let w = random(&mut rng, n * k, 0.2);
         let q = std::sync::Arc::new(quantized(&w, n, k, dtype));
-        let ours = Matrix::from_arc(q.clone()).unwrap();
+        let ours = Matrix::new(QMatMul::from_arc(q.clone()).unwrap(), true);
         assert!(ours.uses_kernel());
         let theirs = QMatMul::from_arc(q).unwrap();
         for m in [1usize, 7] {
-            let x = Tensor::from_vec(random(&mut rng, m * k, 1.5), (1, m, k), &Device::Cpu)
-                .unwrap();
+            let x =
+                Tensor::from_vec(random(&mut rng, m * k, 1.5), (1, m, k), &Device::Cpu).unwrap();
             let a = ours.forward(&x).unwrap();
             let b = theirs.forward(&x).unwrap();
             assert_eq!(a.dims(), b.dims());

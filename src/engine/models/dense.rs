@@ -356,7 +356,7 @@ impl Dense {
             t,
             hp.n_head * hp.head_dim,
         ))?;
-        Ok(layer.wo.forward(&out)?)
+        layer.wo.forward(&out)
     }
 }
 

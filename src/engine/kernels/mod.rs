@@ -87,49 +87,92 @@ impl Matrix {
 
     /// `x @ W^T` for `x` of shape `(.., in)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let Some((kind, q)) = &self.fast else {
-            return Ok(self.inner.forward(x)?);
-        };
+        let [y] = Matrix::forward_many([self], x)?;
+        Ok(y)
+    }
+
+    /// `x @ W^T` for several matrices with the same input (q/k/v, gate/up): the activations
+    /// are quantized once and all rows share one pass over the thread pool.
+    pub fn forward_many<const N: usize>(ms: [&Matrix; N], x: &Tensor) -> Result<[Tensor; N]> {
+        if ms.iter().any(|m| m.fast.is_none()) {
+            let mut out = Vec::with_capacity(N);
+            for m in ms {
+                out.push(match &m.fast {
+                    Some(_) => Matrix::forward_many([m], x)?.into_iter().collect(),
+                    None => vec![m.inner.forward(x)?],
+                });
+            }
+            return into_array(out.into_iter().flatten().collect());
+        }
         let dims = x.dims().to_vec();
         let Some((&inp, lead)) = dims.split_last() else {
             return Err(Error::Worker("matmul of a scalar".into()));
         };
-        if inp != self.inp {
-            return Err(Error::Worker(format!(
-                "matmul input has {inp} columns, the weights {}",
-                self.inp
-            )));
-        }
         let xs = x.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
-        let data = q.data()?;
-        let row_bytes = self.inp / quant::BLOCK
-            * match kind {
-                Kind::Q4_1 => q4_1::BLOCK_BYTES,
-                Kind::Q8_0 => q8_0::BLOCK_BYTES,
-            };
-        if data.len() != row_bytes * self.out {
-            return Err(Error::Worker(format!(
-                "quantized weights hold {} bytes, expected {} rows of {row_bytes}",
-                data.len(),
-                self.out
-            )));
+        let mut data = Vec::with_capacity(N);
+        for m in ms {
+            let Some((kind, q)) = &m.fast else { continue };
+            if inp != m.inp {
+                return Err(Error::Worker(format!(
+                    "matmul input has {inp} columns, the weights {}",
+                    m.inp
+                )));
+            }
+            let row_bytes = m.inp / quant::BLOCK * kind.block_bytes();
+            let bytes = q.data()?;
+            if bytes.len() != row_bytes * m.out {
+                return Err(Error::Worker(format!(
+                    "quantized weights hold {} bytes, expected {} rows of {row_bytes}",
+                    bytes.len(),
+                    m.out
+                )));
+            }
+            data.push((*kind, bytes, m.out, row_bytes));
         }
-        let y = matvec(*kind, &data, self.out, self.inp, &xs);
-        let mut shape = lead.to_vec();
-        shape.push(self.out);
-        Ok(Tensor::from_vec(y, shape, x.device())?)
+        let jobs: Vec<Job<'_>> = data
+            .iter()
+            .map(|(kind, bytes, n, row_bytes)| Job {
+                kind: *kind,
+                w: bytes,
+                n: *n,
+                row_bytes: *row_bytes,
+            })
+            .collect();
+        let ys = matvec(&jobs, inp, &xs);
+        let mut out = Vec::with_capacity(N);
+        for (y, m) in ys.into_iter().zip(ms) {
+            let mut shape = lead.to_vec();
+            shape.push(m.out);
+            out.push(Tensor::from_vec(y, shape, x.device())?);
+        }
+        into_array(out)
     }
 }
 
-/// `y = x @ W^T` for `x` of `m` rows of `k` values and `W` of `n` rows in `kind`'s format;
-/// `y` has `m` rows of `n`.
-fn matvec(kind: Kind, w: &[u8], n: usize, k: usize, x: &[f32]) -> Vec<f32> {
-    let blocks = k / quant::BLOCK;
-    let row_bytes = blocks
-        * match kind {
+fn into_array<const N: usize>(v: Vec<Tensor>) -> Result<[Tensor; N]> {
+    v.try_into().map_err(|_| Error::Worker("matmul produced the wrong number of outputs".into()))
+}
+
+impl Kind {
+    fn block_bytes(self) -> usize {
+        match self {
             Kind::Q4_1 => q4_1::BLOCK_BYTES,
             Kind::Q8_0 => q8_0::BLOCK_BYTES,
-        };
+        }
+    }
+}
+
+/// One matrix of a `matvec` call: `n` rows of `row_bytes` in `kind`'s format.
+struct Job<'a> {
+    kind: Kind,
+    w: &'a [u8],
+    n: usize,
+    row_bytes: usize,
+}
+
+/// `y = x @ W^T` for each job's `W`, `x` being `m` rows of `k` values; each `y` has `m` rows
+/// of the job's `n`.
+fn matvec(jobs: &[Job<'_>], k: usize, x: &[f32]) -> Vec<Vec<f32>> {
     thread_local! {
         // The quantized activations, reused from call to call (no allocation per matmul).
         static XQ: std::cell::RefCell<Q8Rows> = std::cell::RefCell::new(Q8Rows::default());
@@ -137,36 +180,42 @@ fn matvec(kind: Kind, w: &[u8], n: usize, k: usize, x: &[f32]) -> Vec<f32> {
     XQ.with(|cell| {
         let mut xq = cell.borrow_mut();
         xq.quantize(x, k);
-        matvec_quantized(kind, w, n, row_bytes, &xq)
+        matvec_quantized(jobs, &xq)
     })
 }
 
 /// `matvec` once the activations are quantized.
-fn matvec_quantized(kind: Kind, w: &[u8], n: usize, row_bytes: usize, xq: &Q8Rows) -> Vec<f32> {
+fn matvec_quantized(jobs: &[Job<'_>], xq: &Q8Rows) -> Vec<Vec<f32>> {
     let m = xq.d.len() / xq.blocks.max(1);
-    if m == 0 || n == 0 {
-        return Vec::new();
-    }
     // Output rows are computed in chunks, weight-row major (`yt` is `y` transposed), so that a
     // weight row is read once for all `m` activation rows.
-    let mut yt = vec![0f32; n * m];
+    let mut yts: Vec<Vec<f32>> = jobs.iter().map(|j| vec![0f32; j.n * m]).collect();
+    if m == 0 {
+        return yts;
+    }
     let pool = candle_core::utils::barrier_pool();
     let threads = pool.n_workers() + 1;
-    let rows_per_chunk = n.div_ceil(threads * 8).clamp(1, 256);
-    let chunks: Vec<Mutex<&mut [f32]>> =
-        yt.chunks_mut(rows_per_chunk * m).map(Mutex::new).collect();
+    let total: usize = jobs.iter().map(|j| j.n).sum();
+    let rows_per_chunk = total.div_ceil(threads * 8).clamp(1, 256);
+    // (job, first row, output rows) for every chunk of every job.
+    let mut chunks: Vec<(usize, usize, Mutex<&mut [f32]>)> = Vec::new();
+    for (ji, yt) in yts.iter_mut().enumerate() {
+        for (ci, c) in yt.chunks_mut(rows_per_chunk * m).enumerate() {
+            chunks.push((ji, ci * rows_per_chunk, Mutex::new(c)));
+        }
+    }
     let cursor = AtomicUsize::new(0);
     let work = |_: usize| loop {
         let c = cursor.fetch_add(1, Ordering::Relaxed);
-        let Some(chunk) = chunks.get(c) else { break };
+        let Some((ji, first, chunk)) = chunks.get(c) else { break };
+        let Some(job) = jobs.get(*ji) else { break };
         let Ok(mut out) = chunk.lock() else { break };
-        let first = c * rows_per_chunk;
         for (i, ys) in out.chunks_exact_mut(m).enumerate() {
             let row = first + i;
-            let wr = &w[row * row_bytes..(row + 1) * row_bytes];
+            let wr = &job.w[row * job.row_bytes..(row + 1) * job.row_bytes];
             for (t, y) in ys.iter_mut().enumerate() {
                 let (q, d, s) = xq.row(t);
-                *y = match kind {
+                *y = match job.kind {
                     Kind::Q4_1 => q4_1::dot(wr, q, d, s),
                     Kind::Q8_0 => q8_0::dot(wr, q, d),
                 };
@@ -176,15 +225,20 @@ fn matvec_quantized(kind: Kind, w: &[u8], n: usize, row_bytes: usize, xq: &Q8Row
     pool.execute(work);
     drop(chunks);
     if m == 1 {
-        return yt;
+        return yts;
     }
-    let mut y = vec![0f32; n * m];
-    for (j, col) in yt.chunks_exact(m).enumerate() {
-        for (t, &v) in col.iter().enumerate() {
-            y[t * n + j] = v;
-        }
-    }
-    y
+    yts.into_iter()
+        .zip(jobs)
+        .map(|(yt, job)| {
+            let mut y = vec![0f32; job.n * m];
+            for (j, col) in yt.chunks_exact(m).enumerate() {
+                for (t, &v) in col.iter().enumerate() {
+                    y[t * job.n + j] = v;
+                }
+            }
+            y
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -105,3 +105,30 @@ fn matrix_matches_candle_for_decode_and_prefill() {
         }
     }
 }
+
+/// Several matrices on one input (one pass over the pool) give what each gives alone, also
+/// when one of them has a type the kernels leave to candle.
+#[test]
+fn forward_many_matches_single_forwards() {
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let k = 64;
+    let make = |rng: &mut ChaCha8Rng, n: usize, dtype: GgmlDType| {
+        let w = random(rng, n * k, 0.2);
+        Matrix::new(QMatMul::from_qtensor(quantized(&w, n, k, dtype)).unwrap(), true)
+    };
+    let a = make(&mut rng, 40, GgmlDType::Q4_1);
+    let b = make(&mut rng, 17, GgmlDType::Q8_0);
+    let c = make(&mut rng, 9, GgmlDType::Q4_0);
+    assert!(!c.uses_kernel());
+    for m in [1usize, 3] {
+        let x = Tensor::from_vec(random(&mut rng, m * k, 1.0), (1, m, k), &Device::Cpu).unwrap();
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let [ya, yb] = Matrix::forward_many([&a, &b], &x).unwrap();
+        assert_eq!(ya.dims(), &[1, m, 40]);
+        assert_eq!(flat(&ya), flat(&a.forward(&x).unwrap()));
+        assert_eq!(flat(&yb), flat(&b.forward(&x).unwrap()));
+        let [ya2, yc] = Matrix::forward_many([&a, &c], &x).unwrap();
+        assert_eq!(flat(&ya2), flat(&ya));
+        assert_eq!(flat(&yc), flat(&c.forward(&x).unwrap()));
+    }
+}

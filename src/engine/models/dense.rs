@@ -300,20 +300,10 @@ impl Dense {
     ) -> Result<Tensor> {
         let hp = &self.hp;
         let (b, t, _) = x.dims3()?;
-        let q =
-            add_bias(layer.wq.forward(x)?, &layer.bq)?.reshape((b, t, hp.n_head, hp.head_dim))?;
-        let k = add_bias(layer.wk.forward(x)?, &layer.bk)?.reshape((
-            b,
-            t,
-            hp.n_head_kv,
-            hp.head_dim,
-        ))?;
-        let v = add_bias(layer.wv.forward(x)?, &layer.bv)?.reshape((
-            b,
-            t,
-            hp.n_head_kv,
-            hp.head_dim,
-        ))?;
+        let [q, k, v] = Matrix::forward_many([&layer.wq, &layer.wk, &layer.wv], x)?;
+        let q = add_bias(q, &layer.bq)?.reshape((b, t, hp.n_head, hp.head_dim))?;
+        let k = add_bias(k, &layer.bk)?.reshape((b, t, hp.n_head_kv, hp.head_dim))?;
+        let v = add_bias(v, &layer.bv)?.reshape((b, t, hp.n_head_kv, hp.head_dim))?;
         let eps = hp.rms_eps as f32;
         let q = match &layer.q_norm {
             Some(w) => candle_nn::ops::rms_norm(&q.contiguous()?, w, eps)?,
@@ -382,8 +372,8 @@ impl Model for Dense {
                 let attn = self.attention(layer, &h, pos, &cos, &sin)?;
                 x = (x + attn)?;
                 let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, eps)?;
-                let ff = (candle_nn::ops::silu(&layer.w_gate.forward(&h)?)?
-                    * layer.w_up.forward(&h)?)?;
+                let [gate, up] = Matrix::forward_many([&layer.w_gate, &layer.w_up], &h)?;
+                let ff = (candle_nn::ops::silu(&gate)? * up)?;
                 x = (&x + layer.w_down.forward(&ff)?)?;
             }
             Ok(x.clone())

@@ -30,6 +30,8 @@ pub struct BenchArgs {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum BenchPart {
+    /// Decode and prefill tok/s of the engine, recording off and on (top-20 into a store).
+    Decode(super::bench_decode::DecodeArgs),
     /// Steps per second the store writer sustains, against sled's raw insert rate.
     Store {
         /// Steps to write.
@@ -316,8 +318,9 @@ fn bench_diff(n: u32, budget_ms: u64) -> Result<serde_json::Value> {
     Ok(report)
 }
 
-pub fn run(args: &BenchArgs) -> Result<ExitCode> {
+pub fn run(args: &BenchArgs, offline: bool) -> Result<ExitCode> {
     let report = match &args.part {
+        BenchPart::Decode(decode) => super::bench_decode::run(decode, offline)?,
         BenchPart::Store { steps, top, layers, experts, dir } => {
             let tmp = match dir {
                 Some(d) => tempfile::tempdir_in(d),

@@ -7,6 +7,7 @@
 pub mod error;
 pub mod generate;
 pub mod gguf;
+pub mod kernels;
 pub mod models;
 pub mod rope;
 pub mod sampler;

@@ -9,13 +9,14 @@
 
 use std::sync::Arc;
 
-use candle_core::quantized::{ggml_file, QMatMul, QTensor};
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::quantized::{ggml_file, QTensor};
+use candle_core::{DType, Device, Tensor};
 
 use super::moe::{Gating, MoeFfn};
 use super::{Loader, Model, Progress};
 use crate::engine::error::{Error, Result};
 use crate::engine::gguf::Gguf;
+use crate::engine::kernels::Matrix;
 use crate::engine::rope::{Rope, RopeStyle};
 use crate::trace::Routing;
 
@@ -169,15 +170,15 @@ impl KvCache {
 
 struct Layer {
     attn_norm: Tensor,
-    wq: QMatMul,
-    wk: QMatMul,
-    wv: QMatMul,
+    wq: Matrix,
+    wk: Matrix,
+    wv: Matrix,
     bq: Option<Tensor>,
     bk: Option<Tensor>,
     bv: Option<Tensor>,
     q_norm: Option<Tensor>,
     k_norm: Option<Tensor>,
-    wo: QMatMul,
+    wo: Matrix,
     ffn_norm: Tensor,
     ffn: Ffn,
     cache: KvCache,
@@ -185,7 +186,7 @@ struct Layer {
 
 /// A block's feed-forward part.
 enum Ffn {
-    Dense { gate: QMatMul, up: QMatMul, down: QMatMul },
+    Dense { gate: Matrix, up: Matrix, down: Matrix },
     Moe(Box<MoeFfn>),
 }
 
@@ -197,7 +198,7 @@ pub struct Dense {
     embd_row_bytes: usize,
     layers: Vec<Layer>,
     output_norm: Tensor,
-    output: QMatMul,
+    output: Matrix,
     vocab: usize,
     rope: Rope,
     device: Device,
@@ -227,9 +228,9 @@ impl Dense {
         let dt = embd.dtype();
         let embd_row_bytes = hp.n_embd / dt.block_size() * dt.type_size();
         let output = if g.has_tensor("output.weight") {
-            ld.matrix(g, "output.weight", vocab, hp.n_embd)?
+            ld.matrix(g, "output.weight", vocab, hp.n_embd)?.into()
         } else {
-            QMatMul::from_arc(embd.clone())?
+            Matrix::from_arc(embd.clone())?
         };
         let output_norm = ld.vector(g, "output_norm.weight", hp.n_embd)?;
         let freq_factors = match g.has_tensor("rope_freqs.weight") {
@@ -249,15 +250,15 @@ impl Dense {
             let n = |s: &str| format!("blk.{i}.{s}");
             layers.push(Layer {
                 attn_norm: ld.vector(g, &n("attn_norm.weight"), hp.n_embd)?,
-                wq: ld.matrix(g, &n("attn_q.weight"), q_out, hp.n_embd)?,
-                wk: ld.matrix(g, &n("attn_k.weight"), kv_out, hp.n_embd)?,
-                wv: ld.matrix(g, &n("attn_v.weight"), kv_out, hp.n_embd)?,
+                wq: ld.matrix(g, &n("attn_q.weight"), q_out, hp.n_embd)?.into(),
+                wk: ld.matrix(g, &n("attn_k.weight"), kv_out, hp.n_embd)?.into(),
+                wv: ld.matrix(g, &n("attn_v.weight"), kv_out, hp.n_embd)?.into(),
                 bq: ld.opt_vector(g, &n("attn_q.bias"), q_out)?,
                 bk: ld.opt_vector(g, &n("attn_k.bias"), kv_out)?,
                 bv: ld.opt_vector(g, &n("attn_v.bias"), kv_out)?,
                 q_norm: ld.opt_vector(g, &n("attn_q_norm.weight"), hp.head_dim)?,
                 k_norm: ld.opt_vector(g, &n("attn_k_norm.weight"), hp.head_dim)?,
-                wo: ld.matrix(g, &n("attn_output.weight"), hp.n_embd, q_out)?,
+                wo: ld.matrix(g, &n("attn_output.weight"), hp.n_embd, q_out)?.into(),
                 ffn_norm: ld.vector(g, &n("ffn_norm.weight"), hp.n_embd)?,
                 ffn: match &hp.gating {
                     Some(gating) => Ffn::Moe(Box::new(MoeFfn::load(
@@ -270,9 +271,9 @@ impl Dense {
                         None,
                     )?)),
                     None => Ffn::Dense {
-                        gate: ld.matrix(g, &n("ffn_gate.weight"), hp.n_ff, hp.n_embd)?,
-                        up: ld.matrix(g, &n("ffn_up.weight"), hp.n_ff, hp.n_embd)?,
-                        down: ld.matrix(g, &n("ffn_down.weight"), hp.n_embd, hp.n_ff)?,
+                        gate: ld.matrix(g, &n("ffn_gate.weight"), hp.n_ff, hp.n_embd)?.into(),
+                        up: ld.matrix(g, &n("ffn_up.weight"), hp.n_ff, hp.n_embd)?.into(),
+                        down: ld.matrix(g, &n("ffn_down.weight"), hp.n_embd, hp.n_ff)?.into(),
                     },
                 },
                 cache: KvCache::new(),
@@ -346,20 +347,10 @@ impl Dense {
     ) -> Result<Tensor> {
         let hp = &self.hp;
         let (b, t, _) = x.dims3()?;
-        let q =
-            add_bias(layer.wq.forward(x)?, &layer.bq)?.reshape((b, t, hp.n_head, hp.head_dim))?;
-        let k = add_bias(layer.wk.forward(x)?, &layer.bk)?.reshape((
-            b,
-            t,
-            hp.n_head_kv,
-            hp.head_dim,
-        ))?;
-        let v = add_bias(layer.wv.forward(x)?, &layer.bv)?.reshape((
-            b,
-            t,
-            hp.n_head_kv,
-            hp.head_dim,
-        ))?;
+        let [q, k, v] = Matrix::forward_many([&layer.wq, &layer.wk, &layer.wv], x)?;
+        let q = add_bias(q, &layer.bq)?.reshape((b, t, hp.n_head, hp.head_dim))?;
+        let k = add_bias(k, &layer.bk)?.reshape((b, t, hp.n_head_kv, hp.head_dim))?;
+        let v = add_bias(v, &layer.bv)?.reshape((b, t, hp.n_head_kv, hp.head_dim))?;
         let eps = hp.rms_eps as f32;
         let q = match &layer.q_norm {
             Some(w) => candle_nn::ops::rms_norm(&q.contiguous()?, w, eps)?,
@@ -402,7 +393,7 @@ impl Dense {
             t,
             hp.n_head * hp.head_dim,
         ))?;
-        Ok(layer.wo.forward(&out)?)
+        layer.wo.forward(&out)
     }
 }
 
@@ -431,8 +422,10 @@ impl Model for Dense {
                 x = (x + attn)?;
                 let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, eps)?;
                 let y = match &layer.ffn {
-                    Ffn::Dense { gate, up, down } => down
-                        .forward(&(candle_nn::ops::silu(&gate.forward(&h)?)? * up.forward(&h)?)?)?,
+                    Ffn::Dense { gate, up, down } => {
+                        let [g, u] = Matrix::forward_many([gate, up], &h)?;
+                        down.forward(&(candle_nn::ops::silu(&g)? * u)?)?
+                    }
                     Ffn::Moe(moe) => {
                         if self.capture_inputs {
                             inputs.push((moe.layer, h.squeeze(0)?.to_vec2::<f32>()?));

@@ -1,0 +1,223 @@
+//! `thinkdbg bench decode`: decode and prefill speed of the embedded engine on one GGUF (the
+//! demo model by default), greedy from the same prompt, in several recording modes run in
+//! alternation: `off` (the engine reports to a recorder that drops everything, no
+//! alternatives) and `top-20` (20 alternatives per step, written into a real store by the
+//! store writer). The recording overhead is `1 - top-20 / off`.
+//!
+//! A mode is a row of `MODES`: a name, the alternatives kept, whether a store writer records
+//! the run, and a hook to adjust the request (MoE routing detail goes there).
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+
+use crate::engine::generate::{EngineEvent, Prompt, Recorder, RunRequest};
+use crate::engine::gguf::Gguf;
+use crate::engine::source::ModelSource;
+use crate::engine::{Engine, LoadOptions};
+use crate::store::{writer, Store};
+use crate::trace::{Message, Run, RunId, SamplerSpec, Session, SessionId};
+
+#[derive(Debug, Clone, Args)]
+pub struct DecodeArgs {
+    /// A GGUF file, hf:ORG/REPO/FILE.gguf, or 'demo' (the default).
+    #[arg(short, long, value_name = "MODEL")]
+    pub model: Option<String>,
+    /// Tokens generated per run (past end-of-generation tokens).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(2..))]
+    pub tokens: u32,
+    /// Runs per mode; the median is reported.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub reps: u32,
+    /// The user message.
+    #[arg(long, default_value = "Explain how photosynthesis works in plants.")]
+    pub prompt: String,
+}
+
+/// One way of running the engine.
+struct Mode {
+    name: &'static str,
+    /// Alternatives kept per step.
+    top: usize,
+    /// Whether the store writer records the run (into a scratch store).
+    store: bool,
+    /// Adjusts the request (e.g. asks for routing detail).
+    adjust: fn(&mut RunRequest),
+}
+
+fn keep(_: &mut RunRequest) {}
+
+/// The modes, in the order they run each repetition. The first is the baseline the overhead
+/// of the others is measured against.
+const MODES: &[Mode] = &[
+    Mode { name: "off", top: 0, store: false, adjust: keep },
+    Mode { name: "top-20", top: 20, store: true, adjust: keep },
+];
+
+/// Drops every event: the engine with recording off.
+struct Null;
+
+impl Recorder for Null {
+    fn record(&mut self, _: EngineEvent) {}
+}
+
+/// What one run measured.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    decode_tok_s: f64,
+    prefill_tok_s: f64,
+    /// From the end of generation until the writer's final flush returned.
+    writer_tail_ms: f64,
+}
+
+fn scratch_run(store: &Store) -> Result<Run> {
+    let session = Session {
+        id: SessionId(store.new_id()?),
+        title: "bench decode".into(),
+        created_at: 0,
+        tags: vec![],
+        runs: vec![],
+    };
+    let run = Run::new_recording(RunId(store.new_id()?), session.id, SamplerSpec::default());
+    store.put_session(&Session { runs: vec![run.id], ..session })?;
+    Ok(run)
+}
+
+fn run_once(engine: &mut Engine, req: &RunRequest, store: Option<&Arc<Store>>) -> Result<Sample> {
+    let cancel = AtomicBool::new(false);
+    let (summary, writer_tail_ms) = match store {
+        None => (engine.generate(req, &mut Null, &cancel)?, 0.0),
+        Some(store) => {
+            let (mut rec, handle) = writer::start(store.clone(), scratch_run(store)?)?;
+            let summary = engine.generate(req, &mut rec, &cancel)?;
+            let end = Instant::now();
+            drop(rec);
+            let outcome = handle.join().map_err(|_| anyhow!("the store writer panicked"))??;
+            if outcome.steps_written != summary.timings.generated_tokens as usize {
+                bail!(
+                    "the store kept {} steps of {}",
+                    outcome.steps_written,
+                    summary.timings.generated_tokens
+                );
+            }
+            (summary, end.elapsed().as_secs_f64() * 1e3)
+        }
+    };
+    Ok(Sample {
+        decode_tok_s: summary.timings.decode_tok_s(),
+        prefill_tok_s: summary.timings.prefill_tok_s(),
+        writer_tail_ms,
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// Bytes of weights one decode step reads: every tensor except the token embeddings (one row
+/// is read) unless they double as the output layer, with expert tensors (`*_exps`) counted
+/// for the experts a token uses. Divided by the step time, it is the memory bandwidth the
+/// decode achieves.
+fn weight_bytes_per_token(path: &std::path::Path) -> Result<u64> {
+    let g = Gguf::open(path)?;
+    let arch = g.architecture()?.to_string();
+    let experts = g.opt_usize(&format!("{arch}.expert_count"))?.unwrap_or(0);
+    let used = g.opt_usize(&format!("{arch}.expert_used_count"))?.unwrap_or(0);
+    let tied = !g.has_tensor("output.weight");
+    let mut total = 0f64;
+    for t in &g.tensors {
+        let size = t.size.unwrap_or(0) as f64;
+        total += if t.name == "token_embd.weight" && !tied {
+            0.0
+        } else if t.name.contains("_exps") && experts > 0 {
+            size * used as f64 / experts as f64
+        } else {
+            size
+        };
+    }
+    Ok(total as u64)
+}
+
+/// The 1-minute load average, when the system says (so that numbers can be judged).
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
+}
+
+pub fn run(args: &DecodeArgs, offline: bool) -> Result<serde_json::Value> {
+    let path: PathBuf = ModelSource::parse(args.model.as_deref())?.resolve(offline)?;
+    let start = Instant::now();
+    let mut engine = Engine::load(&path, &LoadOptions::default(), &mut |_, _| {})
+        .with_context(|| format!("loading '{}'", path.display()))?;
+    let load_s = start.elapsed().as_secs_f64();
+    let request = |top: usize, tokens: u32| RunRequest {
+        prompt: Prompt::Chat(vec![Message::new("user", args.prompt.clone())]),
+        sampler: SamplerSpec {
+            max_tokens: tokens as usize,
+            ignore_eos: true,
+            ..Default::default()
+        },
+        top_logprobs: top,
+        forced: Vec::new(),
+        forced_text: None,
+    };
+    let scratch = tempfile::tempdir().context("creating a scratch directory")?;
+    let store = Arc::new(Store::open(&scratch.path().join("store"))?);
+    // Warm-up: page the weights in, start candle's thread pool.
+    run_once(&mut engine, &request(0, 8), None)?;
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); MODES.len()];
+    for _ in 0..args.reps {
+        for (mode, out) in MODES.iter().zip(&mut samples) {
+            let mut req = request(mode.top, args.tokens);
+            (mode.adjust)(&mut req);
+            out.push(run_once(&mut engine, &req, mode.store.then_some(&store))?);
+        }
+    }
+    let threads = candle_core::utils::barrier_pool().n_workers() + 1;
+    let (_, prompt_tokens) = engine.prepare(&request(0, 1).prompt)?;
+    let prompt_tokens = prompt_tokens.len();
+    let decode: Vec<f64> =
+        samples.iter().map(|s| median(s.iter().map(|x| x.decode_tok_s).collect())).collect();
+    let base = decode.first().copied().unwrap_or(0.0);
+    let load = load_average();
+    let weight_bytes = weight_bytes_per_token(&path)?;
+    println!(
+        "decode: {} ({:.1} s to load), {threads} threads, {prompt_tokens}-token prompt, {} tokens x {} runs per mode, load average {}",
+        engine.info.name,
+        load_s,
+        args.tokens,
+        args.reps,
+        load.map_or("-".into(), |l| format!("{l:.2}"))
+    );
+    println!(
+        "  {:<10} {:>12} {:>13} {:>10} {:>10}",
+        "mode", "decode tok/s", "prefill tok/s", "overhead", "weight GB/s"
+    );
+    let mut rows = Vec::new();
+    for ((mode, s), &tok_s) in MODES.iter().zip(&samples).zip(&decode) {
+        let prefill = median(s.iter().map(|x| x.prefill_tok_s).collect());
+        let overhead = if base > 0.0 { 100.0 * (1.0 - tok_s / base) } else { 0.0 };
+        let gb_s = weight_bytes as f64 * tok_s / 1e9;
+        println!("  {:<10} {tok_s:>12.1} {prefill:>13.1} {overhead:>9.1}% {gb_s:>10.1}", mode.name);
+        rows.push(serde_json::json!({
+            "mode": mode.name, "top_logprobs": mode.top, "store": mode.store,
+            "decode_tok_s": tok_s, "prefill_tok_s": prefill, "overhead_pct": overhead,
+            "weight_gb_s": gb_s,
+            "decode_runs": s.iter().map(|x| x.decode_tok_s).collect::<Vec<_>>(),
+            "writer_tail_ms": median(s.iter().map(|x| x.writer_tail_ms).collect()),
+        }));
+    }
+    Ok(serde_json::json!({
+        "part": "decode", "model": engine.info.name, "file": path.display().to_string(),
+        "threads": threads, "prompt_tokens": prompt_tokens, "tokens": args.tokens,
+        "reps": args.reps, "load_s": load_s, "weight_bytes_per_token": weight_bytes, "load_average": load, "rows": rows,
+    }))
+}

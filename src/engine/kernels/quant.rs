@@ -1,0 +1,65 @@
+//! Quantization of activations before a quantized matmul, as ggml does it: 32-value blocks of
+//! `i8` with an f16-rounded scale (`Q8_0`), plus the scaled block sum for `Q4_1` weights
+//! (`Q8_1`). Kept in plain arrays so that the dot kernels read them with fixed-size loads.
+//! Depends on nothing but `half`.
+
+use half::f16;
+
+/// Values per quantization block (every type these kernels handle uses 32).
+pub const BLOCK: usize = 32;
+
+/// Rows of activations quantized to 8 bits, block by block.
+#[derive(Debug, Default, Clone)]
+pub struct Q8Rows {
+    /// Quantized values, `rows * blocks` blocks.
+    pub q: Vec<[i8; BLOCK]>,
+    /// Scale of each block (f16-rounded, as ggml stores it).
+    pub d: Vec<f32>,
+    /// Scale times the sum of the block's values (f16-rounded; `Q8_1`'s `s`).
+    pub s: Vec<f32>,
+    /// Blocks per row.
+    pub blocks: usize,
+}
+
+impl Q8Rows {
+    /// Quantizes `x`, rows of `k` values each (`k` a multiple of 32), reusing the buffers.
+    pub fn quantize(&mut self, x: &[f32], k: usize) {
+        let blocks = k / BLOCK;
+        let n = x.len() / BLOCK;
+        self.blocks = blocks;
+        self.q.clear();
+        self.q.resize(n, [0; BLOCK]);
+        self.d.clear();
+        self.d.resize(n, 0.0);
+        self.s.clear();
+        self.s.resize(n, 0.0);
+        for (((xs, q), d), s) in
+            arrays::<f32, BLOCK>(x).zip(&mut self.q).zip(&mut self.d).zip(&mut self.s)
+        {
+            let amax = xs.iter().fold(0f32, |a, v| a.max(v.abs()));
+            let scale = amax / 127.0;
+            let inv = if scale != 0.0 { 1.0 / scale } else { 0.0 };
+            let mut sum = 0i32;
+            for (qv, &v) in q.iter_mut().zip(xs) {
+                // `as` saturates; |v * inv| <= 127 up to rounding anyway.
+                *qv = (v * inv).round() as i8;
+                sum += i32::from(*qv);
+            }
+            let d16 = f16::from_f32(scale);
+            *d = d16.to_f32();
+            // ggml: s = d * sum, stored as f16 (candle: f16(sum) * d in f16).
+            *s = (f16::from_f32(sum as f32) * d16).to_f32();
+        }
+    }
+
+    /// The blocks of row `r`.
+    pub fn row(&self, r: usize) -> (&[[i8; BLOCK]], &[f32], &[f32]) {
+        let range = r * self.blocks..(r + 1) * self.blocks;
+        (&self.q[range.clone()], &self.d[range.clone()], &self.s[range])
+    }
+}
+
+/// `s` as consecutive fixed-size arrays (a tail shorter than `N` is left out).
+pub fn arrays<T, const N: usize>(s: &[T]) -> impl Iterator<Item = &[T; N]> {
+    s.chunks_exact(N).filter_map(|c| c.try_into().ok())
+}

@@ -19,6 +19,7 @@ pub mod analysis;
 pub mod cli;
 pub mod engine;
 pub mod export;
+pub mod remote;
 pub mod sanitize;
 pub mod store;
 pub mod trace;

@@ -7,7 +7,7 @@
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// Identifier of a session (a prompt under investigation and its runs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -88,6 +88,10 @@ pub struct ModelInfo {
     /// Routed experts per MoE layer (0 for dense models).
     pub experts: u32,
     pub experts_per_token: u32,
+    /// Block indices of the MoE layers, in order (empty for dense models).
+    pub moe_layers: Vec<u16>,
+    /// How experts are chosen, e.g. `softmax, top-8, renormalised` (empty for dense models).
+    pub gating: String,
 }
 
 /// Sampler settings. Together with the model fingerprint and the rendered prompt they make a
@@ -147,6 +151,20 @@ impl Phase {
     }
 }
 
+/// The token id of a step or alternative whose source gave text but no id (OpenAI-compatible
+/// servers return token strings only).
+pub const UNKNOWN_TOKEN: u32 = u32::MAX;
+
+/// A float that may be unknown: `NaN` in memory and in the store, `null` in JSON (which has no
+/// NaN; serde_json writes NaN as `null`, and this reads `null` back as NaN).
+fn f32_or_nan<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<f32, D::Error> {
+    if d.is_human_readable() {
+        Ok(Option::<f32>::deserialize(d)?.unwrap_or(f32::NAN))
+    } else {
+        f32::deserialize(d)
+    }
+}
+
 /// One alternative the model could have chosen at a step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TopToken {
@@ -159,13 +177,17 @@ pub struct TopToken {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Step {
     pub index: u32,
+    /// `UNKNOWN_TOKEN` when the source gave no id.
     pub token_id: u32,
     /// The text this step made visible. Concatenating every step's text gives the output;
     /// a token that ends inside a UTF-8 character contributes its text to the next step.
     pub text: String,
-    /// Raw log-probability of the chosen token (log-softmax of the unmodified logits).
+    /// Raw log-probability of the chosen token (log-softmax of the unmodified logits); NaN
+    /// when the source did not supply it (see `RemoteInfo::missing`).
+    #[serde(deserialize_with = "f32_or_nan")]
     pub logprob: f32,
-    /// Entropy, in nats, of the raw distribution.
+    /// Entropy, in nats, of the raw distribution; NaN when unknown (servers return top-k only).
+    #[serde(deserialize_with = "f32_or_nan")]
     pub entropy: f32,
     pub phase: Phase,
     /// Microseconds from the start of generation to this token being chosen.
@@ -175,12 +197,30 @@ pub struct Step {
 }
 
 /// Routing of one MoE layer for one token.
+///
+/// Recorded weights are rounded to f16 (as they are stored) and experts are listed in
+/// canonical order: decreasing weight, ties by increasing id (see `LayerRoute::canonical`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LayerRoute {
     pub layer: u16,
     pub experts: Vec<u16>,
     /// Final gate weights in the order of `experts`; `None` when the source gave ids only.
     pub weights: Option<Vec<f32>>,
+}
+
+impl LayerRoute {
+    /// A route from `(expert, final gate weight)` pairs: weights rounded to f16, experts in
+    /// decreasing weight order (ties by id), so what is shown live equals what is stored.
+    pub fn canonical(layer: u16, pairs: &[(u16, f32)]) -> Self {
+        let mut p: Vec<(u16, f32)> =
+            pairs.iter().map(|&(e, w)| (e, half::f16::from_f32(w).to_f32())).collect();
+        p.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        LayerRoute {
+            layer,
+            experts: p.iter().map(|x| x.0).collect(),
+            weights: Some(p.iter().map(|x| x.1).collect()),
+        }
+    }
 }
 
 /// How one token was routed through every MoE layer, indexed by the position of the token
@@ -195,8 +235,29 @@ pub struct Routing {
 #[serde(rename_all = "lowercase")]
 pub enum RunSource {
     Embedded,
-    Remote { endpoint: String },
+    /// Recorded from an OpenAI-compatible server; `endpoint` carries no credentials.
+    Remote {
+        endpoint: String,
+        #[serde(default)]
+        server: RemoteInfo,
+    },
     Imported,
+}
+
+/// Provenance of a run recorded from a server: what it said it was and what it left out.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RemoteInfo {
+    /// The model id the server reported (the requested name when it reported none).
+    pub model: String,
+    /// Where reasoning text came from: `reasoning_content`, `reasoning`, `inline <think>`, or
+    /// empty when none was seen.
+    pub reasoning_from: String,
+    /// The routed-experts format found (e.g. `sglang base64 int32`, `vllm npy u8`), or empty.
+    pub routing_format: String,
+    /// Fields the server did not supply, e.g. `token ids`, `entropy`, `logprobs on 3 steps`.
+    pub missing: Vec<String>,
+    /// Known server bugs met and how they were handled.
+    pub notes: Vec<String>,
 }
 
 /// Whether logprobs are of the model's raw distribution or of the one after sampling filters.

@@ -124,3 +124,52 @@ fn fork_refuses_another_model_and_impossible_steps() {
     let store = Store::open(&dir.path().join("store")).unwrap();
     assert_eq!(store.runs().unwrap().len(), 1);
 }
+
+#[test]
+fn resample_records_n_continuations_from_the_replayed_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_tiny(dir.path(), &Tiny::qwen3());
+    let parent = last_line(
+        thinkdbg(dir.path())
+            .args(["record", "-n", "10", "--ignore-eos", "--top-logprobs", "3", "--model"])
+            .arg(&model)
+            .arg("resample me"),
+    );
+    let out = thinkdbg(dir.path())
+        .args(["resample", &parent, "--at", "4", "-N", "3", "--model"])
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("of 3 continuations from step 4"), "{text}");
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let p = steps(&store, run_id(&parent));
+    let children: Vec<_> = store
+        .runs()
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.parent == Some((run_id(&parent), 4)))
+        .collect();
+    assert_eq!(children.len(), 3);
+    let mut seeds: Vec<u64> = children.iter().map(|r| r.sampler.seed).collect();
+    seeds.sort_unstable();
+    assert_eq!(seeds, vec![1, 2, 3]);
+    for child in &children {
+        assert!((child.sampler.temperature - 0.7).abs() < 1e-6, "greedy parents resample at 0.7");
+        let c = steps(&store, child.id);
+        assert_eq!(c.len(), 10);
+        assert!(p[..4]
+            .iter()
+            .zip(&c)
+            .all(|(a, b)| a.token_id == b.token_id && a.logprob == b.logprob));
+        assert!(text.contains(&child.id.to_string()));
+    }
+    drop(store);
+    thinkdbg(dir.path())
+        .args(["resample", &parent, "--reasoning-step", "99", "--model"])
+        .arg(&model)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("there is no step 99"));
+}

@@ -410,7 +410,7 @@ proptest! {
         let status = RunStatus::Failed(msg);
         let run = Run {
             id: RunId(seed), session: SessionId(seed ^ 3), parent: Some((RunId(2), 9)), label: None,
-            source: RunSource::Remote { endpoint: "http://127.0.0.1:1/v1".into() }, model: ModelInfo::default(),
+            source: RunSource::Remote { endpoint: "http://127.0.0.1:1/v1".into(), server: Default::default() }, model: ModelInfo::default(),
             messages: vec![Message::new("user", "q")], rendered_prompt: "p".into(), prompt_tokens: vec![1, 2],
             sampler: SamplerSpec { seed, ..SamplerSpec::default() }, logprob_kind: LogprobKind::PostSampling,
             status, stop: Some(StopReason::User), timings: Timings::default(), created_at: seed,
@@ -480,4 +480,59 @@ fn ids_stay_small_and_unique_across_reopens() {
     assert_eq!(first, vec![1, 2, 3]);
     let store = Store::open(&path).unwrap();
     assert_eq!(store.new_id().unwrap(), 4);
+}
+
+/// A run recorded from a server: provenance, unknown token ids and NaN (unknown) logprob and
+/// entropy survive the store codec and a JSONL export/import (where NaN is written as null).
+#[test]
+fn remote_runs_with_unknown_values_round_trip() {
+    let info = RemoteInfo {
+        model: "deepseek-r1".into(),
+        reasoning_from: "reasoning_content".into(),
+        routing_format: "sglang base64 int32 [9, 58, 8]".into(),
+        missing: vec!["token ids".into(), "logprobs on 2 of 3 steps".into()],
+        notes: vec!["SGLang #26778".into()],
+    };
+    let mut run = Run::new_recording(RunId(11), SessionId(10), SamplerSpec::default());
+    run.source = RunSource::Remote { endpoint: "https://h/v1".into(), server: info };
+    run.status = RunStatus::Interrupted;
+    let step = Step {
+        index: 0,
+        token_id: UNKNOWN_TOKEN,
+        text: "a".into(),
+        logprob: f32::NAN,
+        entropy: f32::NAN,
+        phase: Phase::Think,
+        t_us: 5,
+        top: vec![],
+    };
+    let back: Run = codec::decode(&codec::encode(&run).unwrap(), "runs", String::new).unwrap();
+    assert_eq!(back, run);
+    let back: Step = codec::decode(&codec::encode(&step).unwrap(), "steps", String::new).unwrap();
+    assert!(back.logprob.is_nan() && back.entropy.is_nan() && back.token_id == UNKNOWN_TOKEN);
+    let rec = SessionRecord {
+        session: Session {
+            id: SessionId(10),
+            title: "t".into(),
+            created_at: 1,
+            tags: vec![],
+            runs: vec![RunId(11)],
+        },
+        runs: vec![RunRecord {
+            run: Some(run.clone()),
+            steps: vec![(step, None)],
+            flags: vec![],
+            notes: vec![],
+        }],
+    };
+    let mut text = jsonl::header().unwrap() + "\n";
+    for l in jsonl::session_lines(&rec).unwrap() {
+        text += &l;
+        text += "\n";
+    }
+    assert!(text.contains("\"logprob\":null"), "{text}");
+    let parsed = import::parse(&text).unwrap();
+    assert_eq!(parsed[0].runs[0].run.as_ref(), Some(&run));
+    let s = &parsed[0].runs[0].steps[0].0;
+    assert!(s.logprob.is_nan() && s.entropy.is_nan() && s.text == "a");
 }

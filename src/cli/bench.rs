@@ -60,6 +60,8 @@ pub enum BenchPart {
         #[arg(long, default_value_t = 300)]
         frames: usize,
     },
+    /// Recording overhead per token from an OpenAI-compatible server, against the raw stream.
+    Remote(super::bench_remote::RemoteBenchArgs),
 }
 
 fn synthetic_step(i: u32, top: usize, layers: u16, experts: u16) -> (Step, Option<Routing>) {
@@ -161,6 +163,10 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
         }
         BenchPart::Render { steps, width, height, frames } => {
             super::bench_render::bench_render(*steps, *width, *height, *frames)?
+        }
+        BenchPart::Remote(a) => {
+            let tmp = tempfile::tempdir().context("creating a scratch directory")?;
+            super::bench_remote::bench(a, tmp.path())?
         }
     };
     if let Some(path) = &args.json {

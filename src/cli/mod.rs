@@ -4,6 +4,7 @@
 mod args;
 mod bench;
 mod bench_render;
+mod bench_remote;
 mod export;
 mod fork;
 mod import;
@@ -12,7 +13,9 @@ mod ls;
 mod model;
 mod progress;
 mod record;
+mod record_remote;
 mod replay;
+mod resample;
 mod rm;
 mod run;
 mod show;
@@ -70,6 +73,8 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Re-run a run's prefix, force another token at a step, and record the child run.
     Fork(fork::ForkArgs),
+    /// Sample N continuations from a step of a run and count how often the answer changes.
+    Resample(resample::ResampleArgs),
     /// Import a JSONL export (all or nothing, under new ids).
     Import(import::ImportArgs),
     /// Measure speed (store now; decode, analysis, diff and render later).
@@ -115,6 +120,7 @@ fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Rm(args)) => rm::run(&args, cli.store.as_deref()),
         Some(Command::Export(args)) => export::run(&args, cli.store.as_deref()),
         Some(Command::Fork(args)) => fork::run(&args, cli.store.as_deref(), cli.offline),
+        Some(Command::Resample(args)) => resample::run(&args, cli.store.as_deref(), cli.offline),
         Some(Command::Import(args)) => import::run(&args, cli.store.as_deref()),
         None => tui::run(cli.store.as_deref(), cli.import_samples, cli.theme.as_deref()),
     }

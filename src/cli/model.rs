@@ -7,8 +7,9 @@ use clap::Subcommand;
 
 use crate::engine::gguf::{Gguf, TensorType};
 use crate::engine::source::{self, ModelSource};
-use crate::engine::{describe, models};
+use crate::engine::{describe, models, synth};
 use crate::sanitize::for_terminal;
+use candle_core::quantized::GgmlDType;
 
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
@@ -22,6 +23,29 @@ pub enum ModelCommand {
         #[arg(long)]
         tensors: bool,
     },
+    /// Write a random-weight GGUF at a real shape, with real metadata, a small learned BPE
+    /// tokenizer and a chat template; thinkdbg and llama.cpp both load it.
+    Synth {
+        /// llama, qwen2, qwen3moe or deepseek2.
+        #[arg(long)]
+        arch: String,
+        /// tiny, r1-distill-1.5b (qwen2), v2-lite (deepseek2), qwen3-30b-a3b (qwen3moe),
+        /// qwen3moe-mid (qwen3moe, 4 layers, 32 experts), r1-narrow (deepseek2: R1's 61
+        /// layers and routing at a small width).
+        #[arg(long, default_value = "tiny")]
+        shape: String,
+        /// q8_0, q4_k or f32 (rows that do not fit a block fall back to q8_0, then f32).
+        #[arg(long, default_value = "q8_0")]
+        quant: String,
+        /// Seed of the random weights: the same arguments always write the same bytes.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Override the number of blocks.
+        #[arg(long)]
+        layers: Option<usize>,
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
 }
 
 pub fn run(cmd: &ModelCommand, offline: bool) -> Result<ExitCode> {
@@ -34,6 +58,20 @@ pub fn run(cmd: &ModelCommand, offline: bool) -> Result<ExitCode> {
             let path = ModelSource::parse(model.as_deref())?.resolve(offline)?;
             let g = Gguf::open(&path)?;
             print!("{}", info_text(&g, *tensors)?);
+        }
+        ModelCommand::Synth { arch, shape, quant, seed, layers, out } => {
+            let mut dims = synth::Dims::named(arch, shape)?;
+            if let Some(n) = layers {
+                dims.n_layer = *n;
+            }
+            let quant = match quant.to_ascii_lowercase().as_str() {
+                "q8_0" => GgmlDType::Q8_0,
+                "q4_k" => GgmlDType::Q4K,
+                "f32" => GgmlDType::F32,
+                other => anyhow::bail!("unknown --quant '{other}' (q8_0, q4_k, f32)"),
+            };
+            synth::write(&synth::SynthSpec { dims, quant, seed: *seed }, out)?;
+            eprintln!("wrote {}", out.display());
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -74,6 +112,30 @@ fn info_text(g: &Gguf, tensors: bool) -> Result<String> {
             bad.ttype.name()
         )?;
     }
+    if info.experts > 0 {
+        writeln!(s, "\n[mixture of experts]")?;
+        writeln!(s, "experts       {} routed, {} per token", info.experts, info.experts_per_token)?;
+        let shared =
+            g.get(&format!("{arch}.expert_shared_count")).and_then(|v| v.as_u64()).unwrap_or(0);
+        if shared > 0 {
+            writeln!(s, "shared        {shared}")?;
+        }
+        writeln!(s, "gating        {}", info.gating)?;
+        let dense: Vec<String> = (0..info.layers as u16)
+            .filter(|l| !info.moe_layers.contains(l))
+            .map(|l| l.to_string())
+            .collect();
+        writeln!(
+            s,
+            "moe layers    {} of {}: {}",
+            info.moe_layers.len(),
+            info.layers,
+            ranges(&info.moe_layers)
+        )?;
+        if !dense.is_empty() {
+            writeln!(s, "dense layers  {}", dense.join(", "))?;
+        }
+    }
     writeln!(s, "\n[hyper-parameters]")?;
     for (k, v) in g.metadata.iter().filter(|(k, _)| k.starts_with(&format!("{arch}."))) {
         writeln!(s, "{k:<44} {}", for_terminal(&v.summary(), false))?;
@@ -94,4 +156,23 @@ fn info_text(g: &Gguf, tensors: bool) -> Result<String> {
         }
     }
     Ok(s)
+}
+
+/// `3-60` style list of sorted layer indices.
+fn ranges(layers: &[u16]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < layers.len() {
+        let mut j = i;
+        while j + 1 < layers.len() && layers[j + 1] == layers[j] + 1 {
+            j += 1;
+        }
+        parts.push(if i == j {
+            layers[i].to_string()
+        } else {
+            format!("{}-{}", layers[i], layers[j])
+        });
+        i = j + 1;
+    }
+    parts.join(", ")
 }

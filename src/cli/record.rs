@@ -31,6 +31,8 @@ pub struct RecordArgs {
     /// Watch the run in the terminal UI as it is recorded (quitting the UI stops the run).
     #[arg(long)]
     pub tui: bool,
+    #[command(flatten)]
+    pub remote: super::record_remote::RemoteArgs,
 }
 
 fn title_of(prompt: &Prompt) -> String {
@@ -49,7 +51,7 @@ fn title_of(prompt: &Prompt) -> String {
 }
 
 /// Creates the session (or finds the given one) and a run in state `Recording`.
-fn new_run(
+pub(super) fn new_run(
     store: &Store,
     args: &RecordArgs,
     prompt: &Prompt,
@@ -81,6 +83,9 @@ fn new_run(
 }
 
 pub fn run(args: &RecordArgs, store_flag: Option<&Path>, offline: bool) -> Result<ExitCode> {
+    if args.remote.endpoint.is_some() {
+        return super::record_remote::run(args, store_flag);
+    }
     let request = args.gen.request()?;
     let path = args.gen.source()?.resolve(offline)?;
     let store = Arc::new(super::store_args::open(store_flag)?);

@@ -17,7 +17,16 @@ use super::progress::LoadProgress;
 use crate::engine::generate::EngineEvent;
 use crate::engine::worker;
 use crate::sanitize::{for_terminal, json_line, visible_token};
-use crate::trace::{Phase, Step};
+use crate::trace::{LayerRoute, Phase, Routing, Step};
+
+/// One `--jsonl` line: the step and, for MoE models, how its token was routed.
+#[derive(serde::Serialize)]
+struct JsonStep<'a> {
+    #[serde(flatten)]
+    step: &'a Step,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    routing: Option<&'a [LayerRoute]>,
+}
 
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
@@ -46,9 +55,18 @@ enum Mode {
 }
 
 impl Printer {
-    fn step(&mut self, out: &mut impl Write, step: &Step, stop_token: bool) -> Result<()> {
+    fn step(
+        &mut self,
+        out: &mut impl Write,
+        step: &Step,
+        routing: Option<&Routing>,
+        stop_token: bool,
+    ) -> Result<()> {
         match self.mode {
-            Mode::Jsonl => writeln!(out, "{}", json_line(step)?)?,
+            Mode::Jsonl => {
+                let line = JsonStep { step, routing: routing.map(|r| r.layers.as_slice()) };
+                writeln!(out, "{}", json_line(&line)?)?
+            }
             Mode::Logprobs => {
                 let tok = visible_token(&step.text);
                 let alts: Vec<String> = step
@@ -131,8 +149,13 @@ pub fn run(args: &RunArgs, offline: bool) -> Result<ExitCode> {
                 eprintln!("prompt: {} tokens", prompt_tokens.len());
                 stop_ids = ids;
             }
-            EngineEvent::Step { step, .. } => {
-                printer.step(&mut out, &step, stop_ids.contains(&step.token_id))?;
+            EngineEvent::Step { step, routing } => {
+                printer.step(
+                    &mut out,
+                    &step,
+                    routing.as_ref(),
+                    stop_ids.contains(&step.token_id),
+                )?;
             }
             EngineEvent::Finished { stop, timings } => {
                 if mode == Mode::Text {

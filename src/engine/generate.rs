@@ -244,7 +244,10 @@ impl Engine {
         timings.prefill_us = start.elapsed().as_micros() as u64;
         let decode_start = Instant::now();
         let mut history = prompt_ids.clone();
-        let mut pending: Option<Step> = None;
+        // A step is reported one iteration late, with the routing of its own token (MoE
+        // models: computed when the token is fed back in) and any bytes the decoder still held.
+        let mut pending: Option<(Step, Option<Routing>)> = None;
+        let moe = self.model.is_moe();
         let mut stop = StopReason::MaxTokens;
         for index in 0..req.sampler.max_tokens {
             if cancel.load(Ordering::Relaxed) {
@@ -284,8 +287,8 @@ impl Engine {
                 t_us,
                 top,
             };
-            if let Some(prev) = pending.replace(step) {
-                recorder.record(EngineEvent::Step { step: prev, routing: None });
+            if let Some((prev, routing)) = pending.replace((step, None)) {
+                recorder.record(EngineEvent::Step { step: prev, routing });
             }
             history.push(token);
             timings.generated_tokens += 1;
@@ -303,12 +306,21 @@ impl Engine {
                 break;
             }
             logits = self.model.forward(&[token], pos)?;
+            if let Some(p) = pending.as_mut().filter(|_| moe) {
+                p.1 = self.model.take_routing().pop();
+            }
         }
         timings.decode_us = decode_start.elapsed().as_micros() as u64;
-        if let Some(mut last) = pending.take() {
+        if let Some((mut last, mut routing)) = pending.take() {
             // Bytes of a character the generation stopped in the middle of.
             last.text.push_str(&decoder.finish());
-            recorder.record(EngineEvent::Step { step: last, routing: None });
+            let pos = prompt_ids.len() + last.index as usize;
+            if moe && routing.is_none() && pos < context {
+                // One extra forward so the last step has its routing too.
+                self.model.forward(&[last.token_id], pos)?;
+                routing = self.model.take_routing().pop();
+            }
+            recorder.record(EngineEvent::Step { step: last, routing });
         }
         recorder.record(EngineEvent::Finished { stop, timings });
         Ok(RunSummary { stop, timings })

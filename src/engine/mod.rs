@@ -11,6 +11,7 @@ pub mod models;
 pub mod rope;
 pub mod sampler;
 pub mod source;
+pub mod synth;
 pub mod template;
 pub mod tokenizer;
 pub mod worker;
@@ -64,6 +65,8 @@ pub fn describe(gguf: &Gguf) -> Result<ModelInfo> {
         layers: num("block_count"),
         experts: num("expert_count"),
         experts_per_token: num("expert_used_count"),
+        moe_layers: models::moe::moe_layers(gguf)?,
+        gating: models::moe::gating_rule(gguf)?,
         name,
         quant: gguf.dominant_type(),
         fingerprint: gguf.fingerprint()?,

@@ -89,10 +89,20 @@ pub fn settings_rows(run: &Run) -> Vec<(&'static str, String)> {
         "source",
         match &run.source {
             RunSource::Embedded => "embedded engine".into(),
-            RunSource::Remote { endpoint } => format!("remote {endpoint}"),
+            RunSource::Remote { endpoint, server } => {
+                format!("remote {endpoint} (server model {})", server.model)
+            }
             RunSource::Imported => "imported".into(),
         },
     ));
+    if let RunSource::Remote { server, .. } = &run.source {
+        if !server.missing.is_empty() {
+            rows.push(("not supplied by the server", server.missing.join(", ")));
+        }
+        if !server.notes.is_empty() {
+            rows.push(("server notes", server.notes.join("; ")));
+        }
+    }
     if let Some((parent, step)) = run.parent {
         rows.push(("parent", format!("{parent} at step {step}")));
     }

@@ -9,6 +9,7 @@
 pub mod codec;
 pub mod error;
 pub mod import;
+pub mod routing_codec;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -216,7 +217,7 @@ impl Store {
         for (step, route) in steps {
             let key = step_key(run, step.index);
             if let Some(r) = route {
-                routing.insert(&key[..], encode(r)?);
+                routing.insert(&key[..], routing_codec::encode_routing(r)?);
                 any_routing = true;
             }
             batch.insert(&key[..], encode(step)?);
@@ -255,7 +256,12 @@ impl Store {
         for item in self.routing.scan_prefix(run_prefix(run)) {
             let (k, v) = item?;
             let index = split_step_key(&k).map(|(_, i)| i).unwrap_or(u32::MAX);
-            out.push((index, decode(&v, "routing", || format!("run '{run}' step {index}"))?));
+            out.push((
+                index,
+                routing_codec::decode_routing(&v, "routing", || {
+                    format!("run '{run}' step {index}")
+                })?,
+            ));
         }
         Ok(out)
     }

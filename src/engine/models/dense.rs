@@ -3,17 +3,21 @@
 //!
 //! Differences between the three are data: q/k/v biases (qwen2), per-head q/k RMSNorm (qwen3),
 //! interleaved RoPE for `llama` (llama.cpp's NORM) and NEOX RoPE for Qwen, Llama-3.1
-//! `rope_freqs` factors, a tied output layer when `output.weight` is absent.
+//! `rope_freqs` factors, a tied output layer when `output.weight` is absent. `qwen3moe` is
+//! qwen3 attention with mixture-of-experts feed-forward layers (`models::moe`), whose routing
+//! of every processed token is kept for `Model::take_routing`.
 
 use std::sync::Arc;
 
 use candle_core::quantized::{ggml_file, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 
+use super::moe::{Gating, MoeFfn};
 use super::{Loader, Model, Progress};
 use crate::engine::error::{Error, Result};
 use crate::engine::gguf::Gguf;
 use crate::engine::rope::{Rope, RopeStyle};
+use crate::trace::Routing;
 
 /// Hyper-parameters of a dense model, from `{arch}.*` metadata.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +34,10 @@ pub struct Hparams {
     pub rope_linear_factor: f64,
     pub rms_eps: f64,
     pub context_length: usize,
+    /// Routing rule of the MoE layers (`qwen3moe`), `None` for dense models.
+    pub gating: Option<Gating>,
+    /// Rows of each expert (`expert_feed_forward_length`).
+    pub n_ff_exp: usize,
 }
 
 impl Hparams {
@@ -52,8 +60,12 @@ impl Hparams {
             ));
         }
         let head_dim = g.opt_usize(&k("attention.key_length"))?.unwrap_or(n_embd / n_head);
+        let gating = if arch == "qwen3moe" { Gating::from_gguf(g)? } else { None };
+        if arch == "qwen3moe" && gating.is_none() {
+            return Err(Error::metadata(k("expert_count"), "is missing or 0 for a qwen3moe model"));
+        }
         if let Some(n) = g.opt_usize(&k("expert_count"))? {
-            if n > 0 {
+            if n > 0 && gating.is_none() {
                 return Err(Error::metadata(
                     k("expert_count"),
                     format!("is {n}: mixture-of-experts '{arch}' models (Mixtral-style) are not supported"),
@@ -81,7 +93,15 @@ impl Hparams {
         };
         Ok(Hparams {
             n_layer: g.usize(&k("block_count"))?,
-            n_ff: g.usize(&k("feed_forward_length"))?,
+            n_ff: match gating {
+                Some(_) => g.opt_usize(&k("feed_forward_length"))?.unwrap_or(0),
+                None => g.usize(&k("feed_forward_length"))?,
+            },
+            n_ff_exp: match gating {
+                Some(_) => g.usize(&k("expert_feed_forward_length"))?,
+                None => 0,
+            },
+            gating,
             n_embd,
             n_head,
             n_head_kv,
@@ -159,10 +179,14 @@ struct Layer {
     k_norm: Option<Tensor>,
     wo: QMatMul,
     ffn_norm: Tensor,
-    w_gate: QMatMul,
-    w_up: QMatMul,
-    w_down: QMatMul,
+    ffn: Ffn,
     cache: KvCache,
+}
+
+/// A block's feed-forward part.
+enum Ffn {
+    Dense { gate: QMatMul, up: QMatMul, down: QMatMul },
+    Moe(Box<MoeFfn>),
 }
 
 /// A dense transformer loaded from GGUF.
@@ -177,6 +201,11 @@ pub struct Dense {
     vocab: usize,
     rope: Rope,
     device: Device,
+    /// Routing of each token of the last forward call (MoE models only).
+    routing: Vec<Routing>,
+    /// Debug hook: keep each MoE layer's router input of the last forward call.
+    capture_inputs: bool,
+    router_inputs: Vec<(u16, Vec<Vec<f32>>)>,
 }
 
 fn add_bias(x: Tensor, b: &Option<Tensor>) -> Result<Tensor> {
@@ -230,9 +259,22 @@ impl Dense {
                 k_norm: ld.opt_vector(g, &n("attn_k_norm.weight"), hp.head_dim)?,
                 wo: ld.matrix(g, &n("attn_output.weight"), hp.n_embd, q_out)?,
                 ffn_norm: ld.vector(g, &n("ffn_norm.weight"), hp.n_embd)?,
-                w_gate: ld.matrix(g, &n("ffn_gate.weight"), hp.n_ff, hp.n_embd)?,
-                w_up: ld.matrix(g, &n("ffn_up.weight"), hp.n_ff, hp.n_embd)?,
-                w_down: ld.matrix(g, &n("ffn_down.weight"), hp.n_embd, hp.n_ff)?,
+                ffn: match &hp.gating {
+                    Some(gating) => Ffn::Moe(Box::new(MoeFfn::load(
+                        &mut ld,
+                        g,
+                        i,
+                        gating,
+                        hp.n_embd,
+                        hp.n_ff_exp,
+                        None,
+                    )?)),
+                    None => Ffn::Dense {
+                        gate: ld.matrix(g, &n("ffn_gate.weight"), hp.n_ff, hp.n_embd)?,
+                        up: ld.matrix(g, &n("ffn_up.weight"), hp.n_ff, hp.n_embd)?,
+                        down: ld.matrix(g, &n("ffn_down.weight"), hp.n_embd, hp.n_ff)?,
+                    },
+                },
                 cache: KvCache::new(),
             });
         }
@@ -242,7 +284,9 @@ impl Dense {
                 "is missing (qwen2 models have q/k/v biases)",
             ));
         }
-        if hp.arch == "qwen3" && layers.iter().any(|l| l.q_norm.is_none() || l.k_norm.is_none()) {
+        if hp.arch.starts_with("qwen3")
+            && layers.iter().any(|l| l.q_norm.is_none() || l.k_norm.is_none())
+        {
             return Err(Error::tensor(
                 "blk.0.attn_q_norm.weight",
                 "is missing (qwen3 models have q/k norms)",
@@ -258,6 +302,9 @@ impl Dense {
             vocab,
             rope,
             device: device.clone(),
+            routing: Vec::new(),
+            capture_inputs: false,
+            router_inputs: Vec::new(),
         })
     }
 
@@ -369,6 +416,8 @@ impl Model for Dense {
         let mut x = self.embed(tokens)?;
         let eps = self.hp.rms_eps as f32;
         let mut layers = std::mem::take(&mut self.layers);
+        let mut routing = vec![Routing::default(); if self.hp.gating.is_some() { t } else { 0 }];
+        let mut inputs = Vec::new();
         let result = (|| -> Result<Tensor> {
             for layer in layers.iter_mut() {
                 if layer.cache.len != pos {
@@ -381,13 +430,27 @@ impl Model for Dense {
                 let attn = self.attention(layer, &h, pos, &cos, &sin)?;
                 x = (x + attn)?;
                 let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, eps)?;
-                let ff = (candle_nn::ops::silu(&layer.w_gate.forward(&h)?)?
-                    * layer.w_up.forward(&h)?)?;
-                x = (&x + layer.w_down.forward(&ff)?)?;
+                let y = match &layer.ffn {
+                    Ffn::Dense { gate, up, down } => down
+                        .forward(&(candle_nn::ops::silu(&gate.forward(&h)?)? * up.forward(&h)?)?)?,
+                    Ffn::Moe(moe) => {
+                        if self.capture_inputs {
+                            inputs.push((moe.layer, h.squeeze(0)?.to_vec2::<f32>()?));
+                        }
+                        let (y, routes) = moe.forward(&h)?;
+                        for (r, route) in routing.iter_mut().zip(routes) {
+                            r.layers.push(route);
+                        }
+                        y
+                    }
+                };
+                x = (&x + y)?;
             }
             Ok(x.clone())
         })();
         self.layers = layers;
+        self.routing = routing;
+        self.router_inputs = inputs;
         let x = result?;
         let last = x.narrow(1, t - 1, 1)?.contiguous()?;
         let h = candle_nn::ops::rms_norm(&last, &self.output_norm, eps)?;
@@ -411,5 +474,21 @@ impl Model for Dense {
 
     fn layers(&self) -> usize {
         self.hp.n_layer
+    }
+
+    fn is_moe(&self) -> bool {
+        self.hp.gating.is_some()
+    }
+
+    fn take_routing(&mut self) -> Vec<Routing> {
+        std::mem::take(&mut self.routing)
+    }
+
+    fn capture_router_inputs(&mut self, on: bool) {
+        self.capture_inputs = on;
+    }
+
+    fn take_router_inputs(&mut self) -> Vec<(u16, Vec<Vec<f32>>)> {
+        std::mem::take(&mut self.router_inputs)
     }
 }

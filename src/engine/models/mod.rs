@@ -4,15 +4,17 @@
 //! Models): `dense` covers `llama`, `qwen2` and `qwen3`. Depends on `engine::gguf` and candle.
 
 pub mod dense;
+pub mod moe;
 
 use candle_core::quantized::QMatMul;
 use candle_core::{Device, Tensor};
 
 use super::error::{Error, Result};
 use super::gguf::{Gguf, TensorReader};
+use crate::trace::Routing;
 
 /// Architectures thinkdbg can run, by their `general.architecture` name.
-pub const SUPPORTED_ARCHS: &[&str] = &["llama", "qwen2", "qwen3"];
+pub const SUPPORTED_ARCHS: &[&str] = &["llama", "qwen2", "qwen3", "qwen3moe"];
 
 /// A loaded model that turns tokens into next-token logits, keeping its own KV cache.
 pub trait Model: Send {
@@ -27,6 +29,22 @@ pub trait Model: Send {
     fn vocab_size(&self) -> usize;
     /// Transformer blocks.
     fn layers(&self) -> usize;
+    /// Whether tokens are routed through experts.
+    fn is_moe(&self) -> bool {
+        false
+    }
+    /// How each token of the last `forward` call was routed, in token order (one entry per
+    /// token for MoE models, empty for dense ones).
+    fn take_routing(&mut self) -> Vec<Routing> {
+        Vec::new()
+    }
+    /// Debug hook for independent checks: keep every MoE layer's router input (the normalised
+    /// hidden state) of the following `forward` calls.
+    fn capture_router_inputs(&mut self, _on: bool) {}
+    /// `(layer, one row per token)` router inputs of the last `forward` call.
+    fn take_router_inputs(&mut self) -> Vec<(u16, Vec<Vec<f32>>)> {
+        Vec::new()
+    }
 }
 
 /// Loading progress: bytes of tensor data read so far and in all.

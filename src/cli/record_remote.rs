@@ -1,0 +1,166 @@
+//! `thinkdbg record --endpoint URL`: record from an OpenAI-compatible server through the same
+//! store writer as the embedded engine, then add the server's provenance and routed experts to
+//! the run. The API key is read from the environment variable named by `--api-key-env` and
+//! goes nowhere but the request header.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+use clap::{Args, ValueEnum};
+
+use super::record::{new_run, RecordArgs};
+use crate::engine::generate::Prompt;
+use crate::remote::{self, Ended, RemoteOptions, RemoteRequest};
+use crate::sanitize::for_terminal;
+use crate::store;
+use crate::trace::{LogprobKind, RunSource};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KindArg {
+    /// Before temperature and filters (llama.cpp's chat endpoint; vLLM's default raw_logprobs).
+    Raw,
+    /// After sampling filters (vLLM --logprobs-mode processed_logprobs).
+    PostSampling,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RemoteArgs {
+    /// Record from this OpenAI-compatible server (SGLang, vLLM, llama.cpp server) instead of
+    /// the embedded engine: a server root, a /v1 base or the full chat-completions URL.
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Read the API key (sent as a Bearer token) from this environment variable.
+    #[arg(long, value_name = "VAR", requires = "endpoint")]
+    pub api_key_env: Option<String>,
+    /// The model name to request from the server.
+    #[arg(long, value_name = "NAME", requires = "endpoint")]
+    pub remote_model: Option<String>,
+    /// Give up when the server sends nothing for this long (not a total limit).
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    pub idle_timeout: u64,
+    /// Retries on refused connections and 429/502/503/504, only before the first token.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub retries: u32,
+    /// Ask for routed experts (SGLang: return_routed_experts; vLLM needs its server flag).
+    #[arg(long)]
+    pub routed_experts: bool,
+    /// Experts per token, to unflatten SGLang's routed experts (8 for DeepSeek-V3/R1).
+    #[arg(long, default_value_t = 8, value_name = "K")]
+    pub routing_top_k: usize,
+    /// The chat template already opens <think> (DeepSeek-R1), for servers without a
+    /// reasoning parser: text before </think> is thinking.
+    #[arg(long)]
+    pub starts_thinking: bool,
+    /// What the server's logprobs are.
+    #[arg(long, value_enum, default_value_t = KindArg::Raw)]
+    pub logprob_kind: KindArg,
+}
+
+pub fn run(args: &RecordArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
+    let r = &args.remote;
+    let endpoint = r.endpoint.clone().ok_or_else(|| anyhow!("'--endpoint' is missing"))?;
+    let model = r
+        .remote_model
+        .clone()
+        .ok_or_else(|| anyhow!("'--remote-model' is required with '--endpoint'"))?;
+    let request = args.gen.request()?;
+    let Prompt::Chat(messages) = &request.prompt else {
+        bail!("'--raw' cannot be used with '--endpoint' (the server applies its chat template)");
+    };
+    let api_key = match &r.api_key_env {
+        Some(var) => Some(std::env::var(var).map_err(|_| remote::Error::NoApiKey(var.clone()))?),
+        None => None,
+    };
+    remote::chat_url(&endpoint)?;
+    let shown = remote::redact(&endpoint);
+    let opts = RemoteOptions {
+        endpoint,
+        api_key,
+        model: model.clone(),
+        idle_timeout: Duration::from_secs(r.idle_timeout.max(1)),
+        connect_timeout: Duration::from_secs(10),
+        retries: r.retries,
+        routed_experts: r.routed_experts,
+        routing_top_k: r.routing_top_k,
+        starts_in_think: r.starts_thinking,
+    };
+    let req = RemoteRequest {
+        messages: messages.clone(),
+        sampler: request.sampler.clone(),
+        top_logprobs: request.top_logprobs,
+    };
+    let store = Arc::new(super::store_args::open(store_flag)?);
+    let mut run = new_run(&store, args, &request.prompt, request.sampler.clone())?;
+    run.source = RunSource::Remote {
+        endpoint: shown.clone(),
+        server: crate::trace::RemoteInfo { model, ..Default::default() },
+    };
+    run.logprob_kind = match r.logprob_kind {
+        KindArg::Raw => LogprobKind::Raw,
+        KindArg::PostSampling => LogprobKind::PostSampling,
+    };
+    let run_id = run.id;
+    tracing::info!(run = %run_id, endpoint = %shown, "recording from a server");
+    let (writer, writer_handle) = store::writer::start(store.clone(), run)?;
+    let outcome = remote::record(&opts, &req, Box::new(writer), &AtomicBool::new(false));
+    let written = writer_handle.join().map_err(|_| anyhow!("the store writer panicked"))??;
+    let mut run = written.run;
+    run.source = RunSource::Remote { endpoint: shown, server: outcome.info.clone() };
+    store.put_run(&run)?;
+    if !outcome.routing.is_empty() {
+        let read = store.steps(run_id)?;
+        let mut routing = outcome.routing.into_iter().peekable();
+        let mut pairs = Vec::new();
+        for step in read.steps {
+            while routing.next_if(|(i, _)| *i < step.index).is_some() {}
+            let r = routing.next_if(|(i, _)| *i == step.index).map(|(_, r)| r);
+            pairs.push((step, r));
+        }
+        store.put_steps(run_id, &pairs)?;
+    }
+    store.flush()?;
+    let info = &outcome.info;
+    for line in info
+        .notes
+        .iter()
+        .chain(std::iter::once(&format!("not supplied: {}", info.missing.join(", "))))
+    {
+        eprintln!("note: {}", for_terminal(line, false));
+    }
+    if !info.routing_format.is_empty() {
+        eprintln!("routed experts: {}", for_terminal(&info.routing_format, false));
+    }
+    let code = match &outcome.ended {
+        Ended::Complete(stop) => {
+            eprintln!(
+                "{} steps, stop: {}, {:.1} tok/s, model {}, session {}",
+                written.steps_written,
+                stop.as_str(),
+                run.timings.decode_tok_s(),
+                for_terminal(&info.model, false),
+                run.session
+            );
+            ExitCode::SUCCESS
+        }
+        Ended::Interrupted(e) => {
+            eprintln!(
+                "error: {e} (run '{run_id}' kept as interrupted, {} steps)",
+                written.steps_written
+            );
+            ExitCode::FAILURE
+        }
+        Ended::Failed(e) => {
+            eprintln!(
+                "error: {e} (run '{run_id}' kept as failed, {} steps)",
+                written.steps_written
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    println!("{run_id}");
+    Ok(code)
+}

@@ -16,10 +16,12 @@
 //!   `compare`, all reading and writing `trace` types.
 
 pub mod analysis;
+pub mod compare;
 pub mod cli;
 pub mod engine;
 pub mod export;
 pub mod remote;
+pub mod replay;
 pub mod sanitize;
 pub mod store;
 pub mod trace;

@@ -67,7 +67,40 @@ pub struct AnswerConfig {
     pub check_mismatch: bool,
 }
 
+impl Default for AnalysisConfig {
+    /// The built-in defaults (`assets/config.toml`).
+    fn default() -> Self {
+        Self::defaults().unwrap_or_else(|_| Self::hard_coded())
+    }
+}
+
 impl AnalysisConfig {
+    /// The values of `assets/config.toml`, for `Default` should that file ever fail to parse
+    /// (a unit test keeps the two equal).
+    fn hard_coded() -> Self {
+        AnalysisConfig {
+            language: LanguageConfig {
+                target: String::new(),
+                min_switch_words: 4,
+                min_confidence: 0.5,
+            },
+            confidence: ConfidenceConfig {
+                low_logprob: -2.3,
+                severe_logprob: -4.6,
+                max_gap: 2,
+                min_tokens: 2,
+            },
+            entropy: EntropyConfig { window: 64, warmup: 16, factor: 3.0, min_nats: 1.5 },
+            repetition: RepetitionConfig {
+                max_period: 64,
+                min_repeats: 3,
+                min_tokens: 12,
+                error_repeats: 8,
+            },
+            answer: AnswerConfig { check_mismatch: true },
+        }
+    }
+
     /// The defaults alone.
     pub fn defaults() -> Result<Self> {
         Self::from_texts(None)
@@ -201,7 +234,8 @@ mod tests {
     #[test]
     fn defaults_parse_and_user_keys_override_them() {
         let d = AnalysisConfig::defaults().unwrap();
-        assert_eq!(d.entropy.window, 64);
+        assert_eq!(d, AnalysisConfig::hard_coded());
+        assert_eq!(d, AnalysisConfig::default());
         let user = "[analysis.entropy]\nfactor = 5\n[tui]\ntheme = 'x'\n";
         let c = AnalysisConfig::from_texts(Some((Path::new("u.toml"), user))).unwrap();
         assert_eq!(c.entropy.factor, 5.0);

@@ -74,6 +74,17 @@ pub fn kind_name(kind: &FlagKind) -> String {
     }
 }
 
+/// Flags per kind name, most frequent first.
+pub fn flags_by_kind(flags: &[Flag]) -> Vec<(String, usize)> {
+    let mut by_kind: BTreeMap<String, usize> = BTreeMap::new();
+    for f in flags {
+        *by_kind.entry(kind_name(&f.kind)).or_default() += 1;
+    }
+    let mut out: Vec<(String, usize)> = by_kind.into_iter().collect();
+    out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    out
+}
+
 fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
     let (mut sum, mut n) = (0.0, 0usize);
     for v in values.filter(|v| v.is_finite()) {
@@ -88,12 +99,7 @@ fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
 pub fn basic(run: &Run, steps: &[Step], flags: &[Flag], routing: &[(u32, Routing)]) -> RunStats {
     let think_tokens = steps.iter().filter(|s| s.phase == Phase::Think).count();
     let mean_logprob = mean(steps.iter().map(|s| f64::from(s.logprob)));
-    let mut by_kind: BTreeMap<String, usize> = BTreeMap::new();
-    for f in flags {
-        *by_kind.entry(kind_name(&f.kind)).or_default() += 1;
-    }
-    let mut flags_by_kind: Vec<(String, usize)> = by_kind.into_iter().collect();
-    flags_by_kind.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let flags_by_kind = flags_by_kind(flags);
     let backtracks = flags.iter().filter(|f| f.kind == FlagKind::Backtrack).count();
     let cot_tokens = if think_tokens > 0 { think_tokens } else { steps.len() };
     let tok_s = Some(run.timings.decode_tok_s()).filter(|v| *v > 0.0).or_else(|| {

@@ -52,6 +52,10 @@ pub struct Cli {
     /// THINKDBG_THEME).
     #[arg(long, global = true, value_name = "NAME")]
     pub theme: Option<String>,
+    /// The model the terminal UI re-runs, forks and resamples with (default: 'demo'); it must
+    /// be the one the run was recorded with.
+    #[arg(long, env = "THINKDBG_MODEL", value_name = "MODEL")]
+    pub model: Option<String>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -122,6 +126,9 @@ fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Fork(args)) => fork::run(&args, cli.store.as_deref(), cli.offline),
         Some(Command::Resample(args)) => resample::run(&args, cli.store.as_deref(), cli.offline),
         Some(Command::Import(args)) => import::run(&args, cli.store.as_deref()),
-        None => tui::run(cli.store.as_deref(), cli.import_samples, cli.theme.as_deref()),
+        None => {
+            let model = crate::tui::jobs::ModelChoice { spec: cli.model.clone(), offline: cli.offline };
+            tui::run(cli.store.as_deref(), cli.import_samples, cli.theme.as_deref(), model)
+        }
     }
 }

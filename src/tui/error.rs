@@ -15,6 +15,10 @@ pub enum Error {
     Read { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Store(#[from] crate::store::Error),
+    #[error("{0}")]
+    Job(String),
+    #[error(transparent)]
+    Replay(#[from] crate::replay::Error),
     #[error("sample '{file}': {msg}")]
     Sample { file: String, msg: String },
 }

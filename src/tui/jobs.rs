@@ -156,6 +156,17 @@ impl Jobs {
         Some((r, outcome))
     }
 
+    /// Quitting: cancels the runs in flight and waits for their writers, so that every run
+    /// is stored as cancelled rather than left recording.
+    pub fn shutdown(&mut self) {
+        self.cancel_all();
+        for mut r in self.running.drain(..) {
+            if let Some(w) = r.writer.take() {
+                let _ = w.join();
+            }
+        }
+    }
+
     pub fn busy(&self) -> bool {
         !self.running.is_empty()
     }

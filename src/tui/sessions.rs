@@ -64,16 +64,27 @@ fn draw_list(app: &App, f: &mut Frame, area: Rect) {
         }
         let label = e.run.label.as_deref().unwrap_or("-");
         let when = date(e.run.created_at);
-        let text = format!(
-            "  {:<5} {} {} {:>6} tok {:<11} {:>3} flags  {}",
-            e.run.id.to_string(),
-            fit(&for_terminal(label, false), 12),
-            fit(&for_terminal(&e.run.model.name, false), 12),
-            e.steps,
-            status(&e.run.status),
-            e.flags,
-            when.get(5..).unwrap_or(&when)
-        );
+        let label = fit(&for_terminal(label, false), 12);
+        // Narrow lists drop the model and the date before the counts.
+        let text = if w >= 72 {
+            format!(
+                "  {:<5} {label} {} {:>6} tok {:<11} {:>3} flags  {}",
+                e.run.id.to_string(),
+                fit(&for_terminal(&e.run.model.name, false), 12),
+                e.steps,
+                status(&e.run.status),
+                e.flags,
+                when.get(5..).unwrap_or(&when)
+            )
+        } else {
+            format!(
+                "  {:<5} {label} {:>6} tok {:<9} {:>3}▲",
+                e.run.id.to_string(),
+                e.steps,
+                status(&e.run.status),
+                e.flags
+            )
+        };
         let style = if row == app.selected { t.get("ui.selection") } else { t.get("ui.text") };
         lines.push(Line::from(Span::styled(fit(&text, w), style)));
     }

@@ -50,6 +50,7 @@ pub enum Action {
     CompareMark,
     CancelRun,
     JumpDivergence,
+    ExportDialog,
     /// Not bindable: the terminal's new size.
     Resize(u16, u16),
     /// Not bindable: a character typed into the search / filter line.
@@ -116,6 +117,7 @@ pub const ACTIONS: &[(Action, &str, &str)] = &[
     (Action::CompareMark, "compare_mark", "Mark this run as side A of a comparison"),
     (Action::CancelRun, "cancel_run", "Cancel the run in progress"),
     (Action::JumpDivergence, "jump_divergence", "Jump to the first divergence"),
+    (Action::ExportDialog, "export", "Export this run: Markdown, HTML or JSONL to a file"),
 ];
 
 impl Action {

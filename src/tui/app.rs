@@ -33,6 +33,7 @@ pub enum Screen {
 pub enum Overlay {
     Editor(super::editor::PromptEditor),
     Fork(super::fork_picker::ForkPicker),
+    Export(super::export_dialog::ExportDialog),
 }
 
 impl Screen {
@@ -520,6 +521,7 @@ impl App {
             | Action::Compare
             | Action::CompareMark
             | Action::CancelRun
+            | Action::ExportDialog
             | Action::ScreenCompare => self.update_loop(action),
             other => match self.screen {
                 Screen::Sessions => self.update_sessions(other),

@@ -6,6 +6,7 @@ use super::action::Action;
 use super::app::{App, Overlay, Screen};
 use super::compare::CompareState;
 use super::editor::PromptEditor;
+use super::export_dialog::ExportDialog;
 use super::error::{Error, Result};
 use super::fork_picker::{ForkChoice, ForkPicker};
 use super::jobs::JobEvent;
@@ -56,6 +57,10 @@ impl App {
             (Overlay::Fork(p), Action::InputBackspace) => {
                 p.text.pop();
             }
+            (Overlay::Export(d), Action::FieldNext) => d.cycle(true),
+            (Overlay::Export(d), Action::FieldPrev) => d.cycle(false),
+            (Overlay::Export(d), Action::Input(c)) => d.input(c),
+            (Overlay::Export(d), Action::InputBackspace) => d.backspace(),
             _ => {}
         }
     }
@@ -64,6 +69,7 @@ impl App {
         let result = match self.overlay.take() {
             Some(Overlay::Editor(e)) => self.run_edited(&e).map_err(|err| (Overlay::Editor(e), err)),
             Some(Overlay::Fork(p)) => self.run_fork(&p).map_err(|err| (Overlay::Fork(p), err)),
+            Some(Overlay::Export(d)) => self.write_export(&d).map_err(|err| (Overlay::Export(d), err)),
             None => Ok(()),
         };
         if let Err((overlay, err)) = result {
@@ -97,6 +103,12 @@ impl App {
                 self.message = if n == 0 { "no run in progress".into() } else { format!("cancelling {n} run(s)") };
             }
             Action::ScreenCompare => self.screen = Screen::Compare,
+            Action::ExportDialog => match &self.view {
+                Some(v) if self.store.is_some() => {
+                    self.overlay = Some(Overlay::Export(ExportDialog::new(v.run.id)));
+                }
+                _ => self.message = "no run to export".into(),
+            },
             _ => {}
         }
     }
@@ -168,6 +180,17 @@ impl App {
         c.cursor = at.or(c.divergence()).unwrap_or(0).min(c.len().saturating_sub(1));
         self.compare = Some(c);
         self.screen = Screen::Compare;
+        Ok(())
+    }
+
+    /// Writes the export the dialog describes.
+    fn write_export(&mut self, d: &ExportDialog) -> Result<()> {
+        let store = self.store.clone().ok_or_else(|| Error::Job("no store".into()))?;
+        let record = crate::store::records::single_run(&store, d.run)?;
+        let text = crate::export::render(&record, d.kind).map_err(|e| Error::Job(e.to_string()))?;
+        let path = std::path::PathBuf::from(d.path.trim());
+        std::fs::write(&path, text).map_err(|source| Error::Write { path: path.clone(), source })?;
+        self.message = format!("wrote '{}'", path.display());
         Ok(())
     }
 

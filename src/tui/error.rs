@@ -13,6 +13,8 @@ pub enum Error {
     Terminal(#[from] std::io::Error),
     #[error("reading '{path}': {source}")]
     Read { path: PathBuf, source: std::io::Error },
+    #[error("writing '{path}': {source}")]
+    Write { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Store(#[from] crate::store::Error),
     #[error("{0}")]

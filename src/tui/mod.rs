@@ -13,6 +13,7 @@ pub mod compare;
 mod debug_loop;
 pub mod editor;
 pub mod error;
+pub mod export_dialog;
 mod flags;
 pub mod fork_picker;
 mod help;

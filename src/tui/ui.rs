@@ -9,7 +9,7 @@ use ratatui::Frame;
 
 use super::app::{App, Screen};
 use super::app::Overlay;
-use super::{compare, editor, flags, fork_picker, help, inspector, routing, sessions, timeline, trace};
+use super::{compare, editor, export_dialog, flags, fork_picker, help, inspector, routing, sessions, timeline, trace};
 use crate::sanitize::for_terminal;
 
 /// The smallest terminal the layout works in.
@@ -66,6 +66,7 @@ pub fn draw(app: &App, f: &mut Frame) {
     match &app.overlay {
         Some(Overlay::Editor(e)) => editor::draw(app, e, f, body),
         Some(Overlay::Fork(p)) => fork_picker::draw(app, p, f, body),
+        Some(Overlay::Export(d)) => export_dialog::draw(app, d, f, body),
         None => {}
     }
     if app.help {

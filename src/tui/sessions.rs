@@ -78,7 +78,7 @@ fn draw_list(app: &App, f: &mut Frame, area: Rect) {
             )
         } else {
             format!(
-                "  {:<5} {label} {:>6} tok {:<9} {:>3}▲",
+                "  {:<5} {label} {:>6} {:<9} {:>3}▲",
                 e.run.id.to_string(),
                 e.steps,
                 status(&e.run.status),

@@ -16,8 +16,8 @@
 //!   `compare`, all reading and writing `trace` types.
 
 pub mod analysis;
-pub mod compare;
 pub mod cli;
+pub mod compare;
 pub mod engine;
 pub mod export;
 pub mod remote;

@@ -88,9 +88,12 @@ pub struct ModelInfo {
     /// Routed experts per MoE layer (0 for dense models).
     pub experts: u32,
     pub experts_per_token: u32,
-    /// Block indices of the MoE layers, in order (empty for dense models).
+    /// Block indices of the MoE layers, in order (empty for dense models; absent in exports
+    /// written before it existed).
+    #[serde(default)]
     pub moe_layers: Vec<u16>,
     /// How experts are chosen, e.g. `softmax, top-8, renormalised` (empty for dense models).
+    #[serde(default)]
     pub gating: String,
 }
 

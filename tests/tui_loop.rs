@@ -48,8 +48,7 @@ fn put_run(store: &Store, s: SessionId, id: u64, words: &[&str], parent: Option<
     r.model.name = "tiny-test".into();
     r.label = Some(if parent.is_some() { "fork@4".into() } else { "R1".into() });
     r.parent = parent.map(|(p, at)| (RunId(p), at));
-    r.messages =
-        vec![Message::new("system", "Be brief."), Message::new("user", "What is 2 + 2?")];
+    r.messages = vec![Message::new("system", "Be brief."), Message::new("user", "What is 2 + 2?")];
     r.status = RunStatus::Complete;
     store.put_run(&r).unwrap();
     let steps: Vec<_> = words

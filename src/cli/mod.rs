@@ -3,8 +3,8 @@
 
 mod args;
 mod bench;
-mod bench_render;
 mod bench_remote;
+mod bench_render;
 mod export;
 mod fork;
 mod import;
@@ -127,7 +127,8 @@ fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Resample(args)) => resample::run(&args, cli.store.as_deref(), cli.offline),
         Some(Command::Import(args)) => import::run(&args, cli.store.as_deref()),
         None => {
-            let model = crate::tui::jobs::ModelChoice { spec: cli.model.clone(), offline: cli.offline };
+            let model =
+                crate::tui::jobs::ModelChoice { spec: cli.model.clone(), offline: cli.offline };
             tui::run(cli.store.as_deref(), cli.import_samples, cli.theme.as_deref(), model)
         }
     }

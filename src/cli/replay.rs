@@ -11,8 +11,8 @@ use super::progress::LoadProgress;
 use crate::engine::generate::{EngineEvent, RunRequest};
 use crate::engine::worker::EngineWorker;
 use crate::engine::LoadOptions;
-use crate::store::writer::{self, WriterOutcome};
 pub use crate::replay::Parent;
+use crate::store::writer::{self, WriterOutcome};
 use crate::store::Store;
 use crate::trace::Run;
 

@@ -6,8 +6,8 @@ use super::action::Action;
 use super::app::{App, Overlay, Screen};
 use super::compare::CompareState;
 use super::editor::PromptEditor;
-use super::export_dialog::ExportDialog;
 use super::error::{Error, Result};
+use super::export_dialog::ExportDialog;
 use super::fork_picker::{ForkChoice, ForkPicker};
 use super::jobs::JobEvent;
 use super::run_view::RunView;
@@ -67,9 +67,13 @@ impl App {
 
     fn submit_overlay(&mut self) {
         let result = match self.overlay.take() {
-            Some(Overlay::Editor(e)) => self.run_edited(&e).map_err(|err| (Overlay::Editor(e), err)),
+            Some(Overlay::Editor(e)) => {
+                self.run_edited(&e).map_err(|err| (Overlay::Editor(e), err))
+            }
             Some(Overlay::Fork(p)) => self.run_fork(&p).map_err(|err| (Overlay::Fork(p), err)),
-            Some(Overlay::Export(d)) => self.write_export(&d).map_err(|err| (Overlay::Export(d), err)),
+            Some(Overlay::Export(d)) => {
+                self.write_export(&d).map_err(|err| (Overlay::Export(d), err))
+            }
             None => Ok(()),
         };
         if let Err((overlay, err)) = result {
@@ -87,20 +91,29 @@ impl App {
                 }
                 _ => self.message = "no run to edit".into(),
             },
-            Action::Fork => match self.view.as_ref().and_then(|v| Some((v, v.steps.get(self.cursor)?))) {
-                Some((v, s)) => self.overlay = Some(Overlay::Fork(ForkPicker::new(v.run.id, s))),
-                None => self.message = "no token to fork at".into(),
-            },
+            Action::Fork => {
+                match self.view.as_ref().and_then(|v| Some((v, v.steps.get(self.cursor)?))) {
+                    Some((v, s)) => {
+                        self.overlay = Some(Overlay::Fork(ForkPicker::new(v.run.id, s)))
+                    }
+                    None => self.message = "no token to fork at".into(),
+                }
+            }
             Action::CompareMark => {
                 if let Some(v) = &self.view {
                     self.compare_mark = Some(v.run.id);
-                    self.message = format!("marked '{}' as side A; press c on another run", v.run.id);
+                    self.message =
+                        format!("marked '{}' as side A; press c on another run", v.run.id);
                 }
             }
             Action::Compare => self.compare_current(),
             Action::CancelRun => {
                 let n = self.jobs.cancel_all();
-                self.message = if n == 0 { "no run in progress".into() } else { format!("cancelling {n} run(s)") };
+                self.message = if n == 0 {
+                    "no run in progress".into()
+                } else {
+                    format!("cancelling {n} run(s)")
+                };
             }
             Action::ScreenCompare => self.screen = Screen::Compare,
             Action::ExportDialog => match &self.view {
@@ -189,7 +202,8 @@ impl App {
         let record = crate::store::records::single_run(&store, d.run)?;
         let text = crate::export::render(&record, d.kind).map_err(|e| Error::Job(e.to_string()))?;
         let path = std::path::PathBuf::from(d.path.trim());
-        std::fs::write(&path, text).map_err(|source| Error::Write { path: path.clone(), source })?;
+        std::fs::write(&path, text)
+            .map_err(|source| Error::Write { path: path.clone(), source })?;
         self.message = format!("wrote '{}'", path.display());
         Ok(())
     }
@@ -216,7 +230,8 @@ impl App {
 
     /// Forks the run at the picker's step with the chosen token or text.
     fn run_fork(&mut self, p: &ForkPicker) -> Result<()> {
-        let choice = p.choice().ok_or_else(|| Error::Job("pick an alternative or type a token".into()))?;
+        let choice =
+            p.choice().ok_or_else(|| Error::Job("pick an alternative or type a token".into()))?;
         let store = self.store.clone().ok_or_else(|| Error::Job("no store".into()))?;
         let parent = Parent::load_id(&store, p.run)?;
         let mut forced = parent.prefix(p.at)?;

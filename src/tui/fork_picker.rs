@@ -78,13 +78,22 @@ pub fn draw(app: &App, p: &ForkPicker, f: &mut Frame, area: Rect) {
         Span::styled(format!("  {:.3}", p.chosen.logprob), t.get("ui.dim")),
     ])];
     if p.options.is_empty() {
-        lines.push(Line::from(Span::styled("no alternatives recorded; type a token", t.get("ui.dim"))));
+        lines.push(Line::from(Span::styled(
+            "no alternatives recorded; type a token",
+            t.get("ui.dim"),
+        )));
     }
     for (i, o) in p.options.iter().enumerate() {
         let sel = i == p.sel && p.text.is_empty();
         let st = if sel { t.get("ui.selection") } else { t.get("ui.text") };
         lines.push(Line::from(Span::styled(
-            format!("{} {:>8.3}  {}  (id {})", if sel { "▶" } else { " " }, o.logprob, visible_token(&o.text), o.id),
+            format!(
+                "{} {:>8.3}  {}  (id {})",
+                if sel { "▶" } else { " " },
+                o.logprob,
+                visible_token(&o.text),
+                o.id
+            ),
             st,
         )));
     }
@@ -92,6 +101,9 @@ pub fn draw(app: &App, p: &ForkPicker, f: &mut Frame, area: Rect) {
         Span::styled("or type: ", t.get("editor.field.focus")),
         Span::styled(format!("{}▏", for_terminal(&p.text, false)), t.get("ui.text")),
     ]));
-    lines.push(Line::from(Span::styled("↑/↓ pick · type text · enter fork · esc cancel", t.get("ui.dim"))));
+    lines.push(Line::from(Span::styled(
+        "↑/↓ pick · type text · enter fork · esc cancel",
+        t.get("ui.dim"),
+    )));
     f.render_widget(Paragraph::new(lines), inner);
 }

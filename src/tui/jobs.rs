@@ -127,12 +127,7 @@ impl Jobs {
             // The outcome also arrives as `Finished` / `Failed` through the recorder.
             drop(w.submit(request, Box::new(tee), cancel.clone()));
         }
-        self.running.push(Running {
-            run: id,
-            parent: parent.run.id,
-            cancel,
-            writer: Some(handle),
-        });
+        self.running.push(Running { run: id, parent: parent.run.id, cancel, writer: Some(handle) });
         Ok(id)
     }
 

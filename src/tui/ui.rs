@@ -7,9 +7,12 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
-use super::app::{App, Screen};
 use super::app::Overlay;
-use super::{compare, editor, export_dialog, flags, fork_picker, help, inspector, routing, sessions, timeline, trace};
+use super::app::{App, Screen};
+use super::{
+    compare, editor, export_dialog, flags, fork_picker, help, inspector, routing, sessions,
+    timeline, trace,
+};
 use crate::sanitize::for_terminal;
 
 /// The smallest terminal the layout works in.
@@ -90,7 +93,10 @@ fn draw_tabs(app: &App, f: &mut Frame, area: Rect) {
         let pct = (done * 100).checked_div(total).unwrap_or(0);
         spans.push(Span::styled(format!("  loading model {pct}% "), t.get("ui.warning")));
     } else if let Some(r) = app.jobs.running.first() {
-        spans.push(Span::styled(format!("  ● recording {} (X cancels) ", r.run), t.get("job.running")));
+        spans.push(Span::styled(
+            format!("  ● recording {} (X cancels) ", r.run),
+            t.get("job.running"),
+        ));
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);
 }

@@ -93,6 +93,10 @@ impl CompareState {
         }
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn divergence(&self) -> Option<usize> {
         self.cmp.first_divergence.as_ref().map(|d| d.a_step)
     }

@@ -306,7 +306,7 @@ impl App {
             (_, Some((_, Err(e)))) => format!("run '{id}' could not be stored: {e}"),
             (EngineEvent::Failed(m), _) => format!("run '{id}' failed: {m}"),
             (EngineEvent::Finished { stop, .. }, _) => {
-                format!("run '{id}' finished ({}); c compares with its parent", stop.as_str())
+                format!("run '{id}' finished ({}); C compares with its parent", stop.as_str())
             }
             _ => String::new(),
         };

@@ -10,10 +10,10 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
 use super::store_args::open;
-use crate::export::jsonl::{self, RunRecord, SessionRecord};
-use crate::export::{html, markdown};
-use crate::store::{Store, Target};
-use crate::trace::{Routing, RunId};
+use crate::export::jsonl::SessionRecord;
+use crate::export::Kind;
+use crate::store::{records, Store, Target};
+use crate::trace::RunId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -35,29 +35,6 @@ pub struct ExportArgs {
     /// Write here instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-}
-
-/// Reads a run with everything recorded about it.
-pub fn run_record(store: &Store, id: RunId) -> Result<RunRecord> {
-    let read = store.steps(id)?;
-    if let Some(e) = read.errors.into_iter().next() {
-        return Err(e.into());
-    }
-    let mut routing: std::collections::HashMap<u32, Routing> =
-        store.routing(id)?.into_iter().collect();
-    Ok(RunRecord {
-        run: store.run(id)?,
-        steps: read
-            .steps
-            .into_iter()
-            .map(|s| {
-                let r = routing.remove(&s.index);
-                (s, r)
-            })
-            .collect(),
-        flags: store.flags(id)?,
-        notes: store.notes(id)?,
-    })
 }
 
 /// The statistics rows of each run of a session, from its stored analysis (computed and
@@ -86,19 +63,12 @@ pub fn render(
     format: Format,
     stats: &[Vec<(String, String)>],
 ) -> Result<String> {
-    Ok(match format {
-        Format::Jsonl => {
-            let mut text = jsonl::header()?;
-            text.push('\n');
-            for line in jsonl::session_lines(record)? {
-                text.push_str(&line);
-                text.push('\n');
-            }
-            text
-        }
-        Format::Md => markdown::render(record, stats),
-        Format::Html => html::render(record, stats),
-    })
+    let kind = match format {
+        Format::Jsonl => Kind::Jsonl,
+        Format::Md => Kind::Markdown,
+        Format::Html => Kind::Html,
+    };
+    Ok(crate::export::render(record, kind, stats)?)
 }
 
 pub fn run(args: &ExportArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
@@ -115,24 +85,8 @@ pub fn run(args: &ExportArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
         }
     };
     let record = match target {
-        Target::Run(r) => {
-            let rec = run_record(&store, r)?;
-            let sid = rec.run.as_ref().map(|x| x.session).context("the run vanished")?;
-            let mut session =
-                store.session(sid)?.with_context(|| format!("run '{r}' has no session '{sid}'"))?;
-            session.runs = vec![r];
-            SessionRecord { session, runs: vec![rec] }
-        }
-        Target::Session(s) => {
-            let session = store.session(s)?.context("the session vanished")?;
-            let runs = session
-                .runs
-                .iter()
-                .filter(|r| matches!(store.run(**r), Ok(Some(_))))
-                .map(|r| run_record(&store, *r))
-                .collect::<Result<Vec<_>>>()?;
-            SessionRecord { session, runs }
-        }
+        Target::Run(r) => records::single_run(&store, r)?,
+        Target::Session(s) => records::session(&store, s)?,
     };
     let text = render(&record, args.format, &stats)?;
     match &args.output {

@@ -57,6 +57,10 @@ pub struct Cli {
     /// THINKDBG_THEME).
     #[arg(long, global = true, value_name = "NAME")]
     pub theme: Option<String>,
+    /// The model the terminal UI re-runs, forks and resamples with (default: 'demo'); it must
+    /// be the one the run was recorded with.
+    #[arg(long, env = "THINKDBG_MODEL", value_name = "MODEL")]
+    pub model: Option<String>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -142,6 +146,10 @@ fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Flags(args)) => flags::run(&args, cli.store.as_deref()),
         Some(Command::Stats(args)) => stats::run(&args, cli.store.as_deref()),
         Some(Command::Diff(args)) => diff::run(&args, cli.store.as_deref()),
-        None => tui::run(cli.store.as_deref(), cli.import_samples, cli.theme.as_deref()),
+        None => {
+            let model =
+                crate::tui::jobs::ModelChoice { spec: cli.model.clone(), offline: cli.offline };
+            tui::run(cli.store.as_deref(), cli.import_samples, cli.theme.as_deref(), model)
+        }
     }
 }

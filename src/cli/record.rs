@@ -109,7 +109,7 @@ pub fn run(args: &RecordArgs, store_flag: Option<&Path>, offline: bool) -> Resul
         // The UI follows the run through the channel; quitting it cancels the generation.
         let ui = crate::tui::run(
             store.clone(),
-            crate::tui::Options { theme: None, live: Some((run_id, rx)) },
+            crate::tui::Options { theme: None, live: Some((run_id, rx)), ..Default::default() },
         );
         cancel.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = engine.join();

@@ -14,6 +14,7 @@ pub fn run(
     store_flag: Option<&Path>,
     import_samples: bool,
     theme: Option<&str>,
+    model: tui::jobs::ModelChoice,
 ) -> Result<ExitCode> {
     let store = super::store_args::open(store_flag)?;
     let empty = store.sessions()?.is_empty();
@@ -27,6 +28,7 @@ pub fn run(
         }
         bail!("the terminal UI needs a terminal; use a subcommand (see 'thinkdbg --help')");
     }
-    tui::run(Arc::new(store), tui::Options { theme: theme.map(str::to_string), live: None })?;
+    let opts = tui::Options { theme: theme.map(str::to_string), live: None, model };
+    tui::run(Arc::new(store), opts)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -9,6 +9,7 @@
 pub mod codec;
 pub mod error;
 pub mod import;
+pub mod records;
 pub mod routing_codec;
 pub mod writer;
 

@@ -43,6 +43,14 @@ pub enum Action {
     PrevLayer,
     Mark,
     CycleTheme,
+    ScreenCompare,
+    EditRerun,
+    Fork,
+    Compare,
+    CompareMark,
+    CancelRun,
+    JumpDivergence,
+    ExportDialog,
     /// Not bindable: the terminal's new size.
     Resize(u16, u16),
     /// Not bindable: a character typed into the search / filter line.
@@ -53,6 +61,12 @@ pub enum Action {
     InputSubmit,
     /// Not bindable: what the engine reported about the run recording in this process.
     Engine(Box<crate::engine::generate::EngineEvent>),
+    /// Not bindable: the next field of the open editor (tab).
+    FieldNext,
+    /// Not bindable: the previous field of the open editor (shift-tab).
+    FieldPrev,
+    /// Not bindable: what the engine reported about a run started from the UI.
+    Job(Box<super::jobs::JobEvent>),
 }
 
 /// Every action with its name (as written in `keymap.toml`) and its description (shown in
@@ -96,6 +110,14 @@ pub const ACTIONS: &[(Action, &str, &str)] = &[
     (Action::PrevLayer, "prev_layer", "Previous MoE layer (expert colouring)"),
     (Action::Mark, "mark", "Set or clear the span mark (routing usage)"),
     (Action::CycleTheme, "cycle_theme", "Next theme"),
+    (Action::ScreenCompare, "screen_compare", "Compare screen"),
+    (Action::EditRerun, "edit_rerun", "Edit the prompt and settings, then re-run"),
+    (Action::Fork, "fork", "Fork at the cursor: pick an alternative or type a token"),
+    (Action::Compare, "compare", "Compare with the marked run, else with the parent"),
+    (Action::CompareMark, "compare_mark", "Mark this run as side A of a comparison"),
+    (Action::CancelRun, "cancel_run", "Cancel the run in progress"),
+    (Action::JumpDivergence, "jump_divergence", "Jump to the first divergence"),
+    (Action::ExportDialog, "export", "Export this run: Markdown, HTML or JSONL to a file"),
 ];
 
 impl Action {

@@ -9,7 +9,10 @@ use crate::store::Store;
 use crate::trace::{Run, RunId, RunStatus, Session};
 
 use super::action::Action;
+use super::compare::CompareState;
+use super::debug_loop::Started;
 use super::error::Result;
+use super::jobs::{Jobs, ModelChoice};
 use super::keymap::Keymap;
 use super::run_view::{RunView, LOW_LOGPROB};
 use super::theme::{Theme, ThemeSet};
@@ -21,6 +24,16 @@ pub enum Screen {
     Trace,
     Flags,
     Routing,
+    /// Two runs side by side (shown as a tab once a comparison is open).
+    Compare,
+}
+
+/// An overlay that takes typed keys.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Overlay {
+    Editor(super::editor::PromptEditor),
+    Fork(super::fork_picker::ForkPicker),
+    Export(super::export_dialog::ExportDialog),
 }
 
 impl Screen {
@@ -33,6 +46,7 @@ impl Screen {
             Screen::Trace => "trace",
             Screen::Flags => "flags",
             Screen::Routing => "routing",
+            Screen::Compare => "compare",
         }
     }
 
@@ -42,6 +56,7 @@ impl Screen {
             Screen::Trace => "2 Trace",
             Screen::Flags => "3 Flags",
             Screen::Routing => "4 Routing",
+            Screen::Compare => "5 Compare",
         }
     }
 }
@@ -119,6 +134,16 @@ pub struct App {
     pub quit: bool,
     /// The run recording in this process, followed live.
     pub live: Option<RunId>,
+    /// The engine worker and the runs started from the UI.
+    pub jobs: Jobs,
+    pub overlay: Option<Overlay>,
+    pub compare: Option<CompareState>,
+    /// The run marked as side A of the next comparison.
+    pub compare_mark: Option<RunId>,
+    /// Runs started from the UI that have not ended.
+    pub started: Vec<Started>,
+    /// The last run started from the UI that ended.
+    pub last_started: Option<Started>,
 }
 
 impl App {
@@ -150,6 +175,12 @@ impl App {
             message: String::new(),
             quit: false,
             live: None,
+            jobs: Jobs::new(ModelChoice::default()),
+            overlay: None,
+            compare: None,
+            compare_mark: None,
+            started: Vec::new(),
+            last_started: None,
         }
     }
 
@@ -243,6 +274,11 @@ impl App {
                     || e.text.as_deref().unwrap_or("").to_lowercase().contains(&needle)
             })
             .collect();
+    }
+
+    /// Selects row `i` of the visible runs and loads that run.
+    pub(super) fn select_row(&mut self, i: usize) {
+        self.select(i);
     }
 
     /// Selects row `i` of the visible runs and loads that run.
@@ -405,8 +441,16 @@ impl App {
 
     /// Applies one action. The only place the state changes.
     pub fn update(&mut self, action: Action) {
-        if !matches!(action, Action::Resize(..) | Action::Engine(_)) {
+        if !matches!(action, Action::Resize(..) | Action::Engine(_) | Action::Job(_)) {
             self.message.clear();
+        }
+        if let Action::Job(ev) = action {
+            self.on_job(*ev);
+            return;
+        }
+        if self.overlay.is_some() && !matches!(action, Action::Resize(..) | Action::Engine(_)) {
+            self.update_overlay(action);
+            return;
         }
         if self.help {
             match action {
@@ -439,6 +483,10 @@ impl App {
             Action::ScreenRouting => self.screen = Screen::Routing,
             Action::NextScreen | Action::PrevScreen => {
                 let i = Screen::ALL.iter().position(|s| *s == self.screen).unwrap_or(0);
+                if self.screen == Screen::Compare && action == Action::PrevScreen {
+                    self.screen = Screen::ALL[Screen::ALL.len() - 1];
+                    return;
+                }
                 let n = Screen::ALL.len();
                 let j = if action == Action::NextScreen { (i + 1) % n } else { (i + n - 1) % n };
                 self.screen = Screen::ALL[j];
@@ -468,10 +516,18 @@ impl App {
             }
             Action::Engine(ev) => self.on_engine(*ev),
             Action::CycleTheme => self.cycle_theme(),
+            Action::EditRerun
+            | Action::Fork
+            | Action::Compare
+            | Action::CompareMark
+            | Action::CancelRun
+            | Action::ExportDialog
+            | Action::ScreenCompare => self.update_loop(action),
             other => match self.screen {
                 Screen::Sessions => self.update_sessions(other),
                 Screen::Flags => self.update_flags(other),
                 Screen::Trace | Screen::Routing => self.update_trace(other),
+                Screen::Compare => self.update_compare(other),
             },
         }
     }
@@ -609,7 +665,7 @@ impl App {
     }
 
     /// Follows the run recording in this process.
-    fn on_engine(&mut self, ev: EngineEvent) {
+    pub(super) fn on_engine(&mut self, ev: EngineEvent) {
         let Some(live) = self.live else { return };
         let Some(v) = self.view.as_mut().filter(|v| v.run.id == live) else { return };
         match ev {

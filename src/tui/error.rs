@@ -13,8 +13,14 @@ pub enum Error {
     Terminal(#[from] std::io::Error),
     #[error("reading '{path}': {source}")]
     Read { path: PathBuf, source: std::io::Error },
+    #[error("writing '{path}': {source}")]
+    Write { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Store(#[from] crate::store::Error),
+    #[error("{0}")]
+    Job(String),
+    #[error(transparent)]
+    Replay(#[from] crate::replay::Error),
     #[error("sample '{file}': {msg}")]
     Sample { file: String, msg: String },
 }

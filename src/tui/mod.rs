@@ -9,11 +9,17 @@
 
 pub mod action;
 pub mod app;
+pub mod compare;
+mod debug_loop;
+pub mod editor;
 pub mod error;
+pub mod export_dialog;
 mod flags;
+pub mod fork_picker;
 mod help;
 pub mod highlight;
 mod inspector;
+pub mod jobs;
 pub mod keymap;
 mod routing;
 pub mod run_view;
@@ -52,6 +58,8 @@ pub struct Options {
     pub theme: Option<String>,
     /// A run recording in this process and the engine events to follow it by.
     pub live: Option<(RunId, Receiver<EngineEvent>)>,
+    /// The model edit / fork / resample re-run with (`--model`, default demo).
+    pub model: jobs::ModelChoice,
 }
 
 /// The user's config directory (`~/.config/thinkdbg` on Linux), or `THINKDBG_CONFIG`.
@@ -100,6 +108,22 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     pub fn key(&mut self, app: &App, ev: event::KeyEvent) -> Option<Action> {
+        if app.overlay.is_some() {
+            return match ev.code {
+                KeyCode::Esc => Some(Action::Back),
+                KeyCode::Enter => Some(Action::InputSubmit),
+                KeyCode::Backspace => Some(Action::InputBackspace),
+                KeyCode::Tab | KeyCode::Down => Some(Action::FieldNext),
+                KeyCode::BackTab | KeyCode::Up => Some(Action::FieldPrev),
+                KeyCode::Char('c') if ev.modifiers.contains(KeyModifiers::CONTROL) => {
+                    Some(Action::Quit)
+                }
+                KeyCode::Char(c) if !ev.modifiers.contains(KeyModifiers::CONTROL) => {
+                    Some(Action::Input(c))
+                }
+                _ => None,
+            };
+        }
         if app.input.is_some() {
             return match ev.code {
                 KeyCode::Esc => Some(Action::Back),
@@ -147,6 +171,7 @@ impl Dispatcher {
 /// Runs the UI until the user quits.
 pub fn run(store: Arc<Store>, opts: Options) -> Result<()> {
     let mut app = build_app(Some(store), opts.theme.as_deref())?;
+    app.jobs.model = opts.model;
     let live_rx = opts.live.map(|(id, rx)| {
         app.follow(id);
         rx
@@ -168,7 +193,7 @@ pub fn run(store: Arc<Store>, opts: Options) -> Result<()> {
                     }
                 }
                 Event::Resize(w, h) => app.update(Action::Resize(w, h)),
-                Event::Paste(text) if app.input.is_some() => {
+                Event::Paste(text) if app.input.is_some() || app.overlay.is_some() => {
                     for c in text.chars().filter(|c| !c.is_control()) {
                         app.update(Action::Input(c));
                     }
@@ -192,6 +217,10 @@ pub fn run(store: Arc<Store>, opts: Options) -> Result<()> {
                 }
             }
         }
+        while let Some(ev) = app.jobs.poll() {
+            app.update(Action::Job(Box::new(ev)));
+            dirty = true;
+        }
         if app.quit {
             break;
         }
@@ -203,7 +232,7 @@ pub fn run(store: Arc<Store>, opts: Options) -> Result<()> {
         }
         let wait = if dirty {
             FRAME.saturating_sub(last_draw.elapsed())
-        } else if live_open {
+        } else if live_open || app.jobs.busy() || app.jobs.loading.is_some() {
             FRAME
         } else {
             Duration::from_millis(250)
@@ -211,5 +240,6 @@ pub fn run(store: Arc<Store>, opts: Options) -> Result<()> {
         event::poll(wait)?;
     }
     drop(guard);
+    app.jobs.shutdown();
     Ok(())
 }

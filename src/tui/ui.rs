@@ -7,8 +7,12 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
+use super::app::Overlay;
 use super::app::{App, Screen};
-use super::{flags, help, inspector, routing, sessions, timeline, trace};
+use super::{
+    compare, editor, export_dialog, flags, fork_picker, help, inspector, routing, sessions,
+    timeline, trace,
+};
 use crate::sanitize::for_terminal;
 
 /// The smallest terminal the layout works in.
@@ -53,6 +57,7 @@ pub fn draw(app: &App, f: &mut Frame) {
             timeline::draw(app, f, tl);
         }
         Screen::Flags => flags::draw(app, f, body),
+        Screen::Compare => compare::draw(app, f, body),
         Screen::Routing => {
             let [top, tl] =
                 Layout::vertical([Constraint::Min(5), Constraint::Length(5)]).areas(body);
@@ -61,6 +66,12 @@ pub fn draw(app: &App, f: &mut Frame) {
         }
     }
     draw_status(app, f, status);
+    match &app.overlay {
+        Some(Overlay::Editor(e)) => editor::draw(app, e, f, body),
+        Some(Overlay::Fork(p)) => fork_picker::draw(app, p, f, body),
+        Some(Overlay::Export(d)) => export_dialog::draw(app, d, f, body),
+        None => {}
+    }
     if app.help {
         help::draw(app, f, area);
     }
@@ -72,6 +83,20 @@ fn draw_tabs(app: &App, f: &mut Frame, area: Rect) {
     for s in Screen::ALL {
         let st = if s == app.screen { t.get("ui.tab.active") } else { t.get("ui.tab") };
         spans.push(Span::styled(format!(" {} ", s.title()), st));
+    }
+    if app.compare.is_some() || app.screen == Screen::Compare {
+        let s = Screen::Compare;
+        let st = if s == app.screen { t.get("ui.tab.active") } else { t.get("ui.tab") };
+        spans.push(Span::styled(format!(" {} ", s.title()), st));
+    }
+    if let Some((done, total)) = app.jobs.loading {
+        let pct = (done * 100).checked_div(total).unwrap_or(0);
+        spans.push(Span::styled(format!("  loading model {pct}% "), t.get("ui.warning")));
+    } else if let Some(r) = app.jobs.running.first() {
+        spans.push(Span::styled(
+            format!("  ● recording {} (X cancels) ", r.run),
+            t.get("job.running"),
+        ));
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);
 }

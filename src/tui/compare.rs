@@ -1,0 +1,303 @@
+//! The compare screen: two runs side by side, aligned by `crate::compare`, one cursor that
+//! scrolls both (the other side follows the alignment), differences coloured, the first
+//! divergence marked, both runs' top-k at the cursor, both runs' statistics in a header and,
+//! for MoE runs, the layers whose expert usage differs most. `CompareState` is built in
+//! `App::update`; drawing takes `&App` and does no I/O.
+
+use std::time::Duration;
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph};
+use ratatui::Frame;
+use unicode_width::UnicodeWidthStr;
+
+use super::app::App;
+use super::run_view::RunView;
+use crate::analysis::{AnalysisConfig, RunStats};
+use crate::compare::{compare_with, AlignOp, Comparison, Side};
+use crate::sanitize::{for_terminal, visible_token};
+use crate::trace::{Phase, Routing, Step};
+
+/// How long the alignment may take before it falls back to a coarser one.
+const BUDGET: Duration = Duration::from_millis(500);
+
+/// Two runs and their alignment.
+pub struct CompareState {
+    pub a: RunView,
+    pub b: RunView,
+    pub cmp: Comparison,
+    /// The cursor, a step of run A (or of B when A is empty).
+    pub cursor: usize,
+    /// Per step of A / B: not part of an equal stretch.
+    pub diff_a: Vec<bool>,
+    pub diff_b: Vec<bool>,
+    /// For each step of A, the step of B aligned with it.
+    pub a_to_b: Vec<usize>,
+}
+
+fn routing_of(v: &RunView) -> Vec<(u32, Routing)> {
+    v.routing.iter().enumerate().filter_map(|(i, r)| Some((i as u32, r.clone()?))).collect()
+}
+
+impl CompareState {
+    pub fn new(a: RunView, b: RunView, cfg: &AnalysisConfig) -> CompareState {
+        let (ra, rb) = (routing_of(&a), routing_of(&b));
+        let cmp = compare_with(
+            Side { run: &a.run, steps: &a.steps, routing: &ra },
+            Side { run: &b.run, steps: &b.steps, routing: &rb },
+            cfg,
+            BUDGET,
+        );
+        let (mut diff_a, mut diff_b) = (vec![false; a.len()], vec![false; b.len()]);
+        let mut a_to_b = vec![0; a.len()];
+        for op in &cmp.ops {
+            let (ra, rb) = (op.a(), op.b());
+            let equal = matches!(op, AlignOp::Equal { .. });
+            for (k, i) in ra.clone().enumerate() {
+                if let Some(d) = diff_a.get_mut(i) {
+                    *d = !equal;
+                }
+                if let Some(m) = a_to_b.get_mut(i) {
+                    *m = if rb.is_empty() { rb.start } else { rb.start + k.min(rb.len() - 1) };
+                }
+            }
+            for i in rb {
+                if let Some(d) = diff_b.get_mut(i) {
+                    *d = !equal;
+                }
+            }
+        }
+        let b_len = b.len();
+        for m in &mut a_to_b {
+            *m = (*m).min(b_len.saturating_sub(1));
+        }
+        CompareState { a, b, cmp, cursor: 0, diff_a, diff_b, a_to_b }
+    }
+
+    /// The step of run B at the cursor.
+    pub fn cursor_b(&self) -> usize {
+        if self.a.is_empty() {
+            return self.cursor;
+        }
+        self.a_to_b.get(self.cursor).copied().unwrap_or(0)
+    }
+
+    /// Steps the cursor moves over.
+    pub fn len(&self) -> usize {
+        if self.a.is_empty() {
+            self.b.len()
+        } else {
+            self.a.len()
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn divergence(&self) -> Option<usize> {
+        self.cmp.first_divergence.as_ref().map(|d| d.a_step)
+    }
+}
+
+/// A run's name in the compare view: its label, else its id.
+pub fn name(v: &RunView) -> String {
+    v.run.label.clone().map_or_else(|| v.run.id.to_string(), |l| format!("{l} ({})", v.run.id))
+}
+
+fn stat_line(s: &RunStats) -> String {
+    let lp = s.mean_logprob.map_or("-".into(), |v| format!("{v:.3}"));
+    let lang = match (&s.target_language, s.target_language_ratio) {
+        (Some(l), Some(r)) => format!("{l} {:.0}%", r * 100.0),
+        _ => "-".into(),
+    };
+    let flags: Vec<String> = s.flags_by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    let flags = if flags.is_empty() { "none".into() } else { flags.join(", ") };
+    format!("{} tok · mean logp {lp} · lang {lang} · flags: {flags}", s.tokens)
+}
+
+fn header(app: &App, c: &CompareState, width: usize) -> Vec<Line<'static>> {
+    let t = &app.theme;
+    let (dim, text) = (t.get("ui.dim"), t.get("ui.text"));
+    let clip = |s: String| for_terminal(&s, false).chars().take(width).collect::<String>();
+    let answer = match c.cmp.answers_agree {
+        Some(true) => Span::styled("answers agree", t.get("compare.same")),
+        Some(false) => Span::styled("answers differ", t.get("compare.diff")),
+        None => Span::styled("answers: not found in both", dim),
+    };
+    let div = match &c.cmp.first_divergence {
+        Some(d) => {
+            let pick = |ch: &Option<crate::compare::Choice>| {
+                ch.as_ref().map_or("(end)".into(), |c| visible_token(&c.text))
+            };
+            format!(
+                "first divergence: A#{} {} / B#{} {}",
+                d.a_step,
+                pick(&d.a),
+                d.b_step,
+                pick(&d.b)
+            )
+        }
+        None => "no divergence".into(),
+    };
+    let (eq_a, eq_b) = c.cmp.equal_steps();
+    let mut lines = vec![
+        Line::from(vec![
+            Span::styled("A ", t.get("ui.title")),
+            Span::styled(clip(name(&c.a)), text),
+            Span::styled("   B ", t.get("ui.title")),
+            Span::styled(clip(name(&c.b)), text),
+        ]),
+        Line::from(Span::styled(clip(format!("A: {}", stat_line(&c.cmp.stats.0))), text)),
+        Line::from(Span::styled(clip(format!("B: {}", stat_line(&c.cmp.stats.1))), text)),
+        Line::from(vec![
+            answer,
+            Span::styled(clip(format!(" · {div} · equal {eq_a}/{} A steps", c.a.len())), dim),
+            Span::styled(clip(format!(", {eq_b}/{} B", c.b.len())), dim),
+        ]),
+    ];
+    if let Some(moe) = &c.cmp.moe {
+        let mut by: Vec<_> = moe.iter().collect();
+        by.sort_by(|x, y| y.distance.total_cmp(&x.distance));
+        let top: Vec<String> =
+            by.iter().take(4).map(|l| format!("L{} {:.2}", l.layer, l.distance)).collect();
+        lines.push(Line::from(Span::styled(
+            clip(format!("expert usage differs most: {}", top.join("  "))),
+            text,
+        )));
+    }
+    lines
+}
+
+/// Lays out a run's tokens into rows of `width` cells; returns the rows and the row of
+/// `cursor`.
+fn pane_rows(
+    app: &App,
+    v: &RunView,
+    diff: &[bool],
+    cursor: usize,
+    divergence: Option<usize>,
+    width: usize,
+) -> (Vec<Line<'static>>, usize) {
+    let t = &app.theme;
+    let mut rows: Vec<Line<'static>> = Vec::new();
+    let mut row: Vec<Span<'static>> = Vec::new();
+    let mut used = 0usize;
+    let mut cursor_row = 0;
+    let width = width.max(4);
+    for (i, s) in v.steps.iter().enumerate() {
+        let mut style = phase_style(app, s);
+        if diff.get(i).copied().unwrap_or(false) {
+            style = style.patch(t.get("compare.diff"));
+        }
+        if divergence == Some(i) {
+            style = style.patch(t.get("compare.divergence"));
+        }
+        if i == cursor {
+            style = style.patch(t.get("ui.cursor"));
+            cursor_row = rows.len();
+        }
+        let pieces: Vec<&str> = s.text.split('\n').collect();
+        for (k, piece) in pieces.iter().enumerate() {
+            if k > 0 {
+                rows.push(Line::from(std::mem::take(&mut row)));
+                used = 0;
+            }
+            let mut shown = for_terminal(piece, false).into_owned();
+            if shown.is_empty() && (i == cursor || piece.is_empty() && pieces.len() == 1) {
+                shown = if s.text.is_empty() { "∅".into() } else { String::new() };
+            }
+            if k + 1 < pieces.len() && i == cursor {
+                shown.push('⏎');
+            }
+            for ch in shown.chars() {
+                let w = UnicodeWidthStr::width(ch.encode_utf8(&mut [0; 4]) as &str);
+                if used + w > width {
+                    rows.push(Line::from(std::mem::take(&mut row)));
+                    used = 0;
+                }
+                row.push(Span::styled(ch.to_string(), style));
+                used += w;
+            }
+            if i == cursor {
+                cursor_row = rows.len();
+            }
+        }
+    }
+    rows.push(Line::from(row));
+    (rows, cursor_row)
+}
+
+fn phase_style(app: &App, s: &Step) -> Style {
+    app.theme.get(if s.phase == Phase::Think { "phase.think" } else { "phase.answer" })
+}
+
+fn pane(app: &App, f: &mut Frame, area: Rect, which: (&RunView, &[bool], usize, Option<usize>)) {
+    let t = &app.theme;
+    let (v, diff, cursor, div) = which;
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(t.get("ui.border"))
+        .title(Span::styled(format!(" {} ", for_terminal(&name(v), false)), t.get("ui.title")));
+    let inner = block.inner(area);
+    let (rows, at) = pane_rows(app, v, diff, cursor, div, usize::from(inner.width));
+    let h = usize::from(inner.height).max(1);
+    let top = at.saturating_sub(h / 2).min(rows.len().saturating_sub(h));
+    let shown: Vec<Line> = rows.into_iter().skip(top).take(h).collect();
+    f.render_widget(Paragraph::new(shown).block(block), area);
+}
+
+fn topk(app: &App, v: &RunView, step: usize, rows: usize) -> Vec<Line<'static>> {
+    let t = &app.theme;
+    let Some(s) = v.steps.get(step) else { return vec![Line::from("no token")] };
+    let mut out = vec![Line::from(vec![
+        Span::styled(format!("#{} ", s.index), t.get("ui.dim")),
+        Span::styled(visible_token(&s.text), t.get("ui.cursor")),
+        Span::styled(format!(" {:.3}", s.logprob), t.get("ui.text")),
+    ])];
+    for alt in s.top.iter().take(rows.saturating_sub(1)) {
+        let st = if alt.id == s.token_id { t.get("ui.selection") } else { t.get("ui.text") };
+        out.push(Line::from(Span::styled(
+            format!("{:>8.3} {}", alt.logprob, visible_token(&alt.text)),
+            st,
+        )));
+    }
+    out
+}
+
+pub fn draw(app: &App, f: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    let Some(c) = &app.compare else {
+        let msg = "No comparison. On the trace screen press c (the run against its parent), \
+                   or mark a run with m on the sessions screen and press c on another.";
+        f.render_widget(Paragraph::new(msg).style(t.get("ui.dim")), area);
+        return;
+    };
+    let head = header(app, c, usize::from(area.width));
+    let [h, body, k] = Layout::vertical([
+        Constraint::Length(head.len() as u16),
+        Constraint::Min(3),
+        Constraint::Length(7),
+    ])
+    .areas(area);
+    f.render_widget(Paragraph::new(head), h);
+    let [l, r] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(body);
+    let div = c.cmp.first_divergence.as_ref();
+    pane(app, f, l, (&c.a, &c.diff_a, c.cursor, div.map(|d| d.a_step)));
+    pane(app, f, r, (&c.b, &c.diff_b, c.cursor_b(), div.map(|d| d.b_step)));
+    let [kl, kr] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(k);
+    for (area, v, step, title) in
+        [(kl, &c.a, c.cursor, " A top-k "), (kr, &c.b, c.cursor_b(), " B top-k ")]
+    {
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(t.get("ui.border"))
+            .title(Span::styled(title, t.get("ui.title")));
+        let rows = usize::from(area.height.saturating_sub(2));
+        f.render_widget(Paragraph::new(topk(app, v, step, rows)).block(block), area);
+    }
+}

@@ -55,7 +55,7 @@ $T send-keys -t check ']'
 wait_for "tok " trace_next_flag
 
 $T send-keys -t check '?'
-wait_for "Help · " help
+wait_for "Next reasoning step" help
 grep -qF "Next reasoning step" "$OUT/help.txt" || fail "help does not list the trace keys"
 $T send-keys -t check Escape
 sleep 0.3

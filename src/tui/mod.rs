@@ -21,6 +21,7 @@ pub mod highlight;
 mod inspector;
 pub mod jobs;
 pub mod keymap;
+mod navigate;
 mod routing;
 pub mod run_view;
 pub mod samples;

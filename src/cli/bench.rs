@@ -111,10 +111,11 @@ fn synthetic_step(i: u32, top: usize, layers: u16, experts: u16) -> (Step, Optio
     (step, routing)
 }
 
-fn scratch_run(store: &Store) -> Result<Run> {
+/// A session with one run in state `Recording`, for benchmarks that write into a store.
+pub fn scratch_run(store: &Store, title: &str) -> Result<Run> {
     let session = Session {
         id: SessionId(store.new_id()?),
-        title: "bench".into(),
+        title: title.into(),
         created_at: 0,
         tags: vec![],
         runs: vec![],
@@ -145,7 +146,7 @@ fn bench_store(
 
     // The store writer, fed as fast as the engine could: encoding, batching, checkpoints.
     let store = Arc::new(Store::open(&dir.join("store"))?);
-    let run = scratch_run(&store)?;
+    let run = scratch_run(&store, "bench")?;
     let (mut rec, handle) = writer::start(store.clone(), run)?;
     let start = Instant::now();
     for (step, routing) in items {

@@ -20,7 +20,7 @@ use crate::engine::gguf::Gguf;
 use crate::engine::source::ModelSource;
 use crate::engine::{Engine, LoadOptions};
 use crate::store::{writer, Store};
-use crate::trace::{Message, Run, RunId, SamplerSpec, Session, SessionId};
+use crate::trace::{Message, SamplerSpec};
 
 #[derive(Debug, Clone, Args)]
 pub struct DecodeArgs {
@@ -74,25 +74,13 @@ struct Sample {
     writer_tail_ms: f64,
 }
 
-fn scratch_run(store: &Store) -> Result<Run> {
-    let session = Session {
-        id: SessionId(store.new_id()?),
-        title: "bench decode".into(),
-        created_at: 0,
-        tags: vec![],
-        runs: vec![],
-    };
-    let run = Run::new_recording(RunId(store.new_id()?), session.id, SamplerSpec::default());
-    store.put_session(&Session { runs: vec![run.id], ..session })?;
-    Ok(run)
-}
-
 fn run_once(engine: &mut Engine, req: &RunRequest, store: Option<&Arc<Store>>) -> Result<Sample> {
     let cancel = AtomicBool::new(false);
     let (summary, writer_tail_ms) = match store {
         None => (engine.generate(req, &mut Null, &cancel)?, 0.0),
         Some(store) => {
-            let (mut rec, handle) = writer::start(store.clone(), scratch_run(store)?)?;
+            let (mut rec, handle) =
+                writer::start(store.clone(), super::bench::scratch_run(store, "bench decode")?)?;
             let summary = engine.generate(req, &mut rec, &cancel)?;
             let end = Instant::now();
             drop(rec);

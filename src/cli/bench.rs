@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
 use crate::engine::generate::{EngineEvent, Recorder};
-use crate::store::{codec, writer, Store};
+use crate::store::{codec, routing_codec, writer, Store};
 use crate::trace::{
     LayerRoute, Phase, Routing, Run, RunId, SamplerSpec, Session, SessionId, Step, StopReason,
     Timings, TopToken,
@@ -105,6 +105,7 @@ fn synthetic_step(i: u32, top: usize, layers: u16, experts: u16) -> (Step, Optio
                 layer: l + 3,
                 experts: (0..experts).map(|e| (e * 29 + l + i as u16) % 256).collect(),
                 weights: Some((0..experts).map(|e| 0.3 / (1.0 + f32::from(e))).collect()),
+                router: None,
             })
             .collect(),
     });
@@ -137,7 +138,7 @@ fn bench_store(
     // Raw sled: the same encoded bytes, batch-inserted 64 at a time, one flush at the end.
     let encoded: Vec<(Vec<u8>, Option<Vec<u8>>)> = items
         .iter()
-        .map(|(s, r)| Ok((codec::encode(s)?, r.as_ref().map(codec::encode).transpose()?)))
+        .map(|(s, r)| Ok((codec::encode(s)?, r.as_ref().map(routing_codec::encode_routing).transpose()?)))
         .collect::<Result<_>>()?;
     let bytes_per_step =
         encoded.iter().map(|(s, r)| s.len() + r.as_ref().map_or(0, Vec::len)).sum::<usize>()

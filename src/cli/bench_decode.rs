@@ -20,7 +20,7 @@ use crate::engine::gguf::Gguf;
 use crate::engine::source::ModelSource;
 use crate::engine::{Engine, LoadOptions};
 use crate::store::{writer, Store};
-use crate::trace::{Message, SamplerSpec};
+use crate::trace::{Message, RoutingDetail, SamplerSpec};
 
 #[derive(Debug, Clone, Args)]
 pub struct DecodeArgs {
@@ -156,6 +156,8 @@ pub fn run(args: &DecodeArgs, offline: bool) -> Result<serde_json::Value> {
         top_logprobs: top,
         forced: Vec::new(),
         forced_text: None,
+        routing: RoutingDetail::Selected,
+        prompt_routing: true,
     };
     let scratch = tempfile::tempdir().context("creating a scratch directory")?;
     let store = Arc::new(Store::open(&scratch.path().join("store"))?);

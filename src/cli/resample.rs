@@ -17,7 +17,7 @@ use crate::analysis::text::StepText;
 use crate::engine::generate::RunRequest;
 use crate::engine::LoadOptions;
 use crate::sanitize::for_terminal;
-use crate::trace::Step;
+use crate::trace::{RoutingDetail, Step};
 
 #[derive(Debug, Clone, Args)]
 pub struct ResampleArgs {
@@ -124,6 +124,8 @@ pub fn run(args: &ResampleArgs, store_flag: Option<&Path>, offline: bool) -> Res
             top_logprobs: parent.top_logprobs(),
             forced: prefix.clone(),
             forced_text: None,
+            routing: RoutingDetail::Selected,
+            prompt_routing: true,
         };
         let child = parent.child(&store, at, format!("resample@{at}/{}", i + 1), s)?;
         jobs.push((child, request));

@@ -566,7 +566,7 @@ impl App {
                 v.run.status = RunStatus::Failed(msg.clone());
                 self.message = format!("run failed: {msg}");
             }
-            EngineEvent::Loading { .. } => {}
+            EngineEvent::Loading { .. } | EngineEvent::PromptRouting(_) => {}
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::analysis::AnalysisConfig;
 use crate::engine::generate::{EngineEvent, RunRequest};
 use crate::replay::Parent;
 use crate::sanitize::visible_token;
-use crate::trace::RunId;
+use crate::trace::{RoutingDetail, RunId};
 
 /// A run the UI started, to compare with its parent when it ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,6 +225,8 @@ impl App {
             top_logprobs: parent.top_logprobs(),
             forced: Vec::new(),
             forced_text: None,
+            routing: RoutingDetail::Selected,
+            prompt_routing: true,
         };
         self.start_job(&parent, child, request, 0, false)
     }
@@ -253,6 +255,8 @@ impl App {
             top_logprobs: parent.top_logprobs(),
             forced,
             forced_text,
+            routing: RoutingDetail::Selected,
+            prompt_routing: true,
         };
         self.start_job(&parent, child, request, p.at, true)?;
         self.message = format!("forking at step {} with {what}", p.at);

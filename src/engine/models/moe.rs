@@ -13,7 +13,7 @@ use candle_core::{Device, Module, Tensor};
 use super::Loader;
 use crate::engine::error::{Error, Result};
 use crate::engine::gguf::Gguf;
-use crate::trace::LayerRoute;
+use crate::trace::{LayerRoute, RoutingDetail};
 
 /// How router scores become probabilities (`{arch}.expert_gating_func`: 1 softmax, 2 sigmoid).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +122,16 @@ impl Gating {
     /// Selected experts and their final weights for one token's router logits, in selection
     /// order. `bias` (DeepSeek's `exp_probs_b`) shifts the selection scores only.
     pub fn route(&self, logits: &[f32], bias: Option<&[f32]>) -> Vec<(usize, f32)> {
+        self.route_with_probs(logits, bias).0
+    }
+
+    /// `route`, and the gate probabilities over every expert it selected from (softmax
+    /// probabilities or sigmoid scores, before the bias and the group limit).
+    pub fn route_with_probs(
+        &self,
+        logits: &[f32],
+        bias: Option<&[f32]>,
+    ) -> (Vec<(usize, f32)>, Vec<f32>) {
         let probs: Vec<f32> = match self.func {
             GateFunc::Softmax => {
                 let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -169,7 +179,7 @@ impl Gating {
             }
         }
         w.iter_mut().for_each(|x| *x *= self.scale);
-        order.into_iter().zip(w).collect()
+        (order.into_iter().zip(w).collect(), probs)
     }
 }
 
@@ -278,17 +288,23 @@ impl MoeFfn {
     }
 
     /// Runs the layer on `h` of shape `(1, t, n_embd)`; returns the output and every token's
-    /// route (canonical order).
-    pub fn forward(&self, h: &Tensor) -> Result<(Tensor, Vec<LayerRoute>)> {
+    /// route (canonical order) in as much detail as asked (none when `Off`).
+    pub fn forward(&self, h: &Tensor, detail: RoutingDetail) -> Result<(Tensor, Vec<LayerRoute>)> {
         let (_, t, d) = h.dims3()?;
         let x = h.reshape((t, d))?.contiguous()?;
         let logits = x.matmul(&self.router.t()?)?.to_vec2::<f32>()?;
         let mut per_expert: Vec<Vec<(u32, f32)>> = vec![Vec::new(); self.experts.len()];
         let mut routes = Vec::with_capacity(t);
         for (ti, row) in logits.iter().enumerate() {
-            let sel = self.gating.route(row, self.bias.as_deref());
-            let pairs: Vec<(u16, f32)> = sel.iter().map(|&(e, w)| (e as u16, w)).collect();
-            routes.push(LayerRoute::canonical(self.layer, &pairs));
+            let (sel, probs) = self.gating.route_with_probs(row, self.bias.as_deref());
+            if detail != RoutingDetail::Off {
+                let pairs: Vec<(u16, f32)> = sel.iter().map(|&(e, w)| (e as u16, w)).collect();
+                let route = LayerRoute::canonical(self.layer, &pairs);
+                routes.push(match detail {
+                    RoutingDetail::Full => route.with_router(&probs),
+                    _ => route,
+                });
+            }
             for (e, w) in sel {
                 per_expert[e].push((ti as u32, w));
             }

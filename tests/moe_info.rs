@@ -50,7 +50,9 @@ fn routing_detail_and_prompt_routing_through_the_cli() {
                 .arg(&model)
                 .arg("hello"),
         );
-        out.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).collect::<Vec<_>>()
+        out.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect::<Vec<_>>()
     };
     let full = run("full");
     assert_eq!(full.len(), 3);
@@ -89,7 +91,8 @@ fn routing_detail_and_prompt_routing_through_the_cli() {
     };
     let with = record(&[]);
     let without = record(&["--no-prompt-routing"]);
-    let export = |id: &str| stdout(common::thinkdbg(dir.path()).args(["export", id, "--format", "jsonl"]));
+    let export =
+        |id: &str| stdout(common::thinkdbg(dir.path()).args(["export", id, "--format", "jsonl"]));
     let text = export(&with);
     let lines: Vec<serde_json::Value> =
         text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();

@@ -8,9 +8,9 @@
 
 use candle_core::quantized::GgmlDType;
 use candle_core::Device;
+use thinkdbg::engine::generate::{EngineEvent, Prompt, Recorder, RunRequest};
 use thinkdbg::engine::gguf::Gguf;
 use thinkdbg::engine::models;
-use thinkdbg::engine::generate::{EngineEvent, Prompt, Recorder, RunRequest};
 use thinkdbg::engine::synth::{self, Dims, SynthSpec};
 use thinkdbg::engine::{Engine, LoadOptions};
 use thinkdbg::trace::{Message, RoutingDetail, SamplerSpec};
@@ -174,7 +174,10 @@ fn a_run_records_prompt_and_step_routing_at_the_asked_detail() {
     assert!(prompt_routing(&selected).is_empty(), "prompt routing turned off");
     let s_sel = steps(&selected);
     // The same tokens, and the same selection without the distribution.
-    assert_eq!(s_sel.iter().map(|s| s.0).collect::<Vec<_>>(), s_full.iter().map(|s| s.0).collect::<Vec<_>>());
+    assert_eq!(
+        s_sel.iter().map(|s| s.0).collect::<Vec<_>>(),
+        s_full.iter().map(|s| s.0).collect::<Vec<_>>()
+    );
     for ((_, a), (_, b)) in s_sel.iter().zip(&s_full) {
         let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
         for (la, lb) in a.layers.iter().zip(&b.layers) {
@@ -187,5 +190,8 @@ fn a_run_records_prompt_and_step_routing_at_the_asked_detail() {
     assert!(prompt_routing(&off).is_empty());
     let s_off = steps(&off);
     assert!(s_off.iter().all(|(_, r)| r.is_none()), "no routing recorded when off");
-    assert_eq!(s_off.iter().map(|s| s.0).collect::<Vec<_>>(), s_full.iter().map(|s| s.0).collect::<Vec<_>>());
+    assert_eq!(
+        s_off.iter().map(|s| s.0).collect::<Vec<_>>(),
+        s_full.iter().map(|s| s.0).collect::<Vec<_>>()
+    );
 }

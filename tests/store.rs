@@ -405,7 +405,12 @@ fn arb_routing() -> impl Strategy<Value = Option<Routing>> {
         .prop_map(|layers| Routing {
             layers: layers
                 .into_iter()
-                .map(|(layer, experts, weights, router)| LayerRoute { layer, experts, weights, router })
+                .map(|(layer, experts, weights, router)| LayerRoute {
+                    layer,
+                    experts,
+                    weights,
+                    router,
+                })
                 .collect(),
         }),
     )

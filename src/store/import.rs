@@ -66,7 +66,13 @@ pub fn parse(text: &str) -> Result<Vec<SessionRecord>> {
             }
             Line::PromptRouting(p) => {
                 let &(si, ri) = run_index.get(&p.run).ok_or_else(|| {
-                    bad(n, format!("prompt routing of run '{}', which has no 'run' line before it", p.run))
+                    bad(
+                        n,
+                        format!(
+                            "prompt routing of run '{}', which has no 'run' line before it",
+                            p.run
+                        ),
+                    )
                 })?;
                 let rec = &mut sessions[si].runs[ri];
                 let want = rec.prompt_routing.len() as u32;

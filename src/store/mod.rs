@@ -362,9 +362,7 @@ impl Store {
     /// (the session goes too when it has no runs left).
     pub fn remove_run(&self, id: RunId) -> Result<()> {
         let run = self.run(id)?.ok_or_else(|| Error::NotFound(id.to_string()))?;
-        for tree in
-            [&self.steps, &self.routing, &self.prompt_routing, &self.flags, &self.notes]
-        {
+        for tree in [&self.steps, &self.routing, &self.prompt_routing, &self.flags, &self.notes] {
             for k in tree.scan_prefix(run_prefix(id)).keys() {
                 tree.remove(k?)?;
             }

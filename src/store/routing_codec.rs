@@ -86,7 +86,11 @@ pub fn encode_routing(r: &Routing) -> Result<Vec<u8>> {
         layers: r
             .layers
             .iter()
-            .map(|l| RouteV1 { layer: l.layer, experts: l.experts.clone(), weights: l.weights.clone() })
+            .map(|l| RouteV1 {
+                layer: l.layer,
+                experts: l.experts.clone(),
+                weights: l.weights.clone(),
+            })
             .collect(),
     })
 }
@@ -98,9 +102,11 @@ pub fn decode_routing(
     place: impl FnOnce() -> String,
 ) -> Result<Routing> {
     match bytes.first() {
-        Some(&ROUTING_VERSION) => {
-            decode_compact(bytes).map_err(|message| Error::Corrupt { tree, place: place(), message })
-        }
+        Some(&ROUTING_VERSION) => decode_compact(bytes).map_err(|message| Error::Corrupt {
+            tree,
+            place: place(),
+            message,
+        }),
         Some(&ROUTING_FULL_FALLBACK_VERSION) => {
             let layers: Vec<RouteV3> = postcard::from_bytes(&bytes[1..])
                 .map_err(|e| Error::Corrupt { tree, place: place(), message: e.to_string() })?;
@@ -520,8 +526,18 @@ mod tests {
             // Uneven k, non-f16 weights, non-canonical order, ids only, gaps in layers.
             Routing {
                 layers: vec![
-                    LayerRoute { layer: 0, experts: vec![3, 1], weights: Some(vec![0.1, 0.9]), router: None },
-                    LayerRoute { layer: 1, experts: vec![2], weights: Some(vec![1.0]), router: None },
+                    LayerRoute {
+                        layer: 0,
+                        experts: vec![3, 1],
+                        weights: Some(vec![0.1, 0.9]),
+                        router: None,
+                    },
+                    LayerRoute {
+                        layer: 1,
+                        experts: vec![2],
+                        weights: Some(vec![1.0]),
+                        router: None,
+                    },
                 ],
             },
             Routing {

@@ -53,6 +53,7 @@ def main():
     ap.add_argument("--model", help="a GGUF file (or use --synth)")
     ap.add_argument("--synth", metavar="ARCH:SHAPE", help="measure a synthetic model instead")
     ap.add_argument("--synth-quant", default="q8_0")
+    ap.add_argument("--synth-layers", type=int, help="fewer blocks than the shape has")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--reps", type=int, default=3)
@@ -67,7 +68,8 @@ def main():
         args.model = os.path.join(tmp.name, f"{arch}-{shape}.gguf")
         subprocess.run(
             [args.thinkdbg, "model", "synth", "--arch", arch, "--shape", shape,
-             "--quant", args.synth_quant, "--out", args.model],
+             "--quant", args.synth_quant, "--out", args.model,
+             *(["--layers", str(args.synth_layers)] if args.synth_layers else [])],
             check=True,
         )
     print(f"model {args.model}, {args.threads} threads, {args.tokens} tokens, {args.reps} reps",

@@ -22,6 +22,7 @@ pub mod engine;
 pub mod export;
 pub mod remote;
 pub mod replay;
+pub mod resample;
 pub mod sanitize;
 pub mod store;
 pub mod trace;

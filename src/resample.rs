@@ -66,9 +66,7 @@ pub fn plan(
     sampler: &SamplerSpec,
 ) -> Result<Vec<(Run, RunRequest)>> {
     if samples == 0 || samples > MAX_SAMPLES {
-        return Err(Error::Invalid(format!(
-            "'samples' is {samples}; give 1 to {MAX_SAMPLES}"
-        )));
+        return Err(Error::Invalid(format!("'samples' is {samples}; give 1 to {MAX_SAMPLES}")));
     }
     let prefix = parent.prefix(at)?;
     let mut jobs = Vec::with_capacity(samples);
@@ -242,7 +240,8 @@ mod tests {
         assert_eq!(s.total, 5);
         assert_eq!(s.changed, 4);
         assert!((s.importance() - 0.8).abs() < 1e-9);
-        let counts: Vec<(usize, bool)> = s.groups.iter().map(|g| (g.runs.len(), g.changed)).collect();
+        let counts: Vec<(usize, bool)> =
+            s.groups.iter().map(|g| (g.runs.len(), g.changed)).collect();
         assert_eq!(counts, vec![(3, true), (1, false), (1, true)]);
         assert_eq!(s.groups[0].runs, vec![RunId(1), RunId(3), RunId(4)]);
         assert_eq!(s.groups.iter().map(|g| g.runs.len()).sum::<usize>(), s.total);

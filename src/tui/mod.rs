@@ -8,6 +8,8 @@
 //! depends on it except `cli`.
 
 pub mod action;
+pub mod annotate;
+mod annotations;
 pub mod app;
 pub mod compare;
 mod debug_loop;
@@ -22,6 +24,8 @@ mod inspector;
 pub mod jobs;
 pub mod keymap;
 mod navigate;
+pub mod resample;
+mod resample_panel;
 mod routing;
 pub mod run_view;
 pub mod samples;
@@ -109,6 +113,16 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     pub fn key(&mut self, app: &App, ev: event::KeyEvent) -> Option<Action> {
+        let ctrl = ev.modifiers.contains(KeyModifiers::CONTROL);
+        if matches!(app.overlay, Some(app::Overlay::Note(_))) {
+            // The note editor is multi-line: Enter is a new line, Ctrl-S saves.
+            match ev.code {
+                KeyCode::Enter => return Some(Action::Input('\n')),
+                KeyCode::Char('s') if ctrl => return Some(Action::InputSubmit),
+                KeyCode::Tab | KeyCode::BackTab | KeyCode::Up | KeyCode::Down => return None,
+                _ => {}
+            }
+        }
         if app.overlay.is_some() {
             return match ev.code {
                 KeyCode::Esc => Some(Action::Back),

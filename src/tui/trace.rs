@@ -88,6 +88,15 @@ impl Layout<'_> {
                 .patch(t.get(super::timeline::flag_key(&f.kind)))
                 .add_modifier(Modifier::UNDERLINED);
         }
+        // Noted tokens: in the note style (notes are few; a linear scan is cheap).
+        if self
+            .v
+            .notes
+            .iter()
+            .any(|n| (n.start as usize) <= i && i < (n.end.max(n.start + 1) as usize))
+        {
+            st = st.patch(t.get("note.span"));
+        }
         if let Some(m) = self.app.mark {
             let (a, b) = (m.min(self.app.cursor), m.max(self.app.cursor));
             if (a..=b).contains(&i) {
@@ -227,18 +236,25 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
     let label =
         v.run.label.as_deref().map(|l| format!(" {}", for_terminal(l, false))).unwrap_or_default();
     let live = if app.live == Some(v.run.id) { " ● live" } else { "" };
+    let visual = match (app.mark, app.selection()) {
+        (Some(_), Some((a, b))) => {
+            format!(" · VISUAL {} (a note, F flag)", crate::export::annotate::span_text(a, b))
+        }
+        _ => String::new(),
+    };
     let layer = if app.colour == ColourBy::Expert {
         format!(" layer {}", app.layer)
     } else {
         String::new()
     };
     let title = format!(
-        " {}{} · colour: {}{}{} · {}/{} ",
+        " {}{} · colour: {}{}{}{} · {}/{} ",
         v.run.id,
         label,
         app.colour.label(),
         layer,
         live,
+        visual,
         if v.is_empty() { 0 } else { app.cursor + 1 },
         v.len()
     );

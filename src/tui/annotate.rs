@@ -156,7 +156,7 @@ fn popup(area: Rect, w: u16, h: u16) -> Rect {
 
 pub fn draw_note(app: &App, e: &NoteEditor, f: &mut Frame, area: Rect) {
     let t = &app.theme;
-    let area = popup(area, 72, 14);
+    let area = popup(area, 72, 12);
     f.render_widget(Clear, area);
     let verb = if e.editing.is_some() { "Edit note" } else { "Note" };
     let block = Block::default()
@@ -202,7 +202,7 @@ pub fn draw_note(app: &App, e: &NoteEditor, f: &mut Frame, area: Rect) {
 
 pub fn draw_flag(app: &App, e: &FlagEditor, f: &mut Frame, area: Rect) {
     let t = &app.theme;
-    let area = popup(area, 64, 8);
+    let area = popup(area, 64, 7);
     f.render_widget(Clear, area);
     let verb = if e.editing.is_some() { "Edit user flag" } else { "User flag" };
     let block = Block::default()

@@ -44,7 +44,10 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
         .borders(Borders::ALL)
         .border_style(t.get("ui.border.focus"))
         .title(Span::styled(
-            format!(" Flags · {} · {} · notes {} ", v.run.id, v.flags.len(), v.notes.len()),
+            match v.notes.len() {
+                0 => format!(" Flags · {} · {} ", v.run.id, v.flags.len()),
+                n => format!(" Flags · {} · {} · notes {n} ", v.run.id, v.flags.len()),
+            },
             t.get("ui.title"),
         ));
     let inner = block.inner(area);

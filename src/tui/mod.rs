@@ -44,6 +44,7 @@ use std::time::{Duration, Instant};
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 
 pub use action::Action;
+pub use annotations::FlagRow;
 pub use app::App;
 pub use error::{Error, Result};
 

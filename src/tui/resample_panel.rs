@@ -22,7 +22,7 @@ fn popup(area: Rect, w: u16, h: u16) -> Rect {
 
 pub fn draw_form(app: &App, r: &ResampleForm, f: &mut Frame, area: Rect) {
     let t = &app.theme;
-    let area = popup(area, 64, 10);
+    let area = popup(area, 64, 9);
     f.render_widget(Clear, area);
     let block = Block::default()
         .borders(Borders::ALL)
@@ -62,7 +62,7 @@ pub fn draw_form(app: &App, r: &ResampleForm, f: &mut Frame, area: Rect) {
         ]),
         Line::from(""),
         Line::from(Span::styled(
-            "the prefix before the step is forced; the step and what follows are resampled",
+            "the prefix is forced; this step and the rest are resampled",
             t.get("ui.dim"),
         )),
         Line::from(Span::styled("tab next field · enter start · esc cancel", t.get("ui.dim"))),
@@ -98,7 +98,7 @@ pub fn draw_panel(app: &App, f: &mut Frame, area: Rect) {
     let t = &app.theme;
     let Some(r) = &app.resample else { return };
     let groups = r.summary.as_ref().map_or(0, |s| s.groups.len());
-    let h = (r.runs.len() + groups + 9) as u16;
+    let h = (r.runs.len() + if r.summary.is_some() { groups + 8 } else { 7 }) as u16;
     let area = popup(area, 90, h);
     f.render_widget(Clear, area);
     let state = if r.finished() {
@@ -160,7 +160,7 @@ pub fn draw_panel(app: &App, f: &mut Frame, area: Rect) {
     }
     lines.push(Line::from(""));
     lines.push(Line::from(Span::styled(
-        "↑/↓ pick · enter compare with the parent · X cancel · esc hide (P shows again)",
+        "↑/↓ pick · enter compare with the parent · X cancel · esc hide (P)",
         t.get("ui.dim"),
     )));
     f.render_widget(Paragraph::new(lines), inner);

@@ -157,6 +157,10 @@ impl Layout<'_> {
             let is_cursor = i == self.app.cursor;
             let base = self.token_style(i);
             let mut pieces: Vec<(String, Style)> = Vec::new();
+            if from == 0 && v.notes.iter().any(|n| n.start as usize == i) {
+                // A note starts here: a marker before its first token.
+                pieces.push(("✎".to_string(), t.get("note.marker")));
+            }
             let offset = v.offsets[i];
             for (bi, c) in text[from..to].char_indices() {
                 if c == '\n' {
@@ -184,7 +188,7 @@ impl Layout<'_> {
                 pieces.push((shown, st));
             }
             let first_piece = from == 0;
-            if is_cursor && pieces.is_empty() && first_piece {
+            if is_cursor && pieces.iter().all(|(s, _)| s == "✎") && first_piece {
                 let mark = if text.contains('\n') { "↵" } else { "∅" };
                 pieces.push((mark.to_string(), base.patch(t.get("ui.cursor"))));
             }
@@ -238,7 +242,7 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
     let live = if app.live == Some(v.run.id) { " ● live" } else { "" };
     let visual = match (app.mark, app.selection()) {
         (Some(_), Some((a, b))) => {
-            format!(" · VISUAL {} (a note, F flag)", crate::export::annotate::span_text(a, b))
+            format!(" · VISUAL {}", crate::export::annotate::span_text(a, b))
         }
         _ => String::new(),
     };

@@ -124,6 +124,10 @@ pub fn draw_panel(app: &App, f: &mut Frame, area: Rect) {
         Span::styled(fit(&r.original.short(), w.saturating_sub(17)), t.get("ui.text")),
     ])];
     match &r.summary {
+        Some(s) if s.total == 0 => lines.push(Line::from(Span::styled(
+            "no continuation finished (cancelled or failed)",
+            t.get("ui.warning"),
+        ))),
         Some(s) => {
             lines.push(Line::from(vec![
                 Span::styled("importance       ", t.get("editor.field")),

@@ -98,7 +98,10 @@ pub fn draw_panel(app: &App, f: &mut Frame, area: Rect) {
     let t = &app.theme;
     let Some(r) = &app.resample else { return };
     let groups = r.summary.as_ref().map_or(0, |s| s.groups.len());
-    let h = (r.runs.len() + if r.summary.is_some() { groups + 8 } else { 7 }) as u16;
+    let h = match &r.summary {
+        Some(s) if s.total > 0 => r.runs.len() + groups + 8,
+        _ => r.runs.len() + 7,
+    } as u16;
     let area = popup(area, 90, h);
     f.render_widget(Clear, area);
     let state = if r.finished() {

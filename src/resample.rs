@@ -16,11 +16,39 @@ use crate::trace::{Run, RunId, SamplerSpec, Step};
 /// The temperature used when the parent was greedy (greedy continuations would all agree).
 pub const GREEDY_FALLBACK_TEMPERATURE: f32 = 0.7;
 
-/// How many continuations when nobody says.
+/// How many continuations when neither the user nor the config file says.
 pub const DEFAULT_SAMPLES: usize = 8;
+
+/// `[resample] samples` of the user's `config.toml` (see `analysis::config`), else of the
+/// built-in `assets/config.toml`, else `DEFAULT_SAMPLES`.
+pub fn configured_samples() -> Result<usize> {
+    let from = samples_in;
+    if let Some(path) = crate::analysis::config::user_config_path().filter(|p| p.is_file()) {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Error::Invalid(format!("reading '{}': {e}", path.display())))?;
+        if let Some(n) = from(&path, &text)? {
+            return Ok(n);
+        }
+    }
+    let builtin = std::path::Path::new("assets/config.toml (built in)");
+    Ok(from(builtin, crate::analysis::config::DEFAULT_CONFIG)?.unwrap_or(DEFAULT_SAMPLES))
+}
 
 /// The most continuations one resample starts.
 pub const MAX_SAMPLES: usize = 256;
+
+/// `[resample] samples` of one config file's text, if it sets it.
+fn samples_in(path: &std::path::Path, text: &str) -> Result<Option<usize>> {
+    let bad = |what: String| Error::Invalid(format!("'{}': {what}", path.display()));
+    let table: toml::Table = text.parse().map_err(|e| bad(format!("{e}")))?;
+    let Some(v) = table.get("resample").and_then(|r| r.get("samples")) else {
+        return Ok(None);
+    };
+    match v.as_integer() {
+        Some(n) if n >= 1 && n as usize <= MAX_SAMPLES => Ok(Some(n as usize)),
+        _ => Err(bad(format!("key 'resample.samples' must be 1 to {MAX_SAMPLES}, not {v}"))),
+    }
+}
 
 /// The token step where reasoning step `n` (0-based, as `thinkdbg show` and the TUI number
 /// them) starts: resampling from it regenerates that step and everything after it.
@@ -222,6 +250,17 @@ mod tests {
         let f = FinalAnswer::of(&steps(&[("Lyon", Answer)]));
         assert!(!d.changed(&e) && d.changed(&f));
         assert_eq!(a.short(), "42");
+    }
+
+    #[test]
+    fn the_sample_count_comes_from_the_config_text() {
+        let p = std::path::Path::new("c.toml");
+        let builtin = samples_in(p, crate::analysis::config::DEFAULT_CONFIG).unwrap();
+        assert_eq!(builtin, Some(DEFAULT_SAMPLES));
+        assert_eq!(samples_in(p, "[resample]\nsamples = 3\n").unwrap(), Some(3));
+        assert_eq!(samples_in(p, "[analysis.entropy]\nwindow = 3\n").unwrap(), None);
+        let err = samples_in(p, "[resample]\nsamples = 0\n").unwrap_err().to_string();
+        assert!(err.contains("'c.toml'") && err.contains("'resample.samples'"), "{err}");
     }
 
     #[test]

@@ -30,9 +30,9 @@ pub struct ResampleArgs {
     /// TUI number them).
     #[arg(long, value_name = "N")]
     pub reasoning_step: Option<usize>,
-    /// How many continuations.
-    #[arg(short = 'N', long, default_value_t = 8, value_name = "N")]
-    pub samples: usize,
+    /// How many continuations (default: `[resample] samples` in config.toml, 8).
+    #[arg(short = 'N', long, value_name = "N")]
+    pub samples: Option<usize>,
     /// Sampling temperature (default: the parent's, or 0.7 when the parent was greedy, since
     /// greedy continuations would all be the same).
     #[arg(short, long)]
@@ -50,18 +50,22 @@ fn start_step(args: &ResampleArgs, parent: &Parent) -> Result<u32> {
 }
 
 pub fn run(args: &ResampleArgs, store_flag: Option<&Path>, offline: bool) -> Result<ExitCode> {
-    if args.samples == 0 || args.samples > resample::MAX_SAMPLES {
-        bail!("'--samples' is {}; give 1 to {}", args.samples, resample::MAX_SAMPLES);
+    let samples = match args.samples {
+        Some(n) => n,
+        None => resample::configured_samples()?,
+    };
+    if samples == 0 || samples > resample::MAX_SAMPLES {
+        bail!("'--samples' is {samples}; give 1 to {}", resample::MAX_SAMPLES);
     }
     let store = Arc::new(super::store_args::open(store_flag)?);
     let parent = Parent::load(&store, &args.run)?;
     let at = start_step(args, &parent)?;
     let (path, sampler) = args.replay.prepare(&parent, at, offline)?;
     let sampler = resample::sampler(&sampler, args.temperature, at)?;
-    let jobs = resample::plan(&store, &parent, at, args.samples, &sampler)?;
+    let jobs = resample::plan(&store, &parent, at, samples, &sampler)?;
     eprintln!(
         "resampling run '{}' from step {at}: {} continuations at temperature {}",
-        parent.run.id, args.samples, sampler.temperature
+        parent.run.id, samples, sampler.temperature
     );
     let outcomes = record_all(&store, path, LoadOptions::default(), jobs)?;
     let original = FinalAnswer::of(&parent.steps);

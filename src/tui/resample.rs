@@ -116,6 +116,10 @@ impl App {
             self.overlay = Some(Overlay::ResamplePanel);
             return;
         }
+        let samples = resample::configured_samples().unwrap_or_else(|e| {
+            self.message = format!("{e}; using {}", resample::DEFAULT_SAMPLES);
+            resample::DEFAULT_SAMPLES
+        });
         let Some(v) = self.view.as_mut().filter(|v| !v.is_empty()) else {
             self.message = "no run to resample".into();
             return;
@@ -142,7 +146,7 @@ impl App {
             reasoning_step: n,
             at: step.span.start as u32,
             preview,
-            samples: resample::DEFAULT_SAMPLES.to_string(),
+            samples: samples.to_string(),
             max_tokens: v.run.sampler.max_tokens.to_string(),
             temperature: if t > 0.0 { t } else { resample::GREEDY_FALLBACK_TEMPERATURE },
             focus: 0,

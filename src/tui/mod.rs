@@ -210,7 +210,9 @@ pub fn run(store: Arc<Store>, opts: Options) -> Result<()> {
                 }
                 Event::Resize(w, h) => app.update(Action::Resize(w, h)),
                 Event::Paste(text) if app.input.is_some() || app.overlay.is_some() => {
-                    for c in text.chars().filter(|c| !c.is_control()) {
+                    // Pasted line breaks stay in a note (multi-line); elsewhere they are dropped.
+                    let note = matches!(app.overlay, Some(app::Overlay::Note(_)));
+                    for c in text.chars().filter(|c| !c.is_control() || (note && *c == '\n')) {
                         app.update(Action::Input(c));
                     }
                 }

@@ -303,7 +303,9 @@ fn annotate_export_and_resample_through_actions() {
     app.update(Action::Input('2'));
     app.update(Action::InputSubmit);
     assert!(matches!(app.overlay, Some(Overlay::ResamplePanel)), "{}", app.message);
+    app.mark = Some(16);
     pump(&mut app);
+    assert_eq!((app.mark, app.cursor), (Some(16), 18), "runs ending keep the selection");
     let r = app.resample.as_ref().unwrap();
     assert!(r.finished());
     assert_eq!(r.runs.len(), 2);

@@ -357,6 +357,8 @@ impl App {
     fn refresh_keep_view(&mut self) {
         let keep = self.view.as_ref().map(|v| v.run.id);
         let (cursor, top, screen) = (self.cursor, self.top_line, self.screen);
+        // A run ending (e.g. a resample's continuation) must not end a visual selection.
+        let (mark, flag_sel) = (self.mark, self.flag_sel);
         if let Err(e) = self.reload() {
             self.message = e.to_string();
             return;
@@ -369,5 +371,9 @@ impl App {
         self.screen = screen;
         self.top_line = top;
         self.cursor = cursor.min(self.view.as_ref().map_or(0, |v| v.len().saturating_sub(1)));
+        if keep.is_some() && self.view.as_ref().map(|v| v.run.id) == keep {
+            self.mark = mark.map(|m| m.min(self.len().saturating_sub(1)));
+            self.flag_sel = flag_sel;
+        }
     }
 }

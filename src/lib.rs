@@ -10,6 +10,7 @@
 //! - `store` keeps sessions, runs and steps in sled behind a `Store` type, with a writer thread
 //!   that implements the engine's `Recorder`, crash recovery and JSONL import.
 //! - `export` writes recorded sessions out (JSONL now).
+//! - `replay` and `resample` re-run a recorded run's prefix (fork, resample) for the CLI and the TUI.
 //! - `tui` is the terminal UI (ratatui): sessions, the trace, inspector, timeline, flags and
 //!   routing, reading the store; keymap and themes are data files.
 //! - Still to come, per DESIGN.md: `remote` (OpenAI-compatible servers), `analysis` and
@@ -22,6 +23,7 @@ pub mod engine;
 pub mod export;
 pub mod remote;
 pub mod replay;
+pub mod resample;
 pub mod sanitize;
 pub mod store;
 pub mod trace;

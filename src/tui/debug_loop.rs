@@ -39,14 +39,26 @@ impl App {
                 self.quit = true;
                 return;
             }
-            Action::InputSubmit => {
+            Action::InputSubmit if !matches!(self.overlay, Some(Overlay::ResamplePanel)) => {
                 self.submit_overlay();
                 return;
             }
             _ => {}
         }
+        if matches!(self.overlay, Some(Overlay::ResamplePanel)) {
+            self.resample_panel_key(&action);
+            return;
+        }
         let Some(overlay) = &mut self.overlay else { return };
         match (overlay, action) {
+            (Overlay::Note(e), Action::Input(c)) => e.input(c),
+            (Overlay::Note(e), Action::InputBackspace) => e.backspace(),
+            (Overlay::UserFlag(e), Action::FieldNext | Action::FieldPrev) => e.next_field(),
+            (Overlay::UserFlag(e), Action::Input(c)) => e.input(c),
+            (Overlay::UserFlag(e), Action::InputBackspace) => e.backspace(),
+            (Overlay::Resample(r), Action::FieldNext | Action::FieldPrev) => r.next_field(),
+            (Overlay::Resample(r), Action::Input(c)) => r.input(c),
+            (Overlay::Resample(r), Action::InputBackspace) => r.backspace(),
             (Overlay::Editor(e), Action::FieldNext) => e.next_field(true),
             (Overlay::Editor(e), Action::FieldPrev) => e.next_field(false),
             (Overlay::Editor(e), Action::Input(c)) => e.input(c),
@@ -74,7 +86,14 @@ impl App {
             Some(Overlay::Export(d)) => {
                 self.write_export(&d).map_err(|err| (Overlay::Export(d), err))
             }
-            None => Ok(()),
+            Some(Overlay::Note(e)) => self.save_note(&e).map_err(|err| (Overlay::Note(e), err)),
+            Some(Overlay::UserFlag(e)) => {
+                self.save_flag(&e).map_err(|err| (Overlay::UserFlag(e), err))
+            }
+            Some(Overlay::Resample(r)) => {
+                self.start_resample(&r).map_err(|err| (Overlay::Resample(r), err))
+            }
+            Some(Overlay::ResamplePanel) | None => Ok(()),
         };
         if let Err((overlay, err)) = result {
             self.message = err.to_string();
@@ -116,6 +135,7 @@ impl App {
                 };
             }
             Action::ScreenCompare => self.screen = Screen::Compare,
+            Action::ResamplePanel => self.show_resample_panel(),
             Action::ExportDialog => match &self.view {
                 Some(v) if self.store.is_some() => {
                     self.overlay = Some(Overlay::Export(ExportDialog::new(v.run.id)));
@@ -160,7 +180,9 @@ impl App {
         let store = self.store.clone().ok_or_else(|| Error::Job("no store".into()))?;
         let run = store.run(id)?.ok_or_else(|| Error::Job(format!("no run '{id}'")))?;
         let read = store.steps(id)?;
-        Ok(RunView::new(run, read.steps, store.flags(id)?, store.routing(id)?))
+        let mut v = RunView::new(run, read.steps, store.flags(id)?, store.routing(id)?);
+        v.notes = store.notes(id)?;
+        Ok(v)
     }
 
     /// Compares the marked run (or the current run's parent) with the current run.
@@ -299,6 +321,7 @@ impl App {
             return;
         };
         let ended = matches!(ev.event, EngineEvent::Finished { .. } | EngineEvent::Failed(_));
+        self.resample_event(id, &ev.event);
         if self.live == Some(id) {
             self.on_engine(ev.event.clone());
         }
@@ -307,6 +330,7 @@ impl App {
         }
         let outcome = self.jobs.ended(id);
         let started = self.started.iter().position(|s| s.run == id).map(|i| self.started.remove(i));
+        let stored = matches!(outcome, Some((_, Ok(_))));
         let msg = match (&ev.event, outcome) {
             (_, Some((_, Err(e)))) => format!("run '{id}' could not be stored: {e}"),
             (EngineEvent::Failed(m), _) => format!("run '{id}' failed: {m}"),
@@ -318,6 +342,9 @@ impl App {
         self.last_started = started;
         self.refresh_keep_view();
         self.message = msg;
+        if self.resample_ended(id, &ev.event, stored) {
+            return;
+        }
         if let Some(s) = started.filter(|s| s.fork && self.live == Some(id)) {
             if let Err(e) = self.open_compare(s.parent, s.run, Some(s.at as usize)) {
                 self.message = format!("could not compare: {e}");
@@ -325,10 +352,17 @@ impl App {
         }
     }
 
+    /// Re-reads the run list, keeping the current run, cursor and screen.
+    pub(super) fn refresh_list(&mut self) {
+        self.refresh_keep_view();
+    }
+
     /// Re-reads the run list (a run ended), keeping the current run, cursor and screen.
     fn refresh_keep_view(&mut self) {
         let keep = self.view.as_ref().map(|v| v.run.id);
         let (cursor, top, screen) = (self.cursor, self.top_line, self.screen);
+        // A run ending (e.g. a resample's continuation) must not end a visual selection.
+        let (mark, flag_sel) = (self.mark, self.flag_sel);
         if let Err(e) = self.reload() {
             self.message = e.to_string();
             return;
@@ -341,5 +375,9 @@ impl App {
         self.screen = screen;
         self.top_line = top;
         self.cursor = cursor.min(self.view.as_ref().map_or(0, |v| v.len().saturating_sub(1)));
+        if keep.is_some() && self.view.as_ref().map(|v| v.run.id) == keep {
+            self.mark = mark.map(|m| m.min(self.len().saturating_sub(1)));
+            self.flag_sel = flag_sel;
+        }
     }
 }

@@ -71,8 +71,21 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
             Span::styled("time   ", dim),
             Span::styled(format!("{:.1} ms", s.t_us as f64 / 1000.0), text),
         ]),
-        Line::from(Span::styled(format!("top {} alternatives", s.top.len()), t.get("ui.title"))),
     ];
+    if let Some(n) = app.note_at_cursor().and_then(|i| app.view.as_ref()?.notes.get(i)) {
+        let first = n.text.lines().next().unwrap_or("");
+        lines.push(Line::from(vec![
+            Span::styled("note   ", t.get("note.marker")),
+            Span::styled(
+                fit(&crate::sanitize::for_terminal(first, false), inner_w.saturating_sub(7)),
+                t.get("note.span"),
+            ),
+        ]));
+    }
+    lines.push(Line::from(Span::styled(
+        format!("top {} alternatives", s.top.len()),
+        t.get("ui.title"),
+    )));
     let room = usize::from(area.height.saturating_sub(2)).saturating_sub(lines.len());
     let tok_w = 12.min(inner_w / 3).max(4);
     let bar_w = inner_w.saturating_sub(tok_w + 10);

@@ -8,6 +8,8 @@
 //! depends on it except `cli`.
 
 pub mod action;
+pub mod annotate;
+mod annotations;
 pub mod app;
 pub mod compare;
 mod debug_loop;
@@ -22,6 +24,8 @@ mod inspector;
 pub mod jobs;
 pub mod keymap;
 mod navigate;
+pub mod resample;
+mod resample_panel;
 mod routing;
 pub mod run_view;
 pub mod samples;
@@ -40,6 +44,7 @@ use std::time::{Duration, Instant};
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 
 pub use action::Action;
+pub use annotations::FlagRow;
 pub use app::App;
 pub use error::{Error, Result};
 
@@ -109,6 +114,16 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     pub fn key(&mut self, app: &App, ev: event::KeyEvent) -> Option<Action> {
+        let ctrl = ev.modifiers.contains(KeyModifiers::CONTROL);
+        if matches!(app.overlay, Some(app::Overlay::Note(_))) {
+            // The note editor is multi-line: Enter is a new line, Ctrl-S saves.
+            match ev.code {
+                KeyCode::Enter => return Some(Action::Input('\n')),
+                KeyCode::Char('s') if ctrl => return Some(Action::InputSubmit),
+                KeyCode::Tab | KeyCode::BackTab | KeyCode::Up | KeyCode::Down => return None,
+                _ => {}
+            }
+        }
         if app.overlay.is_some() {
             return match ev.code {
                 KeyCode::Esc => Some(Action::Back),
@@ -195,7 +210,9 @@ pub fn run(store: Arc<Store>, opts: Options) -> Result<()> {
                 }
                 Event::Resize(w, h) => app.update(Action::Resize(w, h)),
                 Event::Paste(text) if app.input.is_some() || app.overlay.is_some() => {
-                    for c in text.chars().filter(|c| !c.is_control()) {
+                    // Pasted line breaks stay in a note (multi-line); elsewhere they are dropped.
+                    let note = matches!(app.overlay, Some(app::Overlay::Note(_)));
+                    for c in text.chars().filter(|c| !c.is_control() || (note && *c == '\n')) {
                         app.update(Action::Input(c));
                     }
                 }

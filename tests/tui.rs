@@ -53,6 +53,13 @@ fn sample_app() -> (tempfile::TempDir, App) {
             ],
         )
         .unwrap();
+    // Marked as the current analysis, so opening the run keeps these flags.
+    let current = thinkdbg::analysis::StoredAnalysis {
+        fingerprint: thinkdbg::analysis::AnalysisConfig::load().unwrap().fingerprint(),
+        steps: store.step_count(first),
+        stats: Default::default(),
+    };
+    store.put_analysis(first, &current).unwrap();
     let app = app_with(Some(Arc::new(store)));
     (dir, app)
 }
@@ -355,4 +362,20 @@ fn live_run_follows_new_tokens_only_at_the_end() {
     assert_eq!(app.view.as_ref().unwrap().len(), 7);
     let text = screen_text(&mut app, SMALL);
     assert!(text.contains("● live"), "{text}");
+}
+
+/// A run opened without a current analysis (imported, or recorded in the UI) is analysed on
+/// opening: the result is stored beside it and its flags are the ones shown.
+#[test]
+fn opening_an_unanalysed_run_analyses_it() {
+    let (_d, mut app) = sample_app();
+    let store = app.store.clone().unwrap();
+    let first = app.view.as_ref().unwrap().run.id;
+    app.update(Action::Down);
+    let second = app.view.as_ref().unwrap().run.id;
+    assert_ne!(first, second);
+    let stored: Option<thinkdbg::analysis::StoredAnalysis> = store.analysis(second).unwrap();
+    let stored = stored.expect("the analysis is stored when the run is opened");
+    assert_eq!(stored.steps, store.step_count(second));
+    assert_eq!(app.view.as_ref().unwrap().flags, store.flags(second).unwrap());
 }

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::analysis::AnalysisConfig;
 use crate::engine::generate::EngineEvent;
 use crate::store::Store;
 use crate::trace::{Run, RunId, RunStatus, Session};
@@ -302,11 +303,26 @@ impl App {
     fn load_run(&mut self, id: RunId) -> Result<()> {
         let Some(store) = self.store.clone() else { return Ok(()) };
         let Some(run) = store.run(id)? else { return Ok(()) };
-        let read = store.steps(id)?;
-        if !read.errors.is_empty() {
-            self.message = format!("{} step(s) of '{id}' could not be read", read.errors.len());
+        // Flags come from the analysis kept beside the run, brought up to date first (a run
+        // imported or recorded in the UI has none yet); one still recording is left as is.
+        let analysed = (run.status != RunStatus::Recording).then(|| {
+            let cfg = AnalysisConfig::load().unwrap_or_default();
+            crate::analysed::ensure(&store, id, &cfg, false)
+        });
+        let (steps, flags, unreadable) = match analysed {
+            Some(Ok(a)) => (a.steps, a.flags, a.unreadable.len()),
+            other => {
+                if let Some(Err(e)) = other {
+                    self.message = format!("analysis of '{id}' failed: {e}");
+                }
+                let read = store.steps(id)?;
+                (read.steps, store.flags(id)?, read.errors.len())
+            }
+        };
+        if unreadable > 0 {
+            self.message = format!("{unreadable} step(s) of '{id}' could not be read");
         }
-        let mut view = RunView::new(run, read.steps, store.flags(id)?, store.routing(id)?);
+        let mut view = RunView::new(run, steps, flags, store.routing(id)?);
         view.notes = store.notes(id)?;
         self.set_view(view);
         Ok(())

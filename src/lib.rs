@@ -21,6 +21,7 @@ pub mod compare;
 pub mod engine;
 pub mod export;
 pub mod remote;
+pub mod remote_record;
 pub mod replay;
 pub mod sanitize;
 pub mod store;

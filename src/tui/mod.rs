@@ -12,6 +12,7 @@ pub mod app;
 pub mod compare;
 mod debug_loop;
 pub mod editor;
+mod editor_draw;
 pub mod error;
 pub mod export_dialog;
 mod flags;
@@ -109,6 +110,11 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     pub fn key(&mut self, app: &App, ev: event::KeyEvent) -> Option<Action> {
+        if matches!(app.overlay, Some(app::Overlay::Editor(_))) {
+            if let Some(a) = editor_key(ev) {
+                return Some(a);
+            }
+        }
         if app.overlay.is_some() {
             return match ev.code {
                 KeyCode::Esc => Some(Action::Back),
@@ -169,6 +175,27 @@ impl Dispatcher {
     }
 }
 
+/// The prompt editor's own keys: a new line (alt-enter, ctrl-j) and the text cursor.
+fn editor_key(ev: event::KeyEvent) -> Option<Action> {
+    use action::Caret;
+    let caret = match ev.code {
+        KeyCode::Enter if ev.modifiers.contains(KeyModifiers::ALT) => {
+            return Some(Action::Input('\n'))
+        }
+        KeyCode::Char('j') if ev.modifiers.contains(KeyModifiers::CONTROL) => {
+            return Some(Action::Input('\n'))
+        }
+        KeyCode::Up => Caret::Up,
+        KeyCode::Down => Caret::Down,
+        KeyCode::Left => Caret::Left,
+        KeyCode::Right => Caret::Right,
+        KeyCode::Home => Caret::Home,
+        KeyCode::End => Caret::End,
+        _ => return None,
+    };
+    Some(Action::Caret(caret))
+}
+
 /// Runs the UI until the user quits.
 pub fn run(store: Arc<Store>, opts: Options) -> Result<()> {
     let mut app = build_app(Some(store), opts.theme.as_deref())?;
@@ -195,7 +222,10 @@ pub fn run(store: Arc<Store>, opts: Options) -> Result<()> {
                 }
                 Event::Resize(w, h) => app.update(Action::Resize(w, h)),
                 Event::Paste(text) if app.input.is_some() || app.overlay.is_some() => {
-                    for c in text.chars().filter(|c| !c.is_control()) {
+                    // Pasted lines stay lines in the editor's messages.
+                    let lines = matches!(app.overlay, Some(app::Overlay::Editor(_)));
+                    let text = text.replace("\r\n", "\n");
+                    for c in text.chars().filter(|&c| !c.is_control() || (lines && c == '\n')) {
                         app.update(Action::Input(c));
                     }
                 }

@@ -23,6 +23,7 @@ mod inspector;
 pub mod jobs;
 pub mod keymap;
 mod navigate;
+mod provenance;
 mod routing;
 pub mod run_view;
 pub mod samples;

@@ -131,10 +131,11 @@ fn draw_summary(app: &App, f: &mut Frame, area: Rect) {
         .map_or(r.rendered_prompt.as_str(), |m| m.content.as_str());
     let s = &r.sampler;
     let think = v.steps.iter().filter(|s| s.phase == crate::trace::Phase::Think).count();
-    let mean_h = if v.is_empty() {
-        0.0
-    } else {
-        v.steps.iter().map(|s| s.entropy).sum::<f32>() / v.len() as f32
+    let known: Vec<f32> = v.steps.iter().map(|s| s.entropy).filter(|h| !h.is_nan()).collect();
+    let mean_h = match known.len() {
+        0 if !v.is_empty() => "unknown (the source gave top-k only)".to_string(),
+        0 => "mean 0.00 nats".to_string(),
+        n => format!("mean {:.2} nats", known.iter().sum::<f32>() / n as f32),
     };
     let mut lines = vec![
         kv("run", format!("{} {}", r.id, for_terminal(r.label.as_deref().unwrap_or(""), false))),
@@ -142,6 +143,9 @@ fn draw_summary(app: &App, f: &mut Frame, area: Rect) {
             "model",
             format!("{} ({}, {})", for_terminal(&r.model.name, false), r.model.arch, r.model.quant),
         ),
+    ];
+    lines.extend(super::provenance::rows(r).into_iter().map(|(k, val)| kv(k, val)));
+    lines.extend([
         kv(
             "sampler",
             format!("T {} top-k {} top-p {} seed {}", s.temperature, s.top_k, s.top_p, s.seed),
@@ -160,11 +164,11 @@ fn draw_summary(app: &App, f: &mut Frame, area: Rect) {
                 r.timings.decode_tok_s()
             ),
         ),
-        kv("entropy", format!("mean {mean_h:.2} nats")),
+        kv("entropy", mean_h),
         kv("flags", e.flags.to_string()),
         kv("date", date(r.created_at)),
         Line::from(Span::styled("prompt", dim)),
-    ];
+    ]);
     for l in for_terminal(prompt, true).lines() {
         lines.push(Line::from(Span::styled(l.to_string(), txt)));
     }

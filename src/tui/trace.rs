@@ -71,8 +71,14 @@ impl Layout<'_> {
             Phase::Answer => "phase.answer",
         }));
         match self.app.colour {
-            ColourBy::Logprob => st = st.patch(t.get(logprob_key(s.logprob))),
-            ColourBy::Entropy => st = st.patch(t.get(entropy_key(s.entropy))),
+            // A step without a logprob (some servers) gets no confidence colour.
+            ColourBy::Logprob if !s.logprob.is_nan() => {
+                st = st.patch(t.get(logprob_key(s.logprob)))
+            }
+            ColourBy::Entropy if !s.entropy.is_nan() => {
+                st = st.patch(t.get(entropy_key(s.entropy)))
+            }
+            ColourBy::Logprob | ColourBy::Entropy => {}
             ColourBy::Expert => {
                 if let Some(e) = top_expert(self.v, i, self.app.layer) {
                     st = st.patch(t.get(&format!("expert.id.{}", e % 8)));

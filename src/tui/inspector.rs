@@ -35,6 +35,21 @@ pub fn fit(text: &str, w: usize) -> String {
     out
 }
 
+/// `text` in rows of at most `w` columns, broken between words (a longer word is cut).
+fn words(text: &str, w: usize) -> Vec<String> {
+    let mut rows: Vec<String> = Vec::new();
+    for word in text.split(' ') {
+        match rows.last_mut() {
+            Some(row) if row.width() + 1 + word.width() <= w => {
+                row.push(' ');
+                row.push_str(word);
+            }
+            _ => rows.push(word.to_string()),
+        }
+    }
+    rows
+}
+
 pub fn draw(app: &App, f: &mut Frame, area: Rect) {
     let t = &app.theme;
     let block = Block::default()
@@ -79,7 +94,11 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
             Span::styled("step   ", dim),
             Span::styled(format!("#{}  id {id}  {}", s.index, s.phase.as_str()), text),
         ]),
-        Line::from([vec![Span::styled("logp   ", dim)], logp].concat()),
+        if s.logprob.is_nan() {
+            Line::from(logp)
+        } else {
+            Line::from([vec![Span::styled("logp   ", dim)], logp].concat())
+        },
         Line::from(vec![
             Span::styled("H      ", dim),
             entropy,
@@ -100,10 +119,23 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
                 "missing" => "absent ",
                 _ => continue,
             };
-            lines.push(Line::from(vec![
-                Span::styled(key, dim),
-                Span::styled(fit(&v, inner_w.saturating_sub(7)), text),
-            ]));
+            // What the server left out, on up to three rows.
+            let rows = if k == "missing" { 3 } else { 1 };
+            let w = inner_w.saturating_sub(7).max(1);
+            let mut pieces = words(&v, w);
+            if pieces.len() > rows {
+                pieces.truncate(rows);
+                if let Some(last) = pieces.last_mut() {
+                    *last = fit(&format!("{last} …"), w);
+                }
+            }
+            for (j, piece) in pieces.into_iter().enumerate() {
+                let key = if j == 0 { key } else { "       " };
+                lines.push(Line::from(vec![
+                    Span::styled(key, dim),
+                    Span::styled(fit(&piece, w), text),
+                ]));
+            }
         }
     }
     let title = if s.top.is_empty() {

@@ -26,6 +26,9 @@ pub fn rows(run: &Run) -> Vec<(&'static str, String)> {
                 ("server", clean(&server.model)),
                 ("logprobs", kind_label(run.logprob_kind).to_string()),
             ];
+            if !server.missing.is_empty() {
+                v.push(("missing", clean(&server.missing.join(", "))));
+            }
             if !server.reasoning_from.is_empty() {
                 v.push(("thinking", format!("from {}", clean(&server.reasoning_from))));
             }
@@ -34,9 +37,6 @@ pub fn rows(run: &Run) -> Vec<(&'static str, String)> {
                     "routing",
                     format!("{} · expert ids only, weights unknown", clean(&server.routing_format)),
                 ));
-            }
-            if !server.missing.is_empty() {
-                v.push(("missing", clean(&server.missing.join(", "))));
             }
             for n in &server.notes {
                 v.push(("note", clean(n)));

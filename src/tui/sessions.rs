@@ -141,11 +141,17 @@ fn draw_summary(app: &App, f: &mut Frame, area: Rect) {
         kv("run", format!("{} {}", r.id, for_terminal(r.label.as_deref().unwrap_or(""), false))),
         kv(
             "model",
-            format!("{} ({}, {})", for_terminal(&r.model.name, false), r.model.arch, r.model.quant),
+            if r.model.arch.is_empty() {
+                for_terminal(&r.model.name, false).into_owned()
+            } else {
+                format!(
+                    "{} ({}, {})",
+                    for_terminal(&r.model.name, false),
+                    r.model.arch,
+                    r.model.quant
+                )
+            },
         ),
-    ];
-    lines.extend(super::provenance::rows(r).into_iter().map(|(k, val)| kv(k, val)));
-    lines.extend([
         kv(
             "sampler",
             format!("T {} top-k {} top-p {} seed {}", s.temperature, s.top_k, s.top_p, s.seed),
@@ -164,6 +170,9 @@ fn draw_summary(app: &App, f: &mut Frame, area: Rect) {
                 r.timings.decode_tok_s()
             ),
         ),
+    ];
+    lines.extend(super::provenance::rows(r).into_iter().map(|(k, val)| kv(k, val)));
+    lines.extend([
         kv("entropy", mean_h),
         kv("flags", e.flags.to_string()),
         kv("date", date(r.created_at)),

@@ -218,6 +218,8 @@ impl Jobs {
     ) -> Result<RunId> {
         let opts = endpoint.options().map_err(|e| Error::Job(e.to_string()))?;
         endpoint.prepare(&mut run);
+        // In the store before the UI lists the session's runs (the writer starts on the thread).
+        store.put_run(&run).map_err(|e| Error::Job(e.to_string()))?;
         let id = run.id;
         let cancel = Arc::new(AtomicBool::new(false));
         let (store, flag, tx) = (store.clone(), cancel.clone(), self.tx.clone());

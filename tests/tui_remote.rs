@@ -330,5 +330,6 @@ fn a_refused_connection_is_reported_in_the_ui() {
     assert_eq!(run.parent, Some((RunId(20), 0)));
     assert_eq!(app.screen, Screen::Trace);
     let text = screen_text(&mut app, BIG);
+    assert!(text.contains("failed before its first token"), "{text}");
     assert!(text.contains("cannot connect"), "{text}");
 }

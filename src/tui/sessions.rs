@@ -158,7 +158,12 @@ fn draw_summary(app: &App, f: &mut Frame, area: Rect) {
         ),
         kv(
             "status",
-            format!("{} · stop {}", status(&r.status), r.stop.map_or("-", |x| x.as_str())),
+            match &r.status {
+                crate::trace::RunStatus::Failed(msg) => {
+                    format!("failed: {}", for_terminal(msg, false))
+                }
+                s => format!("{} · stop {}", status(s), r.stop.map_or("-", |x| x.as_str())),
+            },
         ),
         kv(
             "tokens",

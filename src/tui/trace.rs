@@ -252,6 +252,14 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
         .borders(Borders::ALL)
         .border_style(t.get("ui.border.focus"))
         .title(Span::styled(title, t.get("ui.title")));
+    if let (true, crate::trace::RunStatus::Failed(msg)) = (v.is_empty(), &v.run.status) {
+        let text = format!("This run failed before its first token:\n{}", for_terminal(msg, false));
+        let p = Paragraph::new(text)
+            .style(t.get("ui.warning"))
+            .wrap(ratatui::widgets::Wrap { trim: false });
+        f.render_widget(p.block(block), area);
+        return;
+    }
     let inner = block.inner(area);
     let lines = rows(app, v, usize::from(inner.width), usize::from(inner.height));
     f.render_widget(Paragraph::new(lines).block(block), area);

@@ -333,3 +333,100 @@ fn a_refused_connection_is_reported_in_the_ui() {
     assert!(text.contains("failed before its first token"), "{text}");
     assert!(text.contains("cannot connect"), "{text}");
 }
+
+/// Serves one streamed chat completion without logprobs (a server that ignores `logprobs`),
+/// with reasoning in `reasoning_content`; returns the base URL.
+fn serve_without_logprobs() -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    std::thread::spawn(move || {
+        let Ok((mut sock, _)) = listener.accept() else { return };
+        let mut reader = BufReader::new(sock.try_clone().unwrap());
+        let mut len = 0usize;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; len];
+        let _ = reader.read_exact(&mut body);
+        let mut out =
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+                .to_vec();
+        let chunk = |delta: serde_json::Value, finish: Option<&str>| {
+            let c = serde_json::json!({"model": "plain-server",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+            format!("data: {c}\r\n\r\n")
+        };
+        for (d, f) in [
+            (serde_json::json!({"reasoning_content": "Two and two"}), None),
+            (serde_json::json!({"reasoning_content": " make four."}), None),
+            (serde_json::json!({"content": "4"}), None),
+            (serde_json::json!({}), Some("stop")),
+        ] {
+            out.extend_from_slice(chunk(d, f).as_bytes());
+        }
+        out.extend_from_slice(b"data: [DONE]\r\n\r\n");
+        let _ = sock.write_all(&out);
+    });
+    url
+}
+
+#[test]
+fn a_server_without_logprobs_is_recorded_and_says_so() {
+    let (_d, mut app) = app();
+    let url = serve_without_logprobs();
+    app.update(Action::ScreenTrace);
+    app.update(Action::EditRerun);
+    for _ in 0..5 {
+        app.update(Action::FieldPrev);
+    }
+    for _ in 0..editor(&app).values[ENDPOINT].len() {
+        app.update(Action::InputBackspace);
+    }
+    type_text(&mut app, &url);
+    app.update(Action::InputSubmit);
+    let child = app.live.expect("the run is followed");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while app.jobs.busy() {
+        while let Some(ev) = app.jobs.poll() {
+            app.update(Action::Job(Box::new(ev)));
+        }
+        assert!(Instant::now() < deadline, "the run did not end");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(app.message.contains("the server sent no logprobs"), "{}", app.message);
+    let store = app.store.clone().unwrap();
+    let run = store.run(child).unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Complete);
+    let steps = store.steps(child).unwrap().steps;
+    assert_eq!(steps.len(), 3, "one step per chunk");
+    assert!(steps.iter().all(|s| s.logprob.is_nan()));
+    assert_eq!((steps[0].phase, steps[2].phase), (Phase::Think, Phase::Answer));
+    let v = app.view.as_ref().unwrap();
+    assert_eq!(v.run.id, child);
+    let RunSource::Remote { server, .. } = &v.run.source else { panic!("{:?}", v.run.source) };
+    assert_eq!(server.model, "plain-server");
+    assert!(server.missing.iter().any(|m| m == "logprobs on 3 of 3 steps"), "{server:?}");
+    let text = screen_text(&mut app, BIG);
+    assert!(text.contains("no logprobs from server"), "{text}");
+    assert!(!text.contains("NaN"), "{text}");
+    // No confidence colour on a step without a logprob: 'Two' is drawn in the thinking colour.
+    let term = render(&mut app, BIG);
+    let buf = term.backend().buffer();
+    let cell = (0..BIG.0)
+        .map(|x| &buf[(x, 2)])
+        .find(|c| c.symbol() == "T")
+        .expect("'Two' on the first trace row");
+    for key in
+        ["token.logprob.high", "token.logprob.mid", "token.logprob.low", "token.logprob.verylow"]
+    {
+        let fg = app.theme.get(key).fg;
+        assert!(fg.is_some() && cell.fg != fg.unwrap(), "'{key}' colours a step without a logprob");
+    }
+}

@@ -30,8 +30,9 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Where to record from, as given on the command line or in the run dialog.
-#[derive(Debug, Clone, PartialEq)]
+/// Where to record from, as given on the command line or in the run dialog. `Debug` shows the
+/// URL without credentials.
+#[derive(Clone, PartialEq)]
 pub struct Endpoint {
     /// A server root, a `/v1` base or the full chat-completions URL (may hold credentials).
     pub url: String,
@@ -45,6 +46,17 @@ pub struct Endpoint {
     pub routed_experts: bool,
     pub routing_top_k: usize,
     pub starts_thinking: bool,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("url", &self.shown())
+            .field("model", &self.model)
+            .field("api_key_env", &self.api_key_env)
+            .field("logprob_kind", &self.logprob_kind)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Endpoint {
@@ -230,5 +242,6 @@ mod tests {
         e.prepare(&mut run);
         assert_eq!(provenance(&run), Some(("https://h:8443/v1".into(), "r1".into())));
         assert_eq!(run.logprob_kind, LogprobKind::PostSampling);
+        assert!(!format!("{e:?}").contains("pw"), "{e:?}");
     }
 }

@@ -10,11 +10,14 @@
 //! - `store` keeps sessions, runs and steps in sled behind a `Store` type, with a writer thread
 //!   that implements the engine's `Recorder`, crash recovery and JSONL import.
 //! - `export` writes recorded sessions out (JSONL now).
+//! - `analysed` keeps analysis results beside a run in the store (CLI and TUI).
+//! - `replay` and `resample` re-run a recorded run's prefix (fork, resample) for the CLI and the TUI.
 //! - `tui` is the terminal UI (ratatui): sessions, the trace, inspector, timeline, flags and
 //!   routing, reading the store; keymap and themes are data files.
 //! - Still to come, per DESIGN.md: `remote` (OpenAI-compatible servers), `analysis` and
 //!   `compare`, all reading and writing `trace` types.
 
+pub mod analysed;
 pub mod analysis;
 pub mod cli;
 pub mod compare;
@@ -23,6 +26,7 @@ pub mod export;
 pub mod remote;
 pub mod remote_record;
 pub mod replay;
+pub mod resample;
 pub mod sanitize;
 pub mod store;
 pub mod trace;

@@ -209,6 +209,11 @@ pub struct LayerRoute {
     pub experts: Vec<u16>,
     /// Final gate weights in the order of `experts`; `None` when the source gave ids only.
     pub weights: Option<Vec<f32>>,
+    /// The full router distribution over every expert, by expert id (softmax probabilities
+    /// or sigmoid scores, before the selection bias and the group limit), rounded to f16.
+    /// Only recorded with `--routing full`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router: Option<Vec<f32>>,
 }
 
 impl LayerRoute {
@@ -222,8 +227,28 @@ impl LayerRoute {
             layer,
             experts: p.iter().map(|x| x.0).collect(),
             weights: Some(p.iter().map(|x| x.1).collect()),
+            router: None,
         }
     }
+
+    /// This route with the full router distribution (rounded to f16, as it is stored).
+    pub fn with_router(mut self, probs: &[f32]) -> Self {
+        self.router = Some(probs.iter().map(|&p| half::f16::from_f32(p).to_f32()).collect());
+        self
+    }
+}
+
+/// How much MoE routing the engine records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoutingDetail {
+    /// None (the experts still run; nothing about them is kept).
+    Off,
+    /// The selected experts and their final gate weights, per MoE layer.
+    #[default]
+    Selected,
+    /// `Selected` plus the full router distribution over every expert.
+    Full,
 }
 
 /// How one token was routed through every MoE layer, indexed by the position of the token

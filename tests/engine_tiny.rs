@@ -11,7 +11,7 @@ use candle_core::quantized::GgmlDType;
 use common::{write_tiny, Naive, Tiny};
 use thinkdbg::engine::generate::{EngineEvent, Prompt, RunRequest};
 use thinkdbg::engine::{Engine, LoadOptions};
-use thinkdbg::trace::{Message, Phase, SamplerSpec, Step, StopReason};
+use thinkdbg::trace::{Message, Phase, RoutingDetail, SamplerSpec, Step, StopReason};
 
 fn load(path: &std::path::Path) -> Engine {
     Engine::load(path, &LoadOptions::default(), &mut |_, _| {}).unwrap()
@@ -34,7 +34,15 @@ fn run_forced(
     forced: Vec<u32>,
 ) -> (Vec<Step>, StopReason, Vec<u32>) {
     let mut events: Vec<EngineEvent> = Vec::new();
-    let req = RunRequest { prompt, sampler, top_logprobs: top, forced, forced_text: None };
+    let req = RunRequest {
+        prompt,
+        sampler,
+        top_logprobs: top,
+        forced,
+        forced_text: None,
+        routing: RoutingDetail::Selected,
+        prompt_routing: true,
+    };
     let summary = engine.generate(&req, &mut events, &AtomicBool::new(false)).unwrap();
     let mut prompt_tokens = Vec::new();
     let steps = events
@@ -228,6 +236,8 @@ fn a_prompt_longer_than_the_context_is_an_error() {
         top_logprobs: 1,
         forced: Vec::new(),
         forced_text: None,
+        routing: RoutingDetail::Selected,
+        prompt_routing: true,
     };
     let err =
         engine.generate(&req, &mut Vec::new(), &AtomicBool::new(false)).unwrap_err().to_string();
@@ -251,6 +261,8 @@ fn cancel_stops_before_the_first_token() {
         top_logprobs: 1,
         forced: Vec::new(),
         forced_text: None,
+        routing: RoutingDetail::Selected,
+        prompt_routing: true,
     };
     let summary = engine.generate(&req, &mut events, &AtomicBool::new(true)).unwrap();
     assert_eq!(summary.stop, StopReason::User);
@@ -298,6 +310,8 @@ fn forced_tokens_replay_a_prefix_and_fork_at_the_chosen_step() {
         top_logprobs: 1,
         forced: vec![u32::MAX],
         forced_text: None,
+        routing: RoutingDetail::Selected,
+        prompt_routing: true,
     };
     let err = engine.generate(&req, &mut Vec::new(), &AtomicBool::new(false)).unwrap_err();
     assert!(err.to_string().contains("outside the vocabulary"), "{err}");

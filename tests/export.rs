@@ -56,8 +56,9 @@ fn record() -> SessionRecord {
                         layer: 1,
                         experts: vec![i as u16 % 4, 5],
                         weights: Some(vec![0.6, 0.4]),
+                        router: None,
                     },
-                    LayerRoute { layer: 2, experts: vec![3, 1], weights: None },
+                    LayerRoute { layer: 2, experts: vec![3, 1], weights: None, router: None },
                 ],
             };
             (step, Some(routing))
@@ -81,7 +82,7 @@ fn record() -> SessionRecord {
             tags: vec![],
             runs: vec![run_id],
         },
-        runs: vec![RunRecord { run: Some(run), steps, flags, notes }],
+        runs: vec![RunRecord { run: Some(run), steps, flags, notes, ..RunRecord::default() }],
     }
 }
 

@@ -20,7 +20,7 @@ use thinkdbg::engine::generate::{EngineEvent, Prompt, RunRequest};
 use thinkdbg::engine::gguf::Gguf;
 use thinkdbg::engine::synth::{self, Dims, SynthSpec};
 use thinkdbg::engine::{models, Engine, LoadOptions};
-use thinkdbg::trace::SamplerSpec;
+use thinkdbg::trace::{RoutingDetail, SamplerSpec};
 
 #[derive(Deserialize)]
 struct Fixture {
@@ -124,6 +124,8 @@ fn synthetic_moe_models_decode_like_llama_cpp() {
             top_logprobs: 2,
             forced: Vec::new(),
             forced_text: None,
+            routing: RoutingDetail::Selected,
+            prompt_routing: true,
         };
         let mut events: Vec<EngineEvent> = Vec::new();
         engine.generate(&req, &mut events, &AtomicBool::new(false)).unwrap();

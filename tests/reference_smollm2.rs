@@ -21,7 +21,7 @@ use std::sync::atomic::AtomicBool;
 use serde::Deserialize;
 use thinkdbg::engine::generate::{EngineEvent, Prompt, RunRequest};
 use thinkdbg::engine::{Engine, LoadOptions};
-use thinkdbg::trace::{Message, SamplerSpec};
+use thinkdbg::trace::{Message, RoutingDetail, SamplerSpec};
 
 #[derive(Deserialize)]
 struct Fixture {
@@ -117,6 +117,8 @@ fn greedy_decoding_matches_llama_cpp_within_its_own_precision_envelope() {
             top_logprobs: 2,
             forced: Vec::new(),
             forced_text: None,
+            routing: RoutingDetail::Selected,
+            prompt_routing: true,
         };
         let mut events: Vec<EngineEvent> = Vec::new();
         engine.generate(&req, &mut events, &AtomicBool::new(false)).unwrap();

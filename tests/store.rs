@@ -7,7 +7,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use thinkdbg::engine::generate::{EngineEvent, Recorder};
 use thinkdbg::export::jsonl::{self, RunRecord, SessionRecord};
-use thinkdbg::store::{codec, import, writer, Error, Store};
+use thinkdbg::store::{codec, import, routing_codec, writer, Error, Store};
 use thinkdbg::trace::*;
 
 fn step(i: u32) -> Step {
@@ -61,6 +61,7 @@ fn routing(i: u32) -> Routing {
             layer: 3,
             experts: vec![1, (i % 64) as u16],
             weights: Some(vec![0.75, 0.25]),
+            router: None,
         }],
     }
 }
@@ -78,6 +79,8 @@ fn the_writer_stores_every_step_in_order_and_completes_the_run() {
         phase: Phase::Think,
         stop_ids: vec![],
     });
+    let prompt_routes = vec![routing(1000), routing(1001), routing(1002)];
+    rec.record(EngineEvent::PromptRouting(prompt_routes.clone()));
     for i in 0..300 {
         rec.record(EngineEvent::Step { step: step(i), routing: Some(routing(i)) });
     }
@@ -99,6 +102,10 @@ fn the_writer_stores_every_step_in_order_and_completes_the_run() {
     let routes = store.routing(id).unwrap();
     assert_eq!(routes.len(), 300);
     assert_eq!(routes[257], (257, routing(257)));
+    assert_eq!(store.prompt_routing(id).unwrap(), prompt_routes);
+    // Removing the run removes its prompt routing too.
+    store.remove_run(id).unwrap();
+    assert!(store.prompt_routing(id).unwrap().is_empty());
 }
 
 #[test]
@@ -204,6 +211,7 @@ fn export(store: &Store, sid: SessionId) -> String {
                 store.routing(*r).unwrap().into_iter().collect();
             RunRecord {
                 run: store.run(*r).unwrap(),
+                prompt_routing: store.prompt_routing(*r).unwrap(),
                 steps: read
                     .steps
                     .into_iter()
@@ -287,7 +295,13 @@ fn export_import_export_is_identical_apart_from_ids() {
     store
         .put_notes(run.id, &[Note { start: 0, end: 1, text: "look <here> & \"there\"".into() }])
         .unwrap();
+    // Prompt routing, one position with the full router distribution.
+    let mut full = routing(7);
+    full.layers[0] = full.layers[0].clone().with_router(&[0.25, 0.5, 0.125, 0.125]);
+    store.put_prompt_routing(run.id, &[routing(5), full]).unwrap();
     let first = export(&store, run.session);
+    assert!(first.contains("\"type\":\"prompt_routing\""), "{first}");
+    assert!(first.contains("\"router\":[0.25,0.5,0.125,0.125]"), "{first}");
     let records = import::parse(&first).unwrap();
     let done = import::import(&store, records.clone()).unwrap();
     assert_eq!(done.runs.len(), 1);
@@ -333,6 +347,13 @@ fn malformed_imports_name_the_line_and_change_nothing() {
             good.replace("\"logprob\":-0.25,", "\"logprob\":\"high\","),
             "line 5: not a valid thinkdbg JSONL line",
         ),
+        (
+            format!(
+                "{}\n{}\n{}\n{{\"type\":\"prompt_routing\",\"run\":{},\"position\":3,\"routing\":[]}}",
+                lines[0], lines[1], lines[2], run.id.0
+            ),
+            "line 4: prompt routing position 3",
+        ),
     ];
     for (text, want) in cases {
         let err = match import::parse(&text) {
@@ -377,13 +398,19 @@ fn arb_routing() -> impl Strategy<Value = Option<Routing>> {
                 any::<u16>(),
                 prop::collection::vec(any::<u16>(), 0..8),
                 prop::option::of(prop::collection::vec(0.0f32..1.0, 0..8)),
+                prop::option::of(prop::collection::vec(0.0f32..1.0, 0..6)),
             ),
             0..4,
         )
         .prop_map(|layers| Routing {
             layers: layers
                 .into_iter()
-                .map(|(layer, experts, weights)| LayerRoute { layer, experts, weights })
+                .map(|(layer, experts, weights, router)| LayerRoute {
+                    layer,
+                    experts,
+                    weights,
+                    router,
+                })
                 .collect(),
         }),
     )
@@ -396,8 +423,11 @@ proptest! {
     fn values_round_trip_through_the_codec(s in arb_step(7), r in arb_routing(), title in ".{0,20}", seed in any::<u64>(), msg in ".{0,10}") {
         let back: Step = codec::decode(&codec::encode(&s).unwrap(), "steps", String::new).unwrap();
         prop_assert_eq!(back, s);
-        let back: Option<Routing> = codec::decode(&codec::encode(&r).unwrap(), "routing", String::new).unwrap();
-        prop_assert_eq!(back, r);
+        if let Some(r) = &r {
+            let bytes = routing_codec::encode_routing(r).unwrap();
+            let back = routing_codec::decode_routing(&bytes, "routing", String::new).unwrap();
+            prop_assert_eq!(&back, r);
+        }
         let session = Session { id: SessionId(seed), title, created_at: seed / 2, tags: vec!["a".into()], runs: vec![RunId(seed ^ 1)] };
         let back: Session = codec::decode(&codec::encode(&session).unwrap(), "sessions", String::new).unwrap();
         prop_assert_eq!(back, session);
@@ -430,7 +460,7 @@ proptest! {
         };
         let rec = SessionRecord {
             session: Session { id: SessionId(10), title, created_at: 1, tags: vec![], runs: vec![RunId(11)] },
-            runs: vec![RunRecord { run: Some(run), steps, flags: vec![], notes: vec![] }],
+            runs: vec![RunRecord { run: Some(run), steps, flags: vec![], notes: vec![], prompt_routing: vec![] }],
         };
         let mut text = jsonl::header().unwrap() + "\n";
         for l in jsonl::session_lines(&rec).unwrap() { text += &l; text += "\n"; }
@@ -520,6 +550,7 @@ fn remote_runs_with_unknown_values_round_trip() {
         },
         runs: vec![RunRecord {
             run: Some(run.clone()),
+            prompt_routing: vec![],
             steps: vec![(step, None)],
             flags: vec![],
             notes: vec![],

@@ -286,7 +286,12 @@ fn moe_view() -> RunView {
             .map(|l| {
                 let experts: Vec<u16> =
                     (0..4).map(|k| ((i as u16) * 3 + l * 5 + k * 4) % 16).collect();
-                LayerRoute { layer: l, experts, weights: Some(vec![0.55, 0.25, 0.15, 0.05]) }
+                LayerRoute {
+                    layer: l,
+                    experts,
+                    weights: Some(vec![0.55, 0.25, 0.15, 0.05]),
+                    router: None,
+                }
             })
             .collect();
         routing.push((i, Routing { layers }));

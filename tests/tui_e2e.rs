@@ -1,7 +1,8 @@
 //! The debugging loop end to end on a tiny model: a real engine on its worker thread, a real
 //! store, the App driven only through Actions (no terminal): edit the prompt and re-run,
 //! compare with the parent, fork at a token (an alternative, then typed text), export the
-//! fork in all three formats from the export dialog.
+//! fork in all three formats from the export dialog; annotate (a note edited, user flags added
+//! and deleted) and export again; resample from a reasoning step.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -10,13 +11,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{thinkdbg, write_tiny, Tiny};
+use thinkdbg::resample::FinalAnswer;
 use thinkdbg::store::Store;
-use thinkdbg::trace::RunStatus;
+use thinkdbg::trace::{FlagKind, Origin, RunStatus};
 use thinkdbg::tui::app::{Overlay, Screen};
 use thinkdbg::tui::jobs::ModelChoice;
 use thinkdbg::tui::keymap::Keymap;
 use thinkdbg::tui::theme::ThemeSet;
-use thinkdbg::tui::{Action, App};
+use thinkdbg::tui::{Action, App, FlagRow};
 
 /// Feeds the engine's events to the app until no run is in flight.
 fn pump(app: &mut App) -> usize {
@@ -168,4 +170,174 @@ fn edit_rerun_compare_fork_and_export_through_actions() {
 
 fn d_ext_is(app: &App, ext: &str) -> bool {
     matches!(&app.overlay, Some(Overlay::Export(d)) if d.kind.extension() == ext)
+}
+
+/// Moves the trace cursor to step `i` (from the start).
+fn cursor_to(app: &mut App, i: usize) {
+    app.update(Action::Start);
+    for _ in 0..i {
+        app.update(Action::NextToken);
+    }
+    assert_eq!(app.cursor, i);
+}
+
+#[test]
+fn annotate_export_and_resample_through_actions() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_tiny(dir.path(), &Tiny::qwen2());
+    let out = thinkdbg(dir.path())
+        .args(["record", "-n", "24", "--ignore-eos", "-t", "0.8", "--seed", "5"])
+        .args(["--top-logprobs", "5", "--model"])
+        .arg(&model)
+        .arg("what is two and two?")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let store = Arc::new(Store::open(&dir.path().join("store")).unwrap());
+    let themes = ThemeSet::builtin();
+    let theme = themes.load("dark", false).unwrap();
+    let mut app = App::new(Some(store.clone()), Keymap::merged(None).unwrap(), themes, theme);
+    app.jobs.model = ModelChoice { spec: Some(model.to_str().unwrap().into()), offline: true };
+    app.reload().unwrap();
+    let parent = app.view.as_ref().unwrap().run.clone();
+    let parent_steps = store.steps(parent.id).unwrap().steps;
+    app.update(Action::ScreenTrace);
+
+    // A note over steps 3..=6, then edited from the cursor inside it.
+    cursor_to(&mut app, 3);
+    app.update(Action::Mark);
+    cursor_to(&mut app, 6);
+    app.update(Action::Note);
+    type_text(&mut app, "looks suspicious");
+    app.update(Action::Input('\n'));
+    type_text(&mut app, "second line");
+    app.update(Action::InputSubmit);
+    assert!(app.overlay.is_none(), "{}", app.message);
+    app.update(Action::Note);
+    let Some(Overlay::Note(e)) = &app.overlay else { panic!("no note editor: {}", app.message) };
+    assert!(e.editing.is_some(), "the cursor lies in the note: it is edited");
+    type_text(&mut app, " (edited)");
+    app.update(Action::InputSubmit);
+    let notes = store.notes(parent.id).unwrap();
+    assert_eq!(notes.len(), 1);
+    assert_eq!((notes[0].start, notes[0].end), (3, 7));
+    assert_eq!(notes[0].text, "looks suspicious\nsecond line (edited)");
+
+    // Two user flags; the first is deleted from the Flags list.
+    for (at, label) in [(10, "drop-me"), (14, "kept-label")] {
+        cursor_to(&mut app, at);
+        app.update(Action::Mark);
+        app.update(Action::NextToken);
+        app.update(Action::UserFlag);
+        type_text(&mut app, label);
+        app.update(Action::FieldNext);
+        type_text(&mut app, "why");
+        app.update(Action::InputSubmit);
+        assert!(app.overlay.is_none(), "{}", app.message);
+    }
+    let user = |store: &Store| {
+        let flags = store.flags(parent.id).unwrap();
+        flags
+            .into_iter()
+            .filter(|f| f.origin == Origin::User)
+            .map(|f| (f.start, f.end, f.kind))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        user(&store),
+        vec![
+            (10, 12, FlagKind::User("drop-me".into())),
+            (14, 16, FlagKind::User("kept-label".into()))
+        ]
+    );
+    app.update(Action::ScreenFlags);
+    let v = app.view.as_ref().unwrap();
+    let row = app
+        .flag_rows()
+        .iter()
+        .position(|r| matches!(r, FlagRow::Flag(i) if v.flags[*i].kind == FlagKind::User("drop-me".into())))
+        .unwrap();
+    while app.flag_sel < row {
+        app.update(Action::Down);
+    }
+    app.update(Action::DeleteAnnotation);
+    assert_eq!(
+        user(&store),
+        vec![(14, 16, FlagKind::User("kept-label".into()))],
+        "{}",
+        app.message
+    );
+
+    // All three exports carry the note and the user flag.
+    app.update(Action::ScreenTrace);
+    let mut files = Vec::new();
+    for ext in ["md", "html", "jsonl"] {
+        app.update(Action::ExportDialog);
+        while !d_ext_is(&app, ext) {
+            app.update(Action::FieldNext);
+        }
+        let path = dir.path().join(format!("notes.{ext}"));
+        set_export_path(&mut app, &path);
+        app.update(Action::InputSubmit);
+        assert!(app.overlay.is_none(), "{}", app.message);
+        files.push(std::fs::read_to_string(&path).unwrap());
+    }
+    for (ext, text) in ["md", "html"].iter().zip(&files) {
+        assert!(text.contains("looks suspicious"), "{ext} has the note");
+        assert!(text.contains("second line (edited)"), "{ext} has the edited note");
+        assert!(text.contains("kept-label"), "{ext} has the user flag");
+        assert!(!text.contains("drop-me"), "{ext} lost the deleted flag");
+    }
+    let back = thinkdbg::store::import::parse(&files[2]).unwrap();
+    let rec = &back[0].runs[0];
+    assert_eq!(rec.notes, notes, "the JSONL export keeps the note");
+    assert!(rec.flags.iter().any(|f| f.kind == FlagKind::User("kept-label".into())));
+
+    // Resample two continuations from the reasoning step at step 18.
+    cursor_to(&mut app, 18);
+    app.update(Action::Resample);
+    let Some(Overlay::Resample(f)) = &app.overlay else { panic!("no form: {}", app.message) };
+    let at = f.at;
+    assert!(at <= 18);
+    app.update(Action::InputBackspace);
+    app.update(Action::Input('2'));
+    app.update(Action::InputSubmit);
+    assert!(matches!(app.overlay, Some(Overlay::ResamplePanel)), "{}", app.message);
+    app.mark = Some(16);
+    pump(&mut app);
+    assert_eq!((app.mark, app.cursor), (Some(16), 18), "runs ending keep the selection");
+    let r = app.resample.as_ref().unwrap();
+    assert!(r.finished());
+    assert_eq!(r.runs.len(), 2);
+    let s = r.summary.as_ref().expect("a summary once both ended");
+    assert_eq!(s.total, 2, "both continuations reached an answer");
+    assert_eq!(s.groups.iter().map(|g| g.runs.len()).sum::<usize>(), s.total);
+    let original = FinalAnswer::of(&parent_steps);
+    let mut changed = 0;
+    for (i, id) in r.runs.iter().enumerate() {
+        let run = store.run(*id).unwrap().unwrap();
+        assert_eq!(run.parent, Some((parent.id, at)));
+        assert_eq!(run.session, parent.session);
+        assert_eq!(run.status, RunStatus::Complete);
+        assert_eq!(run.label.as_deref(), Some(format!("resample@{at}/{}", i + 1).as_str()));
+        let steps = store.steps(*id).unwrap().steps;
+        assert_eq!(steps.len(), 24);
+        let ids = |s: &[thinkdbg::trace::Step]| s.iter().map(|x| x.token_id).collect::<Vec<_>>();
+        assert_eq!(ids(&steps[..at as usize]), ids(&parent_steps[..at as usize]));
+        changed += usize::from(original.changed(&FinalAnswer::of(&steps)));
+    }
+    assert_eq!(s.changed, changed);
+    // Enter compares the selected continuation with the parent at the resample point.
+    let first = r.runs[0];
+    app.update(Action::InputSubmit);
+    let c = app.compare.as_ref().expect("compare opened");
+    assert_eq!((c.a.run.id, c.b.run.id), (parent.id, first));
+
+    // `thinkdbg flags` (another process, once this one lets go of the store) shows the user flag.
+    drop(app);
+    drop(store);
+    let out = thinkdbg(dir.path()).args(["flags", &parent.id.to_string()]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("kept-label") && !text.contains("drop-me"), "{text}");
 }

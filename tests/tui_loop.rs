@@ -1,5 +1,6 @@
 //! The debugging loop in the terminal UI on ratatui's TestBackend: snapshots of the compare
-//! screen, the prompt editor and the fork picker on hand-made runs in a real store, and the
+//! screen, the prompt editor, the fork picker, the note editor, the user-flag prompt, a note in
+//! the trace and the flags list, the export dialog and the resample form and panel on hand-made runs in a real store, and the
 //! actions behind them (alignment-following cursor, divergence jump, editor validation).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -7,14 +8,17 @@ use std::sync::Arc;
 
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
+use thinkdbg::resample::{FinalAnswer, Summary};
 use thinkdbg::store::Store;
 use thinkdbg::trace::{
-    Message, Phase, Run, RunId, RunStatus, SamplerSpec, Session, SessionId, Step, TopToken,
+    FlagKind, Message, Origin, Phase, Run, RunId, RunStatus, SamplerSpec, Session, SessionId, Step,
+    TopToken,
 };
 use thinkdbg::tui::app::{Overlay, Screen};
 use thinkdbg::tui::keymap::Keymap;
+use thinkdbg::tui::resample::{Outcome, ResampleJob};
 use thinkdbg::tui::theme::ThemeSet;
-use thinkdbg::tui::{ui, Action, App};
+use thinkdbg::tui::{ui, Action, App, FlagRow};
 
 const BIG: (u16, u16) = (120, 40);
 const SMALL: (u16, u16) = (80, 24);
@@ -210,4 +214,210 @@ fn fork_picker_lists_the_alternatives_and_typed_text() {
         app.update(Action::Input(c));
     }
     snap(&mut app, "fork_picker_typed");
+}
+
+fn type_text(app: &mut App, text: &str) {
+    for c in text.chars() {
+        app.update(Action::Input(c));
+    }
+}
+
+/// The trace of the first run with steps `from..=to` selected in visual mode.
+fn selected(from: usize, to: usize) -> (tempfile::TempDir, App) {
+    let (d, mut app) = loop_app();
+    app.update(Action::ScreenTrace);
+    for _ in 0..from {
+        app.update(Action::NextToken);
+    }
+    app.update(Action::Mark);
+    for _ in from..to {
+        app.update(Action::NextToken);
+    }
+    assert_eq!(app.selection(), Some((from as u32, to as u32 + 1)));
+    (d, app)
+}
+
+#[test]
+fn note_editor_writes_edits_and_deletes_a_multi_line_note() {
+    let (_d, mut app) = selected(2, 4);
+    let store = app.store.clone().unwrap();
+    app.update(Action::Note);
+    let Some(Overlay::Note(e)) = &app.overlay else { panic!("no note editor: {}", app.message) };
+    assert_eq!((e.start, e.end), (2, 5));
+    app.update(Action::InputSubmit);
+    assert!(app.message.contains("empty"), "an empty note is refused: {}", app.message);
+    assert!(matches!(app.overlay, Some(Overlay::Note(_))));
+    type_text(&mut app, "adds 2 and 2");
+    app.update(Action::Input('\n'));
+    type_text(&mut app, "check \u{1b}[31mthis\u{7}");
+    snap(&mut app, "note_editor");
+    app.update(Action::InputSubmit);
+    assert!(app.overlay.is_none(), "{}", app.message);
+    assert_eq!(app.mark, None, "saving ends visual mode");
+    let notes = store.notes(RunId(10)).unwrap();
+    assert_eq!(notes.len(), 1);
+    assert_eq!((notes[0].start, notes[0].end), (2, 5));
+    assert_eq!(notes[0].text, "adds 2 and 2\ncheck \u{1b}[31mthis\u{7}");
+    // The trace shows it (cursor inside: the inspector shows the note's first line).
+    assert_eq!(app.note_at_cursor(), Some(0));
+    snap(&mut app, "trace_note");
+
+    // No selection and the cursor in the note: `a` edits it.
+    app.update(Action::Note);
+    let Some(Overlay::Note(e)) = &app.overlay else { panic!("no note editor") };
+    assert!(e.editing.is_some());
+    for _ in 0.."check \u{1b}[31mthis\u{7}".chars().count() {
+        app.update(Action::InputBackspace);
+    }
+    type_text(&mut app, "checked");
+    app.update(Action::InputSubmit);
+    let notes = store.notes(RunId(10)).unwrap();
+    assert_eq!(notes.len(), 1, "edited in place");
+    assert_eq!(notes[0].text, "adds 2 and 2\nchecked");
+
+    // The Flags list has a notes section; d deletes the selected note.
+    app.update(Action::ScreenFlags);
+    let rows = app.flag_rows();
+    let at = rows.iter().position(|r| matches!(r, FlagRow::Note(0))).unwrap();
+    while app.flag_sel < at {
+        app.update(Action::Down);
+    }
+    snap(&mut app, "flags_note");
+    app.update(Action::DeleteAnnotation);
+    assert!(store.notes(RunId(10)).unwrap().is_empty(), "{}", app.message);
+    assert!(app.view.as_ref().unwrap().notes.is_empty());
+}
+
+#[test]
+fn user_flag_prompt_adds_edits_and_deletes_a_user_flag() {
+    let (_d, mut app) = selected(5, 6);
+    let store = app.store.clone().unwrap();
+    app.update(Action::UserFlag);
+    let Some(Overlay::UserFlag(e)) = &app.overlay else { panic!("no prompt: {}", app.message) };
+    assert_eq!((e.start, e.end), (5, 7));
+    app.update(Action::InputSubmit);
+    assert!(app.message.contains("label"), "{}", app.message);
+    type_text(&mut app, "wrong sum");
+    app.update(Action::FieldNext);
+    type_text(&mut app, "2 + 2 is not 5");
+    snap(&mut app, "user_flag_prompt");
+    app.update(Action::InputSubmit);
+    assert!(app.overlay.is_none(), "{}", app.message);
+    let flags = store.flags(RunId(10)).unwrap();
+    assert_eq!(flags.len(), 1);
+    assert_eq!(flags[0].kind, FlagKind::User("wrong sum".into()));
+    assert_eq!((flags[0].start, flags[0].end, flags[0].origin), (5, 7, Origin::User));
+    assert_eq!(flags[0].detail, "2 + 2 is not 5");
+
+    // Edit it from the Flags list.
+    app.update(Action::ScreenFlags);
+    app.update(Action::EditAnnotation);
+    let Some(Overlay::UserFlag(e)) = &app.overlay else { panic!("no prompt: {}", app.message) };
+    assert!(e.editing.is_some());
+    type_text(&mut app, "!");
+    app.update(Action::InputSubmit);
+    let flags = store.flags(RunId(10)).unwrap();
+    assert_eq!(flags.len(), 1);
+    assert_eq!(flags[0].kind, FlagKind::User("wrong sum!".into()));
+
+    // A re-analysis keeps it.
+    let merged = thinkdbg::analysis::merge_flags(&flags, &[]);
+    assert_eq!(merged, flags);
+
+    // Delete it from the trace, the cursor inside it.
+    app.update(Action::Open);
+    assert_eq!(app.cursor, 5);
+    app.update(Action::DeleteAnnotation);
+    assert!(store.flags(RunId(10)).unwrap().is_empty(), "{}", app.message);
+    app.update(Action::DeleteAnnotation);
+    assert!(app.message.contains("no note or user flag"), "{}", app.message);
+}
+
+#[test]
+fn escape_ends_visual_mode_before_leaving_the_trace() {
+    let (_d, mut app) = selected(1, 3);
+    app.update(Action::Back);
+    assert_eq!((app.mark, app.screen), (None, Screen::Trace));
+    app.update(Action::Back);
+    assert_eq!(app.screen, Screen::Sessions);
+}
+
+#[test]
+fn export_dialog_offers_the_three_formats() {
+    let (_d, mut app) = loop_app();
+    app.update(Action::ScreenTrace);
+    app.update(Action::ExportDialog);
+    let Some(Overlay::Export(d)) = &app.overlay else { panic!("no export dialog") };
+    assert_eq!(d.path, "thinkdbg-ra.md");
+    app.update(Action::FieldNext);
+    snap(&mut app, "export_dialog");
+}
+
+/// A finished continuation of run 10 from step 8 with the answer `words`.
+fn put_continuation(store: &Store, id: u64, words: &[&str]) {
+    put_run(store, SessionId(1), id, words, Some((10, 8)));
+    let mut r = store.run(RunId(id)).unwrap().unwrap();
+    r.label = Some(format!("resample@8/{}", id - 19));
+    store.put_run(&r).unwrap();
+}
+
+#[test]
+fn resample_form_and_panel_with_a_finished_summary() {
+    let (_d, mut app) = loop_app();
+    let store = app.store.clone().unwrap();
+    app.update(Action::ScreenTrace);
+    for _ in 0..10 {
+        app.update(Action::NextToken);
+    }
+    app.update(Action::Resample);
+    let Some(Overlay::Resample(f)) = &app.overlay else { panic!("no form: {}", app.message) };
+    assert_eq!((f.reasoning_step, f.at), (1, 8), "the step after the line break");
+    assert_eq!(f.samples, "8");
+    app.update(Action::InputBackspace);
+    app.update(Action::Input('x'));
+    app.update(Action::Input('3'));
+    let Some(Overlay::Resample(f)) = &app.overlay else { panic!() };
+    assert_eq!(f.samples, "3", "only digits");
+    snap(&mut app, "resample_form");
+    app.update(Action::Back);
+
+    // The panel once three continuations have ended: two changed the answer to 5.
+    let five = [&A[..8], &[" The", " answer", " is", " 5", "."]].concat();
+    let four = [&A[..8], &[" So", " the", " answer", " is", " 4"]].concat();
+    put_continuation(&store, 20, &five);
+    put_continuation(&store, 21, &four);
+    put_continuation(&store, 22, &five);
+    let parent = store.steps(RunId(10)).unwrap().steps;
+    let runs = vec![RunId(20), RunId(21), RunId(22)];
+    let outcomes: Vec<Outcome> = runs
+        .iter()
+        .map(|r| Outcome::Done(FinalAnswer::of(&store.steps(*r).unwrap().steps)))
+        .collect();
+    let mut job = ResampleJob {
+        parent: RunId(10),
+        reasoning_step: 1,
+        at: 8,
+        max_tokens: 13,
+        temperature: 0.7,
+        tokens: vec![13, 13, 13],
+        outcomes,
+        runs,
+        original: FinalAnswer::of(&parent),
+        summary: None,
+        sel: 0,
+    };
+    let summary = Summary::new(&job.original, &job.answers());
+    assert_eq!((summary.changed, summary.total), (2, 3));
+    assert_eq!(summary.groups.iter().map(|g| g.runs.len()).collect::<Vec<_>>(), vec![2, 1]);
+    job.summary = Some(summary);
+    app.resample = Some(job);
+    app.update(Action::ResamplePanel);
+    assert!(matches!(app.overlay, Some(Overlay::ResamplePanel)));
+    app.update(Action::FieldNext);
+    snap(&mut app, "resample_panel");
+    // Enter compares the selected continuation with the parent, at the resample point.
+    app.update(Action::InputSubmit);
+    assert!(app.overlay.is_none(), "{}", app.message);
+    let c = app.compare.as_ref().unwrap();
+    assert_eq!((c.a.run.id, c.b.run.id, c.cursor), (RunId(10), RunId(21), 8));
 }

@@ -97,6 +97,7 @@ fn put_remote(store: &Store, s: SessionId, id: u64) {
                     layer: l,
                     experts: vec![(i as u16 * 3 + l) % 64, (i as u16 * 7 + l + 1) % 64],
                     weights: None,
+                    router: None,
                 })
                 .collect();
             (step, Some(Routing { layers }))

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Drives the real thinkdbg binary in a tmux pane, as a user would: it opens the UI on a new
 # store (the samples are imported on first start), opens a run, steps through tokens, jumps to
-# a flag from the Flags screen, opens help, quits, and checks the captured screens and that
+# a flag from the Flags screen, opens help, annotates a span (note and user flag) and exports
+# it to Markdown, quits, and checks the captured screens and that
 # the terminal is restored (normal screen, cursor shown, no mouse mode, same stty settings).
 # Usage: tests/tui_tmux.sh [BINARY] (default target/debug/thinkdbg). Screens are kept in
 # $TMUX_CHECK_OUT (default a temporary directory) for a look.
@@ -59,6 +60,33 @@ wait_for "Next reasoning step" help
 grep -qF "Next reasoning step" "$OUT/help.txt" || fail "help does not list the trace keys"
 $T send-keys -t check Escape
 sleep 0.3
+
+# Annotate: a two-line note on a visual selection (ctrl-s saves), a user flag on the cursor's
+# token, both listed on the Flags screen, then a Markdown export that carries them.
+$T send-keys -t check 2 g g v l l a
+wait_for "ctrl-s save" note_editor
+$T send-keys -t check -l "tmux-note"
+$T send-keys -t check Enter
+$T send-keys -t check -l "second line"
+$T send-keys -t check C-s
+wait_for "note saved on steps 0–2" note_saved
+$T send-keys -t check l l l l F
+wait_for "User flag" flag_prompt
+$T send-keys -t check -l "tmux-flag"
+$T send-keys -t check Enter
+wait_for "user flag saved" flag_saved
+$T send-keys -t check 3
+wait_for "notes (1)" flags_annotated
+grep -qF "user: tmux-flag" "$OUT/flags_annotated.txt" || fail "the user flag is not listed"
+$T send-keys -t check x
+wait_for "Export" export_dialog
+for _ in $(seq 1 40); do $T send-keys -t check BSpace; done
+$T send-keys -t check -l "$WORK/annotated.md"
+$T send-keys -t check Enter
+wait_for "wrote '" exported
+grep -qF "tmux-note" "$WORK/annotated.md" || fail "the note is not in the export"
+grep -qF "tmux-flag" "$WORK/annotated.md" || fail "the user flag is not in the export"
+
 $T send-keys -t check q
 for _ in $(seq 1 100); do [ -f "$WORK/exit" ] && break; sleep 0.1; done
 [ -f "$WORK/exit" ] || fail "thinkdbg did not exit on q"

@@ -4,11 +4,14 @@
 Runs `llama_cpp_decode.py` (llama-cpp-python) and `thinkdbg run --jsonl --ignore-eos` in
 alternation, `--reps` times each, and prints the median decode tok/s of both and their ratio.
 thinkdbg's decode rate comes from the `t_us` of its first and last steps (the first step ends
-the prefill), with full recording (`--top-logprobs 20`) and with the alternatives off
-(`--top-logprobs 0`).
+the prefill), with full recording (`--top-logprobs 20`, and every MoE layer's routing for MoE
+models) and with recording off (`--top-logprobs 0 --routing off`).
 
     python3 assets/bench/decode_vs_llama_cpp.py --thinkdbg target/release/thinkdbg \\
         --model ~/.cache/thinkdbg/models/SmolLM2-135M-Instruct.Q4_1.gguf --threads 2
+
+`--synth ARCH:SHAPE` (e.g. `qwen2:r1-distill-1.5b`, `qwen3moe:qwen3moe-mid`) first writes a
+synthetic model with `thinkdbg model synth` into a temporary directory and measures that.
 """
 
 import argparse
@@ -17,6 +20,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -31,9 +35,11 @@ def llama_cpp(args):
 
 
 def thinkdbg(args, top):
+    routing = ["--routing", "selected"] if top else ["--routing", "off", "--no-prompt-routing"]
     out = subprocess.run(
         [args.thinkdbg, "--threads", str(args.threads), "run", "--jsonl", "--ignore-eos",
-         "-n", str(args.tokens), "--top-logprobs", str(top), "--model", args.model, args.prompt],
+         "-n", str(args.tokens), "--top-logprobs", str(top), *routing, "--model", args.model,
+         args.prompt],
         check=True, capture_output=True, text=True,
     ).stdout
     steps = [json.loads(line) for line in out.splitlines()]
@@ -44,12 +50,30 @@ def thinkdbg(args, top):
 def main():
     ap = argparse.ArgumentParser(description="thinkdbg vs llama.cpp decode speed")
     ap.add_argument("--thinkdbg", default="target/release/thinkdbg")
-    ap.add_argument("--model", required=True)
+    ap.add_argument("--model", help="a GGUF file (or use --synth)")
+    ap.add_argument("--synth", metavar="ARCH:SHAPE", help="measure a synthetic model instead")
+    ap.add_argument("--synth-quant", default="q8_0")
+    ap.add_argument("--synth-layers", type=int, help="fewer blocks than the shape has")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--prompt", default="Explain how photosynthesis works in plants.")
     args = ap.parse_args()
+    if bool(args.model) == bool(args.synth):
+        ap.error("give exactly one of --model and --synth")
+    tmp = None
+    if args.synth:
+        arch, shape = args.synth.split(":", 1)
+        tmp = tempfile.TemporaryDirectory()
+        args.model = os.path.join(tmp.name, f"{arch}-{shape}.gguf")
+        subprocess.run(
+            [args.thinkdbg, "model", "synth", "--arch", arch, "--shape", shape,
+             "--quant", args.synth_quant, "--out", args.model,
+             *(["--layers", str(args.synth_layers)] if args.synth_layers else [])],
+            check=True,
+        )
+    print(f"model {args.model}, {args.threads} threads, {args.tokens} tokens, {args.reps} reps",
+          flush=True)
     runs = {"llama.cpp": [], "thinkdbg top-20": [], "thinkdbg top-0": []}
     for _ in range(args.reps):
         runs["llama.cpp"].append(llama_cpp(args))
@@ -59,6 +83,7 @@ def main():
     for k, v in runs.items():
         print(f"{k:<16} median {med[k]:7.1f} tok/s   runs {[round(x, 1) for x in v]}")
     print(f"ratio thinkdbg (top-20) / llama.cpp: {med['thinkdbg top-20'] / med['llama.cpp']:.2f}")
+    print(f"ratio thinkdbg (top-0) / llama.cpp: {med['thinkdbg top-0'] / med['llama.cpp']:.2f}")
     print(f"recording overhead (top-20 vs top-0): {100 * (1 - med['thinkdbg top-20'] / med['thinkdbg top-0']):.1f}%")
 
 

@@ -20,19 +20,12 @@ PEAK_GB_S=${PEAK_GB_S:-4800}
 mkdir -p "$OUTDIR"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 
-# name arch shape; a shape the synth command does not know yet falls back to the next line's.
+# name arch shape
 run_one() {
-  local name=$1 arch=$2 shape=$3 fallback=${4:-}
+  local name=$1 arch=$2 shape=$3
   local gguf="$OUTDIR/$name.gguf"
   if [ ! -s "$gguf" ]; then
-    if ! "$BIN" model synth --arch "$arch" --shape "$shape" --quant q4_k --out "$gguf"; then
-      if [ -n "$fallback" ]; then
-        echo "shape '$shape' unavailable; using '$fallback' instead" >&2
-        "$BIN" model synth --arch "$arch" --shape "$fallback" --quant q4_k --out "$gguf"
-      else
-        return 1
-      fi
-    fi
+    "$BIN" model synth --arch "$arch" --shape "$shape" --quant q4_k --out "$gguf"
   fi
   "$BIN" bench decode --model "$gguf" --tokens "$TOKENS" --reps 3 --json "$OUTDIR/$name.json"
   python3 - "$OUTDIR/$name.json" "$PEAK_GB_S" "$name" <<'PY'
@@ -46,5 +39,6 @@ for row in r["rows"]:
 PY
 }
 
-run_one r1-distill-7b qwen2 r1-distill-7b r1-distill-1.5b
-run_one qwen3-30b-a3b qwen3moe qwen3-30b-a3b qwen3moe-mid
+run_one r1-distill-7b qwen2 r1-distill-7b
+run_one qwen3-30b-a3b qwen3moe qwen3-30b-a3b
+run_one r1-narrow deepseek2 r1-narrow

@@ -142,8 +142,8 @@ fn moe_usage_histograms_and_routing_entropy() {
     r.model.experts = 4;
     let route = |experts: Vec<u16>, w: Vec<f32>| Routing {
         layers: vec![
-            LayerRoute { layer: 0, experts: experts.clone(), weights: Some(w) },
-            LayerRoute { layer: 1, experts: vec![3, 3 - experts[0]], weights: None },
+            LayerRoute { layer: 0, experts: experts.clone(), weights: Some(w), router: None },
+            LayerRoute { layer: 1, experts: vec![3, 3 - experts[0]], weights: None, router: None },
         ],
     };
     let routing =

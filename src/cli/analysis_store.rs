@@ -1,58 +1,26 @@
-//! Analysis results kept beside a run in the store: recomputed when the run has more steps
-//! than were analysed or the thresholds (config fingerprint) changed; user flags are kept.
+//! The CLI's side of the analysis kept beside a run (`crate::analysed`): the user's config,
+//! warnings on stderr, resolving run ids.
 
 use anyhow::{anyhow, Context, Result};
 
-use crate::analysis::{
-    analyze, merge_flags, prompt_text, stats::flags_by_kind, AnalysisConfig, RunStats,
-    StoredAnalysis,
-};
+use crate::analysis::AnalysisConfig;
 use crate::store::Store;
-use crate::trace::{Flag, RunId, Step};
+use crate::trace::RunId;
 
-/// A run with its steps, flags and statistics, all current.
-pub struct Analysed {
-    pub steps: Vec<Step>,
-    pub flags: Vec<Flag>,
-    pub stats: RunStats,
-    /// Whether the analysis ran now (rather than being read back).
-    pub recomputed: bool,
-}
+pub use crate::analysed::Analysed;
 
 /// The user's analysis settings, with the config file named in any error.
 pub fn config() -> Result<AnalysisConfig> {
     Ok(AnalysisConfig::load()?)
 }
 
-/// Reads a run's analysis back, recomputing and storing it when stale or when `force`.
+/// `analysed::ensure`, with unreadable steps reported on stderr.
 pub fn ensure(store: &Store, id: RunId, cfg: &AnalysisConfig, force: bool) -> Result<Analysed> {
-    let run = store.run(id)?.ok_or_else(|| anyhow!("no run '{id}'"))?;
-    let read = store.steps(id)?;
-    for e in &read.errors {
+    let a = crate::analysed::ensure(store, id, cfg, force)?;
+    for e in &a.unreadable {
         eprintln!("warning: {e}");
     }
-    let steps = read.steps;
-    let fingerprint = cfg.fingerprint();
-    // A value this build cannot decode (an older layout) is simply stale.
-    let stored: Option<StoredAnalysis> = store.analysis(id).ok().flatten();
-    if let Some(s) =
-        stored.filter(|s| !force && s.fingerprint == fingerprint && s.steps == steps.len())
-    {
-        let flags = store.flags(id)?;
-        return Ok(Analysed { steps, flags, stats: s.stats, recomputed: false });
-    }
-    let routing = store.routing(id)?;
-    let a = analyze(&run, &prompt_text(&run), &steps, &routing, cfg);
-    let flags = merge_flags(&store.flags(id)?, &a.flags);
-    let mut stats = a.stats;
-    stats.flags_by_kind = flags_by_kind(&flags);
-    store.put_flags(id, &flags)?;
-    store.put_analysis(
-        id,
-        &StoredAnalysis { fingerprint, steps: steps.len(), stats: stats.clone() },
-    )?;
-    store.flush()?;
-    Ok(Analysed { steps, flags, stats, recomputed: true })
+    Ok(a)
 }
 
 /// Says on stderr that a run was analysed now (stale or missing results).

@@ -9,7 +9,16 @@ use clap::Args;
 use crate::engine::generate::{Prompt, RunRequest};
 use crate::engine::source::ModelSource;
 use crate::engine::LoadOptions;
-use crate::trace::{Message, SamplerSpec};
+use crate::trace::{Message, RoutingDetail, SamplerSpec};
+
+fn parse_routing(s: &str) -> Result<RoutingDetail> {
+    Ok(match s {
+        "off" => RoutingDetail::Off,
+        "selected" => RoutingDetail::Selected,
+        "full" => RoutingDetail::Full,
+        other => bail!("unknown routing detail '{other}' (off, selected, full)"),
+    })
+}
 
 #[derive(Debug, Clone, Args)]
 pub struct GenArgs {
@@ -54,6 +63,13 @@ pub struct GenArgs {
     /// Alternatives kept per step.
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub top_logprobs: usize,
+    /// MoE routing to record: 'off', 'selected' (each layer's experts and gate weights) or
+    /// 'full' (also the router's distribution over every expert).
+    #[arg(long, default_value = "selected", value_parser = parse_routing, value_name = "DETAIL")]
+    pub routing: RoutingDetail,
+    /// Do not record how the prompt's tokens were routed (MoE models).
+    #[arg(long)]
+    pub no_prompt_routing: bool,
     /// Use this tokenizer.json instead of the GGUF's vocabulary.
     #[arg(long, value_name = "PATH")]
     pub tokenizer: Option<PathBuf>,
@@ -114,6 +130,8 @@ impl GenArgs {
             top_logprobs: self.top_logprobs,
             forced: Vec::new(),
             forced_text: None,
+            routing: self.routing,
+            prompt_routing: !self.no_prompt_routing,
         })
     }
 

@@ -2,7 +2,9 @@
 //! `store`, the sustained rate at which the store writer keeps steps (top-k alternatives and
 //! MoE routing included) against sled's raw batch-insert rate for values of the same size,
 //! measured in the same run on the same disk. `analysis`: segmentation, flags and statistics
-//! of one synthetic run; `diff`: comparison of two synthetic runs, nearly equal and unrelated.
+//! of one synthetic run; `diff`: comparison of two synthetic runs, nearly equal and unrelated;
+//! `decode` (`bench_decode`), `render` (`bench_render`), `remote` (`bench_remote`). Without a
+//! part, every part that needs no server runs with its defaults.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,7 +15,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
 use crate::engine::generate::{EngineEvent, Recorder};
-use crate::store::{codec, writer, Store};
+use crate::store::{codec, routing_codec, writer, Store};
 use crate::trace::{
     LayerRoute, Phase, Routing, Run, RunId, SamplerSpec, Session, SessionId, Step, StopReason,
     Timings, TopToken,
@@ -21,8 +23,10 @@ use crate::trace::{
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
+    /// The part to run; without one, every part that needs no server runs with its defaults
+    /// (decode on the demo model, store, analysis, diff, render).
     #[command(subcommand)]
-    pub part: BenchPart,
+    pub part: Option<BenchPart>,
     /// Also write the results as JSON here.
     #[arg(long, global = true, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -105,6 +109,7 @@ fn synthetic_step(i: u32, top: usize, layers: u16, experts: u16) -> (Step, Optio
                 layer: l + 3,
                 experts: (0..experts).map(|e| (e * 29 + l + i as u16) % 256).collect(),
                 weights: Some((0..experts).map(|e| 0.3 / (1.0 + f32::from(e))).collect()),
+                router: None,
             })
             .collect(),
     });
@@ -137,7 +142,9 @@ fn bench_store(
     // Raw sled: the same encoded bytes, batch-inserted 64 at a time, one flush at the end.
     let encoded: Vec<(Vec<u8>, Option<Vec<u8>>)> = items
         .iter()
-        .map(|(s, r)| Ok((codec::encode(s)?, r.as_ref().map(codec::encode).transpose()?)))
+        .map(|(s, r)| {
+            Ok((codec::encode(s)?, r.as_ref().map(routing_codec::encode_routing).transpose()?))
+        })
         .collect::<Result<_>>()?;
     let bytes_per_step =
         encoded.iter().map(|(s, r)| s.len() + r.as_ref().map_or(0, Vec::len)).sum::<usize>()
@@ -319,8 +326,19 @@ fn bench_diff(n: u32, budget_ms: u64) -> Result<serde_json::Value> {
     Ok(report)
 }
 
-pub fn run(args: &BenchArgs, offline: bool) -> Result<ExitCode> {
-    let report = match &args.part {
+/// Parses a part's defaults from its name, so `thinkdbg bench` alone runs exactly what
+/// `thinkdbg bench NAME` would.
+#[derive(Debug, clap::Parser)]
+struct PartDefaults {
+    #[command(subcommand)]
+    part: BenchPart,
+}
+
+/// The parts `thinkdbg bench` runs without a subcommand, in order.
+const ALL_PARTS: &[&str] = &["decode", "store", "analysis", "diff", "render"];
+
+fn run_part(part: &BenchPart, offline: bool) -> Result<serde_json::Value> {
+    Ok(match part {
         BenchPart::Decode(decode) => super::bench_decode::run(decode, offline)?,
         BenchPart::Store { steps, top, layers, experts, dir } => {
             let tmp = match dir {
@@ -338,6 +356,28 @@ pub fn run(args: &BenchArgs, offline: bool) -> Result<ExitCode> {
         BenchPart::Diff { steps, budget_ms } => bench_diff(*steps, *budget_ms)?,
         BenchPart::Render { steps, width, height, frames } => {
             super::bench_render::bench_render(*steps, *width, *height, *frames)?
+        }
+    })
+}
+
+pub fn run(args: &BenchArgs, offline: bool) -> Result<ExitCode> {
+    let report = match &args.part {
+        Some(part) => run_part(part, offline)?,
+        None => {
+            let start = Instant::now();
+            let mut parts = Vec::new();
+            for name in ALL_PARTS {
+                let part = <PartDefaults as clap::Parser>::try_parse_from(["bench", name])
+                    .with_context(|| format!("the defaults of part '{name}'"))?
+                    .part;
+                parts.push(run_part(&part, offline)?);
+                println!();
+            }
+            let total_s = start.elapsed().as_secs_f64();
+            println!(
+                "all parts in {total_s:.1} s (remote needs a server: thinkdbg bench remote --endpoint URL)"
+            );
+            serde_json::json!({"parts": parts, "total_s": total_s})
         }
     };
     if let Some(path) = &args.json {

@@ -1,11 +1,13 @@
 //! `thinkdbg bench decode`: decode and prefill speed of the embedded engine on one GGUF (the
 //! demo model by default), greedy from the same prompt, in several recording modes run in
 //! alternation: `off` (the engine reports to a recorder that drops everything, no
-//! alternatives) and `top-20` (20 alternatives per step, written into a real store by the
-//! store writer). The recording overhead is `1 - top-20 / off`.
+//! alternatives, no routing), `top-20` (20 alternatives per step, written into a real store
+//! by the store writer) and, for MoE models, `routing` (`top-20` plus every layer's experts
+//! and gate weights, prompt tokens included). The recording overhead is `1 - mode / off`.
+//! `--synth ARCH:SHAPE` benchmarks a synthetic model written for the purpose.
 //!
 //! A mode is a row of `MODES`: a name, the alternatives kept, whether a store writer records
-//! the run, and a hook to adjust the request (MoE routing detail goes there).
+//! the run, and the MoE routing it records.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -20,7 +22,7 @@ use crate::engine::gguf::Gguf;
 use crate::engine::source::ModelSource;
 use crate::engine::{Engine, LoadOptions};
 use crate::store::{writer, Store};
-use crate::trace::{Message, SamplerSpec};
+use crate::trace::{Message, RoutingDetail, SamplerSpec};
 
 #[derive(Debug, Clone, Args)]
 pub struct DecodeArgs {
@@ -36,6 +38,14 @@ pub struct DecodeArgs {
     /// The user message.
     #[arg(long, default_value = "Explain how photosynthesis works in plants.")]
     pub prompt: String,
+    /// Benchmark a synthetic model instead (as `model synth` writes it, into a scratch
+    /// directory): ARCH:SHAPE, e.g. qwen3moe:qwen3moe-mid, qwen2:r1-distill-1.5b,
+    /// deepseek2:r1-narrow, qwen3moe:tiny.
+    #[arg(long, value_name = "ARCH:SHAPE", conflicts_with = "model")]
+    pub synth: Option<String>,
+    /// The synthetic model's quantization (q8_0, q4_k or f32).
+    #[arg(long, default_value = "q8_0", requires = "synth")]
+    pub synth_quant: String,
 }
 
 /// One way of running the engine.
@@ -45,17 +55,24 @@ struct Mode {
     top: usize,
     /// Whether the store writer records the run (into a scratch store).
     store: bool,
-    /// Adjusts the request (e.g. asks for routing detail).
-    adjust: fn(&mut RunRequest),
+    /// The MoE routing recorded (prompt tokens included when not `Off`).
+    routing: RoutingDetail,
+    /// Only meaningful for MoE models.
+    moe_only: bool,
 }
-
-fn keep(_: &mut RunRequest) {}
 
 /// The modes, in the order they run each repetition. The first is the baseline the overhead
 /// of the others is measured against.
 const MODES: &[Mode] = &[
-    Mode { name: "off", top: 0, store: false, adjust: keep },
-    Mode { name: "top-20", top: 20, store: true, adjust: keep },
+    Mode { name: "off", top: 0, store: false, routing: RoutingDetail::Off, moe_only: false },
+    Mode { name: "top-20", top: 20, store: true, routing: RoutingDetail::Off, moe_only: false },
+    Mode {
+        name: "routing",
+        top: 20,
+        store: true,
+        routing: RoutingDetail::Selected,
+        moe_only: true,
+    },
 ];
 
 /// Drops every event: the engine with recording off.
@@ -140,13 +157,37 @@ fn load_average() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
 }
 
+/// Writes the synthetic model `ARCH:SHAPE` into `dir`.
+fn synthesize(spec: &str, quant: &str, dir: &std::path::Path) -> Result<PathBuf> {
+    use crate::engine::synth;
+    let Some((arch, shape)) = spec.split_once(':') else {
+        bail!("'--synth {spec}': expected ARCH:SHAPE, e.g. qwen3moe:qwen3moe-mid");
+    };
+    let quant = match quant.to_ascii_lowercase().as_str() {
+        "q8_0" => candle_core::quantized::GgmlDType::Q8_0,
+        "q4_k" => candle_core::quantized::GgmlDType::Q4K,
+        "f32" => candle_core::quantized::GgmlDType::F32,
+        other => bail!("unknown --synth-quant '{other}' (q8_0, q4_k, f32)"),
+    };
+    let dims = synth::Dims::named(arch, shape)?;
+    let path = dir.join(format!("{arch}-{shape}.gguf"));
+    let t = Instant::now();
+    synth::write(&synth::SynthSpec { dims, quant, seed: 1 }, &path)?;
+    eprintln!("wrote synthetic {arch}:{shape} in {:.1} s", t.elapsed().as_secs_f64());
+    Ok(path)
+}
+
 pub fn run(args: &DecodeArgs, offline: bool) -> Result<serde_json::Value> {
-    let path: PathBuf = ModelSource::parse(args.model.as_deref())?.resolve(offline)?;
+    let scratch = tempfile::tempdir().context("creating a scratch directory")?;
+    let path: PathBuf = match &args.synth {
+        Some(spec) => synthesize(spec, &args.synth_quant, scratch.path())?,
+        None => ModelSource::parse(args.model.as_deref())?.resolve(offline)?,
+    };
     let start = Instant::now();
     let mut engine = Engine::load(&path, &LoadOptions::default(), &mut |_, _| {})
         .with_context(|| format!("loading '{}'", path.display()))?;
     let load_s = start.elapsed().as_secs_f64();
-    let request = |top: usize, tokens: u32| RunRequest {
+    let request = |top: usize, tokens: u32, routing: RoutingDetail| RunRequest {
         prompt: Prompt::Chat(vec![Message::new("user", args.prompt.clone())]),
         sampler: SamplerSpec {
             max_tokens: tokens as usize,
@@ -156,21 +197,23 @@ pub fn run(args: &DecodeArgs, offline: bool) -> Result<serde_json::Value> {
         top_logprobs: top,
         forced: Vec::new(),
         forced_text: None,
+        routing,
+        prompt_routing: routing != RoutingDetail::Off,
     };
-    let scratch = tempfile::tempdir().context("creating a scratch directory")?;
     let store = Arc::new(Store::open(&scratch.path().join("store"))?);
+    let moe = engine.info.experts > 0;
+    let modes: Vec<&Mode> = MODES.iter().filter(|m| moe || !m.moe_only).collect();
     // Warm-up: page the weights in, start candle's thread pool.
-    run_once(&mut engine, &request(0, 8), None)?;
-    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); MODES.len()];
+    run_once(&mut engine, &request(0, 8, RoutingDetail::Off), None)?;
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); modes.len()];
     for _ in 0..args.reps {
-        for (mode, out) in MODES.iter().zip(&mut samples) {
-            let mut req = request(mode.top, args.tokens);
-            (mode.adjust)(&mut req);
+        for (mode, out) in modes.iter().zip(&mut samples) {
+            let req = request(mode.top, args.tokens, mode.routing);
             out.push(run_once(&mut engine, &req, mode.store.then_some(&store))?);
         }
     }
     let threads = candle_core::utils::barrier_pool().n_workers() + 1;
-    let (_, prompt_tokens) = engine.prepare(&request(0, 1).prompt)?;
+    let (_, prompt_tokens) = engine.prepare(&request(0, 1, RoutingDetail::Off).prompt)?;
     let prompt_tokens = prompt_tokens.len();
     let decode: Vec<f64> =
         samples.iter().map(|s| median(s.iter().map(|x| x.decode_tok_s).collect())).collect();
@@ -190,13 +233,14 @@ pub fn run(args: &DecodeArgs, offline: bool) -> Result<serde_json::Value> {
         "mode", "decode tok/s", "prefill tok/s", "overhead", "weight GB/s"
     );
     let mut rows = Vec::new();
-    for ((mode, s), &tok_s) in MODES.iter().zip(&samples).zip(&decode) {
+    for ((mode, s), &tok_s) in modes.iter().zip(&samples).zip(&decode) {
         let prefill = median(s.iter().map(|x| x.prefill_tok_s).collect());
         let overhead = if base > 0.0 { 100.0 * (1.0 - tok_s / base) } else { 0.0 };
         let gb_s = weight_bytes as f64 * tok_s / 1e9;
         println!("  {:<10} {tok_s:>12.1} {prefill:>13.1} {overhead:>9.1}% {gb_s:>10.1}", mode.name);
         rows.push(serde_json::json!({
             "mode": mode.name, "top_logprobs": mode.top, "store": mode.store,
+            "routing": mode.routing,
             "decode_tok_s": tok_s, "prefill_tok_s": prefill, "overhead_pct": overhead,
             "weight_gb_s": gb_s,
             "decode_runs": s.iter().map(|x| x.decode_tok_s).collect::<Vec<_>>(),
@@ -205,6 +249,7 @@ pub fn run(args: &DecodeArgs, offline: bool) -> Result<serde_json::Value> {
     }
     Ok(serde_json::json!({
         "part": "decode", "model": engine.info.name, "file": path.display().to_string(),
+        "synth": args.synth, "moe": moe,
         "threads": threads, "prompt_tokens": prompt_tokens, "tokens": args.tokens,
         "reps": args.reps, "load_s": load_s, "weight_bytes_per_token": weight_bytes, "load_average": load, "rows": rows,
     }))

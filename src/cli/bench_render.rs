@@ -1,6 +1,7 @@
 //! `thinkdbg bench render`: frame time and keypress-to-frame time of the trace screen on a
-//! synthetic run (100k tokens by default) drawn into ratatui's TestBackend, and the memory
-//! the loaded run takes.
+//! synthetic run (100k tokens by default) drawn into ratatui's TestBackend, the memory the
+//! loaded run takes, and the frame time of the compare screen on two such runs that differ
+//! every 5,000 tokens (with the time to build the comparison).
 
 use std::time::Instant;
 
@@ -12,6 +13,7 @@ use ratatui::Terminal;
 use crate::trace::{
     Flag, FlagKind, Origin, Phase, Run, RunId, SamplerSpec, SessionId, Severity, Step, TopToken,
 };
+use crate::tui::compare::CompareState;
 use crate::tui::keymap::Keymap;
 use crate::tui::run_view::RunView;
 use crate::tui::theme::ThemeSet;
@@ -45,10 +47,14 @@ const WORDS: &[&str] = &[
     ".",
 ];
 
-fn synthetic(steps: u32) -> RunView {
+/// A synthetic run; `forked` changes every 5,000th token (a second run to compare).
+fn synthetic(steps: u32, forked: bool) -> RunView {
     let mut out = Vec::with_capacity(steps as usize);
     for i in 0..steps {
-        let w = WORDS[(i as usize * 7 + i as usize / 13) % WORDS.len()];
+        let mut w = WORDS[(i as usize * 7 + i as usize / 13) % WORDS.len()];
+        if forked && i % 5000 == 2500 {
+            w = " fork";
+        }
         let text = if i % 97 == 96 {
             "\n\n".to_string()
         } else if i % 23 == 22 {
@@ -59,7 +65,7 @@ fn synthetic(steps: u32) -> RunView {
         let lp = -((i % 11) as f32) * 0.3;
         out.push(Step {
             index: i,
-            token_id: i % 49_152,
+            token_id: if forked && i % 5000 == 2500 { 49_999 } else { i % 49_152 },
             text,
             logprob: lp,
             entropy: ((i % 17) as f32) * 0.25,
@@ -116,7 +122,7 @@ pub fn bench_render(
 ) -> Result<serde_json::Value> {
     let rss0 = rss_kib();
     let t0 = Instant::now();
-    let view = synthetic(steps);
+    let view = synthetic(steps, false);
     let themes = ThemeSet::builtin();
     let theme = themes.load("dark", false)?;
     let mut app = App::new(None, Keymap::merged(None)?, themes, theme);
@@ -167,6 +173,25 @@ pub fn bench_render(
     term.draw(|f| ui::draw(&app, f))?;
     let end_ms = t.elapsed().as_secs_f64() * 1e3;
     debug_assert_eq!(app.screen, Screen::Trace);
+    // The compare screen: two runs, aligned once, then frames across the whole run.
+    let t = Instant::now();
+    let cfg = crate::analysis::AnalysisConfig::defaults()?;
+    let cmp = CompareState::new(synthetic(steps, false), synthetic(steps, true), &cfg);
+    let compare_build_ms = t.elapsed().as_secs_f64() * 1e3;
+    app.compare = Some(cmp);
+    app.update(Action::ScreenCompare);
+    let mut compare_ms = Vec::with_capacity(frames);
+    for k in 0..frames {
+        let target = (k * steps as usize / frames.max(1)).min(steps as usize - 1);
+        if let Some(c) = app.compare.as_mut() {
+            c.cursor = target;
+        }
+        let t = Instant::now();
+        term.draw(|f| ui::draw(&app, f))?;
+        compare_ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    debug_assert_eq!(app.screen, Screen::Compare);
+    let (cm, c50, c99, cmax) = stats(compare_ms);
     let (fm, f50, f99, fmax) = stats(frame_ms);
     let (km, k50, k99, kmax) = stats(key_ms);
     println!("render: {steps}-token run, trace screen {width}x{height}, {frames} frames");
@@ -177,11 +202,15 @@ pub fn bench_render(
     println!("  frame                 mean {fm:>6.2} ms  p50 {f50:>6.2}  p99 {f99:>6.2}  max {fmax:>6.2}");
     println!("  keypress to frame     mean {km:>6.2} ms  p50 {k50:>6.2}  p99 {k99:>6.2}  max {kmax:>6.2}");
     println!("  jump to end (G)       {end_ms:>6.2} ms");
+    println!("  compare: build        {compare_build_ms:>8.1} ms (align two {steps}-token runs, analyse both)");
+    println!("  compare frame         mean {cm:>6.2} ms  p50 {c50:>6.2}  p99 {c99:>6.2}  max {cmax:>6.2}");
     Ok(serde_json::json!({
         "part": "render", "steps": steps, "width": width, "height": height, "frames": frames,
         "load_ms": load_ms, "rss_mib": rss as f64 / 1024.0,
         "frame_ms": {"mean": fm, "p50": f50, "p99": f99, "max": fmax},
         "key_to_frame_ms": {"mean": km, "p50": k50, "p99": k99, "max": kmax},
         "end_ms": end_ms,
+        "compare_build_ms": compare_build_ms,
+        "compare_frame_ms": {"mean": cm, "p50": c50, "p99": c99, "max": cmax},
     }))
 }

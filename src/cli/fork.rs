@@ -88,6 +88,8 @@ pub fn run(args: &ForkArgs, store_flag: Option<&Path>, offline: bool) -> Result<
         top_logprobs: args.top_logprobs.unwrap_or_else(|| parent.top_logprobs()),
         forced,
         forced_text,
+        routing: crate::trace::RoutingDetail::Selected,
+        prompt_routing: true,
     };
     let label = args.label.clone().unwrap_or_else(|| format!("fork@{}", args.at));
     let child = parent.child(&store, args.at, label, sampler)?;

@@ -29,7 +29,7 @@ pub enum ModelCommand {
         /// llama, qwen2, qwen3moe or deepseek2.
         #[arg(long)]
         arch: String,
-        /// tiny, r1-distill-1.5b (qwen2), v2-lite (deepseek2), qwen3-30b-a3b (qwen3moe),
+        /// tiny, r1-distill-1.5b and r1-distill-7b (qwen2), v2-lite (deepseek2), qwen3-30b-a3b (qwen3moe),
         /// qwen3moe-mid (qwen3moe, 4 layers, 32 experts), r1-narrow (deepseek2: R1's 61
         /// layers and routing at a small width).
         #[arg(long, default_value = "tiny")]

@@ -11,13 +11,8 @@ use anyhow::{anyhow, bail, Result};
 use clap::Args;
 
 use super::replay::{record_all, Parent, ReplayArgs};
-use crate::analysis::integrity::{disagree, stated_answer, Stated};
-use crate::analysis::segment;
-use crate::analysis::text::StepText;
-use crate::engine::generate::RunRequest;
 use crate::engine::LoadOptions;
-use crate::sanitize::for_terminal;
-use crate::trace::Step;
+use crate::resample::{self, FinalAnswer, Summary};
 
 #[derive(Debug, Clone, Args)]
 pub struct ResampleArgs {
@@ -35,9 +30,9 @@ pub struct ResampleArgs {
     /// TUI number them).
     #[arg(long, value_name = "N")]
     pub reasoning_step: Option<usize>,
-    /// How many continuations.
-    #[arg(short = 'N', long, default_value_t = 8, value_name = "N")]
-    pub samples: usize,
+    /// How many continuations (default: `[resample] samples` in config.toml, 8).
+    #[arg(short = 'N', long, value_name = "N")]
+    pub samples: Option<usize>,
     /// Sampling temperature (default: the parent's, or 0.7 when the parent was greedy, since
     /// greedy continuations would all be the same).
     #[arg(short, long)]
@@ -46,156 +41,57 @@ pub struct ResampleArgs {
     pub replay: ReplayArgs,
 }
 
-/// The final answer of a run: the stated answer (`\boxed{}`, "the answer is ...") of its
-/// answer part (or of all its text when it has none), with the answer text itself.
-pub struct FinalAnswer {
-    pub stated: Option<Stated>,
-    pub text: String,
-}
-
-impl FinalAnswer {
-    pub fn of(steps: &[Step]) -> FinalAnswer {
-        let text = StepText::new(steps);
-        let seg = segment(steps);
-        let bytes = match seg.answer {
-            Some(a) => text.bytes_of(a),
-            None => 0..text.text.len(),
-        };
-        let answer = text.text[bytes.clone()].split_whitespace().collect::<Vec<_>>().join(" ");
-        FinalAnswer { stated: stated_answer(&text.text, bytes), text: answer }
-    }
-
-    /// Whether `other` reached a different final answer: compared as stated answers when both
-    /// state one, else as whitespace-normalized answer text.
-    pub fn changed(&self, other: &FinalAnswer) -> bool {
-        match (&self.stated, &other.stated) {
-            (Some(a), Some(b)) => disagree(a, b),
-            _ => self.text != other.text,
-        }
-    }
-
-    pub fn short(&self) -> String {
-        let s = self.stated.as_ref().map_or(self.text.as_str(), |s| s.value.as_str());
-        let mut out: String = for_terminal(s, false).chars().take(60).collect();
-        if s.chars().count() > 60 {
-            out.push('…');
-        }
-        if out.is_empty() {
-            out.push_str("(empty)");
-        }
-        out
-    }
-}
-
 fn start_step(args: &ResampleArgs, parent: &Parent) -> Result<u32> {
     if let Some(at) = args.at {
         return Ok(at);
     }
     let n = args.reasoning_step.ok_or_else(|| anyhow!("give --at STEP or --reasoning-step N"))?;
-    let steps = segment(&parent.steps).steps;
-    let step = steps.get(n).ok_or_else(|| {
-        anyhow!("run '{}' has {} reasoning steps; there is no step {n}", parent.run.id, steps.len())
-    })?;
-    Ok(step.span.start as u32)
+    Ok(resample::reasoning_step_start(parent, n)?)
 }
 
 pub fn run(args: &ResampleArgs, store_flag: Option<&Path>, offline: bool) -> Result<ExitCode> {
-    if args.samples == 0 || args.samples > 256 {
-        bail!("'--samples' is {}; give 1 to 256", args.samples);
+    let samples = match args.samples {
+        Some(n) => n,
+        None => resample::configured_samples()?,
+    };
+    if samples == 0 || samples > resample::MAX_SAMPLES {
+        bail!("'--samples' is {samples}; give 1 to {}", resample::MAX_SAMPLES);
     }
     let store = Arc::new(super::store_args::open(store_flag)?);
     let parent = Parent::load(&store, &args.run)?;
     let at = start_step(args, &parent)?;
-    let prefix = parent.prefix(at)?;
-    let (path, mut sampler) = args.replay.prepare(&parent, at, offline)?;
-    sampler.temperature = args.temperature.unwrap_or(if sampler.temperature > 0.0 {
-        sampler.temperature
-    } else {
-        0.7
-    });
-    crate::engine::sampler::Sampler::new(&sampler)?;
-    let mut jobs = Vec::with_capacity(args.samples);
-    for i in 0..args.samples {
-        let mut s = sampler.clone();
-        s.seed = sampler.seed.wrapping_add(1 + i as u64);
-        let request = RunRequest {
-            prompt: parent.prompt()?,
-            sampler: s.clone(),
-            top_logprobs: parent.top_logprobs(),
-            forced: prefix.clone(),
-            forced_text: None,
-        };
-        let child = parent.child(&store, at, format!("resample@{at}/{}", i + 1), s)?;
-        jobs.push((child, request));
-    }
+    let (path, sampler) = args.replay.prepare(&parent, at, offline)?;
+    let sampler = resample::sampler(&sampler, args.temperature, at)?;
+    let jobs = resample::plan(&store, &parent, at, samples, &sampler)?;
     eprintln!(
         "resampling run '{}' from step {at}: {} continuations at temperature {}",
-        parent.run.id, args.samples, sampler.temperature
+        parent.run.id, samples, sampler.temperature
     );
     let outcomes = record_all(&store, path, LoadOptions::default(), jobs)?;
     let original = FinalAnswer::of(&parent.steps);
     println!("parent {}: {}", parent.run.id, original.short());
-    let mut changed = 0;
+    let mut answers = Vec::with_capacity(outcomes.len());
     for o in &outcomes {
-        let steps = store.steps(o.run.id)?.steps;
-        let answer = FinalAnswer::of(&steps);
+        let answer = FinalAnswer::of(&store.steps(o.run.id)?.steps);
         let differs = original.changed(&answer);
-        changed += usize::from(differs);
         println!(
             "{} {} {}",
             o.run.id,
             if differs { "changed " } else { "same    " },
             answer.short()
         );
+        answers.push((o.run.id, answer));
+    }
+    let summary = Summary::new(&original, &answers);
+    for g in &summary.groups {
+        let what = if g.changed { "changed" } else { "same" };
+        println!("{:>4}× {} ({what})", g.runs.len(), g.answer);
     }
     println!(
-        "answer changed in {changed} of {} continuations from step {at} (importance {:.2})",
-        outcomes.len(),
-        changed as f64 / outcomes.len().max(1) as f64
+        "answer changed in {} of {} continuations from step {at} (importance {:.2})",
+        summary.changed,
+        summary.total,
+        summary.importance()
     );
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::trace::Phase;
-
-    fn steps(text: &[(&str, Phase)]) -> Vec<Step> {
-        text.iter()
-            .enumerate()
-            .map(|(i, (t, p))| Step {
-                index: i as u32,
-                token_id: 0,
-                text: (*t).into(),
-                logprob: 0.0,
-                entropy: 0.0,
-                phase: *p,
-                t_us: 0,
-                top: vec![],
-            })
-            .collect()
-    }
-
-    #[test]
-    fn answers_compare_by_stated_value_then_by_text() {
-        use Phase::*;
-        let a = FinalAnswer::of(&steps(&[
-            ("<think>6*7</think>", Think),
-            ("The answer is 42.", Answer),
-        ]));
-        let b = FinalAnswer::of(&steps(&[
-            ("<think>hm</think>", Think),
-            ("So the answer is 42", Answer),
-        ]));
-        let c =
-            FinalAnswer::of(&steps(&[("<think>hm</think>", Think), ("The answer is 41.", Answer)]));
-        assert!(!a.changed(&b));
-        assert!(a.changed(&c));
-        let d = FinalAnswer::of(&steps(&[("Paris  is nice", Answer)]));
-        let e = FinalAnswer::of(&steps(&[("Paris is\nnice", Answer)]));
-        let f = FinalAnswer::of(&steps(&[("Lyon", Answer)]));
-        assert!(!d.changed(&e) && d.changed(&f));
-        assert_eq!(a.short(), "42");
-    }
 }

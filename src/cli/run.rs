@@ -149,6 +149,8 @@ pub fn run(args: &RunArgs, offline: bool) -> Result<ExitCode> {
                 eprintln!("prompt: {} tokens", prompt_tokens.len());
                 stop_ids = ids;
             }
+            // `run` prints steps only; `record` stores the prompt's routing.
+            EngineEvent::PromptRouting(_) => {}
             EngineEvent::Step { step, routing } => {
                 printer.step(
                     &mut out,

@@ -143,8 +143,9 @@ fn very_different_runs_return_within_a_tiny_budget_with_a_valid_alignment() {
 #[test]
 fn moe_runs_differ_per_layer() {
     let s = run_steps(None, "a b");
-    let route =
-        |e: u16| Routing { layers: vec![LayerRoute { layer: 2, experts: vec![e], weights: None }] };
+    let route = |e: u16| Routing {
+        layers: vec![LayerRoute { layer: 2, experts: vec![e], weights: None, router: None }],
+    };
     let ra = vec![(0, route(0)), (1, route(1))];
     let rb = vec![(0, route(0)), (1, route(0))];
     let r = named("m");

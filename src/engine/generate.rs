@@ -15,7 +15,8 @@ use super::sampler::{RawStats, Sampler};
 use super::tokenizer::StreamDecoder;
 use super::Engine;
 use crate::trace::{
-    Message, ModelInfo, Phase, Routing, SamplerSpec, Step, StopReason, Timings, TopToken,
+    Message, ModelInfo, Phase, Routing, RoutingDetail, SamplerSpec, Step, StopReason, Timings,
+    TopToken,
 };
 
 /// What to generate from.
@@ -42,6 +43,16 @@ pub struct RunRequest {
     /// Text whose tokens are forced after `forced` (a fork to a typed continuation).
     #[serde(default)]
     pub forced_text: Option<String>,
+    /// How much MoE routing to record (dense models have none).
+    #[serde(default)]
+    pub routing: RoutingDetail,
+    /// Also record how the prompt's tokens were routed (`EngineEvent::PromptRouting`).
+    #[serde(default = "yes")]
+    pub prompt_routing: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// What the engine reports while it works.
@@ -63,6 +74,8 @@ pub enum EngineEvent {
         phase: Phase,
         stop_ids: Vec<u32>,
     },
+    /// How each prompt token was routed (MoE models), in prompt order, after the prefill.
+    PromptRouting(Vec<Routing>),
     Step {
         step: Step,
         routing: Option<Routing>,
@@ -240,14 +253,18 @@ impl Engine {
         let mut timings = Timings { prompt_tokens: prompt_ids.len() as u32, ..Timings::default() };
         let start = Instant::now();
         self.model.truncate_cache(0);
+        self.model.set_routing_detail(req.routing);
+        let moe = self.model.is_moe() && req.routing != RoutingDetail::Off;
         let mut logits = self.model.forward(&prompt_ids, 0)?;
         timings.prefill_us = start.elapsed().as_micros() as u64;
+        if moe && req.prompt_routing {
+            recorder.record(EngineEvent::PromptRouting(self.model.take_routing()));
+        }
         let decode_start = Instant::now();
         let mut history = prompt_ids.clone();
         // A step is reported one iteration late, with the routing of its own token (MoE
         // models: computed when the token is fed back in) and any bytes the decoder still held.
         let mut pending: Option<(Step, Option<Routing>)> = None;
-        let moe = self.model.is_moe();
         let mut stop = StopReason::MaxTokens;
         for index in 0..req.sampler.max_tokens {
             if cancel.load(Ordering::Relaxed) {

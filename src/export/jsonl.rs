@@ -1,6 +1,7 @@
 //! The JSONL interchange format: one JSON object per line, each with a `"type"`:
 //! `header` (format name and version) first, then per session a `session` line followed by
-//! its runs, each a `run` line and its `step`, `flag` and `note` lines. A `step` line has the
+//! its runs, each a `run` line, its `prompt_routing` lines (MoE runs: how each prompt token
+//! was routed, by position) and its `step`, `flag` and `note` lines. A `step` line has the
 //! same fields as `thinkdbg run --jsonl` plus `run` (and `routing` for MoE runs). Lossless:
 //! importing an export and exporting again gives the same bytes apart from ids.
 
@@ -32,6 +33,14 @@ pub struct StepLine {
     pub routing: Option<Vec<LayerRoute>>,
 }
 
+/// How the prompt token at `position` was routed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptRoutingLine {
+    pub run: RunId,
+    pub position: u32,
+    pub routing: Vec<LayerRoute>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FlagLine {
     pub run: RunId,
@@ -54,11 +63,12 @@ pub struct Header {
 
 /// One line of the format.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum Line {
     Header(Header),
     Session(SessionLine),
     Run(Box<Run>),
+    PromptRouting(Box<PromptRoutingLine>),
     Step(Box<StepLine>),
     Flag(FlagLine),
     Note(NoteLine),
@@ -68,6 +78,8 @@ pub enum Line {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RunRecord {
     pub run: Option<Run>,
+    /// How each prompt token was routed (MoE runs that recorded it), in prompt order.
+    pub prompt_routing: Vec<Routing>,
     pub steps: Vec<(Step, Option<Routing>)>,
     pub flags: Vec<Flag>,
     pub notes: Vec<Note>,
@@ -97,6 +109,13 @@ pub fn session_lines(rec: &SessionRecord) -> serde_json::Result<Vec<String>> {
     for r in &rec.runs {
         let Some(run) = &r.run else { continue };
         out.push(json_line(&Line::Run(Box::new(run.clone())))?);
+        for (position, routing) in r.prompt_routing.iter().enumerate() {
+            out.push(json_line(&Line::PromptRouting(Box::new(PromptRoutingLine {
+                run: run.id,
+                position: position as u32,
+                routing: routing.layers.clone(),
+            })))?);
+        }
         for (step, routing) in &r.steps {
             out.push(json_line(&Line::Step(Box::new(StepLine {
                 run: run.id,

@@ -205,6 +205,7 @@ pub fn per_step(
                     layer: l as u16,
                     experts: e.ids[at..at + e.top_k].to_vec(),
                     weights: None,
+                    router: None,
                 }
             })
             .collect();

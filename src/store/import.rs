@@ -64,6 +64,29 @@ pub fn parse(text: &str) -> Result<Vec<SessionRecord>> {
                 sessions[si].session.runs.push(run.id);
                 sessions[si].runs.push(RunRecord { run: Some(*run), ..RunRecord::default() });
             }
+            Line::PromptRouting(p) => {
+                let &(si, ri) = run_index.get(&p.run).ok_or_else(|| {
+                    bad(
+                        n,
+                        format!(
+                            "prompt routing of run '{}', which has no 'run' line before it",
+                            p.run
+                        ),
+                    )
+                })?;
+                let rec = &mut sessions[si].runs[ri];
+                let want = rec.prompt_routing.len() as u32;
+                if p.position != want {
+                    return Err(bad(
+                        n,
+                        format!(
+                            "prompt routing position {} of run '{}' where {want} was expected",
+                            p.position, p.run
+                        ),
+                    ));
+                }
+                rec.prompt_routing.push(Routing { layers: p.routing });
+            }
             Line::Step(s) => {
                 let &(si, ri) = run_index.get(&s.run).ok_or_else(|| {
                     bad(n, format!("step of run '{}', which has no 'run' line before it", s.run))
@@ -168,6 +191,9 @@ fn write_all(store: &Store, records: Vec<SessionRecord>, done: &mut Imported) ->
             done.runs.push(run.id);
             for chunk in r.steps.chunks(256) {
                 store.put_steps(run.id, chunk)?;
+            }
+            if !r.prompt_routing.is_empty() {
+                store.put_prompt_routing(run.id, &r.prompt_routing)?;
             }
             store.put_flags(run.id, &r.flags)?;
             store.put_notes(run.id, &r.notes)?;

@@ -2,8 +2,10 @@
 //! database, behind a small `Store` type so that nothing else in the crate touches sled.
 //!
 //! Layout (see DESIGN.md, Store): trees `meta` (schema version), `sessions`, `runs`, `steps`,
-//! `routing`, `flags`, `notes`, `analysis` (statistics beside the flags); keys big-endian
-//! (`run_id ++ step_index` for steps), values postcard behind a version byte (`codec`). Only one process may own a store; opening it
+//! `routing`, `prompt_routing` (MoE routing of the prompt's tokens, by position), `flags`,
+//! `notes`, `analysis` (statistics beside the flags); keys big-endian (`run_id ++
+//! step_index` for steps), values postcard behind a version byte (`codec`). Only one
+//! process may own a store; opening it
 //! marks runs left `Recording` by a crashed process as `Interrupted`. Depends on `trace` only.
 
 pub mod codec;
@@ -34,6 +36,8 @@ pub struct Store {
     runs: sled::Tree,
     steps: sled::Tree,
     routing: sled::Tree,
+    /// How each prompt token was routed (MoE runs), keyed by run and prompt position.
+    prompt_routing: sled::Tree,
     flags: sled::Tree,
     notes: sled::Tree,
     analysis: sled::Tree,
@@ -72,6 +76,7 @@ impl Store {
             runs: tree("runs")?,
             steps: tree("steps")?,
             routing: tree("routing")?,
+            prompt_routing: tree("prompt_routing")?,
             flags: tree("flags")?,
             notes: tree("notes")?,
             analysis: tree("analysis")?,
@@ -269,6 +274,32 @@ impl Store {
         Ok(out)
     }
 
+    /// Replaces a run's prompt routing: one entry per prompt position, in order.
+    pub fn put_prompt_routing(&self, run: RunId, routing: &[Routing]) -> Result<()> {
+        for k in self.prompt_routing.scan_prefix(run_prefix(run)).keys() {
+            self.prompt_routing.remove(k?)?;
+        }
+        let mut batch = sled::Batch::default();
+        for (pos, r) in routing.iter().enumerate() {
+            batch.insert(&step_key(run, pos as u32)[..], routing_codec::encode_routing(r)?);
+        }
+        self.prompt_routing.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// How a run's prompt tokens were routed, in prompt order (empty when not recorded).
+    pub fn prompt_routing(&self, run: RunId) -> Result<Vec<Routing>> {
+        let mut out = Vec::new();
+        for item in self.prompt_routing.scan_prefix(run_prefix(run)) {
+            let (k, v) = item?;
+            let pos = split_step_key(&k).map(|(_, i)| i).unwrap_or(u32::MAX);
+            out.push(routing_codec::decode_routing(&v, "prompt_routing", || {
+                format!("run '{run}' prompt position {pos}")
+            })?);
+        }
+        Ok(out)
+    }
+
     fn put_list<T: serde::Serialize>(tree: &sled::Tree, run: RunId, items: &[T]) -> Result<()> {
         for k in tree.scan_prefix(run_prefix(run)).keys() {
             tree.remove(k?)?;
@@ -331,7 +362,7 @@ impl Store {
     /// (the session goes too when it has no runs left).
     pub fn remove_run(&self, id: RunId) -> Result<()> {
         let run = self.run(id)?.ok_or_else(|| Error::NotFound(id.to_string()))?;
-        for tree in [&self.steps, &self.routing, &self.flags, &self.notes] {
+        for tree in [&self.steps, &self.routing, &self.prompt_routing, &self.flags, &self.notes] {
             for k in tree.scan_prefix(run_prefix(id)).keys() {
                 tree.remove(k?)?;
             }

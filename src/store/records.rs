@@ -18,6 +18,7 @@ pub fn run_record(store: &Store, id: RunId) -> Result<RunRecord> {
     let mut routing: HashMap<u32, Routing> = store.routing(id)?.into_iter().collect();
     Ok(RunRecord {
         run: store.run(id)?,
+        prompt_routing: store.prompt_routing(id)?,
         steps: read
             .steps
             .into_iter()

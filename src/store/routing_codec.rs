@@ -8,7 +8,8 @@
 //! stored as `first, count` when contiguous. Decoding gives the canonical order of
 //! `trace::LayerRoute::canonical` (decreasing weight, ties by id). A routing this format cannot
 //! hold exactly (uneven expert counts, out-of-order input, weights that are not f16 values)
-//! falls back to version 1 (postcard), so encoding is always lossless. Depends on `trace`.
+//! falls back to version 1 (postcard), or version 3 when it carries router distributions, so
+//! encoding is always lossless. Depends on `trace`.
 
 use half::f16;
 
@@ -24,6 +25,36 @@ const HAS_WEIGHTS: u8 = 2;
 const SIGNED_WEIGHTS: u8 = 4;
 /// All f16 exponents of the step lie within 16 of a stored minimum: 14-bit weights.
 const NARROW_EXPONENTS: u8 = 8;
+/// Every layer carries the full router distribution (`--routing full`): its length follows
+/// the header and each layer's values follow all the layers' sets and weights, as f16.
+const HAS_ROUTER: u8 = 16;
+
+/// Version byte of the postcard fallback for routings with router distributions (version 1
+/// is the postcard fallback without them, the shape every store before them wrote).
+pub const ROUTING_FULL_FALLBACK_VERSION: u8 = 3;
+
+/// The postcard shape of version 1, kept apart from `trace::LayerRoute` so that fields added
+/// there (which postcard cannot skip) never change what old stores hold.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RoutingV1 {
+    layers: Vec<RouteV1>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RouteV1 {
+    layer: u16,
+    experts: Vec<u16>,
+    weights: Option<Vec<f32>>,
+}
+
+/// The postcard shape of version 3: version 1 plus the router distribution.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RouteV3 {
+    layer: u16,
+    experts: Vec<u16>,
+    weights: Option<Vec<f32>>,
+    router: Option<Vec<f32>>,
+}
 
 /// Encodes a step's routing, compactly when it can be round-tripped exactly.
 pub fn encode_routing(r: &Routing) -> Result<Vec<u8>> {
@@ -32,7 +63,36 @@ pub fn encode_routing(r: &Routing) -> Result<Vec<u8>> {
             return Ok(bytes);
         }
     }
-    encode(r)
+    if r.layers.iter().any(|l| l.router.is_some()) {
+        let layers: Vec<RouteV3> = r
+            .layers
+            .iter()
+            .map(|l| RouteV3 {
+                layer: l.layer,
+                experts: l.experts.clone(),
+                weights: l.weights.clone(),
+                router: l.router.clone(),
+            })
+            .collect();
+        let mut out = vec![ROUTING_FULL_FALLBACK_VERSION];
+        out.extend(postcard::to_stdvec(&layers).map_err(|e| Error::Corrupt {
+            tree: "routing",
+            place: "encoding".into(),
+            message: e.to_string(),
+        })?);
+        return Ok(out);
+    }
+    encode(&RoutingV1 {
+        layers: r
+            .layers
+            .iter()
+            .map(|l| RouteV1 {
+                layer: l.layer,
+                experts: l.experts.clone(),
+                weights: l.weights.clone(),
+            })
+            .collect(),
+    })
 }
 
 /// Decodes a value written by `encode_routing` (either version).
@@ -41,14 +101,43 @@ pub fn decode_routing(
     tree: &'static str,
     place: impl FnOnce() -> String,
 ) -> Result<Routing> {
-    if bytes.first() == Some(&ROUTING_VERSION) {
-        return decode_compact(bytes).map_err(|message| Error::Corrupt {
+    match bytes.first() {
+        Some(&ROUTING_VERSION) => decode_compact(bytes).map_err(|message| Error::Corrupt {
             tree,
             place: place(),
             message,
-        });
+        }),
+        Some(&ROUTING_FULL_FALLBACK_VERSION) => {
+            let layers: Vec<RouteV3> = postcard::from_bytes(&bytes[1..])
+                .map_err(|e| Error::Corrupt { tree, place: place(), message: e.to_string() })?;
+            Ok(Routing {
+                layers: layers
+                    .into_iter()
+                    .map(|l| LayerRoute {
+                        layer: l.layer,
+                        experts: l.experts,
+                        weights: l.weights,
+                        router: l.router,
+                    })
+                    .collect(),
+            })
+        }
+        _ => {
+            let v1: RoutingV1 = decode(bytes, tree, place)?;
+            Ok(Routing {
+                layers: v1
+                    .layers
+                    .into_iter()
+                    .map(|l| LayerRoute {
+                        layer: l.layer,
+                        experts: l.experts,
+                        weights: l.weights,
+                        router: None,
+                    })
+                    .collect(),
+            })
+        }
     }
-    decode(bytes, tree, place)
 }
 
 /// C(n, k), or `None` when it does not fit in 64 bits.
@@ -174,7 +263,17 @@ fn compact(r: &Routing) -> Option<Vec<u8>> {
             }
         }
     }
+    let router_len = match first.router.as_ref().map(Vec::len) {
+        Some(len) if r.layers.iter().all(|l| l.router.as_ref().map(Vec::len) == Some(len)) => {
+            Some(len)
+        }
+        None if r.layers.iter().all(|l| l.router.is_none()) => None,
+        _ => return None,
+    };
     let mut flags = 0;
+    if router_len.is_some() {
+        flags |= HAS_ROUTER;
+    }
     if !contiguous {
         flags |= EXPLICIT_LAYERS;
     }
@@ -193,6 +292,9 @@ fn compact(r: &Routing) -> Option<Vec<u8>> {
     put_varint(&mut out, k as u64);
     put_varint(&mut out, r.layers.len() as u64);
     put_varint(&mut out, u64::from(first.layer));
+    if let Some(len) = router_len {
+        put_varint(&mut out, len as u64);
+    }
     if narrow {
         out.push(min_exp as u8);
     }
@@ -232,6 +334,11 @@ fn compact(r: &Routing) -> Option<Vec<u8>> {
             }
         }
     }
+    for l in &r.layers {
+        for &p in l.router.iter().flatten() {
+            bits.put(u64::from(f16::from_f32(p).to_bits()), 16);
+        }
+    }
     Some(bits.finish())
 }
 
@@ -245,6 +352,15 @@ fn decode_compact(b: &[u8]) -> std::result::Result<Routing, String> {
     if k > 64 || count > 1 << 16 || n > 1 << 16 || first >= 1 << 16 {
         return Err(format!("implausible header: {n} experts, {k} per layer, {count} layers"));
     }
+    let router_len = if flags & HAS_ROUTER != 0 {
+        let len = get_varint(b, &mut at)?;
+        if len > 1 << 16 {
+            return Err(format!("implausible router length {len}"));
+        }
+        Some(len as usize)
+    } else {
+        None
+    };
     let min_exp = if flags & NARROW_EXPONENTS != 0 {
         let e = *b.get(at).ok_or("truncated header")?;
         at += 1;
@@ -303,7 +419,16 @@ fn decode_compact(b: &[u8]) -> std::result::Result<Routing, String> {
             }
             out.push(LayerRoute::canonical(layer, &pairs));
         } else {
-            out.push(LayerRoute { layer, experts: ids, weights: None });
+            out.push(LayerRoute { layer, experts: ids, weights: None, router: None });
+        }
+    }
+    if let Some(len) = router_len {
+        for l in &mut out {
+            let mut probs = Vec::with_capacity(len);
+            for _ in 0..len {
+                probs.push(f16::from_bits(rd.get(16)? as u16).to_f32());
+            }
+            l.router = Some(probs);
         }
     }
     Ok(Routing { layers: out })
@@ -359,13 +484,60 @@ mod tests {
     }
 
     #[test]
+    fn version_1_values_written_before_router_distributions_still_decode() {
+        // Version 1, postcard: one layer, layer 2, experts [9, 1000], no weights.
+        let old = [1u8, 1, 2, 2, 9, 0xe8, 0x07, 0];
+        let r = decode_routing(&old, "routing", String::new).unwrap();
+        let want = LayerRoute { layer: 2, experts: vec![9, 1000], weights: None, router: None };
+        assert_eq!(r, Routing { layers: vec![want] });
+        let again = encode_routing(&r).unwrap();
+        assert_eq!(decode_routing(&again, "routing", String::new).unwrap(), r);
+    }
+
+    #[test]
+    fn full_router_distributions_round_trip_compactly() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let mut r = r1_step(&mut rng);
+        for l in &mut r.layers {
+            let raw: Vec<f32> = (0..256).map(|_| rng.random_range(0.0f32..1.0)).collect();
+            let s: f32 = raw.iter().sum();
+            let probs: Vec<f32> = raw.iter().map(|x| x / s).collect();
+            *l = l.clone().with_router(&probs);
+        }
+        let bytes = encode_routing(&r).unwrap();
+        assert_eq!(bytes[0], ROUTING_VERSION, "stays in the compact format");
+        assert_eq!(decode_routing(&bytes, "routing", String::new).unwrap(), r);
+        // 58 layers x 256 f16 values on top of the selection.
+        assert!(bytes.len() < 1200 + 58 * 256 * 2, "{} bytes", bytes.len());
+        // A routing where only some layers carry a distribution is kept losslessly too.
+        r.layers[3].router = None;
+        let bytes = encode_routing(&r).unwrap();
+        assert_eq!(decode_routing(&bytes, "routing", String::new).unwrap(), r);
+        // A truncated distribution is an error, not a panic.
+        let mut full = r1_step(&mut rng);
+        full.layers.iter_mut().for_each(|l| *l = l.clone().with_router(&[0.5; 256]));
+        let bytes = encode_routing(&full).unwrap();
+        assert!(decode_routing(&bytes[..bytes.len() - 3], "routing", String::new).is_err());
+    }
+
+    #[test]
     fn irregular_routing_falls_back_losslessly() {
         let cases = vec![
             // Uneven k, non-f16 weights, non-canonical order, ids only, gaps in layers.
             Routing {
                 layers: vec![
-                    LayerRoute { layer: 0, experts: vec![3, 1], weights: Some(vec![0.1, 0.9]) },
-                    LayerRoute { layer: 1, experts: vec![2], weights: Some(vec![1.0]) },
+                    LayerRoute {
+                        layer: 0,
+                        experts: vec![3, 1],
+                        weights: Some(vec![0.1, 0.9]),
+                        router: None,
+                    },
+                    LayerRoute {
+                        layer: 1,
+                        experts: vec![2],
+                        weights: Some(vec![1.0]),
+                        router: None,
+                    },
                 ],
             },
             Routing {
@@ -373,12 +545,13 @@ mod tests {
                     layer: 4,
                     experts: vec![1, 7],
                     weights: Some(vec![0.123_456_7, 0.1]),
+                    router: None,
                 }],
             },
             Routing {
                 layers: vec![
-                    LayerRoute { layer: 2, experts: vec![9, 1000], weights: None },
-                    LayerRoute { layer: 9, experts: vec![0, 5], weights: None },
+                    LayerRoute { layer: 2, experts: vec![9, 1000], weights: None, router: None },
+                    LayerRoute { layer: 9, experts: vec![0, 5], weights: None, router: None },
                 ],
             },
             // Exponents spanning more than 16 binades (15-bit weights).

@@ -89,6 +89,9 @@ fn write_loop(
                 run.prompt_tokens = prompt_tokens;
                 store.put_run(&run)?;
             }
+            Some(EngineEvent::PromptRouting(routing)) => {
+                store.put_prompt_routing(run.id, &routing)?
+            }
             Some(EngineEvent::Step { step, routing }) => pending.push((step, routing)),
             Some(EngineEvent::Finished { stop, timings }) => {
                 run.stop = Some(stop);

@@ -51,6 +51,12 @@ pub enum Action {
     CancelRun,
     JumpDivergence,
     ExportDialog,
+    Note,
+    UserFlag,
+    EditAnnotation,
+    DeleteAnnotation,
+    Resample,
+    ResamplePanel,
     /// Not bindable: the terminal's new size.
     Resize(u16, u16),
     /// Not bindable: a character typed into the search / filter line.
@@ -121,7 +127,7 @@ pub const ACTIONS: &[(Action, &str, &str)] = &[
     (Action::CycleColour, "cycle_colour", "Colour by logprob / entropy / expert / syntax"),
     (Action::NextLayer, "next_layer", "Next MoE layer (expert colouring)"),
     (Action::PrevLayer, "prev_layer", "Previous MoE layer (expert colouring)"),
-    (Action::Mark, "mark", "Set or clear the span mark (routing usage)"),
+    (Action::Mark, "mark", "Visual selection: start at the cursor, or clear it"),
     (Action::CycleTheme, "cycle_theme", "Next theme"),
     (Action::ScreenCompare, "screen_compare", "Compare screen"),
     (Action::EditRerun, "edit_rerun", "Edit the prompt and settings, then re-run"),
@@ -131,6 +137,12 @@ pub const ACTIONS: &[(Action, &str, &str)] = &[
     (Action::CancelRun, "cancel_run", "Cancel the run in progress"),
     (Action::JumpDivergence, "jump_divergence", "Jump to the first divergence"),
     (Action::ExportDialog, "export", "Export this run: Markdown, HTML or JSONL to a file"),
+    (Action::Note, "note", "Note on the selection (or edit the note at the cursor)"),
+    (Action::UserFlag, "user_flag", "User flag on the selection (or edit the one at the cursor)"),
+    (Action::EditAnnotation, "edit_annotation", "Edit the selected note or user flag"),
+    (Action::DeleteAnnotation, "delete_annotation", "Delete a note or user flag"),
+    (Action::Resample, "resample", "Resample N continuations from the reasoning step"),
+    (Action::ResamplePanel, "resample_panel", "Show the last resample's panel"),
 ];
 
 impl Action {

@@ -9,6 +9,7 @@ use crate::store::Store;
 use crate::trace::{Run, RunId, RunStatus, Session};
 
 use super::action::Action;
+use super::annotations::FlagRow;
 use super::compare::CompareState;
 use super::debug_loop::Started;
 use super::error::Result;
@@ -35,6 +36,11 @@ pub enum Overlay {
     Editor(super::editor::PromptEditor),
     Fork(super::fork_picker::ForkPicker),
     Export(super::export_dialog::ExportDialog),
+    Note(super::annotate::NoteEditor),
+    UserFlag(super::annotate::FlagEditor),
+    Resample(super::resample::ResampleForm),
+    /// The resample panel (its state is `App::resample`).
+    ResamplePanel,
 }
 
 impl Screen {
@@ -137,6 +143,8 @@ pub struct App {
     pub started: Vec<Started>,
     /// The last run started from the UI that ended.
     pub last_started: Option<Started>,
+    /// The last resample started from the UI.
+    pub resample: Option<super::resample::ResampleJob>,
 }
 
 impl App {
@@ -174,6 +182,7 @@ impl App {
             compare_mark: None,
             started: Vec::new(),
             last_started: None,
+            resample: None,
         }
     }
 
@@ -297,7 +306,8 @@ impl App {
         if !read.errors.is_empty() {
             self.message = format!("{} step(s) of '{id}' could not be read", read.errors.len());
         }
-        let view = RunView::new(run, read.steps, store.flags(id)?, store.routing(id)?);
+        let mut view = RunView::new(run, read.steps, store.flags(id)?, store.routing(id)?);
+        view.notes = store.notes(id)?;
         self.set_view(view);
         Ok(())
     }
@@ -335,6 +345,7 @@ impl App {
                 self.help = true;
                 self.help_scroll = 0;
             }
+            Action::Back if self.mark.is_some() && self.input.is_none() => self.mark = None,
             Action::Back => {
                 if self.input.take().is_none() && self.screen != Screen::Sessions {
                     self.screen = Screen::Sessions;
@@ -385,7 +396,13 @@ impl App {
             | Action::CompareMark
             | Action::CancelRun
             | Action::ExportDialog
+            | Action::ResamplePanel
             | Action::ScreenCompare => self.update_loop(action),
+            Action::Note | Action::UserFlag | Action::Resample
+                if matches!(self.screen, Screen::Trace | Screen::Routing) =>
+            {
+                self.update_annotate(action)
+            }
             other => match self.screen {
                 Screen::Sessions => self.update_sessions(other),
                 Screen::Flags => self.update_flags(other),
@@ -420,20 +437,24 @@ impl App {
     }
 
     fn update_flags(&mut self, action: Action) {
-        let n = self.view.as_ref().map_or(0, |v| v.flags.len());
+        let rows = self.flag_rows();
         match action {
-            Action::Down => self.flag_sel = (self.flag_sel + 1).min(n.saturating_sub(1)),
+            Action::Down => self.flag_sel = (self.flag_sel + 1).min(rows.len().saturating_sub(1)),
             Action::Up => self.flag_sel = self.flag_sel.saturating_sub(1),
             Action::Open => {
-                let order = self.flag_order();
-                if let Some(f) =
-                    order.get(self.flag_sel).and_then(|&i| self.view.as_ref()?.flags.get(i))
-                {
-                    let s = f.start as usize;
+                let Some(v) = &self.view else { return };
+                let start = match rows.get(self.flag_sel) {
+                    Some(FlagRow::Flag(i)) => v.flags.get(*i).map(|f| f.start),
+                    Some(FlagRow::Note(i)) => v.notes.get(*i).map(|n| n.start),
+                    None => None,
+                };
+                if let Some(s) = start {
                     self.screen = Screen::Trace;
-                    self.move_to(s);
+                    self.move_to(s as usize);
                 }
             }
+            Action::EditAnnotation => self.edit_selected_row(),
+            Action::DeleteAnnotation => self.delete_selected_row(),
             _ => {}
         }
     }
@@ -503,6 +524,7 @@ impl App {
             Action::Mark => {
                 self.mark = if self.mark.is_some() { None } else { Some(self.cursor) };
             }
+            Action::DeleteAnnotation => self.delete_at_cursor(),
             _ => {}
         }
     }
@@ -566,7 +588,7 @@ impl App {
                 v.run.status = RunStatus::Failed(msg.clone());
                 self.message = format!("run failed: {msg}");
             }
-            EngineEvent::Loading { .. } => {}
+            EngineEvent::Loading { .. } | EngineEvent::PromptRouting(_) => {}
         }
     }
 }

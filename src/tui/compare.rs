@@ -171,14 +171,30 @@ fn header(app: &App, c: &CompareState, width: usize) -> Vec<Line<'static>> {
     lines
 }
 
-/// Lays out a run's tokens into rows of `width` cells; returns the rows and the row of
-/// `cursor`.
+/// The steps a pane lays out around `cursor` so that `height` rows of `width` cells are
+/// filled on both sides of it: a window of whole chunks (so the rows do not shift while the
+/// cursor moves within one), starting after a line break where there is one, since a frame
+/// that laid out a whole 100k-token run took ~150 ms.
+fn window(v: &RunView, cursor: usize, width: usize, height: usize) -> std::ops::Range<usize> {
+    let chunk = (width * height).max(64);
+    let mut lo = cursor.saturating_sub(chunk) / chunk * chunk;
+    let end = cursor.min(v.steps.len());
+    if lo > 0 && lo < end {
+        if let Some(nl) = v.steps[lo..end].iter().position(|s| s.text.contains('\n')) {
+            lo += nl + 1;
+        }
+    }
+    let hi = (cursor / chunk + 2).saturating_mul(chunk).min(v.steps.len());
+    lo.min(hi)..hi
+}
+
+/// Lays out a run's tokens in `steps` into rows of `width` cells; returns the rows and the
+/// row of `cursor`.
 fn pane_rows(
     app: &App,
     v: &RunView,
-    diff: &[bool],
-    cursor: usize,
-    divergence: Option<usize>,
+    steps: std::ops::Range<usize>,
+    (diff, cursor, divergence): (&[bool], usize, Option<usize>),
     width: usize,
 ) -> (Vec<Line<'static>>, usize) {
     let t = &app.theme;
@@ -187,7 +203,9 @@ fn pane_rows(
     let mut used = 0usize;
     let mut cursor_row = 0;
     let width = width.max(4);
-    for (i, s) in v.steps.iter().enumerate() {
+    let first = steps.start;
+    for (i, s) in v.steps[steps].iter().enumerate() {
+        let i = i + first;
         let mut style = phase_style(app, s);
         if diff.get(i).copied().unwrap_or(false) {
             style = style.patch(t.get("compare.diff"));
@@ -242,8 +260,9 @@ fn pane(app: &App, f: &mut Frame, area: Rect, which: (&RunView, &[bool], usize, 
         .border_style(t.get("ui.border"))
         .title(Span::styled(format!(" {} ", for_terminal(&name(v), false)), t.get("ui.title")));
     let inner = block.inner(area);
-    let (rows, at) = pane_rows(app, v, diff, cursor, div, usize::from(inner.width));
     let h = usize::from(inner.height).max(1);
+    let steps = window(v, cursor, usize::from(inner.width), h);
+    let (rows, at) = pane_rows(app, v, steps, (diff, cursor, div), usize::from(inner.width));
     let top = at.saturating_sub(h / 2).min(rows.len().saturating_sub(h));
     let shown: Vec<Line> = rows.into_iter().skip(top).take(h).collect();
     f.render_widget(Paragraph::new(shown).block(block), area);
@@ -299,5 +318,60 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
             .title(Span::styled(title, t.get("ui.title")));
         let rows = usize::from(area.height.saturating_sub(2));
         f.render_widget(Paragraph::new(topk(app, v, step, rows)).block(block), area);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::{Run, RunId, SamplerSpec, SessionId};
+
+    fn view(n: u32, newline_every: u32) -> RunView {
+        let steps = (0..n)
+            .map(|i| Step {
+                index: i,
+                token_id: i,
+                text: if newline_every > 0 && i % newline_every == 0 {
+                    "x\n".into()
+                } else {
+                    " w".into()
+                },
+                logprob: -0.1,
+                entropy: 0.1,
+                phase: Phase::Think,
+                t_us: 0,
+                top: vec![],
+            })
+            .collect();
+        RunView::new(
+            Run::new_recording(RunId(1), SessionId(1), SamplerSpec::default()),
+            steps,
+            vec![],
+            vec![],
+        )
+    }
+
+    #[test]
+    fn a_pane_lays_out_a_window_around_the_cursor_that_fills_the_screen() {
+        let v = view(100_000, 0);
+        let (w, h) = (70, 30);
+        for cursor in [0, 1, 2_099, 2_100, 50_000, 99_999] {
+            let r = window(&v, cursor, w, h);
+            assert!(r.contains(&cursor), "{cursor}: {r:?}");
+            assert!(cursor - r.start >= (w * h).min(cursor), "rows above {cursor}: {r:?}");
+            assert!(
+                r.end - cursor >= (w * h).min(100_000 - cursor - 1),
+                "rows below {cursor}: {r:?}"
+            );
+            assert!(r.len() <= 3 * w * h, "bounded: {r:?}");
+        }
+        // Within a chunk the window stays put, so the rows do not shift as the cursor moves.
+        assert_eq!(window(&v, 50_001, w, h), window(&v, 50_002, w, h));
+        // With paragraphs it starts after a line break, where the full layout starts a row.
+        let v = view(100_000, 500);
+        let r = window(&v, 50_000, w, h);
+        assert!(v.steps[r.start - 1].text.ends_with('\n'), "{r:?}");
+        // A cursor past the end (the shorter run of a pair) is no panic.
+        assert!(window(&view(10, 0), 5_000, w, h).is_empty());
     }
 }

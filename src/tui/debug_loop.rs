@@ -18,7 +18,7 @@ use crate::remote::RemoteRequest;
 use crate::remote_record::Endpoint;
 use crate::replay::Parent;
 use crate::sanitize::visible_token;
-use crate::trace::RunId;
+use crate::trace::{RoutingDetail, RunId};
 
 /// A run the UI started, to compare with its parent when it ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,14 +42,26 @@ impl App {
                 self.quit = true;
                 return;
             }
-            Action::InputSubmit => {
+            Action::InputSubmit if !matches!(self.overlay, Some(Overlay::ResamplePanel)) => {
                 self.submit_overlay();
                 return;
             }
             _ => {}
         }
+        if matches!(self.overlay, Some(Overlay::ResamplePanel)) {
+            self.resample_panel_key(&action);
+            return;
+        }
         let Some(overlay) = &mut self.overlay else { return };
         match (overlay, action) {
+            (Overlay::Note(e), Action::Input(c)) => e.input(c),
+            (Overlay::Note(e), Action::InputBackspace) => e.backspace(),
+            (Overlay::UserFlag(e), Action::FieldNext | Action::FieldPrev) => e.next_field(),
+            (Overlay::UserFlag(e), Action::Input(c)) => e.input(c),
+            (Overlay::UserFlag(e), Action::InputBackspace) => e.backspace(),
+            (Overlay::Resample(r), Action::FieldNext | Action::FieldPrev) => r.next_field(),
+            (Overlay::Resample(r), Action::Input(c)) => r.input(c),
+            (Overlay::Resample(r), Action::InputBackspace) => r.backspace(),
             (Overlay::Editor(e), Action::FieldNext) => e.next_field(true),
             (Overlay::Editor(e), Action::FieldPrev) => e.next_field(false),
             (Overlay::Editor(e), Action::Input(c)) => e.input(c),
@@ -78,7 +90,14 @@ impl App {
             Some(Overlay::Export(d)) => {
                 self.write_export(&d).map_err(|err| (Overlay::Export(d), err))
             }
-            None => Ok(()),
+            Some(Overlay::Note(e)) => self.save_note(&e).map_err(|err| (Overlay::Note(e), err)),
+            Some(Overlay::UserFlag(e)) => {
+                self.save_flag(&e).map_err(|err| (Overlay::UserFlag(e), err))
+            }
+            Some(Overlay::Resample(r)) => {
+                self.start_resample(&r).map_err(|err| (Overlay::Resample(r), err))
+            }
+            Some(Overlay::ResamplePanel) | None => Ok(()),
         };
         if let Err((overlay, err)) = result {
             self.message = err.to_string();
@@ -121,6 +140,7 @@ impl App {
                 };
             }
             Action::ScreenCompare => self.screen = Screen::Compare,
+            Action::ResamplePanel => self.show_resample_panel(),
             Action::ExportDialog => match &self.view {
                 Some(v) if self.store.is_some() => {
                     self.overlay = Some(Overlay::Export(ExportDialog::new(v.run.id)));
@@ -165,7 +185,9 @@ impl App {
         let store = self.store.clone().ok_or_else(|| Error::Job("no store".into()))?;
         let run = store.run(id)?.ok_or_else(|| Error::Job(format!("no run '{id}'")))?;
         let read = store.steps(id)?;
-        Ok(RunView::new(run, read.steps, store.flags(id)?, store.routing(id)?))
+        let mut v = RunView::new(run, read.steps, store.flags(id)?, store.routing(id)?);
+        v.notes = store.notes(id)?;
+        Ok(v)
     }
 
     /// Compares the marked run (or the current run's parent) with the current run.
@@ -238,6 +260,8 @@ impl App {
             top_logprobs: parent.top_logprobs(),
             forced: Vec::new(),
             forced_text: None,
+            routing: RoutingDetail::Selected,
+            prompt_routing: true,
         };
         self.start_job(&parent, child, request, 0, false)
     }
@@ -291,6 +315,8 @@ impl App {
             top_logprobs: parent.top_logprobs(),
             forced,
             forced_text,
+            routing: RoutingDetail::Selected,
+            prompt_routing: true,
         };
         self.start_job(&parent, child, request, p.at, true)?;
         self.message = format!("forking at step {} with {what}", p.at);
@@ -338,6 +364,7 @@ impl App {
             return;
         };
         let ended = matches!(ev.event, EngineEvent::Finished { .. } | EngineEvent::Failed(_));
+        self.resample_event(id, &ev.event);
         if self.live == Some(id) {
             self.on_engine(ev.event.clone());
         }
@@ -347,6 +374,7 @@ impl App {
         let outcome = self.jobs.ended(id);
         let remote = outcome.as_ref().is_some_and(|(r, _)| r.remote);
         let started = self.started.iter().position(|s| s.run == id).map(|i| self.started.remove(i));
+        let stored = matches!(outcome, Some((_, Ok(_))));
         let msg = match (&ev.event, outcome) {
             (_, Some((_, Err(e)))) => format!("run '{id}' could not be stored: {e}"),
             (_, Some((_, Ok(Ended { remote_summary: Some(m) })))) => m,
@@ -360,18 +388,22 @@ impl App {
         self.refresh_keep_view();
         if remote && self.view.as_ref().is_some_and(|v| v.run.id == id) {
             // The server's provenance and routing were stored after the last step.
-            let (cursor, top) = (self.cursor, self.top_line);
+            let (cursor, top, mark) = (self.cursor, self.top_line, self.mark);
             match self.load_view(id) {
                 Ok(v) => {
                     self.set_view(v);
                     self.cursor =
                         cursor.min(self.view.as_ref().map_or(0, |v| v.len().saturating_sub(1)));
                     self.top_line = top;
+                    self.mark = mark;
                 }
                 Err(e) => self.message = e.to_string(),
             }
         }
         self.message = msg;
+        if self.resample_ended(id, &ev.event, stored) {
+            return;
+        }
         if let Some(s) = started.filter(|s| s.fork && self.live == Some(id)) {
             if let Err(e) = self.open_compare(s.parent, s.run, Some(s.at as usize)) {
                 self.message = format!("could not compare: {e}");
@@ -379,10 +411,17 @@ impl App {
         }
     }
 
+    /// Re-reads the run list, keeping the current run, cursor and screen.
+    pub(super) fn refresh_list(&mut self) {
+        self.refresh_keep_view();
+    }
+
     /// Re-reads the run list (a run ended), keeping the current run, cursor and screen.
     fn refresh_keep_view(&mut self) {
         let keep = self.view.as_ref().map(|v| v.run.id);
         let (cursor, top, screen) = (self.cursor, self.top_line, self.screen);
+        // A run ending (e.g. a resample's continuation) must not end a visual selection.
+        let (mark, flag_sel) = (self.mark, self.flag_sel);
         if let Err(e) = self.reload() {
             self.message = e.to_string();
             return;
@@ -395,5 +434,9 @@ impl App {
         self.screen = screen;
         self.top_line = top;
         self.cursor = cursor.min(self.view.as_ref().map_or(0, |v| v.len().saturating_sub(1)));
+        if keep.is_some() && self.view.as_ref().map(|v| v.run.id) == keep {
+            self.mark = mark.map(|m| m.min(self.len().saturating_sub(1)));
+            self.flag_sel = flag_sel;
+        }
     }
 }

@@ -1,5 +1,6 @@
-//! The flags component: the run's flags (from the store) grouped by kind; Enter jumps to the
-//! selected one in the trace. Depends on `app`, `theme` and `trace`.
+//! The flags component: the run's flags (from the store) grouped by kind, then the user's
+//! notes; Enter jumps to the selected one in the trace, `e` edits and `d` deletes a note or
+//! user flag. Depends on `app`, `theme` and `trace`.
 
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -8,6 +9,7 @@ use ratatui::Frame;
 
 use super::app::App;
 use super::inspector::fit;
+use super::run_view::RunView;
 use super::timeline::flag_key;
 use crate::sanitize::for_terminal;
 use crate::trace::{FlagKind, Severity};
@@ -25,16 +27,29 @@ pub fn kind_name(k: &FlagKind) -> String {
     }
 }
 
+/// The text of at most 12 steps from `start` (within `start..end`).
+fn excerpt(v: &RunView, start: u32, end: u32) -> String {
+    let lo = (start as usize).min(v.len());
+    let hi = (end as usize).clamp(lo, v.len());
+    v.steps[lo..hi.min(lo + 12)].iter().map(|s| s.text.as_str()).collect()
+}
+
 pub fn draw(app: &App, f: &mut Frame, area: Rect) {
     let t = &app.theme;
     let Some(v) = &app.view else {
         f.render_widget(Paragraph::new("No run selected."), area);
         return;
     };
-    let block =
-        Block::default().borders(Borders::ALL).border_style(t.get("ui.border.focus")).title(
-            Span::styled(format!(" Flags · {} · {} ", v.run.id, v.flags.len()), t.get("ui.title")),
-        );
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(t.get("ui.border.focus"))
+        .title(Span::styled(
+            match v.notes.len() {
+                0 => format!(" Flags · {} · {} ", v.run.id, v.flags.len()),
+                n => format!(" Flags · {} · {} · notes {n} ", v.run.id, v.flags.len()),
+            },
+            t.get("ui.title"),
+        ));
     let inner = block.inner(area);
     let w = usize::from(inner.width);
     let mut lines = Vec::new();
@@ -58,10 +73,7 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
             Severity::Warn => "warn ",
             Severity::Error => "error",
         };
-        let lo = (fl.start as usize).min(v.len());
-        let hi = (fl.end as usize).clamp(lo, v.len());
-        let excerpt: String =
-            v.steps[lo..hi.min(lo + 12)].iter().map(|s| s.text.as_str()).collect();
+        let excerpt = excerpt(v, fl.start, fl.end);
         let text = format!(
             "  steps {:>5}..{:<5} {sev} {}  «{}»",
             fl.start,
@@ -72,9 +84,34 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
         let st = if row == app.flag_sel { t.get("ui.selection") } else { t.get("ui.text") };
         lines.push(Line::from(Span::styled(fit(&text, w), st)));
     }
+    let nflags = v.flags.len();
+    if !v.notes.is_empty() {
+        lines.push(Line::from(Span::styled(
+            fit(&format!("✎ notes ({})", v.notes.len()), w),
+            t.get("note.marker").patch(t.get("ui.title")),
+        )));
+    }
+    for (k, n) in v.notes.iter().enumerate() {
+        let row = nflags + k;
+        if row == app.flag_sel {
+            sel_row = lines.len();
+        }
+        let first = n.text.lines().next().unwrap_or("");
+        let more = if n.text.lines().count() > 1 { " …" } else { "" };
+        let text = format!(
+            "  steps {:>5}..{:<5} note  {}{more}  «{}»",
+            n.start,
+            n.end,
+            for_terminal(first, false),
+            for_terminal(&excerpt(v, n.start, n.end), false)
+        );
+        let st = if row == app.flag_sel { t.get("ui.selection") } else { t.get("note.span") };
+        lines.push(Line::from(Span::styled(fit(&text, w), st)));
+    }
     if lines.is_empty() {
         lines.push(Line::from(Span::styled(
-            "This run has no flags. Flags come from analysis (stored with the run).",
+            "This run has no flags or notes. Flags come from analysis (stored with the run); \
+             select a span in the trace (v) and press a for a note or F for a user flag.",
             t.get("ui.dim"),
         )));
     }

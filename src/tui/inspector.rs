@@ -109,6 +109,16 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
             Span::styled(format!("{:.1} ms", s.t_us as f64 / 1000.0), text),
         ]),
     ];
+    if let Some(n) = app.note_at_cursor().and_then(|i| app.view.as_ref()?.notes.get(i)) {
+        let first = n.text.lines().next().unwrap_or("");
+        lines.push(Line::from(vec![
+            Span::styled("note   ", t.get("note.marker")),
+            Span::styled(
+                fit(&crate::sanitize::for_terminal(first, false), inner_w.saturating_sub(7)),
+                t.get("note.span"),
+            ),
+        ]));
+    }
     if let Some(run) = app.view.as_ref().map(|v| &v.run).filter(|r| provenance::is_remote(r)) {
         // The short form; the sessions screen's run header has all of it.
         for (k, v) in provenance::rows(run) {

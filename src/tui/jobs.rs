@@ -168,6 +168,12 @@ impl Jobs {
         Ok(p)
     }
 
+    /// Checks that the model re-runs use is the one `parent` was recorded with.
+    pub fn check_model(&mut self, parent: &Parent) -> Result<()> {
+        let path = self.path()?;
+        parent.check_model(&path, false).map_err(|e| Error::Job(e.to_string()))
+    }
+
     /// Starts recording `run` (a child of `parent`, already in the store's session) from
     /// `request`; loads the model first if no run has yet.
     pub fn start(

@@ -8,6 +8,8 @@
 //! depends on it except `cli`.
 
 pub mod action;
+pub mod annotate;
+mod annotations;
 pub mod app;
 pub mod compare;
 mod debug_loop;
@@ -24,6 +26,8 @@ pub mod jobs;
 pub mod keymap;
 mod navigate;
 mod provenance;
+pub mod resample;
+mod resample_panel;
 mod routing;
 pub mod run_view;
 pub mod samples;
@@ -42,6 +46,7 @@ use std::time::{Duration, Instant};
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 
 pub use action::Action;
+pub use annotations::FlagRow;
 pub use app::App;
 pub use error::{Error, Result};
 
@@ -114,6 +119,16 @@ impl Dispatcher {
         if matches!(app.overlay, Some(app::Overlay::Editor(_))) {
             if let Some(a) = editor_key(ev) {
                 return Some(a);
+            }
+        }
+        let ctrl = ev.modifiers.contains(KeyModifiers::CONTROL);
+        if matches!(app.overlay, Some(app::Overlay::Note(_))) {
+            // The note editor is multi-line: Enter is a new line, Ctrl-S saves.
+            match ev.code {
+                KeyCode::Enter => return Some(Action::Input('\n')),
+                KeyCode::Char('s') if ctrl => return Some(Action::InputSubmit),
+                KeyCode::Tab | KeyCode::BackTab | KeyCode::Up | KeyCode::Down => return None,
+                _ => {}
             }
         }
         if app.overlay.is_some() {
@@ -223,8 +238,12 @@ pub fn run(store: Arc<Store>, opts: Options) -> Result<()> {
                 }
                 Event::Resize(w, h) => app.update(Action::Resize(w, h)),
                 Event::Paste(text) if app.input.is_some() || app.overlay.is_some() => {
-                    // Pasted lines stay lines in the editor's messages.
-                    let lines = matches!(app.overlay, Some(app::Overlay::Editor(_)));
+                    // Pasted line breaks stay in a note and in the editor's messages (multi-line);
+                    // elsewhere they are dropped.
+                    let lines = matches!(
+                        app.overlay,
+                        Some(app::Overlay::Note(_) | app::Overlay::Editor(_))
+                    );
                     let text = text.replace("\r\n", "\n");
                     for c in text.chars().filter(|&c| !c.is_control() || (lines && c == '\n')) {
                         app.update(Action::Input(c));

@@ -4,7 +4,7 @@
 //! Depends on `trace` and the tui's `highlight`.
 
 use crate::analysis::{segment, Segments};
-use crate::trace::{Flag, Routing, Run, Step};
+use crate::trace::{Flag, Note, Routing, Run, Step};
 
 use super::highlight::{self, Highlight};
 
@@ -17,6 +17,8 @@ pub struct RunView {
     pub run: Run,
     pub steps: Vec<Step>,
     pub flags: Vec<Flag>,
+    /// The user's notes, sorted by span (set by whoever loads the view).
+    pub notes: Vec<Note>,
     /// Routing per step (empty for dense runs).
     pub routing: Vec<Option<Routing>>,
     /// The whole output, concatenated.
@@ -42,6 +44,7 @@ impl RunView {
             run,
             steps: Vec::new(),
             flags,
+            notes: Vec::new(),
             routing: Vec::new(),
             text: String::new(),
             offsets: vec![0],

@@ -94,6 +94,15 @@ impl Layout<'_> {
                 .patch(t.get(super::timeline::flag_key(&f.kind)))
                 .add_modifier(Modifier::UNDERLINED);
         }
+        // Noted tokens: in the note style (notes are few; a linear scan is cheap).
+        if self
+            .v
+            .notes
+            .iter()
+            .any(|n| (n.start as usize) <= i && i < (n.end.max(n.start + 1) as usize))
+        {
+            st = st.patch(t.get("note.span"));
+        }
         if let Some(m) = self.app.mark {
             let (a, b) = (m.min(self.app.cursor), m.max(self.app.cursor));
             if (a..=b).contains(&i) {
@@ -154,6 +163,10 @@ impl Layout<'_> {
             let is_cursor = i == self.app.cursor;
             let base = self.token_style(i);
             let mut pieces: Vec<(String, Style)> = Vec::new();
+            if from == 0 && v.notes.iter().any(|n| n.start as usize == i) {
+                // A note starts here: a marker before its first token.
+                pieces.push(("✎".to_string(), t.get("note.marker")));
+            }
             let offset = v.offsets[i];
             for (bi, c) in text[from..to].char_indices() {
                 if c == '\n' {
@@ -181,7 +194,7 @@ impl Layout<'_> {
                 pieces.push((shown, st));
             }
             let first_piece = from == 0;
-            if is_cursor && pieces.is_empty() && first_piece {
+            if is_cursor && pieces.iter().all(|(s, _)| s == "✎") && first_piece {
                 let mark = if text.contains('\n') { "↵" } else { "∅" };
                 pieces.push((mark.to_string(), base.patch(t.get("ui.cursor"))));
             }
@@ -233,18 +246,25 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
     let label =
         v.run.label.as_deref().map(|l| format!(" {}", for_terminal(l, false))).unwrap_or_default();
     let live = if app.live == Some(v.run.id) { " ● live" } else { "" };
+    let visual = match (app.mark, app.selection()) {
+        (Some(_), Some((a, b))) => {
+            format!(" · VISUAL {}", crate::export::annotate::span_text(a, b))
+        }
+        _ => String::new(),
+    };
     let layer = if app.colour == ColourBy::Expert {
         format!(" layer {}", app.layer)
     } else {
         String::new()
     };
     let title = format!(
-        " {}{} · colour: {}{}{} · {}/{} ",
+        " {}{} · colour: {}{}{}{} · {}/{} ",
         v.run.id,
         label,
         app.colour.label(),
         layer,
         live,
+        visual,
         if v.is_empty() { 0 } else { app.cursor + 1 },
         v.len()
     );

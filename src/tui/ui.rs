@@ -10,8 +10,8 @@ use ratatui::Frame;
 use super::app::Overlay;
 use super::app::{App, Screen};
 use super::{
-    compare, editor, export_dialog, flags, fork_picker, help, inspector, routing, sessions,
-    timeline, trace,
+    annotate, compare, editor, export_dialog, flags, fork_picker, help, inspector, resample_panel,
+    routing, sessions, timeline, trace,
 };
 use crate::sanitize::for_terminal;
 
@@ -70,6 +70,10 @@ pub fn draw(app: &App, f: &mut Frame) {
         Some(Overlay::Editor(e)) => editor::draw(app, e, f, body),
         Some(Overlay::Fork(p)) => fork_picker::draw(app, p, f, body),
         Some(Overlay::Export(d)) => export_dialog::draw(app, d, f, body),
+        Some(Overlay::Note(e)) => annotate::draw_note(app, e, f, body),
+        Some(Overlay::UserFlag(e)) => annotate::draw_flag(app, e, f, body),
+        Some(Overlay::Resample(r)) => resample_panel::draw_form(app, r, f, body),
+        Some(Overlay::ResamplePanel) => resample_panel::draw_panel(app, f, body),
         None => {}
     }
     if app.help {
@@ -92,6 +96,15 @@ fn draw_tabs(app: &App, f: &mut Frame, area: Rect) {
     if let Some((done, total)) = app.jobs.loading {
         let pct = (done * 100).checked_div(total).unwrap_or(0);
         spans.push(Span::styled(format!("  loading model {pct}% "), t.get("ui.warning")));
+    } else if let Some(r) = app.resample.as_ref().filter(|r| !r.finished()) {
+        spans.push(Span::styled(
+            format!(
+                "  ● resampling {}/{} (P panel, X cancels) ",
+                r.runs.len() - r.running(),
+                r.runs.len()
+            ),
+            t.get("job.running"),
+        ));
     } else if let Some(r) = app.jobs.running.first() {
         spans.push(Span::styled(
             format!("  ● recording {} (X cancels) ", r.run),

@@ -17,7 +17,7 @@ use super::{Loader, Model, Progress};
 use crate::engine::error::{Error, Result};
 use crate::engine::gguf::Gguf;
 use crate::engine::rope::{Rope, RopeStyle};
-use crate::trace::Routing;
+use crate::trace::{Routing, RoutingDetail};
 
 struct Attn {
     q_a: Option<(QMatMul, Tensor)>,
@@ -68,6 +68,8 @@ pub struct Deepseek2 {
     device: Device,
     routing: Vec<Routing>,
     capture_inputs: bool,
+    /// How much routing `forward` keeps for `take_routing`.
+    routing_detail: RoutingDetail,
     router_inputs: Vec<(u16, Vec<Vec<f32>>)>,
 }
 
@@ -209,6 +211,7 @@ impl Deepseek2 {
             device: device.clone(),
             routing: Vec::new(),
             capture_inputs: false,
+            routing_detail: RoutingDetail::Selected,
             router_inputs: Vec::new(),
         })
     }
@@ -329,7 +332,7 @@ impl Model for Deepseek2 {
                         if self.capture_inputs {
                             inputs.push((m.layer, h.squeeze(0)?.to_vec2::<f32>()?));
                         }
-                        let (y, routes) = m.forward(&h)?;
+                        let (y, routes) = m.forward(&h, self.routing_detail)?;
                         for (r, route) in routing.iter_mut().zip(routes) {
                             r.layers.push(route);
                         }
@@ -375,6 +378,9 @@ impl Model for Deepseek2 {
         std::mem::take(&mut self.routing)
     }
 
+    fn set_routing_detail(&mut self, detail: RoutingDetail) {
+        self.routing_detail = detail;
+    }
     fn capture_router_inputs(&mut self, on: bool) {
         self.capture_inputs = on;
     }

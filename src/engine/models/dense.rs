@@ -18,7 +18,7 @@ use crate::engine::error::{Error, Result};
 use crate::engine::gguf::Gguf;
 use crate::engine::kernels::Matrix;
 use crate::engine::rope::{Rope, RopeStyle};
-use crate::trace::Routing;
+use crate::trace::{Routing, RoutingDetail};
 
 /// Hyper-parameters of a dense model, from `{arch}.*` metadata.
 #[derive(Debug, Clone, PartialEq)]
@@ -206,6 +206,8 @@ pub struct Dense {
     routing: Vec<Routing>,
     /// Debug hook: keep each MoE layer's router input of the last forward call.
     capture_inputs: bool,
+    /// How much routing `forward` keeps for `take_routing`.
+    routing_detail: RoutingDetail,
     router_inputs: Vec<(u16, Vec<Vec<f32>>)>,
 }
 
@@ -305,6 +307,7 @@ impl Dense {
             device: device.clone(),
             routing: Vec::new(),
             capture_inputs: false,
+            routing_detail: RoutingDetail::Selected,
             router_inputs: Vec::new(),
         })
     }
@@ -430,7 +433,7 @@ impl Model for Dense {
                         if self.capture_inputs {
                             inputs.push((moe.layer, h.squeeze(0)?.to_vec2::<f32>()?));
                         }
-                        let (y, routes) = moe.forward(&h)?;
+                        let (y, routes) = moe.forward(&h, self.routing_detail)?;
                         for (r, route) in routing.iter_mut().zip(routes) {
                             r.layers.push(route);
                         }
@@ -477,6 +480,9 @@ impl Model for Dense {
         std::mem::take(&mut self.routing)
     }
 
+    fn set_routing_detail(&mut self, detail: RoutingDetail) {
+        self.routing_detail = detail;
+    }
     fn capture_router_inputs(&mut self, on: bool) {
         self.capture_inputs = on;
     }

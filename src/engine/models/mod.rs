@@ -12,7 +12,7 @@ use candle_core::{Device, Tensor};
 
 use super::error::{Error, Result};
 use super::gguf::{Gguf, TensorReader};
-use crate::trace::Routing;
+use crate::trace::{Routing, RoutingDetail};
 
 /// Architectures thinkdbg can run, by their `general.architecture` name.
 pub const SUPPORTED_ARCHS: &[&str] = &["llama", "qwen2", "qwen3", "qwen3moe", "deepseek2"];
@@ -39,6 +39,8 @@ pub trait Model: Send {
     fn take_routing(&mut self) -> Vec<Routing> {
         Vec::new()
     }
+    /// How much of the routing `forward` keeps for `take_routing` (MoE models).
+    fn set_routing_detail(&mut self, _detail: RoutingDetail) {}
     /// Debug hook for independent checks: keep every MoE layer's router input (the normalised
     /// hidden state) of the following `forward` calls.
     fn capture_router_inputs(&mut self, _on: bool) {}

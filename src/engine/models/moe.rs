@@ -3,17 +3,19 @@
 //! group limit → top-k → optional renormalisation and scale → per-expert SwiGLU (+ shared
 //! experts).
 //!
-//! Experts run one at a time on per-expert slices of the 3-D quantized `ffn_*_exps` tensors
-//! (no dequantised copy); in a batched prefill the tokens routed to the same expert go through
-//! it together. Depends on `engine::gguf`, `trace` and candle.
+//! On the CPU, experts run one at a time on per-expert slices of the 3-D quantized
+//! `ffn_*_exps` tensors (no dequantised copy); in a batched prefill the tokens routed to the
+//! same expert go through it together. On a CUDA device (types candle's kernel takes) the 3-D
+//! tensors stay whole and candle's fused `indexed_moe_forward` runs every token's selected
+//! experts at once. Depends on `engine::gguf`, `trace` and candle.
 
-use candle_core::quantized::{ggml_file, QMatMul, QTensor};
+use candle_core::quantized::{ggml_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 
 use super::Loader;
 use crate::engine::error::{Error, Result};
 use crate::engine::gguf::Gguf;
-use crate::trace::LayerRoute;
+use crate::trace::{LayerRoute, RoutingDetail};
 
 /// How router scores become probabilities (`{arch}.expert_gating_func`: 1 softmax, 2 sigmoid).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +124,16 @@ impl Gating {
     /// Selected experts and their final weights for one token's router logits, in selection
     /// order. `bias` (DeepSeek's `exp_probs_b`) shifts the selection scores only.
     pub fn route(&self, logits: &[f32], bias: Option<&[f32]>) -> Vec<(usize, f32)> {
+        self.route_with_probs(logits, bias).0
+    }
+
+    /// `route`, and the gate probabilities over every expert it selected from (softmax
+    /// probabilities or sigmoid scores, before the bias and the group limit).
+    pub fn route_with_probs(
+        &self,
+        logits: &[f32],
+        bias: Option<&[f32]>,
+    ) -> (Vec<(usize, f32)>, Vec<f32>) {
         let probs: Vec<f32> = match self.func {
             GateFunc::Softmax => {
                 let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -169,7 +181,7 @@ impl Gating {
             }
         }
         w.iter_mut().for_each(|x| *x *= self.scale);
-        order.into_iter().zip(w).collect()
+        (order.into_iter().zip(w).collect(), probs)
     }
 }
 
@@ -223,6 +235,28 @@ fn split_experts(q: &QTensor, device: &Device) -> Result<Vec<QMatMul>> {
         .collect()
 }
 
+/// Quantized types candle's CUDA `indexed_moe_forward` takes.
+fn fused(t: GgmlDType) -> bool {
+    matches!(
+        t,
+        GgmlDType::Q8_0
+            | GgmlDType::Q2K
+            | GgmlDType::Q3K
+            | GgmlDType::Q4K
+            | GgmlDType::Q5K
+            | GgmlDType::Q6K
+    )
+}
+
+/// The routed experts of a layer.
+enum Experts {
+    /// One matrix triple per expert, sliced out of the 3-D tensors (CPU, and any type).
+    Split(Vec<Expert>),
+    /// The 3-D `(E, n, k)` tensors whole, run by candle's fused `indexed_moe_forward`, which
+    /// gathers each token's selected experts on the device (CUDA, types `fused` accepts).
+    Stacked { gate: QMatMul, up: QMatMul, down: QMatMul },
+}
+
 /// One MoE feed-forward layer.
 pub struct MoeFfn {
     pub layer: u16,
@@ -230,7 +264,7 @@ pub struct MoeFfn {
     /// Router `(n_expert, n_embd)` in f32.
     router: Tensor,
     bias: Option<Vec<f32>>,
-    experts: Vec<Expert>,
+    experts: Experts,
     shared: Option<Expert>,
 }
 
@@ -255,17 +289,29 @@ impl MoeFfn {
             None => None,
         };
         let gate = ld.qtensor(g, &n("ffn_gate_exps.weight"), &[e, n_ff_exp, n_embd])?;
-        let gate = split_experts(&gate, &ld.device)?;
         let up = ld.qtensor(g, &n("ffn_up_exps.weight"), &[e, n_ff_exp, n_embd])?;
-        let up = split_experts(&up, &ld.device)?;
         let down = ld.qtensor(g, &n("ffn_down_exps.weight"), &[e, n_embd, n_ff_exp])?;
-        let down = split_experts(&down, &ld.device)?;
-        let experts = gate
-            .into_iter()
-            .zip(up)
-            .zip(down)
-            .map(|((gate, up), down)| Expert { gate, up, down })
-            .collect();
+        let experts = if ld.device.is_cuda() && [&gate, &up, &down].iter().all(|q| fused(q.dtype()))
+        {
+            Experts::Stacked {
+                gate: QMatMul::from_qtensor(gate)?,
+                up: QMatMul::from_qtensor(up)?,
+                down: QMatMul::from_qtensor(down)?,
+            }
+        } else {
+            let (gate, up, down) = (
+                split_experts(&gate, &ld.device)?,
+                split_experts(&up, &ld.device)?,
+                split_experts(&down, &ld.device)?,
+            );
+            Experts::Split(
+                gate.into_iter()
+                    .zip(up)
+                    .zip(down)
+                    .map(|((gate, up), down)| Expert { gate, up, down })
+                    .collect(),
+            )
+        };
         let shared = match n_ff_shared {
             Some(f) => Some(Expert {
                 gate: ld.matrix(g, &n("ffn_gate_shexp.weight"), f, n_embd)?,
@@ -278,36 +324,59 @@ impl MoeFfn {
     }
 
     /// Runs the layer on `h` of shape `(1, t, n_embd)`; returns the output and every token's
-    /// route (canonical order).
-    pub fn forward(&self, h: &Tensor) -> Result<(Tensor, Vec<LayerRoute>)> {
+    /// route (canonical order) in as much detail as asked (none when `Off`).
+    pub fn forward(&self, h: &Tensor, detail: RoutingDetail) -> Result<(Tensor, Vec<LayerRoute>)> {
         let (_, t, d) = h.dims3()?;
         let x = h.reshape((t, d))?.contiguous()?;
         let logits = x.matmul(&self.router.t()?)?.to_vec2::<f32>()?;
-        let mut per_expert: Vec<Vec<(u32, f32)>> = vec![Vec::new(); self.experts.len()];
+        let mut per_expert: Vec<Vec<(u32, f32)>> = vec![Vec::new(); self.gating.n_expert];
         let mut routes = Vec::with_capacity(t);
+        let (mut ids, mut weights) = (Vec::new(), Vec::new());
         for (ti, row) in logits.iter().enumerate() {
-            let sel = self.gating.route(row, self.bias.as_deref());
-            let pairs: Vec<(u16, f32)> = sel.iter().map(|&(e, w)| (e as u16, w)).collect();
-            routes.push(LayerRoute::canonical(self.layer, &pairs));
+            let (sel, probs) = self.gating.route_with_probs(row, self.bias.as_deref());
+            if detail != RoutingDetail::Off {
+                let pairs: Vec<(u16, f32)> = sel.iter().map(|&(e, w)| (e as u16, w)).collect();
+                let route = LayerRoute::canonical(self.layer, &pairs);
+                routes.push(match detail {
+                    RoutingDetail::Full => route.with_router(&probs),
+                    _ => route,
+                });
+            }
             for (e, w) in sel {
                 per_expert[e].push((ti as u32, w));
+                ids.push(e as u32);
+                weights.push(w);
             }
         }
         let mut out = match &self.shared {
             Some(s) => s.forward(&x)?,
             None => x.zeros_like()?,
         };
-        for (e, rows) in per_expert.iter().enumerate() {
-            if rows.is_empty() {
-                continue;
+        match &self.experts {
+            Experts::Split(experts) => {
+                for (e, rows) in per_expert.iter().enumerate() {
+                    if rows.is_empty() {
+                        continue;
+                    }
+                    let idx: Vec<u32> = rows.iter().map(|r| r.0).collect();
+                    let idx = Tensor::from_vec(idx, rows.len(), x.device())?;
+                    let w: Vec<f32> = rows.iter().map(|r| r.1).collect();
+                    let w = Tensor::from_vec(w, (rows.len(), 1), x.device())?;
+                    let xs = x.index_select(&idx, 0)?;
+                    let y = experts[e].forward(&xs)?.broadcast_mul(&w)?;
+                    out = out.index_add(&idx, &y, 0)?;
+                }
             }
-            let idx: Vec<u32> = rows.iter().map(|r| r.0).collect();
-            let idx = Tensor::from_vec(idx, rows.len(), x.device())?;
-            let w: Vec<f32> = rows.iter().map(|r| r.1).collect();
-            let w = Tensor::from_vec(w, (rows.len(), 1), x.device())?;
-            let xs = x.index_select(&idx, 0)?;
-            let y = self.experts[e].forward(&xs)?.broadcast_mul(&w)?;
-            out = out.index_add(&idx, &y, 0)?;
+            Experts::Stacked { gate, up, down } => {
+                let k = self.gating.k;
+                let ids = Tensor::from_vec(ids, (t, k), x.device())?;
+                let w = Tensor::from_vec(weights, (t, k, 1), x.device())?;
+                let xs = x.reshape((t, 1, d))?;
+                let a = (candle_nn::ops::silu(&gate.indexed_moe_forward(&xs, &ids)?)?
+                    * up.indexed_moe_forward(&xs, &ids)?)?;
+                let y = down.indexed_moe_forward(&a, &ids)?.broadcast_mul(&w)?.sum(1)?;
+                out = (out + y)?;
+            }
         }
         Ok((out.reshape((1, t, d))?, routes))
     }

@@ -12,6 +12,7 @@ pub const SHAPES: &[&str] = &[
     "tiny-v2-split",
     "tiny-v3-legacy",
     "r1-distill-1.5b",
+    "r1-distill-7b",
     "v2-lite",
     "qwen3-30b-a3b",
     "r1-narrow",
@@ -87,7 +88,7 @@ impl Dims {
         let bad = || {
             Error::Source(format!(
                 "shape '{shape}' does not exist for architecture '{arch}' (shapes: {}; \
-                 r1-distill-1.5b is qwen2, v2-lite and r1-narrow deepseek2, qwen3-30b-a3b and \
+                 r1-distill-1.5b and r1-distill-7b are qwen2, v2-lite and r1-narrow deepseek2, qwen3-30b-a3b and \
                  qwen3moe-mid qwen3moe)",
                 SHAPES.join(", ")
             ))
@@ -163,6 +164,17 @@ impl Dims {
                 n_head_kv: 2,
                 head_dim: 128,
                 n_ff: 8960,
+                n_layer: 28,
+                context: 4096,
+                ..base
+            },
+            // DeepSeek-R1-Distill-Qwen-7B (Qwen2.5-Math-7B): the GPU benchmark's dense shape.
+            ("qwen2", "r1-distill-7b") => Dims {
+                n_embd: 3584,
+                n_head: 28,
+                n_head_kv: 4,
+                head_dim: 128,
+                n_ff: 18944,
                 n_layer: 28,
                 context: 4096,
                 ..base

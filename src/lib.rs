@@ -24,6 +24,7 @@ pub mod compare;
 pub mod engine;
 pub mod export;
 pub mod remote;
+pub mod remote_record;
 pub mod replay;
 pub mod resample;
 pub mod sanitize;

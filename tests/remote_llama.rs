@@ -8,63 +8,15 @@
 mod common;
 
 use std::io::Read;
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::llama_server::Server;
 
 use serde_json::{json, Value};
 use thinkdbg::store::Store;
 use thinkdbg::trace::{LogprobKind, Phase, RunId, RunSource, RunStatus, UNKNOWN_TOKEN};
-
-/// The server process, killed and reaped when dropped (also when a test fails).
-struct Server {
-    child: Child,
-    url: String,
-    log: std::path::PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(dir: &Path) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let python = std::env::var("THINKDBG_PYTHON").unwrap_or_else(|_| "python3".into());
-        let log = dir.join("server.log");
-        let child = Command::new(&python)
-            .args(["-m", "llama_cpp.server", "--host", "127.0.0.1", "--port", &port.to_string()])
-            .arg("--model")
-            .arg(common::demo_model())
-            .args(["--n_ctx", "2048", "--n_threads", "2"])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start '{python} -m llama_cpp.server': {e}"));
-        let mut server = Server { child, url: format!("http://127.0.0.1:{port}"), log };
-        let t0 = Instant::now();
-        loop {
-            if let Some(status) = server.child.try_wait().unwrap() {
-                let log = std::fs::read_to_string(&server.log).unwrap_or_default();
-                panic!(
-                    "llama_cpp.server exited ({status}); install llama-cpp-python[server]:\n{log}"
-                );
-            }
-            if ureq::get(&format!("{}/v1/models", server.url)).call().is_ok() {
-                return server;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(180),
-                "llama_cpp.server did not start in 180 s"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
 
 const PROMPT: &str = "Count from 1 to 500, separated by commas.";
 

@@ -1,7 +1,8 @@
 //! `thinkdbg record --endpoint URL`: record from an OpenAI-compatible server through the same
 //! store writer as the embedded engine, then add the server's provenance and routed experts to
 //! the run. The API key is read from the environment variable named by `--api-key-env` and
-//! goes nowhere but the request header.
+//! goes nowhere but the request header. The recording itself is `crate::remote_record`, shared
+//! with the terminal UI's run dialog.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -14,10 +15,10 @@ use clap::{Args, ValueEnum};
 
 use super::record::{new_run, RecordArgs};
 use crate::engine::generate::Prompt;
-use crate::remote::{self, Ended, RemoteOptions, RemoteRequest};
+use crate::remote::{Ended, RemoteRequest};
+use crate::remote_record::{self, Endpoint};
 use crate::sanitize::for_terminal;
-use crate::store;
-use crate::trace::{LogprobKind, RunSource};
+use crate::trace::LogprobKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum KindArg {
@@ -71,23 +72,20 @@ pub fn run(args: &RecordArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
     let Prompt::Chat(messages) = &request.prompt else {
         bail!("'--raw' cannot be used with '--endpoint' (the server applies its chat template)");
     };
-    let api_key = match &r.api_key_env {
-        Some(var) => Some(std::env::var(var).map_err(|_| remote::Error::NoApiKey(var.clone()))?),
-        None => None,
-    };
-    remote::chat_url(&endpoint)?;
-    let shown = remote::redact(&endpoint);
-    let opts = RemoteOptions {
-        endpoint,
-        api_key,
-        model: model.clone(),
+    let ep = Endpoint {
+        api_key_env: r.api_key_env.clone(),
+        logprob_kind: match r.logprob_kind {
+            KindArg::Raw => LogprobKind::Raw,
+            KindArg::PostSampling => LogprobKind::PostSampling,
+        },
         idle_timeout: Duration::from_secs(r.idle_timeout.max(1)),
-        connect_timeout: Duration::from_secs(10),
         retries: r.retries,
         routed_experts: r.routed_experts,
         routing_top_k: r.routing_top_k,
-        starts_in_think: r.starts_thinking,
+        starts_thinking: r.starts_thinking,
+        ..Endpoint::new(endpoint, model)
     };
+    let opts = ep.options()?;
     let req = RemoteRequest {
         messages: messages.clone(),
         sampler: request.sampler.clone(),
@@ -95,34 +93,10 @@ pub fn run(args: &RecordArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
     };
     let store = Arc::new(super::store_args::open(store_flag)?);
     let mut run = new_run(&store, args, &request.prompt, request.sampler.clone())?;
-    run.source = RunSource::Remote {
-        endpoint: shown.clone(),
-        server: crate::trace::RemoteInfo { model, ..Default::default() },
-    };
-    run.logprob_kind = match r.logprob_kind {
-        KindArg::Raw => LogprobKind::Raw,
-        KindArg::PostSampling => LogprobKind::PostSampling,
-    };
+    ep.prepare(&mut run);
     let run_id = run.id;
-    tracing::info!(run = %run_id, endpoint = %shown, "recording from a server");
-    let (writer, writer_handle) = store::writer::start(store.clone(), run)?;
-    let outcome = remote::record(&opts, &req, Box::new(writer), &AtomicBool::new(false));
-    let written = writer_handle.join().map_err(|_| anyhow!("the store writer panicked"))??;
-    let mut run = written.run;
-    run.source = RunSource::Remote { endpoint: shown, server: outcome.info.clone() };
-    store.put_run(&run)?;
-    if !outcome.routing.is_empty() {
-        let read = store.steps(run_id)?;
-        let mut routing = outcome.routing.into_iter().peekable();
-        let mut pairs = Vec::new();
-        for step in read.steps {
-            while routing.next_if(|(i, _)| *i < step.index).is_some() {}
-            let r = routing.next_if(|(i, _)| *i == step.index).map(|(_, r)| r);
-            pairs.push((step, r));
-        }
-        store.put_steps(run_id, &pairs)?;
-    }
-    store.flush()?;
+    let rec = remote_record::record(&store, run, &opts, &req, None, &AtomicBool::new(false))?;
+    let (run, outcome, steps_written) = (&rec.run, &rec.outcome, rec.steps_written);
     let info = &outcome.info;
     for line in info
         .notes
@@ -138,7 +112,7 @@ pub fn run(args: &RecordArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
         Ended::Complete(stop) => {
             eprintln!(
                 "{} steps, stop: {}, {:.1} tok/s, model {}, session {}",
-                written.steps_written,
+                steps_written,
                 stop.as_str(),
                 run.timings.decode_tok_s(),
                 for_terminal(&info.model, false),
@@ -147,17 +121,11 @@ pub fn run(args: &RecordArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
             ExitCode::SUCCESS
         }
         Ended::Interrupted(e) => {
-            eprintln!(
-                "error: {e} (run '{run_id}' kept as interrupted, {} steps)",
-                written.steps_written
-            );
+            eprintln!("error: {e} (run '{run_id}' kept as interrupted, {steps_written} steps)");
             ExitCode::FAILURE
         }
         Ended::Failed(e) => {
-            eprintln!(
-                "error: {e} (run '{run_id}' kept as failed, {} steps)",
-                written.steps_written
-            );
+            eprintln!("error: {e} (run '{run_id}' kept as failed, {steps_written} steps)");
             return Ok(ExitCode::FAILURE);
         }
     };

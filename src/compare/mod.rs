@@ -166,7 +166,13 @@ pub fn compare_with(a: Side, b: Side, cfg: &AnalysisConfig, budget: Duration) ->
     let (ta, tb) = (StepText::new(a.steps), StepText::new(b.steps));
     let an_a = analyze(a.run, &prompt_text(a.run), a.steps, a.routing, cfg);
     let an_b = analyze(b.run, &prompt_text(b.run), b.steps, b.routing, cfg);
-    let by = if same_tokenizer(a.run, b.run) { AlignBy::Tokens } else { AlignBy::Words };
+    // Runs from servers have no token ids (every id unknown): they align by words.
+    let ids = |s: &[Step]| s.iter().all(|x| x.token_id != crate::trace::UNKNOWN_TOKEN);
+    let by = if same_tokenizer(a.run, b.run) && ids(a.steps) && ids(b.steps) {
+        AlignBy::Tokens
+    } else {
+        AlignBy::Words
+    };
     let ops: Vec<AlignOp> = match by {
         AlignBy::Tokens => {
             let ia: Vec<u32> = a.steps.iter().map(|s| s.token_id).collect();

@@ -61,6 +61,21 @@ fn a_single_token_fork_is_the_first_divergence() {
 }
 
 #[test]
+fn runs_without_token_ids_align_by_words() {
+    let mut a = run_steps(Some(CLEAN_THINK), CLEAN_ANSWER);
+    let at = a.iter().position(|s| s.text == " eleven").unwrap();
+    a.iter_mut().for_each(|s| s.token_id = crate::trace::UNKNOWN_TOKEN);
+    let mut b = a.clone();
+    b[at].text = " twelve".into();
+    let r = named("m");
+    let c = compare((&r, &a), (&r, &b), BUDGET);
+    assert_eq!(c.by, AlignBy::Words, "unknown ids are all equal: they cannot align tokens");
+    assert_tiles(&c, a.len(), b.len());
+    let d = c.first_divergence.clone().expect("the changed word diverges");
+    assert_eq!(d.a.unwrap().text, " eleven");
+}
+
+#[test]
 fn prefix_and_suffix_changes() {
     let a = run_steps(Some(CLEAN_THINK), CLEAN_ANSWER);
     let r = named("m");

@@ -341,6 +341,9 @@ pub fn record(
                     open(&agent, &url, &shown, opts, &body).and_then(|r| s.stream(r, t0, cancel));
                 let got_tokens = s.asm.steps() > 0;
                 match result {
+                    Err(_) if cancel.load(Ordering::Relaxed) => {
+                        break Ended::Interrupted(Error::Cancelled)
+                    }
                     Err(e) if !got_tokens && attempt < opts.retries && retryable(&e) => {
                         attempt += 1;
                         tracing::warn!(endpoint = %shown, attempt, "retrying before the first token: {e}");
@@ -350,7 +353,8 @@ pub fn record(
                         break Ended::Interrupted(e)
                     }
                     Err(e) => break Ended::Failed(e),
-                    Ok(true) => break Ended::Complete(StopReason::User),
+                    // The user stopped it: what arrived is kept, as for a broken stream.
+                    Ok(true) => break Ended::Interrupted(Error::Cancelled),
                     Ok(false) if s.done || s.asm.finish.is_some() => {
                         break Ended::Complete(stop_of(s.asm.finish.as_deref()))
                     }

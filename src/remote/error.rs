@@ -25,6 +25,8 @@ pub enum Error {
     Server { line: usize, message: String },
     #[error("routed experts: {0}")]
     Routing(String),
+    #[error("cancelled by the user")]
+    Cancelled,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

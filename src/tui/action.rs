@@ -73,6 +73,19 @@ pub enum Action {
     FieldPrev,
     /// Not bindable: what the engine reported about a run started from the UI.
     Job(Box<super::jobs::JobEvent>),
+    /// Not bindable: the text cursor of the open editor (arrows, home, end).
+    Caret(Caret),
+}
+
+/// Where the editor's text cursor goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caret {
+    Left,
+    Right,
+    Up,
+    Down,
+    Home,
+    End,
 }
 
 /// Every action with its name (as written in `keymap.toml`) and its description (shown in

@@ -1,5 +1,6 @@
-//! The debugging loop in `App::update`: edit and re-run, fork at a token, compare two runs,
-//! cancel, and the engine events of runs started from the UI. Store reads and job starts
+//! The debugging loop in `App::update`: edit and re-run (on the embedded model or a server
+//! endpoint), fork at a token, compare two runs, cancel, and the engine events of runs
+//! started from the UI. Store reads and job starts
 //! happen here (on an action), never while drawing.
 
 use super::action::Action;
@@ -9,10 +10,12 @@ use super::editor::PromptEditor;
 use super::error::{Error, Result};
 use super::export_dialog::ExportDialog;
 use super::fork_picker::{ForkChoice, ForkPicker};
-use super::jobs::JobEvent;
+use super::jobs::{Ended, JobEvent};
 use super::run_view::RunView;
 use crate::analysis::AnalysisConfig;
-use crate::engine::generate::{EngineEvent, RunRequest};
+use crate::engine::generate::{EngineEvent, Prompt, RunRequest};
+use crate::remote::RemoteRequest;
+use crate::remote_record::Endpoint;
 use crate::replay::Parent;
 use crate::sanitize::visible_token;
 use crate::trace::{RoutingDetail, RunId};
@@ -63,6 +66,7 @@ impl App {
             (Overlay::Editor(e), Action::FieldPrev) => e.next_field(false),
             (Overlay::Editor(e), Action::Input(c)) => e.input(c),
             (Overlay::Editor(e), Action::InputBackspace) => e.backspace(),
+            (Overlay::Editor(e), Action::Caret(m)) => e.caret(m),
             (Overlay::Fork(p), Action::FieldNext) => p.move_sel(true),
             (Overlay::Fork(p), Action::FieldPrev) => p.move_sel(false),
             (Overlay::Fork(p), Action::Input(c)) => p.text.push(c),
@@ -106,7 +110,8 @@ impl App {
         match action {
             Action::EditRerun => match &self.view {
                 Some(v) if self.store.is_some() => {
-                    self.overlay = Some(Overlay::Editor(PromptEditor::new(&v.run)));
+                    let e = PromptEditor::new(&v.run).with_last(self.jobs.last_endpoint.as_ref());
+                    self.overlay = Some(Overlay::Editor(e));
                 }
                 _ => self.message = "no run to edit".into(),
             },
@@ -231,11 +236,19 @@ impl App {
         Ok(())
     }
 
-    /// Starts the edited prompt as a new run of the same session (parent = the edited run).
+    /// Starts the edited prompt as a new run of the same session (parent = the edited run),
+    /// on the embedded model or a server endpoint.
     fn run_edited(&mut self, e: &PromptEditor) -> Result<()> {
         let (prompt, sampler) = e.build().map_err(Error::Job)?;
+        let endpoint = e.endpoint().map_err(Error::Job)?;
         let store = self.store.clone().ok_or_else(|| Error::Job("no store".into()))?;
-        let parent = Parent::load_id(&store, e.parent)?;
+        // An edit replays no tokens, so a run recorded from a server can be edited too.
+        let run =
+            store.run(e.parent)?.ok_or_else(|| Error::Job(format!("no run '{}'", e.parent)))?;
+        let parent = Parent { run, steps: store.steps(e.parent)?.steps };
+        if let Some(ep) = endpoint {
+            return self.run_remote(&store, &parent, ep, prompt, sampler);
+        }
         let mut child = parent.child(&store, 0, "edit".into(), sampler.clone())?;
         match &prompt {
             crate::engine::generate::Prompt::Chat(m) => child.messages = m.clone(),
@@ -251,6 +264,31 @@ impl App {
             prompt_routing: true,
         };
         self.start_job(&parent, child, request, 0, false)
+    }
+
+    /// Records the edited prompt from a server endpoint into a child of `parent`.
+    fn run_remote(
+        &mut self,
+        store: &std::sync::Arc<crate::store::Store>,
+        parent: &Parent,
+        ep: Endpoint,
+        prompt: Prompt,
+        sampler: crate::trace::SamplerSpec,
+    ) -> Result<()> {
+        let Prompt::Chat(messages) = prompt else {
+            return Err(Error::Job("a raw prompt cannot be sent to an endpoint".into()));
+        };
+        // The key variable must be set before a run is made for it.
+        drop(ep.options().map_err(|e| Error::Job(e.to_string()))?);
+        let mut child = parent.child(store, 0, "edit".into(), sampler.clone())?;
+        child.messages = messages.clone();
+        let request =
+            RemoteRequest { messages, sampler, top_logprobs: parent.top_logprobs().clamp(1, 20) };
+        let id = self.jobs.start_remote(store, parent.run.id, child, &ep, request)?;
+        self.jobs.last_endpoint = Some(ep.clone());
+        self.after_start(id, parent.run.id, 0, false)?;
+        self.message = format!("recording '{id}' from '{}'", ep.shown());
+        Ok(())
     }
 
     /// Forks the run at the picker's step with the chosen token or text.
@@ -295,7 +333,12 @@ impl App {
     ) -> Result<()> {
         let store = self.store.clone().ok_or_else(|| Error::Job("no store".into()))?;
         let id = self.jobs.start(&store, parent, child, request)?;
-        self.started.push(Started { run: id, parent: parent.run.id, at, fork });
+        self.after_start(id, parent.run.id, at, fork)
+    }
+
+    /// Follows a run just started from the UI.
+    fn after_start(&mut self, id: RunId, parent: RunId, at: u32, fork: bool) -> Result<()> {
+        self.started.push(Started { run: id, parent, at, fork });
         self.reload()?;
         self.follow(id);
         self.screen = Screen::Trace;
@@ -329,10 +372,12 @@ impl App {
             return;
         }
         let outcome = self.jobs.ended(id);
+        let remote = outcome.as_ref().is_some_and(|(r, _)| r.remote);
         let started = self.started.iter().position(|s| s.run == id).map(|i| self.started.remove(i));
         let stored = matches!(outcome, Some((_, Ok(_))));
         let msg = match (&ev.event, outcome) {
             (_, Some((_, Err(e)))) => format!("run '{id}' could not be stored: {e}"),
+            (_, Some((_, Ok(Ended { remote_summary: Some(m) })))) => m,
             (EngineEvent::Failed(m), _) => format!("run '{id}' failed: {m}"),
             (EngineEvent::Finished { stop, .. }, _) => {
                 format!("run '{id}' finished ({}); C compares with its parent", stop.as_str())
@@ -341,6 +386,20 @@ impl App {
         };
         self.last_started = started;
         self.refresh_keep_view();
+        if remote && self.view.as_ref().is_some_and(|v| v.run.id == id) {
+            // The server's provenance and routing were stored after the last step.
+            let (cursor, top, mark) = (self.cursor, self.top_line, self.mark);
+            match self.load_view(id) {
+                Ok(v) => {
+                    self.set_view(v);
+                    self.cursor =
+                        cursor.min(self.view.as_ref().map_or(0, |v| v.len().saturating_sub(1)));
+                    self.top_line = top;
+                    self.mark = mark;
+                }
+                Err(e) => self.message = e.to_string(),
+            }
+        }
         self.message = msg;
         if self.resample_ended(id, &ev.event, stored) {
             return;

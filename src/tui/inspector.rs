@@ -1,5 +1,7 @@
 //! The inspector component: the token under the cursor (id, text with invisible characters
-//! shown, logprob, probability, entropy, rank) and its top-k alternatives as bars.
+//! shown, logprob, probability, entropy, rank) and its top-k alternatives as bars; for a run
+//! recorded from a server, where it came from and what the server did not supply (a step
+//! without a logprob says so rather than showing a number).
 //! Depends on `app`, `run_view` and `theme`.
 
 use ratatui::layout::Rect;
@@ -9,9 +11,11 @@ use ratatui::Frame;
 use unicode_width::UnicodeWidthStr;
 
 use super::app::App;
+use super::provenance;
 use super::run_view::RunView;
 use super::trace::{entropy_key, logprob_key};
 use crate::sanitize::visible_token;
+use crate::trace::UNKNOWN_TOKEN;
 
 /// `text` cut to `w` columns (with `…`) and padded to exactly `w`.
 pub fn fit(text: &str, w: usize) -> String {
@@ -31,6 +35,21 @@ pub fn fit(text: &str, w: usize) -> String {
     out
 }
 
+/// `text` in rows of at most `w` columns, broken between words (a longer word is cut).
+fn words(text: &str, w: usize) -> Vec<String> {
+    let mut rows: Vec<String> = Vec::new();
+    for word in text.split(' ') {
+        match rows.last_mut() {
+            Some(row) if row.width() + 1 + word.width() <= w => {
+                row.push(' ');
+                row.push_str(word);
+            }
+            _ => rows.push(word.to_string()),
+        }
+    }
+    rows
+}
+
 pub fn draw(app: &App, f: &mut Frame, area: Rect) {
     let t = &app.theme;
     let block = Block::default()
@@ -44,7 +63,25 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
     let inner_w = usize::from(area.width.saturating_sub(2));
     let dim = t.get("ui.dim");
     let text = t.get("ui.text");
-    let rank = RunView::rank(s).map_or_else(|| format!(">{}", s.top.len()), |r| r.to_string());
+    let rank = match RunView::rank(s) {
+        Some(r) => r.to_string(),
+        None if s.top.is_empty() => "?".into(),
+        None => format!(">{}", s.top.len()),
+    };
+    let id = if s.token_id == UNKNOWN_TOKEN { "?".to_string() } else { s.token_id.to_string() };
+    let logp = if s.logprob.is_nan() {
+        vec![Span::styled("no logprobs from server", t.get("ui.warning"))]
+    } else {
+        vec![
+            Span::styled(format!("{:.3}", s.logprob), t.get(logprob_key(s.logprob))),
+            Span::styled(format!("  p {:.1}%", f64::from(s.logprob).exp() * 100.0), text),
+        ]
+    };
+    let entropy = if s.entropy.is_nan() {
+        Span::styled("unknown (top-k only)", dim)
+    } else {
+        Span::styled(format!("{:.3} nats", s.entropy), t.get(entropy_key(s.entropy)))
+    };
     let mut lines = vec![
         Line::from(vec![
             Span::styled("token  ", dim),
@@ -55,16 +92,16 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
         ]),
         Line::from(vec![
             Span::styled("step   ", dim),
-            Span::styled(format!("#{}  id {}  {}", s.index, s.token_id, s.phase.as_str()), text),
+            Span::styled(format!("#{}  id {id}  {}", s.index, s.phase.as_str()), text),
         ]),
-        Line::from(vec![
-            Span::styled("logp   ", dim),
-            Span::styled(format!("{:.3}", s.logprob), t.get(logprob_key(s.logprob))),
-            Span::styled(format!("  p {:.1}%", f64::from(s.logprob).exp() * 100.0), text),
-        ]),
+        if s.logprob.is_nan() {
+            Line::from(logp)
+        } else {
+            Line::from([vec![Span::styled("logp   ", dim)], logp].concat())
+        },
         Line::from(vec![
             Span::styled("H      ", dim),
-            Span::styled(format!("{:.3} nats", s.entropy), t.get(entropy_key(s.entropy))),
+            entropy,
             Span::styled(format!("  rank {rank}"), text),
         ]),
         Line::from(vec![
@@ -82,24 +119,62 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
             ),
         ]));
     }
-    lines.push(Line::from(Span::styled(
-        format!("top {} alternatives", s.top.len()),
-        t.get("ui.title"),
-    )));
+    if let Some(run) = app.view.as_ref().map(|v| &v.run).filter(|r| provenance::is_remote(r)) {
+        // The short form; the sessions screen's run header has all of it.
+        for (k, v) in provenance::rows(run) {
+            let key = match k {
+                "endpoint" => "from   ",
+                "server" => "server ",
+                "logprobs" => "logp.  ",
+                "missing" => "absent ",
+                _ => continue,
+            };
+            // What the server left out, on up to three rows.
+            let rows = if k == "missing" { 3 } else { 1 };
+            let w = inner_w.saturating_sub(7).max(1);
+            let mut pieces = words(&v, w);
+            if pieces.len() > rows {
+                pieces.truncate(rows);
+                if let Some(last) = pieces.last_mut() {
+                    *last = fit(&format!("{last} …"), w);
+                }
+            }
+            for (j, piece) in pieces.into_iter().enumerate() {
+                let key = if j == 0 { key } else { "       " };
+                lines.push(Line::from(vec![
+                    Span::styled(key, dim),
+                    Span::styled(fit(&piece, w), text),
+                ]));
+            }
+        }
+    }
+    let title = if s.top.is_empty() {
+        "no alternatives recorded".to_string()
+    } else {
+        format!("top {} alternatives", s.top.len())
+    };
+    lines.push(Line::from(Span::styled(title, t.get("ui.title"))));
     let room = usize::from(area.height.saturating_sub(2)).saturating_sub(lines.len());
     let tok_w = 12.min(inner_w / 3).max(4);
     let bar_w = inner_w.saturating_sub(tok_w + 10);
     for alt in s.top.iter().take(room) {
         let p = f64::from(alt.logprob).exp();
-        let chosen = alt.id == s.token_id;
+        let chosen = RunView::is_chosen(s, alt);
         let filled = (p * bar_w as f64).round() as usize;
         let marker = if chosen { "▸" } else { " " };
         let style = if chosen { t.get("ui.selection") } else { text };
         lines.push(Line::from(vec![
             Span::styled(marker.to_string(), t.get("ui.help.key")),
             Span::styled(fit(&visible_token(&alt.text), tok_w), style),
-            Span::styled(format!(" {:>5.1}% ", p * 100.0), t.get(logprob_key(alt.logprob))),
-            Span::styled("█".repeat(filled.min(bar_w)), t.get("ui.bar")),
+            if p.is_nan() {
+                Span::styled("     ?  ", dim)
+            } else {
+                Span::styled(format!(" {:>5.1}% ", p * 100.0), t.get(logprob_key(alt.logprob)))
+            },
+            Span::styled(
+                "█".repeat(if p.is_nan() { 0 } else { filled.min(bar_w) }),
+                t.get("ui.bar"),
+            ),
         ]));
     }
     f.render_widget(Paragraph::new(lines).block(block), area);

@@ -1,20 +1,26 @@
 //! Runs started from the UI (edit and re-run, fork, resample): one `EngineWorker` that loads
 //! the model once, a store writer per run, and a channel that brings every engine event back
-//! to the event loop, which turns it into an `Action`. Nothing here blocks on generation.
-//! Depends on the engine worker, the store writer and `replay`; never draws.
+//! to the event loop, which turns it into an `Action`. A run from a server endpoint records on
+//! its own thread through `remote_record` (as `thinkdbg record --endpoint` does). Nothing here
+//! blocks on generation. Depends on the engine worker, the store writer, `remote_record` and
+//! `replay`; never draws.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use super::error::{Error, Result};
 use crate::engine::generate::{EngineEvent, Recorder, RunRequest};
 use crate::engine::source::ModelSource;
 use crate::engine::worker::EngineWorker;
 use crate::engine::LoadOptions;
+use crate::remote::RemoteRequest;
+use crate::remote_record::{self, Endpoint, Recorded};
 use crate::replay::Parent;
+use crate::sanitize::for_terminal;
 use crate::store::writer::{self, StoreRecorder, WriterOutcome};
 use crate::store::Store;
 use crate::trace::{Run, RunId};
@@ -57,12 +63,63 @@ impl Recorder for Tee {
     }
 }
 
+/// Forwards everything but the end of the run, which a remote job reports itself once the
+/// server's provenance is stored.
+struct UntilEnd(UiRecorder);
+
+impl Recorder for UntilEnd {
+    fn record(&mut self, event: EngineEvent) {
+        if !matches!(event, EngineEvent::Finished { .. } | EngineEvent::Failed(_)) {
+            self.0.record(event);
+        }
+    }
+}
+
+/// What a run's thread hands back when it ends.
+enum Finish {
+    /// The store writer of an engine run.
+    Writer(JoinHandle<crate::store::Result<WriterOutcome>>),
+    /// A remote recording: what to tell the user.
+    Remote(JoinHandle<std::result::Result<String, String>>),
+}
+
 /// One run in flight.
 pub struct Running {
     pub run: RunId,
     pub parent: RunId,
+    /// Recorded from a server endpoint (shown as such; its view is re-read when it ends).
+    pub remote: bool,
     cancel: Arc<AtomicBool>,
-    writer: Option<JoinHandle<crate::store::Result<WriterOutcome>>>,
+    finish: Option<Finish>,
+}
+
+/// A run ended: for a remote run, a line that says how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ended {
+    pub remote_summary: Option<String>,
+}
+
+/// The status-line summary of a remote recording.
+fn summary(rec: &Recorded) -> String {
+    use crate::remote::Ended as E;
+    let id = rec.run.id;
+    let n = rec.steps_written;
+    let model = for_terminal(&rec.outcome.info.model, false);
+    let mut msg = match &rec.outcome.ended {
+        E::Complete(stop) => format!(
+            "run '{id}' finished ({}): {n} steps from '{model}'; C compares with its parent",
+            stop.as_str()
+        ),
+        E::Interrupted(crate::remote::Error::Cancelled) => {
+            format!("run '{id}' cancelled: kept as interrupted with {n} steps")
+        }
+        E::Interrupted(e) => format!("run '{id}' interrupted: {e} (kept {n} steps)"),
+        E::Failed(e) => format!("run '{id}' failed: {e}"),
+    };
+    if rec.no_logprobs() {
+        msg.push_str(" · the server sent no logprobs");
+    }
+    for_terminal(&msg, false).into_owned()
 }
 
 /// The engine worker (started on the first run) and the runs it is working on.
@@ -75,12 +132,23 @@ pub struct Jobs {
     pub running: Vec<Running>,
     /// Model loading progress (done, total) while it loads.
     pub loading: Option<(u64, u64)>,
+    /// The endpoint the last remote run used (the key variable's name, never the key).
+    pub last_endpoint: Option<Endpoint>,
 }
 
 impl Jobs {
     pub fn new(model: ModelChoice) -> Jobs {
         let (tx, rx) = mpsc::channel();
-        Jobs { model, path: None, worker: None, tx, rx, running: Vec::new(), loading: None }
+        Jobs {
+            model,
+            path: None,
+            worker: None,
+            tx,
+            rx,
+            running: Vec::new(),
+            loading: None,
+            last_endpoint: None,
+        }
     }
 
     /// The next engine event, if one is waiting (never blocks).
@@ -133,7 +201,67 @@ impl Jobs {
             // The outcome also arrives as `Finished` / `Failed` through the recorder.
             drop(w.submit(request, Box::new(tee), cancel.clone()));
         }
-        self.running.push(Running { run: id, parent: parent.run.id, cancel, writer: Some(handle) });
+        self.running.push(Running {
+            run: id,
+            parent: parent.run.id,
+            remote: false,
+            cancel,
+            finish: Some(Finish::Writer(handle)),
+        });
+        Ok(id)
+    }
+
+    /// Starts recording `run` (a child of `parent`, already in the store's session) from the
+    /// server `endpoint` on its own thread. The API key is read from the environment now and
+    /// lives only in that thread.
+    pub fn start_remote(
+        &mut self,
+        store: &Arc<Store>,
+        parent: RunId,
+        mut run: Run,
+        endpoint: &Endpoint,
+        request: RemoteRequest,
+    ) -> Result<RunId> {
+        let opts = endpoint.options().map_err(|e| Error::Job(e.to_string()))?;
+        endpoint.prepare(&mut run);
+        // In the store before the UI lists the session's runs (the writer starts on the thread).
+        store.put_run(&run).map_err(|e| Error::Job(e.to_string()))?;
+        let id = run.id;
+        let cancel = Arc::new(AtomicBool::new(false));
+        let (store, flag, tx) = (store.clone(), cancel.clone(), self.tx.clone());
+        let ui = UntilEnd(UiRecorder { run: Some(id), tx: self.tx.clone() });
+        let handle = std::thread::Builder::new()
+            .name("thinkdbg-remote".into())
+            .spawn(move || {
+                let res =
+                    remote_record::record(&store, run, &opts, &request, Some(Box::new(ui)), &flag);
+                let (event, out) = match res {
+                    Ok(rec) => {
+                        let event = match &rec.outcome.ended {
+                            crate::remote::Ended::Complete(stop) => {
+                                EngineEvent::Finished { stop: *stop, timings: rec.run.timings }
+                            }
+                            crate::remote::Ended::Interrupted(e) => {
+                                EngineEvent::Failed(format!("interrupted: {e}"))
+                            }
+                            crate::remote::Ended::Failed(e) => EngineEvent::Failed(e.to_string()),
+                        };
+                        (event, Ok(summary(&rec)))
+                    }
+                    Err(e) => (EngineEvent::Failed(e.to_string()), Err(e.to_string())),
+                };
+                // The end comes last, after the provenance is stored.
+                let _ = tx.send(JobEvent { run: Some(id), event });
+                out
+            })
+            .map_err(|e| Error::Job(format!("could not start the recording thread: {e}")))?;
+        self.running.push(Running {
+            run: id,
+            parent,
+            remote: true,
+            cancel,
+            finish: Some(Finish::Remote(handle)),
+        });
         Ok(id)
     }
 
@@ -145,25 +273,48 @@ impl Jobs {
         self.running.len()
     }
 
-    /// A run ended: waits for its writer's final flush and forgets it.
-    pub fn ended(&mut self, id: RunId) -> Option<(Running, Result<WriterOutcome>)> {
+    /// A run ended: waits for its writer's final flush (a remote run's thread, which sent
+    /// the end last) and forgets it.
+    pub fn ended(&mut self, id: RunId) -> Option<(Running, Result<Ended>)> {
         let i = self.running.iter().position(|r| r.run == id)?;
         let mut r = self.running.remove(i);
-        let outcome = match r.writer.take().map(JoinHandle::join) {
-            Some(Ok(res)) => res.map_err(|e| Error::Job(e.to_string())),
-            Some(Err(_)) => Err(Error::Job("the store writer panicked".into())),
+        let outcome = match r.finish.take() {
+            Some(Finish::Writer(h)) => match h.join() {
+                Ok(res) => res
+                    .map(|_| Ended { remote_summary: None })
+                    .map_err(|e| Error::Job(e.to_string())),
+                Err(_) => Err(Error::Job("the store writer panicked".into())),
+            },
+            Some(Finish::Remote(h)) => match h.join() {
+                Ok(res) => res.map(|m| Ended { remote_summary: Some(m) }).map_err(Error::Job),
+                Err(_) => Err(Error::Job("the recording thread panicked".into())),
+            },
             None => Err(Error::Job("no writer".into())),
         };
         Some((r, outcome))
     }
 
     /// Quitting: cancels the runs in flight and waits for their writers, so that every run
-    /// is stored as cancelled rather than left recording.
+    /// is stored as cancelled rather than left recording. A remote recording stops at the
+    /// server's next byte; one that stays silent for 3 s is left behind (the store marks it
+    /// interrupted when it is next opened).
     pub fn shutdown(&mut self) {
         self.cancel_all();
+        let deadline = Instant::now() + Duration::from_secs(3);
         for mut r in self.running.drain(..) {
-            if let Some(w) = r.writer.take() {
-                let _ = w.join();
+            match r.finish.take() {
+                Some(Finish::Writer(w)) => {
+                    let _ = w.join();
+                }
+                Some(Finish::Remote(h)) => {
+                    while !h.is_finished() && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    if h.is_finished() {
+                        let _ = h.join();
+                    }
+                }
+                None => {}
             }
         }
     }

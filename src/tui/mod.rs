@@ -14,6 +14,7 @@ pub mod app;
 pub mod compare;
 mod debug_loop;
 pub mod editor;
+mod editor_draw;
 pub mod error;
 pub mod export_dialog;
 mod flags;
@@ -24,6 +25,7 @@ mod inspector;
 pub mod jobs;
 pub mod keymap;
 mod navigate;
+mod provenance;
 pub mod resample;
 mod resample_panel;
 mod routing;
@@ -114,6 +116,11 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     pub fn key(&mut self, app: &App, ev: event::KeyEvent) -> Option<Action> {
+        if matches!(app.overlay, Some(app::Overlay::Editor(_))) {
+            if let Some(a) = editor_key(ev) {
+                return Some(a);
+            }
+        }
         let ctrl = ev.modifiers.contains(KeyModifiers::CONTROL);
         if matches!(app.overlay, Some(app::Overlay::Note(_))) {
             // The note editor is multi-line: Enter is a new line, Ctrl-S saves.
@@ -184,6 +191,27 @@ impl Dispatcher {
     }
 }
 
+/// The prompt editor's own keys: a new line (alt-enter, ctrl-j) and the text cursor.
+fn editor_key(ev: event::KeyEvent) -> Option<Action> {
+    use action::Caret;
+    let caret = match ev.code {
+        KeyCode::Enter if ev.modifiers.contains(KeyModifiers::ALT) => {
+            return Some(Action::Input('\n'))
+        }
+        KeyCode::Char('j') if ev.modifiers.contains(KeyModifiers::CONTROL) => {
+            return Some(Action::Input('\n'))
+        }
+        KeyCode::Up => Caret::Up,
+        KeyCode::Down => Caret::Down,
+        KeyCode::Left => Caret::Left,
+        KeyCode::Right => Caret::Right,
+        KeyCode::Home => Caret::Home,
+        KeyCode::End => Caret::End,
+        _ => return None,
+    };
+    Some(Action::Caret(caret))
+}
+
 /// Runs the UI until the user quits.
 pub fn run(store: Arc<Store>, opts: Options) -> Result<()> {
     let mut app = build_app(Some(store), opts.theme.as_deref())?;
@@ -210,9 +238,14 @@ pub fn run(store: Arc<Store>, opts: Options) -> Result<()> {
                 }
                 Event::Resize(w, h) => app.update(Action::Resize(w, h)),
                 Event::Paste(text) if app.input.is_some() || app.overlay.is_some() => {
-                    // Pasted line breaks stay in a note (multi-line); elsewhere they are dropped.
-                    let note = matches!(app.overlay, Some(app::Overlay::Note(_)));
-                    for c in text.chars().filter(|c| !c.is_control() || (note && *c == '\n')) {
+                    // Pasted line breaks stay in a note and in the editor's messages (multi-line);
+                    // elsewhere they are dropped.
+                    let lines = matches!(
+                        app.overlay,
+                        Some(app::Overlay::Note(_) | app::Overlay::Editor(_))
+                    );
+                    let text = text.replace("\r\n", "\n");
+                    for c in text.chars().filter(|&c| !c.is_control() || (lines && c == '\n')) {
                         app.update(Action::Input(c));
                     }
                 }

@@ -37,14 +37,20 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
     let [grid_area, usage_area] =
         Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(area);
     let tok = v.steps.get(app.cursor).map(|s| visible_token(&s.text)).unwrap_or_default();
-    let block =
-        Block::default().borders(Borders::ALL).border_style(t.get("ui.border.focus")).title(
-            Span::styled(format!(" Routing · step {} «{}» ", app.cursor, tok), t.get("ui.title")),
-        );
+    let route = v.routing_at(app.cursor);
+    // Servers return expert ids only: no weights are made up for them.
+    let ids_only = route.is_some_and(|r| r.layers.iter().all(|l| l.weights.is_none()));
+    let note = if ids_only { "· expert ids only, weights unknown " } else { "" };
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(t.get("ui.border.focus"))
+        .title(Span::styled(
+            format!(" Routing · step {} «{}» {note}", app.cursor, tok),
+            t.get("ui.title"),
+        ));
     let inner = block.inner(grid_area);
     let h = usize::from(inner.height);
     let mut lines = Vec::new();
-    let route = v.routing_at(app.cursor);
     let first = app.layer.saturating_sub(h / 2).min(v.layers.saturating_sub(h));
     for li in first..(first + h).min(v.layers) {
         let mut spans = vec![Span::styled(

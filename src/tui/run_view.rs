@@ -152,7 +152,17 @@ impl RunView {
 
     /// Rank (1-based) of the chosen token among the recorded alternatives.
     pub fn rank(step: &Step) -> Option<usize> {
-        step.top.iter().position(|t| t.id == step.token_id).map(|p| p + 1)
+        step.top.iter().position(|t| Self::is_chosen(step, t)).map(|p| p + 1)
+    }
+
+    /// Whether `alt` is the token the step chose: by id, or by text when the source gave no
+    /// ids (servers).
+    pub fn is_chosen(step: &Step, alt: &crate::trace::TopToken) -> bool {
+        if step.token_id == crate::trace::UNKNOWN_TOKEN {
+            alt.text == step.text
+        } else {
+            alt.id == step.token_id
+        }
     }
 
     /// Whether byte `b` of `text` lies in a code block.

@@ -131,16 +131,26 @@ fn draw_summary(app: &App, f: &mut Frame, area: Rect) {
         .map_or(r.rendered_prompt.as_str(), |m| m.content.as_str());
     let s = &r.sampler;
     let think = v.steps.iter().filter(|s| s.phase == crate::trace::Phase::Think).count();
-    let mean_h = if v.is_empty() {
-        0.0
-    } else {
-        v.steps.iter().map(|s| s.entropy).sum::<f32>() / v.len() as f32
+    let known: Vec<f32> = v.steps.iter().map(|s| s.entropy).filter(|h| !h.is_nan()).collect();
+    let mean_h = match known.len() {
+        0 if !v.is_empty() => "unknown (the source gave top-k only)".to_string(),
+        0 => "mean 0.00 nats".to_string(),
+        n => format!("mean {:.2} nats", known.iter().sum::<f32>() / n as f32),
     };
     let mut lines = vec![
         kv("run", format!("{} {}", r.id, for_terminal(r.label.as_deref().unwrap_or(""), false))),
         kv(
             "model",
-            format!("{} ({}, {})", for_terminal(&r.model.name, false), r.model.arch, r.model.quant),
+            if r.model.arch.is_empty() {
+                for_terminal(&r.model.name, false).into_owned()
+            } else {
+                format!(
+                    "{} ({}, {})",
+                    for_terminal(&r.model.name, false),
+                    r.model.arch,
+                    r.model.quant
+                )
+            },
         ),
         kv(
             "sampler",
@@ -148,7 +158,12 @@ fn draw_summary(app: &App, f: &mut Frame, area: Rect) {
         ),
         kv(
             "status",
-            format!("{} · stop {}", status(&r.status), r.stop.map_or("-", |x| x.as_str())),
+            match &r.status {
+                crate::trace::RunStatus::Failed(msg) => {
+                    format!("failed: {}", for_terminal(msg, false))
+                }
+                s => format!("{} · stop {}", status(s), r.stop.map_or("-", |x| x.as_str())),
+            },
         ),
         kv(
             "tokens",
@@ -160,11 +175,14 @@ fn draw_summary(app: &App, f: &mut Frame, area: Rect) {
                 r.timings.decode_tok_s()
             ),
         ),
-        kv("entropy", format!("mean {mean_h:.2} nats")),
+    ];
+    lines.extend(super::provenance::rows(r).into_iter().map(|(k, val)| kv(k, val)));
+    lines.extend([
+        kv("entropy", mean_h),
         kv("flags", e.flags.to_string()),
         kv("date", date(r.created_at)),
         Line::from(Span::styled("prompt", dim)),
-    ];
+    ]);
     for l in for_terminal(prompt, true).lines() {
         lines.push(Line::from(Span::styled(l.to_string(), txt)));
     }

@@ -71,8 +71,14 @@ impl Layout<'_> {
             Phase::Answer => "phase.answer",
         }));
         match self.app.colour {
-            ColourBy::Logprob => st = st.patch(t.get(logprob_key(s.logprob))),
-            ColourBy::Entropy => st = st.patch(t.get(entropy_key(s.entropy))),
+            // A step without a logprob (some servers) gets no confidence colour.
+            ColourBy::Logprob if !s.logprob.is_nan() => {
+                st = st.patch(t.get(logprob_key(s.logprob)))
+            }
+            ColourBy::Entropy if !s.entropy.is_nan() => {
+                st = st.patch(t.get(entropy_key(s.entropy)))
+            }
+            ColourBy::Logprob | ColourBy::Entropy => {}
             ColourBy::Expert => {
                 if let Some(e) = top_expert(self.v, i, self.app.layer) {
                     st = st.patch(t.get(&format!("expert.id.{}", e % 8)));
@@ -266,6 +272,14 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
         .borders(Borders::ALL)
         .border_style(t.get("ui.border.focus"))
         .title(Span::styled(title, t.get("ui.title")));
+    if let (true, crate::trace::RunStatus::Failed(msg)) = (v.is_empty(), &v.run.status) {
+        let text = format!("This run failed before its first token:\n{}", for_terminal(msg, false));
+        let p = Paragraph::new(text)
+            .style(t.get("ui.warning"))
+            .wrap(ratatui::widgets::Wrap { trim: false });
+        f.render_widget(p.block(block), area);
+        return;
+    }
     let inner = block.inner(area);
     let lines = rows(app, v, usize::from(inner.width), usize::from(inner.height));
     f.render_widget(Paragraph::new(lines).block(block), area);

@@ -9,6 +9,8 @@
     clippy::needless_range_loop
 )]
 
+pub mod llama_server;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 

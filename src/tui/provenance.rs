@@ -1,0 +1,52 @@
+//! Where a run came from, for the run header and the inspector: for a run recorded from a
+//! server, the endpoint (stored without credentials), the model id the server reported, what
+//! its logprobs are, where the reasoning text came from, the routed-experts format, what the
+//! server did not supply and the server bugs met. Every value passes through `sanitize`.
+//! Depends on `trace` only.
+
+use crate::sanitize::for_terminal;
+use crate::trace::{LogprobKind, Run, RunSource};
+
+pub fn kind_label(k: LogprobKind) -> &'static str {
+    match k {
+        LogprobKind::Raw => "raw (before sampling)",
+        LogprobKind::PostSampling => "post-sampling",
+    }
+}
+
+/// `(key, value)` rows describing the run's source; empty for an embedded run.
+pub fn rows(run: &Run) -> Vec<(&'static str, String)> {
+    let clean = |s: &str| for_terminal(s, false).into_owned();
+    match &run.source {
+        RunSource::Embedded => Vec::new(),
+        RunSource::Imported => vec![("source", "imported".into())],
+        RunSource::Remote { endpoint, server } => {
+            let mut v = vec![
+                ("endpoint", clean(endpoint)),
+                ("server", clean(&server.model)),
+                ("logprobs", kind_label(run.logprob_kind).to_string()),
+            ];
+            if !server.missing.is_empty() {
+                v.push(("missing", clean(&server.missing.join(", "))));
+            }
+            if !server.reasoning_from.is_empty() {
+                v.push(("thinking", format!("from {}", clean(&server.reasoning_from))));
+            }
+            if !server.routing_format.is_empty() {
+                v.push((
+                    "routing",
+                    format!("{} · expert ids only, weights unknown", clean(&server.routing_format)),
+                ));
+            }
+            for n in &server.notes {
+                v.push(("note", clean(n)));
+            }
+            v
+        }
+    }
+}
+
+/// Whether the run came from a server.
+pub fn is_remote(run: &Run) -> bool {
+    matches!(run.source, RunSource::Remote { .. })
+}

@@ -91,6 +91,10 @@ fn edit_rerun_compare_fork_and_export_through_actions() {
     assert_eq!(store.steps(edited).unwrap().steps.len(), 40);
     assert_eq!(app.view.as_ref().unwrap().len(), 40, "the view followed the run");
     assert!(app.message.contains("finished"), "{}", app.message);
+    // Analysed when it ended, as `record` does: the analysis is stored and the flags shown.
+    let analysis: Option<thinkdbg::analysis::StoredAnalysis> = store.analysis(edited).unwrap();
+    assert_eq!(analysis.expect("analysed when the run ended").steps, 40);
+    assert_eq!(app.view.as_ref().unwrap().flags, store.flags(edited).unwrap());
 
     // One key compares the re-run with its parent.
     app.update(Action::Compare);

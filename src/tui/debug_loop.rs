@@ -385,6 +385,7 @@ impl App {
             _ => String::new(),
         };
         self.last_started = started;
+        let analysis = if stored { self.analyse_ended(id) } else { None };
         self.refresh_keep_view();
         if remote && self.view.as_ref().is_some_and(|v| v.run.id == id) {
             // The server's provenance and routing were stored after the last step.
@@ -400,7 +401,10 @@ impl App {
                 Err(e) => self.message = e.to_string(),
             }
         }
-        self.message = msg;
+        self.message = match analysis {
+            Some(problem) => format!("{msg} ({problem})"),
+            None => msg,
+        };
         if self.resample_ended(id, &ev.event, stored) {
             return;
         }
@@ -408,6 +412,22 @@ impl App {
             if let Err(e) = self.open_compare(s.parent, s.run, Some(s.at as usize)) {
                 self.message = format!("could not compare: {e}");
             }
+        }
+    }
+
+    /// Analyses a run that ended (as `record` does), showing its flags if it is on screen.
+    /// Returns what went wrong, if anything.
+    fn analyse_ended(&mut self, id: RunId) -> Option<String> {
+        let store = self.store.clone()?;
+        let cfg = AnalysisConfig::load().unwrap_or_default();
+        match crate::analysed::ensure(&store, id, &cfg, true) {
+            Ok(a) => {
+                if let Some(v) = self.view.as_mut().filter(|v| v.run.id == id) {
+                    v.flags = a.flags;
+                }
+                None
+            }
+            Err(e) => Some(format!("analysis failed: {e}")),
         }
     }
 

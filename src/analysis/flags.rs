@@ -120,8 +120,20 @@ pub fn entropy_spikes(steps: &[Step], cfg: &EntropyConfig) -> Vec<Flag> {
 
 /// Token n-grams repeated back to back: for each period `p`, stretches where every token
 /// equals the one `p` before; the longest stretches win, shorter periods break ties.
+/// What repetition compares: the token id, or for steps whose id the source did not give
+/// (servers), a hash of the text (all unknown ids are equal and would look like a loop).
+fn token_key(s: &Step) -> u32 {
+    if s.token_id != crate::trace::UNKNOWN_TOKEN {
+        return s.token_id;
+    }
+    let h =
+        s.text.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    // Kept apart from real ids, which are far below 2^31.
+    h | 0x8000_0000
+}
+
 pub fn repetition(steps: &[Step], cfg: &RepetitionConfig) -> Vec<Flag> {
-    let ids: Vec<u32> = steps.iter().map(|s| s.token_id).collect();
+    let ids: Vec<u32> = steps.iter().map(token_key).collect();
     let n = ids.len();
     let mut cands: Vec<(usize, usize, usize)> = Vec::new(); // (start, end, period)
     for p in 1..=cfg.max_period.min(n / 2) {

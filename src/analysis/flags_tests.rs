@@ -101,3 +101,17 @@ I wait for nothing here. Hmm, I made a mistake in the first step.\n\n等等，�
     let first = &text.text[text.bytes_of(f[0].start as usize..f[0].end as usize)];
     assert_eq!(first.trim(), "Wait, I forgot the last pair.");
 }
+
+#[test]
+fn steps_without_token_ids_are_compared_by_text() {
+    // A server run: every id unknown. Clean text is no loop; a looping phrase still is.
+    let unknown = |mut s: Vec<Step>| {
+        s.iter_mut().for_each(|x| x.token_id = crate::trace::UNKNOWN_TOKEN);
+        s
+    };
+    assert!(repetition(&unknown(clean()), &cfg().repetition).is_empty());
+    let think = format!("{} {}", CLEAN_THINK, "So the answer is 55. ".repeat(6));
+    let f = repetition(&unknown(run_steps(Some(&think), "")), &cfg().repetition);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert!(f[0].detail.starts_with("6-token phrase"), "{}", f[0].detail);
+}

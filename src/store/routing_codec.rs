@@ -283,7 +283,7 @@ fn compact(r: &Routing) -> Option<Vec<u8>> {
     if signed {
         flags |= SIGNED_WEIGHTS;
     }
-    let narrow = with_weights && !signed && max_exp - min_exp <= 15;
+    let narrow = with_weights && !signed && max_exp.checked_sub(min_exp).is_some_and(|d| d <= 15);
     if narrow {
         flags |= NARROW_EXPONENTS;
     }
@@ -553,6 +553,15 @@ mod tests {
                     LayerRoute { layer: 2, experts: vec![9, 1000], weights: None, router: None },
                     LayerRoute { layer: 9, experts: vec![0, 5], weights: None, router: None },
                 ],
+            },
+            // Weights present but no experts (nothing to take exponents from).
+            Routing {
+                layers: vec![LayerRoute {
+                    layer: 0,
+                    experts: vec![],
+                    weights: Some(vec![]),
+                    router: None,
+                }],
             },
             // Exponents spanning more than 16 binades (15-bit weights).
             Routing {

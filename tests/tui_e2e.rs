@@ -162,6 +162,8 @@ fn edit_rerun_compare_fork_and_export_through_actions() {
     }
     let (md, html, jsonl) = (&files[0], &files[1], &files[2]);
     assert!(md.contains("what is two and two?"));
+    assert!(md.contains("### Statistics") && md.contains("| mean logprob |"), "{md}");
+    assert!(html.contains("mean logprob"), "the HTML export has the statistics table");
     assert!(!md.chars().any(|c| c.is_control() && c != '\n' && c != '\t'), "control bytes");
     let lower = html.to_lowercase();
     for live in ["<script", "</textarea", "javascript:", "\u{1b}"] {

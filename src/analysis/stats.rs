@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::language::lang_name;
 use crate::trace::{Flag, FlagKind, Phase, Routing, Run, Step};
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -61,6 +62,33 @@ pub struct LayerUsage {
 }
 
 /// The name of a flag kind as the CLI and JSON spell it.
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or_else(|| "-".to_string(), |x| format!("{x:.digits$}"))
+}
+
+/// The statistics as label/value pairs: `thinkdbg stats`, `diff --stat` and the Markdown
+/// and HTML exports' table.
+pub fn rows(s: &RunStats) -> Vec<(&'static str, String)> {
+    let mix: Vec<String> =
+        s.language_mix.iter().map(|(l, n)| format!("{} {n}", lang_name(l))).collect();
+    let flags: Vec<String> = s.flags_by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    vec![
+        ("tokens", format!("{} (think {}, answer {})", s.tokens, s.think_tokens, s.answer_tokens)),
+        ("words / sentences", format!("{} / {}", s.words, s.sentences)),
+        ("reasoning steps", s.reasoning_steps.to_string()),
+        ("mean logprob", opt(s.mean_logprob, 4)),
+        ("perplexity", opt(s.perplexity, 3)),
+        ("mean entropy (nats)", opt(s.mean_entropy, 4)),
+        ("target language", s.target_language.as_deref().map_or("-".into(), lang_name)),
+        ("target-language ratio", opt(s.target_language_ratio, 3)),
+        ("language mix (words)", if mix.is_empty() { "-".into() } else { mix.join(", ") }),
+        ("backtracks", format!("{} ({:.2} per 1k tokens)", s.backtracks, s.backtracks_per_1k)),
+        ("flags", if flags.is_empty() { "none".into() } else { flags.join(", ") }),
+        ("decode tok/s", opt(s.tok_s, 1)),
+        ("routing entropy", opt(s.moe.as_ref().and_then(|m| m.mean_routing_entropy), 4)),
+    ]
+}
+
 pub fn kind_name(kind: &FlagKind) -> String {
     match kind {
         FlagKind::LanguageSwitch => "language_switch".into(),

@@ -10,7 +10,6 @@ use clap::Args;
 
 use super::analysis_store::{config, ensure, note_recomputed, run_id};
 use super::store_args::open;
-use crate::analysis::language::lang_name;
 use crate::analysis::RunStats;
 
 #[derive(Debug, Clone, Args)]
@@ -65,28 +64,7 @@ pub fn run(args: &StatsArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn opt(v: Option<f64>, digits: usize) -> String {
-    v.map_or_else(|| "-".to_string(), |x| format!("{x:.digits$}"))
-}
-
-/// The statistics as label/value pairs (shared with `diff --stat`).
+/// The statistics as label/value pairs (shared with `diff --stat` and the exports).
 pub fn lines(s: &RunStats) -> Vec<(&'static str, String)> {
-    let mix: Vec<String> =
-        s.language_mix.iter().map(|(l, n)| format!("{} {n}", lang_name(l))).collect();
-    let flags: Vec<String> = s.flags_by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
-    vec![
-        ("tokens", format!("{} (think {}, answer {})", s.tokens, s.think_tokens, s.answer_tokens)),
-        ("words / sentences", format!("{} / {}", s.words, s.sentences)),
-        ("reasoning steps", s.reasoning_steps.to_string()),
-        ("mean logprob", opt(s.mean_logprob, 4)),
-        ("perplexity", opt(s.perplexity, 3)),
-        ("mean entropy (nats)", opt(s.mean_entropy, 4)),
-        ("target language", s.target_language.as_deref().map_or("-".into(), lang_name)),
-        ("target-language ratio", opt(s.target_language_ratio, 3)),
-        ("language mix (words)", if mix.is_empty() { "-".into() } else { mix.join(", ") }),
-        ("backtracks", format!("{} ({:.2} per 1k tokens)", s.backtracks, s.backtracks_per_1k)),
-        ("flags", if flags.is_empty() { "none".into() } else { flags.join(", ") }),
-        ("decode tok/s", opt(s.tok_s, 1)),
-        ("routing entropy", opt(s.moe.as_ref().and_then(|m| m.mean_routing_entropy), 4)),
-    ]
+    crate::analysis::stats::rows(s)
 }

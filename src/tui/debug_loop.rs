@@ -227,8 +227,18 @@ impl App {
     fn write_export(&mut self, d: &ExportDialog) -> Result<()> {
         let store = self.store.clone().ok_or_else(|| Error::Job("no store".into()))?;
         let record = crate::store::records::single_run(&store, d.run)?;
-        let text =
-            crate::export::render(&record, d.kind, &[]).map_err(|e| Error::Job(e.to_string()))?;
+        // The Markdown and HTML statistics table, from the run's analysis (as `export`).
+        let cfg = AnalysisConfig::load().unwrap_or_default();
+        let stats: Vec<(String, String)> = match crate::analysed::ensure(&store, d.run, &cfg, false)
+        {
+            Ok(a) => crate::analysis::stats::rows(&a.stats)
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        let text = crate::export::render(&record, d.kind, &[stats])
+            .map_err(|e| Error::Job(e.to_string()))?;
         let path = std::path::PathBuf::from(d.path.trim());
         std::fs::write(&path, text)
             .map_err(|source| Error::Write { path: path.clone(), source })?;

@@ -14,7 +14,7 @@ use super::app::{App, ColourBy};
 use super::run_view::RunView;
 use super::theme::Theme;
 use crate::sanitize::for_terminal;
-use crate::trace::Phase;
+use crate::trace::{Phase, RunStatus};
 
 /// The theme key for a logprob (probability buckets 0.9 / 0.5 / 0.1).
 pub fn logprob_key(lp: f32) -> &'static str {
@@ -245,7 +245,11 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
     };
     let label =
         v.run.label.as_deref().map(|l| format!(" {}", for_terminal(l, false))).unwrap_or_default();
-    let live = if app.live == Some(v.run.id) { " ● live" } else { "" };
+    let live = if app.live == Some(v.run.id) && v.run.status == RunStatus::Recording {
+        " ● live"
+    } else {
+        ""
+    };
     let visual = match (app.mark, app.selection()) {
         (Some(_), Some((a, b))) => {
             format!(" · VISUAL {}", crate::export::annotate::span_text(a, b))

@@ -146,7 +146,8 @@ fn excerpt(app: &App, start: u32, end: u32, max: usize) -> String {
     out
 }
 
-fn popup(area: Rect, w: u16, h: u16) -> Rect {
+/// A `w`×`h` rectangle centred in `area` (shrunk to fit), for dialogs.
+pub(super) fn popup(area: Rect, w: u16, h: u16) -> Rect {
     let w = area.width.saturating_sub(4).min(w);
     let h = area.height.saturating_sub(2).min(h);
     let [p] = Layout::horizontal([Constraint::Length(w)]).flex(Flex::Center).areas(area);

@@ -2,23 +2,16 @@
 //! final answers grouped with counts and the counterfactual importance). No I/O; answers
 //! arrive sanitized (`FinalAnswer::short`) and labels pass through `sanitize`.
 
-use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use ratatui::Frame;
 
+use super::annotate::popup;
 use super::app::App;
 use super::inspector::fit;
 use super::resample::{Outcome, ResampleForm, ResampleJob};
 use crate::sanitize::for_terminal;
-
-fn popup(area: Rect, w: u16, h: u16) -> Rect {
-    let w = area.width.saturating_sub(4).min(w);
-    let h = area.height.saturating_sub(2).min(h);
-    let [p] = Layout::horizontal([Constraint::Length(w)]).flex(Flex::Center).areas(area);
-    let [p] = Layout::vertical([Constraint::Length(h)]).flex(Flex::Center).areas(p);
-    p
-}
 
 pub fn draw_form(app: &App, r: &ResampleForm, f: &mut Frame, area: Rect) {
     let t = &app.theme;

@@ -4,10 +4,8 @@
 
 use std::sync::Arc;
 
-use crate::analysis::AnalysisConfig;
-use crate::engine::generate::EngineEvent;
 use crate::store::Store;
-use crate::trace::{Run, RunId, RunStatus, Session};
+use crate::trace::{Run, RunId, Session};
 
 use super::action::Action;
 use super::annotations::FlagRow;
@@ -303,27 +301,10 @@ impl App {
     fn load_run(&mut self, id: RunId) -> Result<()> {
         let Some(store) = self.store.clone() else { return Ok(()) };
         let Some(run) = store.run(id)? else { return Ok(()) };
-        // Flags come from the analysis kept beside the run, brought up to date first (a run
-        // imported or recorded in the UI has none yet); one still recording is left as is.
-        let analysed = (run.status != RunStatus::Recording).then(|| {
-            let cfg = AnalysisConfig::load().unwrap_or_default();
-            crate::analysed::ensure(&store, id, &cfg, false)
-        });
-        let (steps, flags, unreadable) = match analysed {
-            Some(Ok(a)) => (a.steps, a.flags, a.unreadable.len()),
-            other => {
-                if let Some(Err(e)) = other {
-                    self.message = format!("analysis of '{id}' failed: {e}");
-                }
-                let read = store.steps(id)?;
-                (read.steps, store.flags(id)?, read.errors.len())
-            }
-        };
-        if unreadable > 0 {
-            self.message = format!("{unreadable} step(s) of '{id}' could not be read");
+        let (view, problem) = RunView::read(&store, run)?;
+        if let Some(p) = problem {
+            self.message = p;
         }
-        let mut view = RunView::new(run, steps, flags, store.routing(id)?);
-        view.notes = store.notes(id)?;
         self.set_view(view);
         Ok(())
     }
@@ -562,49 +543,6 @@ impl App {
                 self.message = format!("theme '{name}'");
             }
             Err(e) => self.message = e.to_string(),
-        }
-    }
-
-    /// Follows the run recording in this process.
-    pub(super) fn on_engine(&mut self, ev: EngineEvent) {
-        let Some(live) = self.live else { return };
-        let Some(v) = self.view.as_mut().filter(|v| v.run.id == live) else { return };
-        match ev {
-            EngineEvent::Loaded { model, .. } => v.run.model = model,
-            EngineEvent::Started { rendered_prompt, prompt_tokens, .. } => {
-                v.run.rendered_prompt = rendered_prompt;
-                v.run.prompt_tokens = prompt_tokens;
-            }
-            EngineEvent::Step { step, routing } => {
-                if (step.index as usize) < v.len() {
-                    // Already read from the store when the run was opened.
-                    return;
-                }
-                let at_end = v.is_empty() || self.cursor + 1 >= v.len();
-                let code = step.text.contains("```");
-                v.push(step, routing);
-                if code {
-                    let syntax = self.theme.syntax.clone();
-                    v.rehighlight(&syntax);
-                }
-                if at_end {
-                    let end = v.len() - 1;
-                    self.move_to(end);
-                }
-            }
-            EngineEvent::Finished { stop, timings } => {
-                v.run.stop = Some(stop);
-                v.run.timings = timings;
-                v.run.status = RunStatus::Complete;
-                let syntax = self.theme.syntax.clone();
-                v.rehighlight(&syntax);
-                self.message = format!("run finished: {}", stop.as_str());
-            }
-            EngineEvent::Failed(msg) => {
-                v.run.status = RunStatus::Failed(msg.clone());
-                self.message = format!("run failed: {msg}");
-            }
-            EngineEvent::Loading { .. } | EngineEvent::PromptRouting(_) => {}
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The debugging loop in `App::update`: edit and re-run (on the embedded model or a server
-//! endpoint), fork at a token, compare two runs, cancel, and the engine events of runs
-//! started from the UI. Store reads and job starts
-//! happen here (on an action), never while drawing.
+//! endpoint), fork at a token, compare two runs, cancel, the engine events of runs started
+//! from the UI, and following a live run. Store reads and job starts happen here (on an
+//! action), never while drawing.
 
 use super::action::Action;
 use super::app::{App, Overlay, Screen};
@@ -18,7 +18,7 @@ use crate::remote::RemoteRequest;
 use crate::remote_record::Endpoint;
 use crate::replay::Parent;
 use crate::sanitize::visible_token;
-use crate::trace::{RoutingDetail, RunId};
+use crate::trace::{RoutingDetail, RunId, RunStatus};
 
 /// A run the UI started, to compare with its parent when it ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,10 +184,7 @@ impl App {
     fn load_view(&self, id: RunId) -> Result<RunView> {
         let store = self.store.clone().ok_or_else(|| Error::Job("no store".into()))?;
         let run = store.run(id)?.ok_or_else(|| Error::Job(format!("no run '{id}'")))?;
-        let read = store.steps(id)?;
-        let mut v = RunView::new(run, read.steps, store.flags(id)?, store.routing(id)?);
-        v.notes = store.notes(id)?;
-        Ok(v)
+        Ok(RunView::read(&store, run)?.0)
     }
 
     /// Compares the marked run (or the current run's parent) with the current run.
@@ -467,6 +464,49 @@ impl App {
         if keep.is_some() && self.view.as_ref().map(|v| v.run.id) == keep {
             self.mark = mark.map(|m| m.min(self.len().saturating_sub(1)));
             self.flag_sel = flag_sel;
+        }
+    }
+
+    /// Follows the run recording in this process.
+    pub(super) fn on_engine(&mut self, ev: EngineEvent) {
+        let Some(live) = self.live else { return };
+        let Some(v) = self.view.as_mut().filter(|v| v.run.id == live) else { return };
+        match ev {
+            EngineEvent::Loaded { model, .. } => v.run.model = model,
+            EngineEvent::Started { rendered_prompt, prompt_tokens, .. } => {
+                v.run.rendered_prompt = rendered_prompt;
+                v.run.prompt_tokens = prompt_tokens;
+            }
+            EngineEvent::Step { step, routing } => {
+                if (step.index as usize) < v.len() {
+                    // Already read from the store when the run was opened.
+                    return;
+                }
+                let at_end = v.is_empty() || self.cursor + 1 >= v.len();
+                let code = step.text.contains("```");
+                v.push(step, routing);
+                if code {
+                    let syntax = self.theme.syntax.clone();
+                    v.rehighlight(&syntax);
+                }
+                if at_end {
+                    let end = v.len() - 1;
+                    self.move_to(end);
+                }
+            }
+            EngineEvent::Finished { stop, timings } => {
+                v.run.stop = Some(stop);
+                v.run.timings = timings;
+                v.run.status = RunStatus::Complete;
+                let syntax = self.theme.syntax.clone();
+                v.rehighlight(&syntax);
+                self.message = format!("run finished: {}", stop.as_str());
+            }
+            EngineEvent::Failed(msg) => {
+                v.run.status = RunStatus::Failed(msg.clone());
+                self.message = format!("run failed: {msg}");
+            }
+            EngineEvent::Loading { .. } | EngineEvent::PromptRouting(_) => {}
         }
     }
 }

@@ -1,10 +1,12 @@
 //! One run loaded for viewing: its steps, flags and routing plus the indexes the trace view
 //! needs (byte offset of every step in the text, logical line starts, code-block highlight
 //! spans). Built once per run (and extended as a live run grows); drawing only reads it.
-//! Depends on `trace` and the tui's `highlight`.
+//! `RunView::read` builds one from the store. Depends on `trace`, `store`, `analysed` and the
+//! tui's `highlight`.
 
-use crate::analysis::{segment, Segments};
-use crate::trace::{Flag, Note, Routing, Run, Step};
+use crate::analysis::{segment, AnalysisConfig, Segments};
+use crate::store::Store;
+use crate::trace::{Flag, Note, Routing, Run, RunStatus, Step};
 
 use super::highlight::{self, Highlight};
 
@@ -39,6 +41,35 @@ pub struct RunView {
 }
 
 impl RunView {
+    /// A stored run as a view: its steps, routing, notes and flags, the flags from the analysis
+    /// kept beside the run, brought up to date first (a run imported or recorded in the UI has
+    /// none yet; one still recording is left as it is). Problems that still leave a view (a
+    /// failed analysis, steps that could not be read) come back as a message.
+    pub fn read(store: &Store, run: Run) -> crate::store::Result<(RunView, Option<String>)> {
+        let id = run.id;
+        let analysed = (run.status != RunStatus::Recording).then(|| {
+            let cfg = AnalysisConfig::load().unwrap_or_default();
+            crate::analysed::ensure(store, id, &cfg, false)
+        });
+        let mut problem = None;
+        let (steps, flags, unreadable) = match analysed {
+            Some(Ok(a)) => (a.steps, a.flags, a.unreadable.len()),
+            other => {
+                if let Some(Err(e)) = other {
+                    problem = Some(format!("analysis of '{id}' failed: {e}"));
+                }
+                let read = store.steps(id)?;
+                (read.steps, store.flags(id)?, read.errors.len())
+            }
+        };
+        if unreadable > 0 {
+            problem = Some(format!("{unreadable} step(s) of '{id}' could not be read"));
+        }
+        let mut view = RunView::new(run, steps, flags, store.routing(id)?);
+        view.notes = store.notes(id)?;
+        Ok((view, problem))
+    }
+
     pub fn new(run: Run, steps: Vec<Step>, flags: Vec<Flag>, routing: Vec<(u32, Routing)>) -> Self {
         let mut v = RunView {
             run,

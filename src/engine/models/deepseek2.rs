@@ -12,7 +12,7 @@
 use candle_core::quantized::{ggml_file, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 
-use super::moe::{Gating, MoeFfn};
+use super::moe::{Gating, MoeFfn, MoeProbe};
 use super::{Loader, Model, Progress};
 use crate::engine::error::{Error, Result};
 use crate::engine::gguf::Gguf;
@@ -66,11 +66,8 @@ pub struct Deepseek2 {
     vocab: usize,
     rope: Rope,
     device: Device,
-    routing: Vec<Routing>,
-    capture_inputs: bool,
-    /// How much routing `forward` keeps for `take_routing`.
-    routing_detail: RoutingDetail,
-    router_inputs: Vec<(u16, Vec<Vec<f32>>)>,
+    /// Routing (and router inputs) of the last forward call (MoE models only).
+    probe: MoeProbe,
 }
 
 impl Deepseek2 {
@@ -209,10 +206,7 @@ impl Deepseek2 {
             vocab,
             rope,
             device: device.clone(),
-            routing: Vec::new(),
-            capture_inputs: false,
-            routing_detail: RoutingDetail::Selected,
-            router_inputs: Vec::new(),
+            probe: MoeProbe::default(),
         })
     }
 
@@ -312,8 +306,8 @@ impl Model for Deepseek2 {
         let mut x = self.embed(tokens)?;
         let mut blocks = std::mem::take(&mut self.blocks);
         let moe = blocks.iter().any(|b| matches!(b.ffn, Ffn::Moe(_)));
-        let mut routing = vec![Routing::default(); if moe { t } else { 0 }];
-        let mut inputs = Vec::new();
+        let mut probe = std::mem::take(&mut self.probe);
+        probe.begin(t, moe);
         let result = (|| -> Result<Tensor> {
             for b in blocks.iter_mut() {
                 if b.attn.len != pos {
@@ -328,24 +322,14 @@ impl Model for Deepseek2 {
                 let y = match &b.ffn {
                     Ffn::Dense { gate, up, down } => down
                         .forward(&(candle_nn::ops::silu(&gate.forward(&h)?)? * up.forward(&h)?)?)?,
-                    Ffn::Moe(m) => {
-                        if self.capture_inputs {
-                            inputs.push((m.layer, h.squeeze(0)?.to_vec2::<f32>()?));
-                        }
-                        let (y, routes) = m.forward(&h, self.routing_detail)?;
-                        for (r, route) in routing.iter_mut().zip(routes) {
-                            r.layers.push(route);
-                        }
-                        y
-                    }
+                    Ffn::Moe(m) => probe.forward(m, &h)?,
                 };
                 x = (&x + y)?;
             }
             Ok(x.clone())
         })();
         self.blocks = blocks;
-        self.routing = routing;
-        self.router_inputs = inputs;
+        self.probe = probe;
         let x = result?;
         let last = x.narrow(1, t - 1, 1)?.contiguous()?;
         let h = candle_nn::ops::rms_norm(&last, &self.output_norm, self.eps)?;
@@ -375,17 +359,17 @@ impl Model for Deepseek2 {
     }
 
     fn take_routing(&mut self) -> Vec<Routing> {
-        std::mem::take(&mut self.routing)
+        self.probe.take_routing()
     }
 
     fn set_routing_detail(&mut self, detail: RoutingDetail) {
-        self.routing_detail = detail;
+        self.probe.detail = detail;
     }
     fn capture_router_inputs(&mut self, on: bool) {
-        self.capture_inputs = on;
+        self.probe.capture_inputs = on;
     }
 
     fn take_router_inputs(&mut self) -> Vec<(u16, Vec<Vec<f32>>)> {
-        std::mem::take(&mut self.router_inputs)
+        self.probe.take_inputs()
     }
 }

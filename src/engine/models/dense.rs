@@ -12,7 +12,7 @@ use std::sync::Arc;
 use candle_core::quantized::{ggml_file, QTensor};
 use candle_core::{DType, Device, Tensor};
 
-use super::moe::{Gating, MoeFfn};
+use super::moe::{Gating, MoeFfn, MoeProbe};
 use super::{Loader, Model, Progress};
 use crate::engine::error::{Error, Result};
 use crate::engine::gguf::Gguf;
@@ -202,13 +202,8 @@ pub struct Dense {
     vocab: usize,
     rope: Rope,
     device: Device,
-    /// Routing of each token of the last forward call (MoE models only).
-    routing: Vec<Routing>,
-    /// Debug hook: keep each MoE layer's router input of the last forward call.
-    capture_inputs: bool,
-    /// How much routing `forward` keeps for `take_routing`.
-    routing_detail: RoutingDetail,
-    router_inputs: Vec<(u16, Vec<Vec<f32>>)>,
+    /// Routing (and router inputs) of the last forward call (MoE models only).
+    probe: MoeProbe,
 }
 
 fn add_bias(x: Tensor, b: &Option<Tensor>) -> Result<Tensor> {
@@ -305,10 +300,7 @@ impl Dense {
             vocab,
             rope,
             device: device.clone(),
-            routing: Vec::new(),
-            capture_inputs: false,
-            routing_detail: RoutingDetail::Selected,
-            router_inputs: Vec::new(),
+            probe: MoeProbe::default(),
         })
     }
 
@@ -410,8 +402,8 @@ impl Model for Dense {
         let mut x = self.embed(tokens)?;
         let eps = self.hp.rms_eps as f32;
         let mut layers = std::mem::take(&mut self.layers);
-        let mut routing = vec![Routing::default(); if self.hp.gating.is_some() { t } else { 0 }];
-        let mut inputs = Vec::new();
+        let mut probe = std::mem::take(&mut self.probe);
+        probe.begin(t, self.hp.gating.is_some());
         let result = (|| -> Result<Tensor> {
             for layer in layers.iter_mut() {
                 if layer.cache.len != pos {
@@ -429,24 +421,14 @@ impl Model for Dense {
                         let [g, u] = Matrix::forward_many([gate, up], &h)?;
                         down.forward(&(candle_nn::ops::silu(&g)? * u)?)?
                     }
-                    Ffn::Moe(moe) => {
-                        if self.capture_inputs {
-                            inputs.push((moe.layer, h.squeeze(0)?.to_vec2::<f32>()?));
-                        }
-                        let (y, routes) = moe.forward(&h, self.routing_detail)?;
-                        for (r, route) in routing.iter_mut().zip(routes) {
-                            r.layers.push(route);
-                        }
-                        y
-                    }
+                    Ffn::Moe(moe) => probe.forward(moe, &h)?,
                 };
                 x = (&x + y)?;
             }
             Ok(x.clone())
         })();
         self.layers = layers;
-        self.routing = routing;
-        self.router_inputs = inputs;
+        self.probe = probe;
         let x = result?;
         let last = x.narrow(1, t - 1, 1)?.contiguous()?;
         let h = candle_nn::ops::rms_norm(&last, &self.output_norm, eps)?;
@@ -477,17 +459,17 @@ impl Model for Dense {
     }
 
     fn take_routing(&mut self) -> Vec<Routing> {
-        std::mem::take(&mut self.routing)
+        self.probe.take_routing()
     }
 
     fn set_routing_detail(&mut self, detail: RoutingDetail) {
-        self.routing_detail = detail;
+        self.probe.detail = detail;
     }
     fn capture_router_inputs(&mut self, on: bool) {
-        self.capture_inputs = on;
+        self.probe.capture_inputs = on;
     }
 
     fn take_router_inputs(&mut self) -> Vec<(u16, Vec<Vec<f32>>)> {
-        std::mem::take(&mut self.router_inputs)
+        self.probe.take_inputs()
     }
 }

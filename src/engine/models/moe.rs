@@ -15,7 +15,7 @@ use candle_core::{Device, Module, Tensor};
 use super::Loader;
 use crate::engine::error::{Error, Result};
 use crate::engine::gguf::Gguf;
-use crate::trace::{LayerRoute, RoutingDetail};
+use crate::trace::{LayerRoute, Routing, RoutingDetail};
 
 /// How router scores become probabilities (`{arch}.expert_gating_func`: 1 softmax, 2 sigmoid).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -379,6 +379,47 @@ impl MoeFfn {
             }
         }
         Ok((out.reshape((1, t, d))?, routes))
+    }
+}
+
+/// What a model's MoE layers record during one `forward`: every processed token's routing, in
+/// the detail asked for, and (a debug hook for independent checks) each layer's router input.
+/// Shared by the models with MoE layers behind `Model::take_routing` and friends.
+#[derive(Debug, Default)]
+pub struct MoeProbe {
+    pub detail: RoutingDetail,
+    pub capture_inputs: bool,
+    routing: Vec<Routing>,
+    inputs: Vec<(u16, Vec<Vec<f32>>)>,
+}
+
+impl MoeProbe {
+    /// Starts a forward pass over `tokens` tokens (`moe`: the model has MoE layers).
+    pub fn begin(&mut self, tokens: usize, moe: bool) {
+        self.routing = vec![Routing::default(); if moe { tokens } else { 0 }];
+        self.inputs.clear();
+    }
+
+    /// Runs `layer` on `h`, recording its routing (and its input when capturing).
+    pub fn forward(&mut self, layer: &MoeFfn, h: &Tensor) -> Result<Tensor> {
+        if self.capture_inputs {
+            self.inputs.push((layer.layer, h.squeeze(0)?.to_vec2::<f32>()?));
+        }
+        let (y, routes) = layer.forward(h, self.detail)?;
+        for (r, route) in self.routing.iter_mut().zip(routes) {
+            r.layers.push(route);
+        }
+        Ok(y)
+    }
+
+    /// How each token of the last forward pass was routed.
+    pub fn take_routing(&mut self) -> Vec<Routing> {
+        std::mem::take(&mut self.routing)
+    }
+
+    /// `(layer, one row per token)` router inputs of the last forward pass.
+    pub fn take_inputs(&mut self) -> Vec<(u16, Vec<Vec<f32>>)> {
+        std::mem::take(&mut self.inputs)
     }
 }
 

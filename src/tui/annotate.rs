@@ -155,20 +155,37 @@ pub(super) fn popup(area: Rect, w: u16, h: u16) -> Rect {
     p
 }
 
-pub fn draw_note(app: &App, e: &NoteEditor, f: &mut Frame, area: Rect) {
+/// Clears a `w`×`h` popup in `area`, draws its focused border with `title`, and returns the
+/// inside.
+pub(super) fn dialog(
+    app: &App,
+    f: &mut Frame,
+    area: Rect,
+    (w, h): (u16, u16),
+    title: String,
+) -> Rect {
     let t = &app.theme;
-    let area = popup(area, 72, 12);
+    let area = popup(area, w, h);
     f.render_widget(Clear, area);
-    let verb = if e.editing.is_some() { "Edit note" } else { "Note" };
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(t.get("ui.border.focus"))
-        .title(Span::styled(
-            format!(" {verb} · {} · steps {} ", e.run, span_text(e.start, e.end)),
-            t.get("ui.title"),
-        ));
+        .title(Span::styled(title, t.get("ui.title")));
     let inner = block.inner(area);
     f.render_widget(block, area);
+    inner
+}
+
+pub fn draw_note(app: &App, e: &NoteEditor, f: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    let verb = if e.editing.is_some() { "Edit note" } else { "Note" };
+    let inner = dialog(
+        app,
+        f,
+        area,
+        (72, 12),
+        format!(" {verb} · {} · steps {} ", e.run, span_text(e.start, e.end)),
+    );
     let [head, body, foot] =
         Layout::vertical([Constraint::Length(2), Constraint::Min(1), Constraint::Length(1)])
             .areas(inner);
@@ -203,18 +220,14 @@ pub fn draw_note(app: &App, e: &NoteEditor, f: &mut Frame, area: Rect) {
 
 pub fn draw_flag(app: &App, e: &FlagEditor, f: &mut Frame, area: Rect) {
     let t = &app.theme;
-    let area = popup(area, 64, 7);
-    f.render_widget(Clear, area);
     let verb = if e.editing.is_some() { "Edit user flag" } else { "User flag" };
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(t.get("ui.border.focus"))
-        .title(Span::styled(
-            format!(" {verb} · {} · steps {} ", e.run, span_text(e.start, e.end)),
-            t.get("ui.title"),
-        ));
-    let inner = block.inner(area);
-    f.render_widget(block, area);
+    let inner = dialog(
+        app,
+        f,
+        area,
+        (64, 7),
+        format!(" {verb} · {} · steps {} ", e.run, span_text(e.start, e.end)),
+    );
     let w = usize::from(inner.width);
     let field = |name: &'static str, value: &str, focus: bool| {
         let st = if focus { t.get("editor.field.focus") } else { t.get("editor.field") };

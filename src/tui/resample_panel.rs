@@ -4,10 +4,10 @@
 
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph};
+use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use super::annotate::popup;
+use super::annotate::dialog;
 use super::app::App;
 use super::inspector::fit;
 use super::resample::{Outcome, ResampleForm, ResampleJob};
@@ -15,17 +15,8 @@ use crate::sanitize::for_terminal;
 
 pub fn draw_form(app: &App, r: &ResampleForm, f: &mut Frame, area: Rect) {
     let t = &app.theme;
-    let area = popup(area, 64, 9);
-    f.render_widget(Clear, area);
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(t.get("ui.border.focus"))
-        .title(Span::styled(
-            format!(" Resample {} from reasoning step {} ", r.run, r.reasoning_step),
-            t.get("ui.title"),
-        ));
-    let inner = block.inner(area);
-    f.render_widget(block, area);
+    let title = format!(" Resample {} from reasoning step {} ", r.run, r.reasoning_step);
+    let inner = dialog(app, f, area, (64, 9), title);
     let w = usize::from(inner.width);
     let field = |name: &'static str, value: &str, focus: bool| {
         let st = if focus { t.get("editor.field.focus") } else { t.get("editor.field") };
@@ -95,25 +86,16 @@ pub fn draw_panel(app: &App, f: &mut Frame, area: Rect) {
         Some(s) if s.total > 0 => r.runs.len() + groups + 8,
         _ => r.runs.len() + 7,
     } as u16;
-    let area = popup(area, 90, h);
-    f.render_widget(Clear, area);
     let state = if r.finished() {
         "done".to_string()
     } else {
         format!("{} of {} done", r.runs.len() - r.running(), r.runs.len())
     };
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(t.get("ui.border.focus"))
-        .title(Span::styled(
-            format!(
-                " Resample {} from reasoning step {} (token {}) · {state} ",
-                r.parent, r.reasoning_step, r.at
-            ),
-            t.get("ui.title"),
-        ));
-    let inner = block.inner(area);
-    f.render_widget(block, area);
+    let title = format!(
+        " Resample {} from reasoning step {} (token {}) · {state} ",
+        r.parent, r.reasoning_step, r.at
+    );
+    let inner = dialog(app, f, area, (90, h), title);
     let w = usize::from(inner.width);
     let mut lines = vec![Line::from(vec![
         Span::styled("original answer  ", t.get("editor.field")),

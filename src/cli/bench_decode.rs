@@ -221,8 +221,9 @@ pub fn run(args: &DecodeArgs, offline: bool) -> Result<serde_json::Value> {
     let load = load_average();
     let weight_bytes = weight_bytes_per_token(&path)?;
     println!(
-        "decode: {} ({:.1} s to load), {threads} threads, {prompt_tokens}-token prompt, {} tokens x {} runs per mode, load average {}",
+        "decode: {} on {} ({:.1} s to load), {threads} threads, {prompt_tokens}-token prompt, {} tokens x {} runs per mode, load average {}",
         engine.info.name,
+        engine.device,
         load_s,
         args.tokens,
         args.reps,
@@ -249,7 +250,7 @@ pub fn run(args: &DecodeArgs, offline: bool) -> Result<serde_json::Value> {
     }
     Ok(serde_json::json!({
         "part": "decode", "model": engine.info.name, "file": path.display().to_string(),
-        "synth": args.synth, "moe": moe,
+        "synth": args.synth, "moe": moe, "device": engine.device,
         "threads": threads, "prompt_tokens": prompt_tokens, "tokens": args.tokens,
         "reps": args.reps, "load_s": load_s, "weight_bytes_per_token": weight_bytes, "load_average": load, "rows": rows,
     }))

@@ -92,7 +92,7 @@ pub enum Command {
     Stats(stats::StatsArgs),
     /// Two runs aligned, the first divergence marked (`--stat` for a summary).
     Diff(diff::DiffArgs),
-    /// Measure speed (store, analysis, diff; decode and render later).
+    /// Measure speed: decode, store, analysis, diff, render (all by default), remote.
     Bench(bench::BenchArgs),
     /// Fetch the demo model or describe a GGUF file.
     #[command(subcommand)]

@@ -36,6 +36,8 @@ pub enum Error {
     Sampler(String),
     #[error("the engine worker stopped unexpectedly: {0}")]
     Worker(String),
+    #[error("device: {0}")]
+    Device(String),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }

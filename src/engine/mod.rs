@@ -49,6 +49,8 @@ pub struct Engine {
     pub(crate) tokenizer: Tokenizer,
     pub(crate) template: Option<ChatTemplate>,
     pub load_ms: u64,
+    /// Where the weights live and the model runs: "cpu", "cuda" or "metal".
+    pub device: &'static str,
 }
 
 /// What `model info` shows about a file, without loading its weights.
@@ -129,6 +131,11 @@ impl Engine {
             tokenizer,
             template,
             load_ms: start.elapsed().as_millis() as u64,
+            device: match device {
+                Device::Cpu => "cpu",
+                Device::Cuda(_) => "cuda",
+                Device::Metal(_) => "metal",
+            },
         })
     }
 
@@ -146,7 +153,28 @@ impl Engine {
 }
 
 /// The compute device: CUDA or Metal when built with that feature, else the CPU.
+/// `THINKDBG_DEVICE=cpu` keeps a GPU build on the CPU (to compare the two on one machine);
+/// asking for a backend the build lacks is an error rather than a silent fallback.
 pub fn device() -> Result<Device> {
+    let asked = std::env::var("THINKDBG_DEVICE").unwrap_or_default().to_ascii_lowercase();
+    let built = if cfg!(feature = "cuda") {
+        "cuda"
+    } else if cfg!(feature = "metal") {
+        "metal"
+    } else {
+        "cpu"
+    };
+    match asked.as_str() {
+        "" => {}
+        "cpu" => return Ok(Device::Cpu),
+        a if a == built => {}
+        other => {
+            return Err(Error::Device(format!(
+                "THINKDBG_DEVICE={other}, but this build has the {built} backend \
+                 (cpu always works; see README, Building for a GPU)"
+            )))
+        }
+    }
     #[cfg(feature = "cuda")]
     {
         return Ok(Device::new_cuda(0)?);

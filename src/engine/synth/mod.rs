@@ -10,7 +10,7 @@ pub mod vocab;
 use std::path::Path;
 
 use candle_core::quantized::gguf_file::{self, Value};
-use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::quantized::{GgmlDType, QStorage, QTensor};
 use candle_core::{Device, Tensor};
 
 use super::error::{Error, Result};
@@ -32,10 +32,15 @@ struct Rng(u64);
 
 impl Rng {
     fn next(&mut self) -> f32 {
+        ((self.bits() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32
+    }
+
+    /// The next 64 raw bits.
+    fn bits(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
-        ((self.0 >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32
+        self.0
     }
 
     fn values(&mut self, n: usize, scale: f32, offset: f32) -> Vec<f32> {
@@ -45,22 +50,122 @@ impl Rng {
 
 struct Writer {
     rng: Rng,
+    seed: u64,
     quant: GgmlDType,
     tensors: Vec<(String, QTensor)>,
+}
+
+/// Values per chunk of a tensor: each chunk has its own generator (seeded from the spec's
+/// seed, the tensor's index and the chunk's), so chunks are written in parallel and the bytes
+/// do not depend on the number of threads.
+const CHUNK_VALUES: usize = 1 << 20;
+
+/// SplitMix64's finaliser: seeds for the per-chunk generators (never zero, which xorshift
+/// cannot leave).
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) | 1
+}
+
+/// `n` values of Q8_0 blocks (a little-endian f16 scale, then 32 signed bytes) as quantizing
+/// uniform values in (-scale, scale) gives them: every block's scale `scale / 127`, the
+/// quants uniform in -127..=127. Drawn directly, since quantizing billions of values is
+/// minutes of work at the large shapes.
+fn random_q8_0(rng: &mut Rng, n: usize, scale: f32) -> Vec<u8> {
+    let d = half::f16::from_f32(scale / 127.0).to_le_bytes();
+    let mut out = Vec::with_capacity(n / 32 * 34);
+    for _ in 0..n / 32 {
+        out.extend_from_slice(&d);
+        for _ in 0..4 {
+            let bits = rng.bits();
+            // Eight quants from one draw: each byte folded into -127..=127.
+            out.extend(bits.to_le_bytes().map(|b| ((b % 255) as i16 - 127) as i8 as u8));
+        }
+    }
+    out
+}
+
+/// `n` values of Q4_K super-blocks (f16 `d` and `dmin`, twelve bytes of packed 6-bit
+/// sub-block scales and mins, 128 bytes of 4-bit quants) as quantizing uniform values in
+/// (-scale, scale) gives them: every sub-block spans the whole range, so each 6-bit scale and
+/// min is 63 (all twelve bytes 0xFF), `d = 2·scale / 15 / 63`, `dmin = scale / 63`, and the
+/// quants are uniform: a value is `d·63·q − dmin·63`, one of 16 levels from -scale to scale.
+fn random_q4k(rng: &mut Rng, n: usize, scale: f32) -> Vec<u8> {
+    let d = half::f16::from_f32(2.0 * scale / 15.0 / 63.0).to_le_bytes();
+    let dmin = half::f16::from_f32(scale / 63.0).to_le_bytes();
+    let mut out = Vec::with_capacity(n / 256 * 144);
+    for _ in 0..n / 256 {
+        out.extend_from_slice(&d);
+        out.extend_from_slice(&dmin);
+        out.extend_from_slice(&[0xFF; 12]);
+        for _ in 0..16 {
+            out.extend_from_slice(&rng.bits().to_le_bytes());
+        }
+    }
+    out
 }
 
 impl Writer {
     fn push(&mut self, name: String, shape: &[usize], scale: f32, dtype: GgmlDType) -> Result<()> {
         let n: usize = shape.iter().product();
-        let t = Tensor::from_vec(self.rng.values(n, scale, 0.0), shape, &Device::Cpu)?;
         // Rows that do not fit the block size of the requested type fall back to Q8_0 (as
         // llama.cpp's quantizer does), then to F32.
-        let last = *shape.last().unwrap_or(&0);
+        let last = (*shape.last().unwrap_or(&1)).max(1);
         let dtype = [dtype, GgmlDType::Q8_0, GgmlDType::F32]
             .into_iter()
             .find(|d| last % d.block_size() == 0)
             .unwrap_or(GgmlDType::F32);
-        self.tensors.push((name, QTensor::quantize(&t, dtype)?));
+        // Whole rows per chunk, so every chunk quantizes to whole blocks.
+        let rows_per_chunk = (CHUNK_VALUES / last).max(1);
+        let chunks: Vec<(usize, usize)> = (0..n / last)
+            .step_by(rows_per_chunk)
+            .map(|r| (r * last, ((r + rows_per_chunk) * last).min(n)))
+            .collect();
+        let tensor_seed = mix(self.seed ^ ((self.tensors.len() as u64 + 1) << 32));
+        let quantize = |i: usize| -> Result<Vec<u8>> {
+            let (start, end) = chunks[i];
+            let mut rng = Rng(mix(tensor_seed ^ i as u64));
+            match dtype {
+                GgmlDType::Q8_0 => Ok(random_q8_0(&mut rng, end - start, scale)),
+                GgmlDType::Q4K => Ok(random_q4k(&mut rng, end - start, scale)),
+                _ => {
+                    let values = rng.values(end - start, scale, 0.0);
+                    let t = Tensor::from_vec(values, end - start, &Device::Cpu)?;
+                    Ok(QTensor::quantize(&t, dtype)?.data()?.into_owned())
+                }
+            }
+        };
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(chunks.len());
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let mut parts: Vec<(usize, Vec<u8>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            if i >= chunks.len() {
+                                return Ok::<_, Error>(done);
+                            }
+                            done.push((i, quantize(i)?));
+                        }
+                    })
+                })
+                .collect();
+            let mut all = Vec::new();
+            for h in handles {
+                all.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?);
+            }
+            Ok::<_, Error>(all)
+        })?;
+        parts.sort_unstable_by_key(|(i, _)| *i);
+        let mut bytes = Vec::with_capacity(parts.iter().map(|(_, b)| b.len()).sum());
+        for (_, b) in parts {
+            bytes.extend_from_slice(&b);
+        }
+        let storage = QStorage::from_data(std::borrow::Cow::Owned(bytes), &Device::Cpu, dtype)?;
+        self.tensors.push((name, QTensor::new(storage, shape)?));
         Ok(())
     }
 
@@ -89,6 +194,7 @@ pub fn write(spec: &SynthSpec, out: &Path) -> Result<()> {
     let vocab = tokens.len();
     let mut w = Writer {
         rng: Rng(0x9E37_79B9_7F4A_7C15 ^ spec.seed),
+        seed: spec.seed,
         quant: spec.quant,
         tensors: Vec::new(),
     };
@@ -257,4 +363,53 @@ fn metadata(
         ("tokenizer.chat_template".into(), Value::String(d.template().into())),
     ]);
     Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The directly drawn blocks dequantize (by candle's own code) to values inside
+    /// (-scale, scale), centred, spread over the range, and with the quantizer's level count.
+    #[test]
+    fn drawn_blocks_dequantize_to_uniform_values() {
+        let (n, scale) = (256 * 64, 0.05f32);
+        for (dtype, bytes, levels) in [
+            (GgmlDType::Q8_0, random_q8_0(&mut Rng(7), n, scale), 255),
+            (GgmlDType::Q4K, random_q4k(&mut Rng(7), n, scale), 16),
+        ] {
+            let storage =
+                QStorage::from_data(std::borrow::Cow::Owned(bytes), &Device::Cpu, dtype).unwrap();
+            let q = QTensor::new(storage, (64, 256)).unwrap();
+            let v = q.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap();
+            let v = v.to_vec1::<f32>().unwrap();
+            let tol = scale * 1e-2;
+            assert!(v.iter().all(|x| x.abs() <= scale + tol), "{dtype:?} out of range");
+            let mean = v.iter().sum::<f32>() / n as f32;
+            assert!(mean.abs() < scale * 0.05, "{dtype:?} mean {mean}");
+            // A uniform distribution on (-s, s) has variance s²/3.
+            let var = v.iter().map(|x| x * x).sum::<f32>() / n as f32;
+            let want = scale * scale / 3.0;
+            assert!((var / want - 1.0).abs() < 0.15, "{dtype:?} variance {var} vs {want}");
+            let mut distinct: Vec<i64> =
+                v.iter().map(|x| (x / scale * 1e5).round() as i64).collect();
+            distinct.sort_unstable();
+            distinct.dedup();
+            assert_eq!(distinct.len(), levels, "{dtype:?} levels");
+        }
+    }
+
+    /// The same spec gives the same bytes, whatever the number of threads.
+    #[test]
+    fn chunked_tensors_are_deterministic() {
+        let draw = || {
+            let mut w = Writer { rng: Rng(1), seed: 3, quant: GgmlDType::Q4K, tensors: Vec::new() };
+            // Over two chunks, with a partial last one.
+            w.push("t".into(), &[CHUNK_VALUES / 256 + 3, 256], 0.1, GgmlDType::Q4K).unwrap();
+            w.tensors.pop().unwrap().1.data().unwrap().into_owned()
+        };
+        let a = draw();
+        assert_eq!(a.len(), (CHUNK_VALUES / 256 + 3) * 144);
+        assert_eq!(a, draw());
+    }
 }

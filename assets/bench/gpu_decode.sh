@@ -10,10 +10,12 @@
 # The CUDA libraries (cuBLAS, cuRAND, NVRTC, the runtime) are looked up in Python's `nvidia`
 # packages when LD_LIBRARY_PATH does not already find them.
 #
-# 1. check: tiny synthetic models of every architecture, greedy, 32 tokens, on the GPU and on
-#    the CPU (THINKDBG_DEVICE=cpu, same binary); prints how many tokens agree before the first
-#    difference, the largest logprob difference over them, and for MoE models whether the
-#    same experts were chosen.
+# 1. check: small synthetic models of every architecture, greedy, 32 tokens, on the GPU and on
+#    the CPU (THINKDBG_DEVICE=cpu, same binary), MoE models also with the fused expert kernel
+#    off (THINKDBG_MOE_FUSED=0); prints how many tokens agree before the first difference, the
+#    largest logprob difference over them, and for MoE models how often the same experts were
+#    chosen, the largest router-probability difference, and the CPU router's margin where the
+#    choice first differs (a tiny margin is rounding, a large one a fault).
 # 2. bench: `thinkdbg model synth` writes random weights at real shapes (an R1-Distill-Qwen-7B
 #    qwen2 and a Qwen3-30B-A3B qwen3moe, both Q4_K, plus the narrow R1-shaped deepseek2) and
 #    `thinkdbg bench decode` runs each; printed: decode tok/s per recording mode, the weight
@@ -57,19 +59,24 @@ elapsed() { echo "  [$(( SECONDS - $1 )) s]"; }
 
 check() {
   local t0=$SECONDS
-  echo "== check: GPU against CPU, same binary, greedy, 32 tokens"
-  for spec in llama:tiny qwen2:tiny qwen3moe:tiny deepseek2:tiny qwen2:r1-distill-1.5b; do
-    for quant in q8_0 q4_k; do
-      local arch=${spec%%:*} shape=${spec#*:}
-      local gguf="$WORK/$arch-$shape-$quant.gguf"
-      "$BIN" model synth --arch "$arch" --shape "$shape" --quant "$quant" --out "$gguf" 2>/dev/null \
-        || { echo "synth $spec $quant failed"; continue; }
-      for dev in cuda cpu; do
-        THINKDBG_DEVICE=$dev "$BIN" --store "$WORK/store-check" run --model "$gguf" -n 32 --ignore-eos --routing selected --jsonl \
-          "Explain how photosynthesis works." >"$WORK/check-$arch-$shape-$quant-$dev.jsonl" 2>"$WORK/err-$dev" \
-          || { echo "$spec $quant on $dev failed:"; tail -5 "$WORK/err-$dev"; }
-      done
-      python3 - "$WORK/check-$arch-$shape-$quant-cuda.jsonl" "$WORK/check-$arch-$shape-$quant-cpu.jsonl" "$spec $quant" <<'PY'
+  echo "== check: GPU against CPU, same binary, greedy, 32 tokens (cuda-split: MoE experts one by one, THINKDBG_MOE_FUSED=0)"
+  for case in llama:tiny:q8_0 qwen2:tiny:q8_0 qwen2:r1-distill-1.5b:q4_k qwen3moe:tiny:f32 qwen3moe:tiny:q8_0 \
+      qwen3moe:qwen3moe-mid:q8_0 qwen3moe:qwen3moe-mid:q4_k deepseek2:tiny:f32 deepseek2:tiny:q8_0; do
+    IFS=: read -r arch shape quant <<<"$case"
+    local gguf="$WORK/$arch-$shape-$quant.gguf" devs="cuda cpu"
+    "$BIN" model synth --arch "$arch" --shape "$shape" --quant "$quant" --out "$gguf" 2>/dev/null \
+      || { echo "synth $case failed"; continue; }
+    [ "$arch" = qwen3moe ] || [ "$arch" = deepseek2 ] && devs="cuda cuda-split cpu"
+    for dev in $devs; do
+      local fused=1
+      [ "$dev" = cuda-split ] && fused=0
+      THINKDBG_DEVICE=${dev%-split} THINKDBG_MOE_FUSED=$fused "$BIN" --store "$WORK/store-check" run --model "$gguf" \
+        -n 32 --ignore-eos --routing full --jsonl "Explain how photosynthesis works." \
+        >"$WORK/check-$case-$dev.jsonl" 2>"$WORK/err-$dev" || { echo "$case on $dev failed:"; tail -5 "$WORK/err-$dev"; }
+    done
+    for dev in $devs; do
+      [ "$dev" = cpu ] && continue
+      python3 - "$WORK/check-$case-$dev.jsonl" "$WORK/check-$case-cpu.jsonl" "$case $dev" <<'PY'
 import json, sys
 def load(p):
     try:
@@ -77,18 +84,30 @@ def load(p):
     except OSError:
         return []
 g, c = load(sys.argv[1]), load(sys.argv[2])
-same, dlp, routes, route_same = 0, 0.0, 0, 0
+same, dlp, routes, route_same, dprob, margin = 0, 0.0, 0, 0, 0.0, None
 for a, b in zip(g, c):
     dlp = max(dlp, abs(a["logprob"] - b["logprob"]))
     for la, lb in zip(a.get("routing") or [], b.get("routing") or []):
         routes += 1
-        route_same += sorted(la.get("experts", [])) == sorted(lb.get("experts", []))
+        equal = sorted(la["experts"]) == sorted(lb["experts"])
+        route_same += equal
+        ra, rb = la.get("router") or [], lb.get("router") or []
+        dprob = max([dprob] + [abs(x - y) for x, y in zip(ra, rb)])
+        if not equal and margin is None and rb:
+            # The CPU router's gap between the k-th and (k+1)-th expert where the choice differs.
+            k = len(lb["experts"])
+            top = sorted(rb, reverse=True)
+            margin = top[k - 1] - top[k]
     if a["token_id"] != b["token_id"]:
         break
     same += 1
-moe = f", experts equal in {route_same}/{routes} layer-steps" if routes else ""
-print(f"  {sys.argv[3]:<28} gpu {len(g):>2} / cpu {len(c):>2} tokens, {same} equal before the first difference, "
-      f"max |dlogprob| {dlp:.2e}{moe}")
+moe = ""
+if routes:
+    moe = f"; experts equal in {route_same}/{routes} layer-steps, router max |dp| {dprob:.1e}"
+    if margin is not None:
+        moe += f", first differing choice had a CPU k/k+1 margin of {margin:.1e}"
+print(f"  {sys.argv[3]:<38} {len(g):>2}/{len(c):>2} tokens, {same:>2} equal before the first difference, "
+      f"max |dlogprob| {dlp:.1e}{moe}")
 PY
     done
   done

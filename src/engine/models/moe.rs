@@ -248,6 +248,12 @@ fn fused(t: GgmlDType) -> bool {
     )
 }
 
+/// Whether CUDA runs may use the fused kernel: `THINKDBG_MOE_FUSED=0` keeps the per-expert
+/// path there too, to tell a fault of the fused kernel from ordinary GPU rounding.
+fn fused_enabled() -> bool {
+    std::env::var("THINKDBG_MOE_FUSED").map_or(true, |v| v != "0")
+}
+
 /// The routed experts of a layer.
 enum Experts {
     /// One matrix triple per expert, sliced out of the 3-D tensors (CPU, and any type).
@@ -255,6 +261,65 @@ enum Experts {
     /// The 3-D `(E, n, k)` tensors whole, run by candle's fused `indexed_moe_forward`, which
     /// gathers each token's selected experts on the device (CUDA, types `fused` accepts).
     Stacked { gate: QMatMul, up: QMatMul, down: QMatMul },
+}
+
+impl Experts {
+    /// Per-expert matrices on `device` from the 3-D stacks.
+    fn split(gate: &QTensor, up: &QTensor, down: &QTensor, device: &Device) -> Result<Experts> {
+        let (gate, up, down) = (
+            split_experts(gate, device)?,
+            split_experts(up, device)?,
+            split_experts(down, device)?,
+        );
+        Ok(Experts::Split(
+            gate.into_iter()
+                .zip(up)
+                .zip(down)
+                .map(|((gate, up), down)| Expert { gate, up, down })
+                .collect(),
+        ))
+    }
+
+    /// The weighted sum of every token's selected experts: `x` is `(t, n_embd)`, `selected[i]`
+    /// token `i`'s `(expert, weight)` pairs (the same number for every token).
+    fn forward(&self, x: &Tensor, selected: &[Vec<(usize, f32)>]) -> Result<Tensor> {
+        let (t, d) = x.dims2()?;
+        match self {
+            Experts::Split(experts) => {
+                let mut per_expert: Vec<Vec<(u32, f32)>> = vec![Vec::new(); experts.len()];
+                for (ti, sel) in selected.iter().enumerate() {
+                    for &(e, w) in sel {
+                        per_expert[e].push((ti as u32, w));
+                    }
+                }
+                let mut out = x.zeros_like()?;
+                for (e, rows) in per_expert.iter().enumerate() {
+                    if rows.is_empty() {
+                        continue;
+                    }
+                    let idx: Vec<u32> = rows.iter().map(|r| r.0).collect();
+                    let idx = Tensor::from_vec(idx, rows.len(), x.device())?;
+                    let w: Vec<f32> = rows.iter().map(|r| r.1).collect();
+                    let w = Tensor::from_vec(w, (rows.len(), 1), x.device())?;
+                    let xs = x.index_select(&idx, 0)?;
+                    let y = experts[e].forward(&xs)?.broadcast_mul(&w)?;
+                    out = out.index_add(&idx, &y, 0)?;
+                }
+                Ok(out)
+            }
+            Experts::Stacked { gate, up, down } => {
+                let k = selected.first().map_or(0, Vec::len);
+                let ids: Vec<u32> = selected.iter().flatten().map(|&(e, _)| e as u32).collect();
+                let weights: Vec<f32> = selected.iter().flatten().map(|&(_, w)| w).collect();
+                let ids = Tensor::from_vec(ids, (t, k), x.device())?;
+                let w = Tensor::from_vec(weights, (t, k, 1), x.device())?;
+                let xs = x.reshape((t, 1, d))?;
+                let a = (candle_nn::ops::silu(&gate.indexed_moe_forward(&xs, &ids)?)?
+                    * up.indexed_moe_forward(&xs, &ids)?)?;
+                Ok(down.indexed_moe_forward(&a, &ids)?.broadcast_mul(&w)?.sum(1)?)
+            }
+        }
+    }
 }
 
 /// One MoE feed-forward layer.
@@ -291,7 +356,9 @@ impl MoeFfn {
         let gate = ld.qtensor(g, &n("ffn_gate_exps.weight"), &[e, n_ff_exp, n_embd])?;
         let up = ld.qtensor(g, &n("ffn_up_exps.weight"), &[e, n_ff_exp, n_embd])?;
         let down = ld.qtensor(g, &n("ffn_down_exps.weight"), &[e, n_embd, n_ff_exp])?;
-        let experts = if ld.device.is_cuda() && [&gate, &up, &down].iter().all(|q| fused(q.dtype()))
+        let experts = if ld.device.is_cuda()
+            && fused_enabled()
+            && [&gate, &up, &down].iter().all(|q| fused(q.dtype()))
         {
             Experts::Stacked {
                 gate: QMatMul::from_qtensor(gate)?,
@@ -299,18 +366,7 @@ impl MoeFfn {
                 down: QMatMul::from_qtensor(down)?,
             }
         } else {
-            let (gate, up, down) = (
-                split_experts(&gate, &ld.device)?,
-                split_experts(&up, &ld.device)?,
-                split_experts(&down, &ld.device)?,
-            );
-            Experts::Split(
-                gate.into_iter()
-                    .zip(up)
-                    .zip(down)
-                    .map(|((gate, up), down)| Expert { gate, up, down })
-                    .collect(),
-            )
+            Experts::split(&gate, &up, &down, &ld.device)?
         };
         let shared = match n_ff_shared {
             Some(f) => Some(Expert {
@@ -329,10 +385,9 @@ impl MoeFfn {
         let (_, t, d) = h.dims3()?;
         let x = h.reshape((t, d))?.contiguous()?;
         let logits = x.matmul(&self.router.t()?)?.to_vec2::<f32>()?;
-        let mut per_expert: Vec<Vec<(u32, f32)>> = vec![Vec::new(); self.gating.n_expert];
         let mut routes = Vec::with_capacity(t);
-        let (mut ids, mut weights) = (Vec::new(), Vec::new());
-        for (ti, row) in logits.iter().enumerate() {
+        let mut selected = Vec::with_capacity(t);
+        for row in &logits {
             let (sel, probs) = self.gating.route_with_probs(row, self.bias.as_deref());
             if detail != RoutingDetail::Off {
                 let pairs: Vec<(u16, f32)> = sel.iter().map(|&(e, w)| (e as u16, w)).collect();
@@ -342,42 +397,13 @@ impl MoeFfn {
                     _ => route,
                 });
             }
-            for (e, w) in sel {
-                per_expert[e].push((ti as u32, w));
-                ids.push(e as u32);
-                weights.push(w);
-            }
+            selected.push(sel);
         }
-        let mut out = match &self.shared {
-            Some(s) => s.forward(&x)?,
-            None => x.zeros_like()?,
+        let routed = self.experts.forward(&x, &selected)?;
+        let out = match &self.shared {
+            Some(s) => (s.forward(&x)? + routed)?,
+            None => routed,
         };
-        match &self.experts {
-            Experts::Split(experts) => {
-                for (e, rows) in per_expert.iter().enumerate() {
-                    if rows.is_empty() {
-                        continue;
-                    }
-                    let idx: Vec<u32> = rows.iter().map(|r| r.0).collect();
-                    let idx = Tensor::from_vec(idx, rows.len(), x.device())?;
-                    let w: Vec<f32> = rows.iter().map(|r| r.1).collect();
-                    let w = Tensor::from_vec(w, (rows.len(), 1), x.device())?;
-                    let xs = x.index_select(&idx, 0)?;
-                    let y = experts[e].forward(&xs)?.broadcast_mul(&w)?;
-                    out = out.index_add(&idx, &y, 0)?;
-                }
-            }
-            Experts::Stacked { gate, up, down } => {
-                let k = self.gating.k;
-                let ids = Tensor::from_vec(ids, (t, k), x.device())?;
-                let w = Tensor::from_vec(weights, (t, k, 1), x.device())?;
-                let xs = x.reshape((t, 1, d))?;
-                let a = (candle_nn::ops::silu(&gate.indexed_moe_forward(&xs, &ids)?)?
-                    * up.indexed_moe_forward(&xs, &ids)?)?;
-                let y = down.indexed_moe_forward(&a, &ids)?.broadcast_mul(&w)?.sum(1)?;
-                out = (out + y)?;
-            }
-        }
         Ok((out.reshape((1, t, d))?, routes))
     }
 }
@@ -429,6 +455,79 @@ mod tests {
 
     fn gating(func: GateFunc, groups: Option<(usize, usize)>, norm: bool, scale: f32) -> Gating {
         Gating { func, n_expert: 8, k: 2, norm, scale, groups, groups_note: None }
+    }
+
+    /// On a CUDA device, candle's fused kernel and the per-expert path agree with the CPU
+    /// (within the 8-bit activation rounding each applies), at decode (one token) and prefill
+    /// (many tokens) sizes; a wrong expert, row or layout would be off by the whole signal.
+    /// In CUDA builds only; on a GPU machine:
+    /// `cargo test --release --features cuda --lib fused_experts`.
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn fused_experts_match_per_expert_and_cpu() {
+        let gpu = Device::new_cuda(0).expect("a CUDA device");
+        let (e, n_ff, d, k) = (16usize, 512usize, 1024usize, 4usize);
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut random = |n: usize, scale: f32| -> Vec<f32> {
+            (0..n)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    ((state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32 * scale
+                })
+                .collect()
+        };
+        for dtype in [GgmlDType::Q8_0, GgmlDType::Q4K] {
+            let mut stack = |rows: usize, cols: usize| {
+                let w = random(e * rows * cols, 1.0 / (cols as f32).sqrt());
+                let w = Tensor::from_vec(w, (e, rows, cols), &Device::Cpu).unwrap();
+                QTensor::quantize(&w, dtype).unwrap()
+            };
+            let (gate, up, down) = (stack(n_ff, d), stack(n_ff, d), stack(d, n_ff));
+            let on_gpu = |q: &QTensor| {
+                let dims = q.shape().dims().to_vec();
+                let t = ggml_file::qtensor_from_ggml(dtype, &q.data().unwrap(), dims, &gpu);
+                QMatMul::from_qtensor(t.unwrap()).unwrap()
+            };
+            let fused =
+                Experts::Stacked { gate: on_gpu(&gate), up: on_gpu(&up), down: on_gpu(&down) };
+            let split_gpu = Experts::split(&gate, &up, &down, &gpu).unwrap();
+            let cpu = Experts::split(&gate, &up, &down, &Device::Cpu).unwrap();
+            for t in [1usize, 20] {
+                let x = Tensor::from_vec(random(t * d, 1.0), (t, d), &Device::Cpu).unwrap();
+                let weights = random(t * k, 0.5);
+                let selected: Vec<Vec<(usize, f32)>> = (0..t)
+                    .map(|i| {
+                        (0..k)
+                            .map(|j| ((i * 7 + j * (e / k)) % e, 0.5 + weights[i * k + j]))
+                            .collect()
+                    })
+                    .collect();
+                let flat = |y: Tensor| y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                let want = flat(cpu.forward(&x, &selected).unwrap());
+                let norm = want.iter().map(|v| v * v).sum::<f32>().sqrt();
+                let x_gpu = x.to_device(&gpu).unwrap();
+                for (name, experts) in [("fused", &fused), ("split", &split_gpu)] {
+                    let got = flat(
+                        experts
+                            .forward(&x_gpu, &selected)
+                            .unwrap()
+                            .to_device(&Device::Cpu)
+                            .unwrap(),
+                    );
+                    assert_eq!(got.len(), want.len());
+                    let err =
+                        got.iter().zip(&want).map(|(a, b)| (a - b) * (a - b)).sum::<f32>().sqrt();
+                    eprintln!("{dtype:?} {name} t={t}: relative error {:.2e}", err / norm);
+                    assert!(
+                        err / norm < 0.05,
+                        "{dtype:?} {name} t={t}: relative error {}",
+                        err / norm
+                    );
+                }
+            }
+        }
     }
 
     #[test]

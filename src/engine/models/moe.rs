@@ -5,7 +5,7 @@
 //!
 //! On the CPU, experts run one at a time on per-expert slices of the 3-D quantized
 //! `ffn_*_exps` tensors (no dequantised copy); in a batched prefill the tokens routed to the
-//! same expert go through it together. On a CUDA device (types candle's kernel takes) the 3-D
+//! same expert go through it together. On a CUDA device (K-quant experts) the 3-D
 //! tensors stay whole and candle's fused `indexed_moe_forward` runs every token's selected
 //! experts at once. Depends on `engine::gguf`, `trace` and candle.
 
@@ -235,12 +235,14 @@ fn split_experts(q: &QTensor, device: &Device) -> Result<Vec<QMatMul>> {
         .collect()
 }
 
-/// Quantized types candle's CUDA `indexed_moe_forward` takes.
+/// Quantized types the fused CUDA kernel runs. candle's `indexed_moe_forward` also takes
+/// Q8_0, but its Q8_0 results were wrong on an H200 (relative error 1.3 against the per-expert
+/// path, which agreed with the CPU to 1.7%, as every K-quant did fused: the CUDA test below),
+/// so Q8_0 experts run one by one.
 fn fused(t: GgmlDType) -> bool {
     matches!(
         t,
-        GgmlDType::Q8_0
-            | GgmlDType::Q2K
+        GgmlDType::Q2K
             | GgmlDType::Q3K
             | GgmlDType::Q4K
             | GgmlDType::Q5K
@@ -478,7 +480,15 @@ mod tests {
                 })
                 .collect()
         };
-        for dtype in [GgmlDType::Q8_0, GgmlDType::Q4K] {
+        let mut wrong = Vec::new();
+        for dtype in [
+            GgmlDType::Q8_0,
+            GgmlDType::Q2K,
+            GgmlDType::Q3K,
+            GgmlDType::Q4K,
+            GgmlDType::Q5K,
+            GgmlDType::Q6K,
+        ] {
             let mut stack = |rows: usize, cols: usize| {
                 let w = random(e * rows * cols, 1.0 / (cols as f32).sqrt());
                 let w = Tensor::from_vec(w, (e, rows, cols), &Device::Cpu).unwrap();
@@ -519,15 +529,17 @@ mod tests {
                     assert_eq!(got.len(), want.len());
                     let err =
                         got.iter().zip(&want).map(|(a, b)| (a - b) * (a - b)).sum::<f32>().sqrt();
-                    eprintln!("{dtype:?} {name} t={t}: relative error {:.2e}", err / norm);
-                    assert!(
-                        err / norm < 0.05,
-                        "{dtype:?} {name} t={t}: relative error {}",
-                        err / norm
-                    );
+                    // Every type runs here; only the types the model runs fused must agree.
+                    let used = name == "split" || super::fused(dtype);
+                    let rel = err / norm;
+                    eprintln!("{dtype:?} {name} t={t}: relative error {rel:.2e} (used: {used})");
+                    if used && rel >= 0.05 {
+                        wrong.push(format!("{dtype:?} {name} t={t}: {rel:.2e}"));
+                    }
                 }
             }
         }
+        assert!(wrong.is_empty(), "relative errors over 5%: {wrong:?}");
     }
 
     #[test]

@@ -10,12 +10,22 @@ use super::quant::{arrays, BLOCK};
 /// Bytes of one `Q4_1` block.
 pub const BLOCK_BYTES: usize = 20;
 
-/// Dot product of one weight row (`blocks * 20` bytes) with one quantized activation row.
-///
-/// The nibbles are unpacked into a `[u8; 32]` and multiplied with the `i8` activations in a
-/// sum LLVM turns into one `vpdpbusd` (AVX-VNNI) or `vpmaddubsw` (AVX2) per block.
+/// Dot product of one weight row (`blocks * 20` bytes) with one quantized activation row: the
+/// AVX2 kernel on CPUs with AVX2 and FMA (detected once), else the portable one.
 #[inline]
 pub fn dot(w: &[u8], xq: &[[i8; BLOCK]], xd: &[f32], xs: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(simd) = pulp::x86::V3::try_new() {
+        return simd.vectorize(|| avx2::dot(simd, w, xq, xd, xs));
+    }
+    dot_portable(w, xq, xd, xs)
+}
+
+/// The portable dot product. The nibbles are unpacked into a `[u8; 32]` and multiplied with
+/// the `i8` activations in a sum LLVM vectorizes per block; each block's integer sum is then
+/// reduced to a scalar, which is what the AVX2 kernel avoids.
+#[inline]
+pub fn dot_portable(w: &[u8], xq: &[[i8; BLOCK]], xd: &[f32], xs: &[f32]) -> f32 {
     let mut acc = 0f32;
     let mut mins = 0f32;
     for (((b, x), &dx), &sx) in arrays::<u8, BLOCK_BYTES>(w).zip(xq).zip(xd).zip(xs) {
@@ -34,6 +44,44 @@ pub fn dot(w: &[u8], xq: &[[i8; BLOCK]], xd: &[f32], xs: &[f32]) -> f32 {
         mins += m * sx;
     }
     acc + mins
+}
+
+/// The AVX2 kernel, as ggml's: per block, the 16 nibble bytes become 32 unsigned bytes (low
+/// nibbles then high, the order of the activations), `vpmaddubsw` + `vpmaddwd` give eight
+/// 32-bit partial sums, and those are converted to floats and accumulated with the block's
+/// scale into eight float lanes by one FMA. The lanes are summed once per row, not per block.
+/// Safe code: `pulp`'s `V3` token proves the CPU features, and loads are bit casts.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use half::f16;
+    use pulp::x86::V3;
+
+    use super::{arrays, BLOCK, BLOCK_BYTES};
+
+    #[inline(always)]
+    pub fn dot(simd: V3, w: &[u8], xq: &[[i8; BLOCK]], xd: &[f32], xs: &[f32]) -> f32 {
+        let mask = simd.sse2._mm_set1_epi8(0x0F);
+        let ones = simd.avx._mm256_set1_epi16(1);
+        let mut acc = simd.avx._mm256_setzero_ps();
+        let mut mins = 0f32;
+        for (((b, x), &dx), &sx) in arrays::<u8, BLOCK_BYTES>(w).zip(xq).zip(xd).zip(xs) {
+            let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
+            let m = f16::from_le_bytes([b[2], b[3]]).to_f32();
+            let mut nibbles = [0u8; 16];
+            nibbles.copy_from_slice(&b[4..]);
+            let packed: std::arch::x86_64::__m128i = pulp::cast(nibbles);
+            let lo = simd.sse2._mm_and_si128(packed, mask);
+            let hi = simd.sse2._mm_and_si128(simd.sse2._mm_srli_epi16::<4>(packed), mask);
+            let u = simd.avx._mm256_set_m128i(hi, lo);
+            let x: std::arch::x86_64::__m256i = pulp::cast(*x);
+            let sums = simd.avx2._mm256_madd_epi16(simd.avx2._mm256_maddubs_epi16(u, x), ones);
+            let scale = simd.avx._mm256_set1_ps(d * dx);
+            acc = simd.fma._mm256_fmadd_ps(scale, simd.avx._mm256_cvtepi32_ps(sums), acc);
+            mins += m * sx;
+        }
+        let lanes: [f32; 8] = pulp::cast(acc);
+        lanes.iter().sum::<f32>() + mins
+    }
 }
 
 /// The weights of one block as floats (for tests and checks).

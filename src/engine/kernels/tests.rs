@@ -132,3 +132,24 @@ fn forward_many_matches_single_forwards() {
         assert_eq!(flat(&yc), flat(&c.forward(&x).unwrap()));
     }
 }
+
+/// The Q4_1 dot product the CPU runs (AVX2 where there is AVX2) and the portable one agree up
+/// to float rounding, so the portable path (other CPUs) stays checked on this one too.
+#[test]
+fn q4_1_simd_and_portable_dots_agree() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    for &k in &[32usize, 96, 576, 1536] {
+        let w = random(&mut rng, k, 0.3);
+        let x = random(&mut rng, k, 2.0);
+        let data = quantized(&w, 1, k, GgmlDType::Q4_1).data().unwrap().to_vec();
+        let mut xq = Q8Rows::default();
+        xq.quantize(&x, k);
+        let (q, d, s) = xq.row(0);
+        let (fast, portable) = (q4_1::dot(&data, q, d, s), q4_1::dot_portable(&data, q, d, s));
+        let magnitude: f32 = w.iter().zip(&x).map(|(a, b)| (a * b).abs()).sum();
+        assert!(
+            (fast - portable).abs() <= 1e-5 * magnitude.max(1.0),
+            "k={k}: {fast} vs {portable}"
+        );
+    }
+}

@@ -240,14 +240,7 @@ fn split_experts(q: &QTensor, device: &Device) -> Result<Vec<QMatMul>> {
 /// path, which agreed with the CPU to 1.7%, as every K-quant did fused: the CUDA test below),
 /// so Q8_0 experts run one by one.
 fn fused(t: GgmlDType) -> bool {
-    matches!(
-        t,
-        GgmlDType::Q2K
-            | GgmlDType::Q3K
-            | GgmlDType::Q4K
-            | GgmlDType::Q5K
-            | GgmlDType::Q6K
-    )
+    matches!(t, GgmlDType::Q2K | GgmlDType::Q3K | GgmlDType::Q4K | GgmlDType::Q5K | GgmlDType::Q6K)
 }
 
 /// Whether CUDA runs may use the fused kernel: `THINKDBG_MOE_FUSED=0` keeps the per-expert

@@ -1,7 +1,9 @@
 //! Synthetic GGUF models (`thinkdbg model synth`): random weights from a seed at a named
 //! shape, with real metadata (hyper-parameters, a learned BPE tokenizer, a chat template) so
 //! thinkdbg and llama.cpp both load them. The same spec and seed always give the same bytes.
-//! Tests and benchmarks use them; users use them to check speed at a real shape without a
+//! Weight tensors are written in chunks with their own generators, in parallel; Q8_0 and Q4_K
+//! blocks are drawn directly at the distribution quantizing uniform values gives, other types
+//! quantized by candle. Tests and benchmarks use them; users use them to check speed at a real shape without a
 //! download. Depends on candle's GGUF writer and `engine::error` only.
 
 pub mod shapes;

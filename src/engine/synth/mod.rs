@@ -3,8 +3,8 @@
 //! thinkdbg and llama.cpp both load them. The same spec and seed always give the same bytes.
 //! Weight tensors are written in chunks with their own generators, in parallel; Q8_0 and Q4_K
 //! blocks are drawn directly at the distribution quantizing uniform values gives, other types
-//! quantized by candle. Tests and benchmarks use them; users use them to check speed at a real shape without a
-//! download. Depends on candle's GGUF writer and `engine::error` only.
+//! quantized by candle. Tests and benchmarks use them; users use them to check speed at a
+//! real shape without a download. Depends on candle's GGUF writer and `engine::error` only.
 
 pub mod shapes;
 pub mod vocab;

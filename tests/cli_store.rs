@@ -194,3 +194,36 @@ fn bench_store_reports_both_rates() {
         .code(2)
         .stderr(predicate::str::contains("--steps"));
 }
+
+/// A reader that stops early (`thinkdbg ls | head`) closes stdout under the printing commands;
+/// they end quietly with success instead of panicking with "failed printing to stdout".
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_tiny(dir.path(), &Tiny::qwen3());
+    let out = stdout(
+        thinkdbg(dir.path())
+            .args(["record", "-n", "10", "--ignore-eos", "--model"])
+            .arg(&model)
+            .arg("hi"),
+    );
+    let run = out.lines().last().unwrap().to_string();
+    for args in [&["ls"][..], &["ls", "--json"], &["show", run.as_str()]] {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("thinkdbg"))
+            .args(args)
+            .env("THINKDBG_STORE", dir.path().join("store"))
+            .env("THINKDBG_LOG_FILE", dir.path().join("test.log"))
+            .env("THINKDBG_CACHE", dir.path().join("cache"))
+            .env("THINKDBG_CONFIG", dir.path().join("config.toml"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Closed before the child has opened the store, so its first write meets no reader.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {:?} {err}", out.status);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}

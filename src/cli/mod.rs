@@ -101,6 +101,7 @@ pub enum Command {
 
 /// Parses the arguments, runs the command and prints any error as one line on stderr.
 pub fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     match run_cli(cli) {
         Ok(code) => code,
@@ -116,6 +117,20 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `println!` panics when stdout is a closed pipe (`thinkdbg show … | head`); that is the
+/// reader being done, not a fault, so the process ends quietly with success, as when the
+/// error comes back as a value (`main`). Other panics keep the previous hook.
+fn quiet_on_closed_stdout() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info.payload_as_str().unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        previous(info);
+    }));
 }
 
 fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {

@@ -125,8 +125,10 @@ pub fn main() -> ExitCode {
 fn quiet_on_closed_stdout() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let msg = info.payload_as_str().unwrap_or("");
-        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+        // The message is formatted, so it is read from the hook info's text (the payload is
+        // not a plain string here).
+        let text = info.to_string();
+        if text.contains("failed printing to stdout") && text.contains("Broken pipe") {
             std::process::exit(0);
         }
         previous(info);

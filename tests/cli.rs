@@ -235,3 +235,27 @@ fn offline_mode_explains_what_is_missing() {
         "offline mode is on",
     );
 }
+
+/// `THINKDBG_DEVICE=cpu` always works; asking for a backend this (CPU-only) build lacks is a
+/// one-line error, not a silent fallback to the CPU.
+#[cfg(not(any(feature = "cuda", feature = "metal")))]
+#[test]
+fn thinkdbg_device_selects_or_refuses_a_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_tiny(dir.path(), &Tiny::qwen3());
+    thinkdbg(dir.path())
+        .env("THINKDBG_DEVICE", "cpu")
+        .args(["run", "-n", "2", "--ignore-eos", "--model"])
+        .arg(&model)
+        .arg("hi")
+        .assert()
+        .success();
+    fails_with(
+        thinkdbg(dir.path())
+            .env("THINKDBG_DEVICE", "cuda")
+            .args(["run", "-n", "2", "--model"])
+            .arg(&model)
+            .arg("hi"),
+        "THINKDBG_DEVICE=cuda, but this build has the cpu backend",
+    );
+}

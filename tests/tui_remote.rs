@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
+use thinkdbg::remote::loopback;
 use thinkdbg::store::Store;
 use thinkdbg::trace::{
     LayerRoute, LogprobKind, Message, Phase, RemoteInfo, Routing, Run, RunId, RunSource, RunStatus,
@@ -188,6 +189,18 @@ fn editor(app: &App) -> &thinkdbg::tui::editor::PromptEditor {
     }
 }
 
+/// Feeds the background jobs' events to the app until none is left running (60 s at most).
+fn wait_for_jobs(app: &mut App) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while app.jobs.busy() {
+        while let Some(ev) = app.jobs.poll() {
+            app.update(Action::Job(Box::new(ev)));
+        }
+        assert!(Instant::now() < deadline, "the run did not end");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 #[test]
 fn a_remote_runs_inspector_shows_provenance_and_says_when_logprobs_are_missing() {
     let (_d, mut app) = app();
@@ -316,14 +329,7 @@ fn a_refused_connection_is_reported_in_the_ui() {
     app.update(Action::InputSubmit);
     assert!(app.overlay.is_none(), "{}", app.message);
     let child = app.live.expect("the run is followed");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while app.jobs.busy() {
-        while let Some(ev) = app.jobs.poll() {
-            app.update(Action::Job(Box::new(ev)));
-        }
-        assert!(Instant::now() < deadline, "the run did not end");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for_jobs(&mut app);
     assert!(app.message.contains("cannot connect"), "{}", app.message);
     let store = app.store.clone().unwrap();
     let run = store.run(child).unwrap().unwrap();
@@ -338,44 +344,22 @@ fn a_refused_connection_is_reported_in_the_ui() {
 /// Serves one streamed chat completion without logprobs (a server that ignores `logprobs`),
 /// with reasoning in `reasoning_content`; returns the base URL.
 fn serve_without_logprobs() -> String {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    std::thread::spawn(move || {
-        let Ok((mut sock, _)) = listener.accept() else { return };
-        let mut reader = BufReader::new(sock.try_clone().unwrap());
-        let mut len = 0usize;
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                break;
-            }
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                len = v.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0; len];
-        let _ = reader.read_exact(&mut body);
-        let mut out =
-            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
-                .to_vec();
-        let chunk = |delta: serde_json::Value, finish: Option<&str>| {
-            let c = serde_json::json!({"model": "plain-server",
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
-            format!("data: {c}\r\n\r\n")
-        };
-        for (d, f) in [
-            (serde_json::json!({"reasoning_content": "Two and two"}), None),
-            (serde_json::json!({"reasoning_content": " make four."}), None),
-            (serde_json::json!({"content": "4"}), None),
-            (serde_json::json!({}), Some("stop")),
-        ] {
-            out.extend_from_slice(chunk(d, f).as_bytes());
-        }
-        out.extend_from_slice(b"data: [DONE]\r\n\r\n");
-        let _ = sock.write_all(&out);
-    });
-    url
+    let chunk = |delta: serde_json::Value, finish: Option<&str>| {
+        let c = serde_json::json!({"model": "plain-server",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+        format!("data: {c}\r\n\r\n")
+    };
+    let mut out = loopback::SSE_HEAD.to_vec();
+    for (d, f) in [
+        (serde_json::json!({"reasoning_content": "Two and two"}), None),
+        (serde_json::json!({"reasoning_content": " make four."}), None),
+        (serde_json::json!({"content": "4"}), None),
+        (serde_json::json!({}), Some("stop")),
+    ] {
+        out.extend_from_slice(chunk(d, f).as_bytes());
+    }
+    out.extend_from_slice(b"data: [DONE]\r\n\r\n");
+    loopback::serve(vec![out]).unwrap()
 }
 
 #[test]
@@ -393,14 +377,7 @@ fn a_server_without_logprobs_is_recorded_and_says_so() {
     type_text(&mut app, &url);
     app.update(Action::InputSubmit);
     let child = app.live.expect("the run is followed");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while app.jobs.busy() {
-        while let Some(ev) = app.jobs.poll() {
-            app.update(Action::Job(Box::new(ev)));
-        }
-        assert!(Instant::now() < deadline, "the run did not end");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for_jobs(&mut app);
     assert!(app.message.contains("the server sent no logprobs"), "{}", app.message);
     let store = app.store.clone().unwrap();
     let run = store.run(child).unwrap().unwrap();

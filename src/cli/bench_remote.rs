@@ -3,8 +3,6 @@
 //! against the real server; then the captured stream is replayed from a loopback socket as fast
 //! as it can be read, raw and recorded, which isolates the client's own work from the server.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -73,35 +71,6 @@ fn recorded(store: &Arc<Store>, opts: &RemoteOptions, req: &RemoteRequest) -> Re
     Ok((secs, out.steps))
 }
 
-/// Serves `stream` (an SSE body) to `n` requests on a loopback port.
-fn replay_server(stream: Vec<u8>, n: usize) -> Result<String> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let url = format!("http://127.0.0.1:{}", listener.local_addr()?.port());
-    std::thread::spawn(move || {
-        for _ in 0..n {
-            let Ok((mut sock, _)) = listener.accept() else { return };
-            let Ok(clone) = sock.try_clone() else { return };
-            let mut reader = BufReader::new(clone);
-            let mut len = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; len];
-            let _ = reader.read_exact(&mut body);
-            let head =
-                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n";
-            let _ = sock.write_all(head).and_then(|()| sock.write_all(&stream));
-        }
-    });
-    Ok(url)
-}
-
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(0.0)
@@ -127,7 +96,8 @@ pub fn bench(a: &RemoteBenchArgs, dir: &Path) -> Result<serde_json::Value> {
         steps = n;
     }
     let reps = 20 * a.repeat.max(1);
-    let server = replay_server(capture.clone(), 2 * reps)?;
+    let response = [remote::loopback::SSE_HEAD, &capture].concat();
+    let server = remote::loopback::serve(vec![response; 2 * reps])?;
     let replay_opts = options(&server, &a.remote_model);
     let replay_url = remote::chat_url(&server)?;
     let (mut rraw, mut rrec) = (vec![], vec![]);

@@ -10,6 +10,7 @@
 pub mod chunk;
 pub mod client;
 pub mod error;
+pub mod loopback;
 pub mod routing;
 pub mod sse;
 #[cfg(test)]

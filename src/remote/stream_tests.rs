@@ -3,7 +3,7 @@
 //! served by a tiny HTTP server on 127.0.0.1.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
@@ -261,27 +261,15 @@ fn token_bytes_split_inside_a_character_go_to_the_next_step() {
 // ---- bad inputs against a tiny HTTP server ----
 
 /// Serves each response in turn to one connection each, then stops; returns the base URL.
+/// A response ending in "HANG" keeps its socket open, silent, for 3 s after it.
 fn serve(responses: Vec<Vec<u8>>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     std::thread::spawn(move || {
         for resp in responses {
             let Ok((mut sock, _)) = listener.accept() else { return };
-            let mut reader = BufReader::new(sock.try_clone().unwrap());
-            let mut len = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; len];
-            let _ = reader.read_exact(&mut body);
+            let _ = super::loopback::read_request(&sock);
             let _ = sock.write_all(&resp);
-            // The special response "hang" keeps the socket open without a byte.
             if resp.ends_with(b"HANG") {
                 std::thread::sleep(Duration::from_secs(3));
             }

@@ -1,32 +1,26 @@
 //! thinkdbg: a terminal debugger for reasoning language models.
 //!
-//! The architecture in ten lines:
-//! - `trace` is the shared vocabulary (sessions, runs, steps, routing, flags); it depends on nothing.
-//! - `engine` runs GGUF models on candle, token by token, and hands every `Step` to a `Recorder`
-//!   on its own worker thread; it never touches the store or the terminal.
-//! - `sanitize` turns untrusted model text into something safe to print.
-//! - `cli` parses arguments into validated settings and drives the other modules; only it (and
-//!   `main`) use `anyhow`.
-//! - `store` keeps sessions, runs and steps in sled behind a `Store` type, with a writer thread
-//!   that implements the engine's `Recorder`, crash recovery and JSONL import.
-//! - `export` writes recorded sessions out (JSONL now).
-//! - `analysed` keeps analysis results beside a run in the store (CLI and TUI).
-//! - `replay` and `resample` re-run a recorded run's prefix (fork, resample) for the CLI and the TUI.
-//! - `tui` is the terminal UI (ratatui): sessions, the trace, inspector, timeline, flags and
-//!   routing, reading the store; keymap and themes are data files.
-//! - Still to come, per DESIGN.md: `remote` (OpenAI-compatible servers), `analysis` and
-//!   `compare`, all reading and writing `trace` types.
+//! The architecture in ten lines (layers bottom up; a module imports only from layers below):
+//! 1. `trace` is the vocabulary (sessions, runs, steps, routing, flags, the interchange
+//!    records); `record` is the recording vocabulary (one `Event` for every producer, the
+//!    `Recorder` trait, one `Tee`); `sanitize` makes untrusted text safe to print.
+//! 2. Producers and pure functions: `engine` (GGUF models on candle, a worker thread),
+//!    `remote` (OpenAI-compatible servers), `analysis`, `compare` (→ `analysis`), `export`
+//!    (JSONL written and parsed, Markdown, HTML). None imports another but `compare`.
+//! 3. `store`: sled behind `Store`, the writer thread (a `Recorder`), recovery, import.
+//! 4. `runs`: services both front ends use (analysis kept in the store, replay, resample,
+//!    remote recording); never imports `cli` or `tui`.
+//! 5. Front ends: `cli` (arguments and printing; only it and `main` use `anyhow`) and `tui`
+//!    (components with their own state, `update` and `draw`; `App` routes actions).
 
-pub mod analysed;
 pub mod analysis;
 pub mod cli;
 pub mod compare;
 pub mod engine;
 pub mod export;
+pub mod record;
 pub mod remote;
-pub mod remote_record;
-pub mod replay;
-pub mod resample;
+pub mod runs;
 pub mod sanitize;
 pub mod store;
 pub mod trace;

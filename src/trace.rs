@@ -417,6 +417,32 @@ pub enum FlagKind {
     User(String),
 }
 
+impl FlagKind {
+    /// The kind's name in machine-readable output (`--json`, `flags --kind`, exports):
+    /// `language_switch`, …, `user:LABEL`.
+    pub fn as_str(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            FlagKind::LanguageSwitch => "language_switch".into(),
+            FlagKind::LowConfidence => "low_confidence".into(),
+            FlagKind::EntropySpike => "entropy_spike".into(),
+            FlagKind::Repetition => "repetition".into(),
+            FlagKind::Backtrack => "backtrack".into(),
+            FlagKind::ThinkIntegrity => "think_integrity".into(),
+            FlagKind::AnswerMismatch => "answer_mismatch".into(),
+            FlagKind::User(s) => format!("user:{s}").into(),
+        }
+    }
+
+    /// The kind as people read it (`language switch`, `user: LABEL`). A user's label is
+    /// untrusted text: sanitize or escape it for where it goes.
+    pub fn label(&self) -> String {
+        match self {
+            FlagKind::User(s) => format!("user: {s}"),
+            k => k.as_str().replace('_', " "),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -451,9 +477,36 @@ pub struct Note {
     pub text: String,
 }
 
+/// Everything recorded about one run: the unit the store reads out and imports, and the
+/// exports write.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunRecord {
+    pub run: Option<Run>,
+    /// How each prompt token was routed (MoE runs that recorded it), in prompt order.
+    pub prompt_routing: Vec<Routing>,
+    pub steps: Vec<(Step, Option<Routing>)>,
+    pub flags: Vec<Flag>,
+    pub notes: Vec<Note>,
+}
+
+/// A session with its runs, in the order they are written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRecord {
+    pub session: Session,
+    pub runs: Vec<RunRecord>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flag_kinds_have_one_machine_name_and_one_label() {
+        assert_eq!(FlagKind::LanguageSwitch.as_str(), "language_switch");
+        assert_eq!(FlagKind::LanguageSwitch.label(), "language switch");
+        assert_eq!(FlagKind::User("my_tag".into()).as_str(), "user:my_tag");
+        assert_eq!(FlagKind::User("my_tag".into()).label(), "user: my_tag");
+    }
 
     #[test]
     fn decode_speed_excludes_the_prefill_token() {

@@ -9,8 +9,9 @@ use std::sync::atomic::AtomicBool;
 
 use candle_core::quantized::GgmlDType;
 use common::{write_tiny, Naive, Tiny};
-use thinkdbg::engine::generate::{EngineEvent, Prompt, RunRequest};
+use thinkdbg::engine::generate::{Prompt, RunRequest};
 use thinkdbg::engine::{Engine, LoadOptions};
+use thinkdbg::record::Event;
 use thinkdbg::trace::{Message, Phase, RoutingDetail, SamplerSpec, Step, StopReason};
 
 fn load(path: &std::path::Path) -> Engine {
@@ -33,7 +34,7 @@ fn run_forced(
     top: usize,
     forced: Vec<u32>,
 ) -> (Vec<Step>, StopReason, Vec<u32>) {
-    let mut events: Vec<EngineEvent> = Vec::new();
+    let mut events: Vec<Event> = Vec::new();
     let req = RunRequest {
         prompt,
         sampler,
@@ -48,8 +49,8 @@ fn run_forced(
     let steps = events
         .into_iter()
         .filter_map(|e| match e {
-            EngineEvent::Step { step, .. } => Some(step),
-            EngineEvent::Started { prompt_tokens: p, .. } => {
+            Event::Step { step, .. } => Some(step),
+            Event::Started { prompt_tokens: p, .. } => {
                 prompt_tokens = p;
                 None
             }

@@ -9,10 +9,10 @@ use std::path::Path;
 
 use common::thinkdbg;
 use scraper::{Html, Selector};
-use thinkdbg::export::jsonl::{self, RunRecord, SessionRecord};
+use thinkdbg::export::jsonl;
 use thinkdbg::trace::{
-    Flag, FlagKind, LayerRoute, Message, Note, Origin, Phase, Routing, Run, RunId, RunStatus,
-    SamplerSpec, Session, SessionId, Severity, Step, TopToken,
+    Flag, FlagKind, LayerRoute, Message, Note, Origin, Phase, Routing, Run, RunId, RunRecord,
+    RunStatus, SamplerSpec, Session, SessionId, SessionRecord, Severity, Step, TopToken,
 };
 
 const HOSTILE: &[&str] = &[

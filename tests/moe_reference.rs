@@ -16,10 +16,11 @@ use candle_core::quantized::GgmlDType;
 use candle_core::Device;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use thinkdbg::engine::generate::{EngineEvent, Prompt, RunRequest};
+use thinkdbg::engine::generate::{Prompt, RunRequest};
 use thinkdbg::engine::gguf::Gguf;
 use thinkdbg::engine::synth::{self, Dims, SynthSpec};
 use thinkdbg::engine::{models, Engine, LoadOptions};
+use thinkdbg::record::Event;
 use thinkdbg::trace::{RoutingDetail, SamplerSpec};
 
 #[derive(Deserialize)]
@@ -127,12 +128,12 @@ fn synthetic_moe_models_decode_like_llama_cpp() {
             routing: RoutingDetail::Selected,
             prompt_routing: true,
         };
-        let mut events: Vec<EngineEvent> = Vec::new();
+        let mut events: Vec<Event> = Vec::new();
         engine.generate(&req, &mut events, &AtomicBool::new(false)).unwrap();
         let steps: Vec<_> = events
             .into_iter()
             .filter_map(|e| match e {
-                EngineEvent::Step { step, routing } => Some((step, routing)),
+                Event::Step { step, routing } => Some((step, routing)),
                 _ => None,
             })
             .collect();

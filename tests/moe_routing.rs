@@ -8,17 +8,18 @@
 
 use candle_core::quantized::GgmlDType;
 use candle_core::Device;
-use thinkdbg::engine::generate::{EngineEvent, Prompt, Recorder, RunRequest};
+use thinkdbg::engine::generate::{Prompt, RunRequest};
 use thinkdbg::engine::gguf::Gguf;
 use thinkdbg::engine::models;
 use thinkdbg::engine::synth::{self, Dims, SynthSpec};
 use thinkdbg::engine::{Engine, LoadOptions};
+use thinkdbg::record::{Event, Recorder};
 use thinkdbg::trace::{Message, RoutingDetail, SamplerSpec};
 
-struct Collect(Vec<EngineEvent>);
+struct Collect(Vec<Event>);
 
 impl Recorder for Collect {
-    fn record(&mut self, e: EngineEvent) {
+    fn record(&mut self, e: Event) {
         self.0.push(e);
     }
 }
@@ -128,26 +129,26 @@ fn a_run_records_prompt_and_step_routing_at_the_asked_detail() {
         engine.generate(&req, &mut rec, &std::sync::atomic::AtomicBool::new(false)).unwrap();
         rec.0
     };
-    let prompt_len = |ev: &[EngineEvent]| {
+    let prompt_len = |ev: &[Event]| {
         ev.iter()
             .find_map(|e| match e {
-                EngineEvent::Started { prompt_tokens, .. } => Some(prompt_tokens.len()),
+                Event::Started { prompt_tokens, .. } => Some(prompt_tokens.len()),
                 _ => None,
             })
             .unwrap()
     };
-    let steps = |ev: &[EngineEvent]| {
+    let steps = |ev: &[Event]| {
         ev.iter()
             .filter_map(|e| match e {
-                EngineEvent::Step { step, routing } => Some((step.token_id, routing.clone())),
+                Event::Step { step, routing } => Some((step.token_id, routing.clone())),
                 _ => None,
             })
             .collect::<Vec<_>>()
     };
-    let prompt_routing = |ev: &[EngineEvent]| {
+    let prompt_routing = |ev: &[Event]| {
         ev.iter()
             .filter_map(|e| match e {
-                EngineEvent::PromptRouting(r) => Some(r.clone()),
+                Event::PromptRouting(r) => Some(r.clone()),
                 _ => None,
             })
             .collect::<Vec<_>>()

@@ -19,8 +19,9 @@ mod common;
 use std::sync::atomic::AtomicBool;
 
 use serde::Deserialize;
-use thinkdbg::engine::generate::{EngineEvent, Prompt, RunRequest};
+use thinkdbg::engine::generate::{Prompt, RunRequest};
 use thinkdbg::engine::{Engine, LoadOptions};
+use thinkdbg::record::Event;
 use thinkdbg::trace::{Message, RoutingDetail, SamplerSpec};
 
 #[derive(Deserialize)]
@@ -120,11 +121,11 @@ fn greedy_decoding_matches_llama_cpp_within_its_own_precision_envelope() {
             routing: RoutingDetail::Selected,
             prompt_routing: true,
         };
-        let mut events: Vec<EngineEvent> = Vec::new();
+        let mut events: Vec<Event> = Vec::new();
         engine.generate(&req, &mut events, &AtomicBool::new(false)).unwrap();
         let steps: Vec<_> = events
             .into_iter()
-            .filter_map(|e| if let EngineEvent::Step { step, .. } = e { Some(step) } else { None })
+            .filter_map(|e| if let Event::Step { step, .. } = e { Some(step) } else { None })
             .collect();
         assert_eq!(steps.len(), case.tokens.len().min(reference.max_tokens), "{}", case.name);
         let tokens: Vec<u32> = steps.iter().map(|s| s.token_id).collect();

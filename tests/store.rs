@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use thinkdbg::engine::generate::{EngineEvent, Recorder};
-use thinkdbg::export::jsonl::{self, RunRecord, SessionRecord};
-use thinkdbg::store::{codec, import, routing_codec, writer, Error, Store};
+use thinkdbg::export::jsonl;
+use thinkdbg::record::{Event, Recorder};
+use thinkdbg::store::{codec, import, routing_codec, writer, Store};
 use thinkdbg::trace::*;
 
 fn step(i: u32) -> Step {
@@ -73,20 +73,20 @@ fn the_writer_stores_every_step_in_order_and_completes_the_run() {
     let run = new_run(&store, "R1");
     let id = run.id;
     let (mut rec, handle) = writer::start(store.clone(), run).unwrap();
-    rec.record(EngineEvent::Started {
+    rec.record(Event::Started {
         rendered_prompt: "p".into(),
         prompt_tokens: vec![1, 2, 3],
         phase: Phase::Think,
         stop_ids: vec![],
     });
     let prompt_routes = vec![routing(1000), routing(1001), routing(1002)];
-    rec.record(EngineEvent::PromptRouting(prompt_routes.clone()));
+    rec.record(Event::PromptRouting(prompt_routes.clone()));
     for i in 0..300 {
-        rec.record(EngineEvent::Step { step: step(i), routing: Some(routing(i)) });
+        rec.record(Event::Step { step: step(i), routing: Some(routing(i)) });
     }
     // While the run is being written it is `Recording`.
     assert_eq!(store.run(id).unwrap().unwrap().status, RunStatus::Recording);
-    rec.record(EngineEvent::Finished {
+    rec.record(Event::Finished {
         stop: StopReason::MaxTokens,
         timings: Timings { generated_tokens: 300, ..Timings::default() },
     });
@@ -116,7 +116,7 @@ fn a_writer_whose_engine_vanishes_leaves_an_interrupted_run() {
     let id = run.id;
     let (mut rec, handle) = writer::start(store.clone(), run).unwrap();
     for i in 0..10 {
-        rec.record(EngineEvent::Step { step: step(i), routing: None });
+        rec.record(Event::Step { step: step(i), routing: None });
     }
     drop(rec);
     handle.join().unwrap().unwrap();
@@ -302,7 +302,7 @@ fn export_import_export_is_identical_apart_from_ids() {
     let first = export(&store, run.session);
     assert!(first.contains("\"type\":\"prompt_routing\""), "{first}");
     assert!(first.contains("\"router\":[0.25,0.5,0.125,0.125]"), "{first}");
-    let records = import::parse(&first).unwrap();
+    let records = jsonl::parse(&first).unwrap();
     let done = import::import(&store, records.clone()).unwrap();
     assert_eq!(done.runs.len(), 1);
     assert_ne!(done.runs[0], run.id, "import must create new ids");
@@ -356,12 +356,12 @@ fn malformed_imports_name_the_line_and_change_nothing() {
         ),
     ];
     for (text, want) in cases {
-        let err = match import::parse(&text) {
+        let err = match jsonl::parse(&text) {
             Err(e) => e.to_string(),
             Ok(_) => panic!("accepted: {text}"),
         };
         assert!(err.starts_with(want), "got '{err}', want '{want}'");
-        assert!(matches!(import::parse(&text), Err(Error::Import { .. })));
+        assert!(matches!(jsonl::parse(&text), Err(jsonl::ParseError { .. })));
     }
     assert_eq!(before, (store.sessions().unwrap().len(), store.runs().unwrap().len()));
 }
@@ -464,7 +464,7 @@ proptest! {
         };
         let mut text = jsonl::header().unwrap() + "\n";
         for l in jsonl::session_lines(&rec).unwrap() { text += &l; text += "\n"; }
-        let parsed = import::parse(&text).unwrap();
+        let parsed = jsonl::parse(&text).unwrap();
         prop_assert_eq!(parsed, vec![rec]);
     }
 }
@@ -562,7 +562,7 @@ fn remote_runs_with_unknown_values_round_trip() {
         text += "\n";
     }
     assert!(text.contains("\"logprob\":null"), "{text}");
-    let parsed = import::parse(&text).unwrap();
+    let parsed = jsonl::parse(&text).unwrap();
     assert_eq!(parsed[0].runs[0].run.as_ref(), Some(&run));
     let s = &parsed[0].runs[0].steps[0].0;
     assert!(s.logprob.is_nan() && s.entropy.is_nan() && s.text == "a");

@@ -336,16 +336,17 @@ fn routing_screen_for_a_dense_run_says_so() {
 
 #[test]
 fn live_run_follows_new_tokens_only_at_the_end() {
-    use thinkdbg::engine::generate::EngineEvent;
+    use thinkdbg::record::Event;
+    use thinkdbg::tui::jobs::JobEvent;
     let mut app = app_with(None);
     let view = RunView::new(run(5), Vec::new(), Vec::new(), Vec::new());
     app.set_view(view);
     app.live = Some(RunId(5));
     app.update(Action::ScreenTrace);
     let ev = |i: u32| {
-        Action::Engine(Box::new(EngineEvent::Step {
-            step: step(i, " tok", Phase::Answer, -0.2),
-            routing: None,
+        Action::Job(Box::new(JobEvent {
+            run: Some(RunId(5)),
+            event: Event::Step { step: step(i, " tok", Phase::Answer, -0.2), routing: None },
         }))
     };
     for i in 0..5 {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{thinkdbg, write_tiny, Tiny};
-use thinkdbg::resample::FinalAnswer;
+use thinkdbg::runs::resample::FinalAnswer;
 use thinkdbg::store::Store;
 use thinkdbg::trace::{FlagKind, Origin, RunStatus};
 use thinkdbg::tui::app::{Overlay, Screen};
@@ -170,7 +170,7 @@ fn edit_rerun_compare_fork_and_export_through_actions() {
         assert!(!lower.contains(live), "'{live}' is live in the HTML export");
     }
     assert!(lower.contains("content-security-policy"));
-    let back = thinkdbg::store::import::parse(jsonl).unwrap();
+    let back = thinkdbg::export::jsonl::parse(jsonl).unwrap();
     assert_eq!(back[0].runs[0].steps.len(), store.steps(typed).unwrap().steps.len());
 }
 
@@ -294,7 +294,7 @@ fn annotate_export_and_resample_through_actions() {
         assert!(text.contains("kept-label"), "{ext} has the user flag");
         assert!(!text.contains("drop-me"), "{ext} lost the deleted flag");
     }
-    let back = thinkdbg::store::import::parse(&files[2]).unwrap();
+    let back = thinkdbg::export::jsonl::parse(&files[2]).unwrap();
     let rec = &back[0].runs[0];
     assert_eq!(rec.notes, notes, "the JSONL export keeps the note");
     assert!(rec.flags.iter().any(|f| f.kind == FlagKind::User("kept-label".into())));

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
-use thinkdbg::resample::{FinalAnswer, Summary};
+use thinkdbg::runs::resample::{FinalAnswer, Summary};
 use thinkdbg::store::Store;
 use thinkdbg::trace::{
     FlagKind, Message, Origin, Phase, Run, RunId, RunStatus, SamplerSpec, Session, SessionId, Step,

@@ -8,7 +8,7 @@ fn cfg() -> AnalysisConfig {
 }
 
 fn kinds(a: &Analysis) -> Vec<String> {
-    a.flags.iter().map(|f| kind_name(&f.kind)).collect()
+    a.flags.iter().map(|f| f.kind.as_str().into_owned()).collect()
 }
 
 #[test]

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 pub use config::AnalysisConfig;
 pub use error::{Error, Result};
 pub use segment::{segment, ReasoningStep, Segments};
-pub use stats::{kind_name, RunStats};
+pub use stats::RunStats;
 
 use crate::trace::{Flag, FlagKind, Origin, Routing, Run, Severity, Step};
 use text::StepText;

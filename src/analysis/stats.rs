@@ -89,24 +89,11 @@ pub fn rows(s: &RunStats) -> Vec<(&'static str, String)> {
     ]
 }
 
-pub fn kind_name(kind: &FlagKind) -> String {
-    match kind {
-        FlagKind::LanguageSwitch => "language_switch".into(),
-        FlagKind::LowConfidence => "low_confidence".into(),
-        FlagKind::EntropySpike => "entropy_spike".into(),
-        FlagKind::Repetition => "repetition".into(),
-        FlagKind::Backtrack => "backtrack".into(),
-        FlagKind::ThinkIntegrity => "think_integrity".into(),
-        FlagKind::AnswerMismatch => "answer_mismatch".into(),
-        FlagKind::User(s) => format!("user:{s}"),
-    }
-}
-
 /// Flags per kind name, most frequent first.
 pub fn flags_by_kind(flags: &[Flag]) -> Vec<(String, usize)> {
     let mut by_kind: BTreeMap<String, usize> = BTreeMap::new();
     for f in flags {
-        *by_kind.entry(kind_name(&f.kind)).or_default() += 1;
+        *by_kind.entry(f.kind.as_str().into_owned()).or_default() += 1;
     }
     let mut out: Vec<(String, usize)> = by_kind.into_iter().collect();
     out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));

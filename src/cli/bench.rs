@@ -14,7 +14,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
-use crate::engine::generate::{EngineEvent, Recorder};
+use crate::record::{Event, Recorder};
 use crate::store::{codec, routing_codec, writer, Store};
 use crate::trace::{
     LayerRoute, Phase, Routing, Run, RunId, SamplerSpec, Session, SessionId, Step, StopReason,
@@ -157,9 +157,9 @@ fn bench_store(
     let (mut rec, handle) = writer::start(store.clone(), run)?;
     let start = Instant::now();
     for (step, routing) in items {
-        rec.record(EngineEvent::Step { step, routing });
+        rec.record(Event::Step { step, routing });
     }
-    rec.record(EngineEvent::Finished { stop: StopReason::MaxTokens, timings: Timings::default() });
+    rec.record(Event::Finished { stop: StopReason::MaxTokens, timings: Timings::default() });
     drop(rec);
     let outcome = handle.join().map_err(|_| anyhow::anyhow!("the writer panicked"))??;
     let writer_s = start.elapsed().as_secs_f64();

@@ -17,10 +17,11 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 
-use crate::engine::generate::{EngineEvent, Prompt, Recorder, RunRequest};
+use crate::engine::generate::{Prompt, RunRequest};
 use crate::engine::gguf::Gguf;
 use crate::engine::source::ModelSource;
 use crate::engine::{Engine, LoadOptions};
+use crate::record::Discard;
 use crate::store::{writer, Store};
 use crate::trace::{Message, RoutingDetail, SamplerSpec};
 
@@ -75,13 +76,6 @@ const MODES: &[Mode] = &[
     },
 ];
 
-/// Drops every event: the engine with recording off.
-struct Null;
-
-impl Recorder for Null {
-    fn record(&mut self, _: EngineEvent) {}
-}
-
 /// What one run measured.
 #[derive(Debug, Clone, Copy)]
 struct Sample {
@@ -94,7 +88,7 @@ struct Sample {
 fn run_once(engine: &mut Engine, req: &RunRequest, store: Option<&Arc<Store>>) -> Result<Sample> {
     let cancel = AtomicBool::new(false);
     let (summary, writer_tail_ms) = match store {
-        None => (engine.generate(req, &mut Null, &cancel)?, 0.0),
+        None => (engine.generate(req, &mut Discard, &cancel)?, 0.0),
         Some(store) => {
             let (mut rec, handle) =
                 writer::start(store.clone(), super::bench::scratch_run(store, "bench decode")?)?;

@@ -61,8 +61,9 @@ fn raw(url: &str, body: &str) -> Result<(f64, Vec<u8>)> {
 fn recorded(store: &Arc<Store>, opts: &RemoteOptions, req: &RemoteRequest) -> Result<(f64, u32)> {
     let run = Run::new_recording(RunId(store.new_id()?), SessionId(0), req.sampler.clone());
     let t0 = Instant::now();
-    let (rec, handle) = writer::start(store.clone(), run)?;
-    let out = remote::record(opts, req, Box::new(rec), &AtomicBool::new(false));
+    let (mut rec, handle) = writer::start(store.clone(), run)?;
+    let out = remote::record(opts, req, &mut rec, &AtomicBool::new(false));
+    drop(rec);
     handle.join().map_err(|_| anyhow!("the store writer panicked"))??;
     let secs = t0.elapsed().as_secs_f64();
     if let Ended::Failed(e) | Ended::Interrupted(e) = out.ended {

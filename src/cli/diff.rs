@@ -12,7 +12,7 @@ use anyhow::Result;
 use clap::Args;
 use crossterm::style::Stylize;
 
-use super::analysis_store::{config, run_id, use_color};
+use super::analysis::{config, run_id, use_color};
 use super::store_args::open;
 use crate::compare::{compare_with, AlignBy, AlignOp, Choice, Comparison, Side};
 use crate::sanitize::{for_terminal, visible_token};

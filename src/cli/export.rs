@@ -10,10 +10,10 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
 use super::store_args::open;
-use crate::export::jsonl::SessionRecord;
 use crate::export::Kind;
 use crate::store::{records, Store, Target};
 use crate::trace::RunId;
+use crate::trace::SessionRecord;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -41,10 +41,10 @@ pub struct ExportArgs {
 /// stored now when missing or stale, so that the flags read afterwards are current too). A
 /// run that cannot be analysed gets no table and a warning.
 fn stats_rows(store: &Store, runs: &[RunId]) -> Result<Vec<Vec<(String, String)>>> {
-    let cfg = super::analysis_store::config()?;
+    let cfg = super::analysis::config()?;
     Ok(runs
         .iter()
-        .map(|&id| match super::analysis_store::ensure(store, id, &cfg, false) {
+        .map(|&id| match super::analysis::ensure(store, id, &cfg, false) {
             Ok(a) => {
                 super::stats::lines(&a.stats).into_iter().map(|(k, v)| (k.to_string(), v)).collect()
             }

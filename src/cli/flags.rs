@@ -9,9 +9,8 @@ use anyhow::{bail, Result};
 use clap::Args;
 use crossterm::style::Stylize;
 
-use super::analysis_store::{config, ensure, note_recomputed, run_id, use_color};
+use super::analysis::{config, ensure, note_recomputed, run_id, use_color};
 use super::store_args::open;
-use crate::analysis::kind_name;
 use crate::sanitize::{for_terminal, json_line};
 use crate::trace::{Origin, Severity};
 
@@ -62,7 +61,7 @@ pub fn run(args: &FlagsArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
         args.kind.is_empty()
             || args.kind.iter().any(|k| k == name || (k == "user" && name.starts_with("user:")))
     };
-    for f in a.flags.iter().filter(|f| wanted(&kind_name(&f.kind))) {
+    for f in a.flags.iter().filter(|f| wanted(&f.kind.as_str())) {
         if args.json {
             writeln!(out, "{}", json_line(f)?)?;
             continue;
@@ -97,7 +96,7 @@ pub fn run(args: &FlagsArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
             "{:>6}..{:<6} {sev_styled} {:<15} {}{origin}  | {}",
             f.start,
             f.end,
-            kind_name(&f.kind),
+            f.kind.as_str(),
             for_terminal(&f.detail, false),
             for_terminal(&short, false)
         )?;

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use super::store_args::open;
+use crate::export::jsonl;
 use crate::store::import;
 
 #[derive(Debug, Clone, Args)]
@@ -19,7 +20,7 @@ pub fn run(args: &ImportArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
     let text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("reading '{}'", args.file.display()))?;
     // Parse before opening the store: a bad file never touches it.
-    let records = import::parse(&text).with_context(|| format!("'{}'", args.file.display()))?;
+    let records = jsonl::parse(&text).with_context(|| format!("'{}'", args.file.display()))?;
     let store = open(store_flag)?;
     let done = import::import(&store, records)?;
     eprintln!("imported {} session(s), {} run(s)", done.sessions.len(), done.runs.len());

@@ -1,7 +1,7 @@
 //! The command line: clap arguments (raw) turned into validated settings, one file per
 //! subcommand, and logging to a file. This module and `main` are the only users of `anyhow`.
 
-mod analysis_store;
+mod analysis;
 mod args;
 mod bench;
 mod bench_decode;

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::engine::generate::EngineEvent;
+use crate::record::Event;
 use crate::sanitize::for_terminal;
 
 pub struct LoadProgress {
@@ -29,13 +29,13 @@ impl LoadProgress {
     }
 
     /// Shows a loading event; returns false for events it does not handle.
-    pub fn show(&self, event: &EngineEvent) -> bool {
+    pub fn show(&self, event: &Event) -> bool {
         match event {
-            EngineEvent::Loading { done, total } => {
+            Event::Loading { done, total } => {
                 self.bar.set_length(*total);
                 self.bar.set_position(*done);
             }
-            EngineEvent::Loaded { model, load_ms, warnings } => {
+            Event::Loaded { model, load_ms, warnings } => {
                 self.bar.finish_and_clear();
                 for w in warnings {
                     eprintln!("warning: {}", for_terminal(w, false));

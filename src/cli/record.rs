@@ -12,8 +12,9 @@ use clap::Args;
 
 use super::args::GenArgs;
 use super::progress::LoadProgress;
-use crate::engine::generate::{EngineEvent, Prompt, Recorder, Tee};
+use crate::engine::generate::Prompt;
 use crate::engine::worker;
+use crate::record::{Event, Tee};
 use crate::sanitize::for_terminal;
 use crate::store::{self, Store, Target};
 use crate::trace::{Run, RunId, Session, SessionId};
@@ -92,48 +93,51 @@ pub fn run(args: &RecordArgs, store_flag: Option<&Path>, offline: bool) -> Resul
     let run = new_run(&store, args, &request.prompt, request.sampler.clone())?;
     let run_id = run.id;
     let (writer, writer_handle) = store::writer::start(store.clone(), run)?;
-    let (tx, rx) = mpsc::channel();
-    let recorders: Vec<Box<dyn Recorder>> = vec![Box::new(writer), Box::new(tx)];
     let cancel = Arc::new(AtomicBool::new(false));
-    // No progress bar under the UI: any byte on stderr would break its screen.
-    let progress = (!args.tui).then(|| LoadProgress::new(&path));
-    let engine = worker::spawn_run(
-        path,
-        args.gen.load_options(),
-        request,
-        Box::new(Tee(recorders)),
-        cancel.clone(),
-    )?;
-    let mut failed = None;
     if args.tui {
-        // The UI follows the run through the channel; quitting it cancels the generation.
+        // The UI follows the run through its job channel, as it follows the runs it starts:
+        // it waits for the writer when the run ends, and quitting it cancels the generation.
+        let mut jobs = crate::tui::jobs::Jobs::new(Default::default());
+        let ui = jobs.recorder(run_id);
+        let engine = worker::spawn_run(
+            path,
+            args.gen.load_options(),
+            request,
+            Box::new(Tee::new(writer, ui)),
+            cancel.clone(),
+        )?;
+        jobs.adopt(run_id, cancel.clone(), writer_handle);
         let ui = crate::tui::run(
             store.clone(),
-            crate::tui::Options { theme: None, live: Some((run_id, rx)), ..Default::default() },
+            crate::tui::Options { live: Some((jobs, run_id)), ..Default::default() },
         );
         cancel.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = engine.join();
-        let outcome = writer_handle.join().map_err(|_| anyhow!("the store writer panicked"))??;
         ui?;
-        let r = &outcome.run;
-        let stop = r.stop.map_or("-", |s| s.as_str());
+        let stop = store.run(run_id)?.and_then(|r| r.stop).map_or("-", |s| s.as_str());
         eprintln!("{} steps, stop: {stop}", store.step_count(run_id));
         println!("{run_id}");
         return Ok(ExitCode::SUCCESS);
     }
+    let (tx, rx) = mpsc::channel();
+    let progress = LoadProgress::new(&path);
+    let engine = worker::spawn_run(
+        path,
+        args.gen.load_options(),
+        request,
+        Box::new(Tee::new(writer, tx)),
+        cancel.clone(),
+    )?;
+    let mut failed = None;
     for event in rx {
         match event {
-            EngineEvent::Failed(msg) => failed = Some(msg),
+            Event::Failed(msg) => failed = Some(msg),
             ev => {
-                if let Some(p) = &progress {
-                    p.show(&ev);
-                }
+                progress.show(&ev);
             }
         }
     }
-    if let Some(p) = &progress {
-        p.finish();
-    }
+    progress.finish();
     let engine_result = engine.join().map_err(|_| anyhow!("the engine thread panicked"))?;
     let outcome = writer_handle.join().map_err(|_| anyhow!("the store writer panicked"))??;
     if let Some(msg) = failed {
@@ -150,7 +154,7 @@ pub fn run(args: &RecordArgs, store_flag: Option<&Path>, offline: bool) -> Resul
         for_terminal(&r.model.name, false),
         r.session
     );
-    super::analysis_store::after_record(&store, run_id);
+    super::analysis::after_record(&store, run_id);
     println!("{run_id}");
     Ok(ExitCode::SUCCESS)
 }

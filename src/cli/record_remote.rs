@@ -1,7 +1,7 @@
 //! `thinkdbg record --endpoint URL`: record from an OpenAI-compatible server through the same
 //! store writer as the embedded engine, then add the server's provenance and routed experts to
 //! the run. The API key is read from the environment variable named by `--api-key-env` and
-//! goes nowhere but the request header. The recording itself is `crate::remote_record`, shared
+//! goes nowhere but the request header. The recording itself is `crate::runs::remote`, shared
 //! with the terminal UI's run dialog.
 
 use std::path::Path;
@@ -16,7 +16,7 @@ use clap::{Args, ValueEnum};
 use super::record::{new_run, RecordArgs};
 use crate::engine::generate::Prompt;
 use crate::remote::{Ended, RemoteRequest};
-use crate::remote_record::{self, Endpoint};
+use crate::runs::remote::{self as remote_run, Endpoint};
 use crate::sanitize::for_terminal;
 use crate::trace::LogprobKind;
 
@@ -95,7 +95,7 @@ pub fn run(args: &RecordArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
     let mut run = new_run(&store, args, &request.prompt, request.sampler.clone())?;
     ep.prepare(&mut run);
     let run_id = run.id;
-    let rec = remote_record::record(&store, run, &opts, &req, None, &AtomicBool::new(false))?;
+    let rec = remote_run::record(&store, run, &opts, &req, None, &AtomicBool::new(false))?;
     let (run, outcome, steps_written) = (&rec.run, &rec.outcome, rec.steps_written);
     let info = &outcome.info;
     for line in info

@@ -1,4 +1,4 @@
-//! What `fork` and `resample` share beyond `crate::replay` (the parent run, the model check,
+//! What `fork` and `resample` share beyond `crate::runs::replay` (the parent run, the model check,
 //! child runs): recording several generations with one model load (an `EngineWorker`).
 
 use std::path::PathBuf;
@@ -9,11 +9,12 @@ use anyhow::{anyhow, bail, Result};
 use clap::Args;
 
 use super::progress::LoadProgress;
-use crate::engine::generate::{EngineEvent, RunRequest};
+use crate::engine::generate::RunRequest;
 use crate::engine::source::ModelSource;
 use crate::engine::worker::EngineWorker;
 use crate::engine::LoadOptions;
-pub use crate::replay::Parent;
+use crate::record::Event;
+pub use crate::runs::replay::Parent;
 use crate::store::writer::{self, WriterOutcome};
 use crate::store::Store;
 use crate::trace::Run;
@@ -66,10 +67,10 @@ pub fn record_all(
     jobs: Vec<(Run, RunRequest)>,
 ) -> Result<Vec<WriterOutcome>> {
     let progress = LoadProgress::new(&path);
-    let (tx, rx) = mpsc::channel::<EngineEvent>();
+    let (tx, rx) = mpsc::channel::<Event>();
     let worker = EngineWorker::start(path, opts, Box::new(tx))?;
     for event in rx {
-        if let EngineEvent::Failed(msg) = &event {
+        if let Event::Failed(msg) = &event {
             progress.finish();
             bail!("{msg}");
         }
@@ -84,7 +85,7 @@ pub fn record_all(
         let result = done.recv().map_err(|_| anyhow!("the engine stopped during run '{run_id}'"));
         let outcome = handle.join().map_err(|_| anyhow!("the store writer panicked"))??;
         result??;
-        super::analysis_store::after_record(store, run_id);
+        super::analysis::after_record(store, run_id);
         outcomes.push(outcome);
     }
     worker.shutdown()?;

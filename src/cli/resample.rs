@@ -12,7 +12,7 @@ use clap::Args;
 
 use super::replay::{record_all, Parent, ReplayArgs};
 use crate::engine::LoadOptions;
-use crate::resample::{self, FinalAnswer, Summary};
+use crate::runs::resample::{self, FinalAnswer, Summary};
 
 #[derive(Debug, Clone, Args)]
 pub struct ResampleArgs {

@@ -14,8 +14,8 @@ use crossterm::style::Stylize;
 
 use super::args::GenArgs;
 use super::progress::LoadProgress;
-use crate::engine::generate::EngineEvent;
 use crate::engine::worker;
+use crate::record::Event;
 use crate::sanitize::{for_terminal, json_line, visible_token};
 use crate::trace::{LayerRoute, Phase, Routing, Step};
 
@@ -142,16 +142,16 @@ pub fn run(args: &RunArgs, offline: bool) -> Result<ExitCode> {
     let mut failed = None;
     for event in rx {
         match event {
-            ev @ (EngineEvent::Loading { .. } | EngineEvent::Loaded { .. }) => {
+            ev @ (Event::Loading { .. } | Event::Loaded { .. }) => {
                 progress.show(&ev);
             }
-            EngineEvent::Started { prompt_tokens, stop_ids: ids, .. } => {
+            Event::Started { prompt_tokens, stop_ids: ids, .. } => {
                 eprintln!("prompt: {} tokens", prompt_tokens.len());
                 stop_ids = ids;
             }
             // `run` prints steps only; `record` stores the prompt's routing.
-            EngineEvent::PromptRouting(_) => {}
-            EngineEvent::Step { step, routing } => {
+            Event::PromptRouting(_) => {}
+            Event::Step { step, routing } => {
                 printer.step(
                     &mut out,
                     &step,
@@ -159,7 +159,7 @@ pub fn run(args: &RunArgs, offline: bool) -> Result<ExitCode> {
                     stop_ids.contains(&step.token_id),
                 )?;
             }
-            EngineEvent::Finished { stop, timings } => {
+            Event::Finished { stop, timings } => {
                 if mode == Mode::Text {
                     writeln!(out)?;
                 }
@@ -171,7 +171,7 @@ pub fn run(args: &RunArgs, offline: bool) -> Result<ExitCode> {
                     timings.decode_tok_s()
                 );
             }
-            EngineEvent::Failed(msg) => failed = Some(msg),
+            Event::Failed(msg) | Event::Interrupted(msg) => failed = Some(msg),
         }
     }
     progress.finish();

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 
-use super::analysis_store::{config, ensure, note_recomputed, run_id};
+use super::analysis::{config, ensure, note_recomputed, run_id};
 use super::store_args::open;
 use crate::analysis::RunStats;
 

@@ -1,9 +1,9 @@
 //! One generation: render the prompt, prefill, then for every step compute the raw
 //! distribution's statistics, choose a token, decode its text, track the think/answer phase
-//! and hand a `Step` to the `Recorder`.
+//! and hand a `Step` to the `Recorder` (`crate::record`).
 //!
 //! Recording is synchronous and cheap (a channel send in practice), so generation never waits
-//! on the store or the terminal. Depends on `trace` and the rest of `engine`.
+//! on the store or the terminal. Depends on `trace`, `record` and the rest of `engine`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -14,9 +14,9 @@ use super::error::{Error, Result};
 use super::sampler::{RawStats, Sampler};
 use super::tokenizer::StreamDecoder;
 use super::Engine;
+use crate::record::{Event, Recorder};
 use crate::trace::{
-    Message, ModelInfo, Phase, Routing, RoutingDetail, SamplerSpec, Step, StopReason, Timings,
-    TopToken,
+    Message, Phase, Routing, RoutingDetail, SamplerSpec, Step, StopReason, Timings, TopToken,
 };
 
 /// What to generate from.
@@ -46,78 +46,13 @@ pub struct RunRequest {
     /// How much MoE routing to record (dense models have none).
     #[serde(default)]
     pub routing: RoutingDetail,
-    /// Also record how the prompt's tokens were routed (`EngineEvent::PromptRouting`).
+    /// Also record how the prompt's tokens were routed (`Event::PromptRouting`).
     #[serde(default = "yes")]
     pub prompt_routing: bool,
 }
 
 fn yes() -> bool {
     true
-}
-
-/// What the engine reports while it works.
-#[derive(Debug, Clone, PartialEq)]
-pub enum EngineEvent {
-    /// Model loading: bytes of tensor data read and in all.
-    Loading {
-        done: u64,
-        total: u64,
-    },
-    Loaded {
-        model: ModelInfo,
-        load_ms: u64,
-        warnings: Vec<String>,
-    },
-    Started {
-        rendered_prompt: String,
-        prompt_tokens: Vec<u32>,
-        phase: Phase,
-        stop_ids: Vec<u32>,
-    },
-    /// How each prompt token was routed (MoE models), in prompt order, after the prefill.
-    PromptRouting(Vec<Routing>),
-    Step {
-        step: Step,
-        routing: Option<Routing>,
-    },
-    Finished {
-        stop: StopReason,
-        timings: Timings,
-    },
-    Failed(String),
-}
-
-/// Receives the engine's events. Implementations must not block for long: the store writer
-/// and the TUI implement it with a channel send.
-pub trait Recorder: Send {
-    fn record(&mut self, event: EngineEvent);
-}
-
-impl Recorder for std::sync::mpsc::Sender<EngineEvent> {
-    fn record(&mut self, event: EngineEvent) {
-        // A receiver that went away (the user quit) just stops listening.
-        let _ = self.send(event);
-    }
-}
-
-/// Sends every event to several recorders (e.g. the store writer and the terminal).
-pub struct Tee(pub Vec<Box<dyn Recorder>>);
-
-impl Recorder for Tee {
-    fn record(&mut self, event: EngineEvent) {
-        if let Some((last, rest)) = self.0.split_last_mut() {
-            for r in rest {
-                r.record(event.clone());
-            }
-            last.record(event);
-        }
-    }
-}
-
-impl Recorder for Vec<EngineEvent> {
-    fn record(&mut self, event: EngineEvent) {
-        self.push(event);
-    }
 }
 
 /// How a run ended.
@@ -242,7 +177,7 @@ impl Engine {
         } else {
             Phase::Answer
         };
-        recorder.record(EngineEvent::Started {
+        recorder.record(Event::Started {
             rendered_prompt: rendered,
             prompt_tokens: prompt_ids.clone(),
             phase: initial,
@@ -258,7 +193,7 @@ impl Engine {
         let mut logits = self.model.forward(&prompt_ids, 0)?;
         timings.prefill_us = start.elapsed().as_micros() as u64;
         if moe && req.prompt_routing {
-            recorder.record(EngineEvent::PromptRouting(self.model.take_routing()));
+            recorder.record(Event::PromptRouting(self.model.take_routing()));
         }
         let decode_start = Instant::now();
         let mut history = prompt_ids.clone();
@@ -305,7 +240,7 @@ impl Engine {
                 top,
             };
             if let Some((prev, routing)) = pending.replace((step, None)) {
-                recorder.record(EngineEvent::Step { step: prev, routing });
+                recorder.record(Event::Step { step: prev, routing });
             }
             history.push(token);
             timings.generated_tokens += 1;
@@ -337,9 +272,9 @@ impl Engine {
                 self.model.forward(&[last.token_id], pos)?;
                 routing = self.model.take_routing().pop();
             }
-            recorder.record(EngineEvent::Step { step: last, routing });
+            recorder.record(Event::Step { step: last, routing });
         }
-        recorder.record(EngineEvent::Finished { stop, timings });
+        recorder.record(Event::Finished { stop, timings });
         Ok(RunSummary { stop, timings })
     }
 }

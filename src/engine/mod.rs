@@ -23,7 +23,7 @@ use std::time::Instant;
 use candle_core::Device;
 
 pub use error::{Error, Result};
-pub use generate::{EngineEvent, Prompt, Recorder, RunRequest, RunSummary};
+pub use generate::{Prompt, RunRequest, RunSummary};
 
 use crate::trace::ModelInfo;
 use gguf::Gguf;

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use super::error::{Error, Result};
-use super::generate::{EngineEvent, Recorder, RunRequest, RunSummary};
+use super::generate::{RunRequest, RunSummary};
 use super::{device, Engine, LoadOptions};
+use crate::record::{Event, Recorder};
 
 struct Job {
     request: RunRequest,
@@ -34,14 +35,14 @@ fn load(path: &std::path::Path, opts: &LoadOptions, recorder: &mut dyn Recorder)
         let pct = (done * 100).checked_div(total).unwrap_or(100);
         if pct != last_pct {
             last_pct = pct;
-            recorder.record(EngineEvent::Loading { done, total });
+            recorder.record(Event::Loading { done, total });
         }
     };
     Engine::load(path, opts, &mut progress)
 }
 
-fn loaded(engine: &Engine) -> EngineEvent {
-    EngineEvent::Loaded {
+fn loaded(engine: &Engine) -> Event {
+    Event::Loaded {
         model: engine.info.clone(),
         load_ms: engine.load_ms,
         warnings: engine.warnings.clone(),
@@ -58,7 +59,7 @@ fn run_job(engine: &mut Engine, job: Job) {
         s
     });
     if let Err(e) = &outcome {
-        recorder.record(EngineEvent::Failed(e.to_string()));
+        recorder.record(Event::Failed(e.to_string()));
     }
     // The submitter may have stopped waiting; its recorder already has everything.
     let _ = done.send(outcome);
@@ -88,9 +89,9 @@ impl EngineWorker {
                     }
                     Err(e) => {
                         let msg = e.to_string();
-                        load_recorder.record(EngineEvent::Failed(msg.clone()));
+                        load_recorder.record(Event::Failed(msg.clone()));
                         for mut job in rx {
-                            job.recorder.record(EngineEvent::Failed(msg.clone()));
+                            job.recorder.record(Event::Failed(msg.clone()));
                             let _ = job.done.send(Err(Error::Worker(msg.clone())));
                         }
                     }
@@ -113,7 +114,7 @@ impl EngineWorker {
             Some(jobs) => {
                 if let Err(mpsc::SendError(mut job)) = jobs.send(job) {
                     let msg = "the engine thread has stopped".to_string();
-                    job.recorder.record(EngineEvent::Failed(msg.clone()));
+                    job.recorder.record(Event::Failed(msg.clone()));
                     let _ = job.done.send(Err(Error::Worker(msg)));
                 }
             }
@@ -166,7 +167,7 @@ pub fn spawn_run(
                         })
                     }
                     Err(e) => {
-                        recorder.record(EngineEvent::Failed(e.to_string()));
+                        recorder.record(Event::Failed(e.to_string()));
                         Err(e)
                     }
                 }

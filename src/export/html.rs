@@ -11,11 +11,10 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 use super::annotate::{settings_rows, span_text, Mark, Marks};
-use super::jsonl::{RunRecord, SessionRecord};
 use super::markdown::phase_sections;
-use crate::analysis::kind_name;
 use crate::sanitize::for_terminal;
 use crate::trace::{Phase, Routing, Step};
+use crate::trace::{RunRecord, SessionRecord};
 
 const STYLE: &str = "
 body{font:15px/1.5 system-ui,sans-serif;margin:2em auto;max-width:70em;padding:0 1em;color:#1d1f21;background:#fff}
@@ -256,7 +255,7 @@ fn run_section(out: &mut String, rec: &RunRecord, stats: &[(String, String)]) {
                 out,
                 "<li id=\"{rid}-f{n}\"><a href=\"#{rid}-s{}\">⚑{n}</a> <strong>{}</strong> ({:?}, steps {}): {}</li>",
                 f.start,
-                escape(&kind_name(&f.kind)),
+                escape(&f.kind.as_str()),
                 f.severity,
                 span_text(f.start, f.end),
                 escape(&f.detail),

@@ -3,12 +3,17 @@
 //! its runs, each a `run` line, its `prompt_routing` lines (MoE runs: how each prompt token
 //! was routed, by position) and its `step`, `flag` and `note` lines. A `step` line has the
 //! same fields as `thinkdbg run --jsonl` plus `run` (and `routing` for MoE runs). Lossless:
-//! importing an export and exporting again gives the same bytes apart from ids.
+//! importing an export and exporting again gives the same bytes apart from ids. `parse` reads
+//! a file back into `trace::SessionRecord`s, checking every line; `store::import` writes them.
+
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::sanitize::json_line;
-use crate::trace::{Flag, LayerRoute, Note, Routing, Run, RunId, Session, SessionId, Step};
+use crate::trace::{
+    Flag, LayerRoute, Note, Routing, Run, RunId, RunRecord, Session, SessionId, SessionRecord, Step,
+};
 
 /// Name and version written in the header line.
 pub const FORMAT: &str = "thinkdbg-jsonl";
@@ -74,24 +79,6 @@ pub enum Line {
     Note(NoteLine),
 }
 
-/// Everything recorded about one run.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct RunRecord {
-    pub run: Option<Run>,
-    /// How each prompt token was routed (MoE runs that recorded it), in prompt order.
-    pub prompt_routing: Vec<Routing>,
-    pub steps: Vec<(Step, Option<Routing>)>,
-    pub flags: Vec<Flag>,
-    pub notes: Vec<Note>,
-}
-
-/// A session with its runs, in the order they are written.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SessionRecord {
-    pub session: Session,
-    pub runs: Vec<RunRecord>,
-}
-
 /// Writes the header line.
 pub fn header() -> serde_json::Result<String> {
     json_line(&Line::Header(Header { format: FORMAT.into(), version: FORMAT_VERSION }))
@@ -131,4 +118,141 @@ pub fn session_lines(rec: &SessionRecord) -> serde_json::Result<Vec<String>> {
         }
     }
     Ok(out)
+}
+
+/// A line of a JSONL file that cannot be imported, and why.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct ParseError {
+    pub line: usize,
+    pub message: String,
+}
+
+/// Parses a JSONL export into sessions, checking references and order.
+pub fn parse(text: &str) -> Result<Vec<SessionRecord>, ParseError> {
+    let bad = |line: usize, message: String| ParseError { line, message };
+    let mut sessions: Vec<SessionRecord> = Vec::new();
+    let mut run_index: HashMap<RunId, (usize, usize)> = HashMap::new();
+    let mut saw_header = false;
+    for (i, raw) in text.lines().enumerate() {
+        let n = i + 1;
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let line: Line = serde_json::from_str(raw)
+            .map_err(|e| bad(n, format!("not a valid thinkdbg JSONL line: {e}")))?;
+        if !saw_header {
+            match &line {
+                Line::Header(h) if h.format == FORMAT && h.version <= FORMAT_VERSION => {
+                    saw_header = true;
+                    continue;
+                }
+                Line::Header(h) => {
+                    return Err(bad(n, format!("format '{}' version {} is not one this thinkdbg reads ({FORMAT} up to {FORMAT_VERSION})", h.format, h.version)))
+                }
+                _ => return Err(bad(n, "the first line must be the 'header' line".into())),
+            }
+        }
+        match line {
+            Line::Header(_) => return Err(bad(n, "a second 'header' line".into())),
+            Line::Session(s) => {
+                if sessions.iter().any(|x| x.session.id == s.id) {
+                    return Err(bad(n, format!("session '{}' appears twice", s.id)));
+                }
+                sessions.push(SessionRecord {
+                    session: Session {
+                        id: s.id,
+                        title: s.title,
+                        created_at: s.created_at,
+                        tags: s.tags,
+                        runs: Vec::new(),
+                    },
+                    runs: Vec::new(),
+                });
+            }
+            Line::Run(run) => {
+                let si = sessions
+                    .iter()
+                    .position(|x| x.session.id == run.session)
+                    .ok_or_else(|| bad(n, format!("run '{}' belongs to session '{}', which has no 'session' line before it", run.id, run.session)))?;
+                if run_index.contains_key(&run.id) {
+                    return Err(bad(n, format!("run '{}' appears twice", run.id)));
+                }
+                run_index.insert(run.id, (si, sessions[si].runs.len()));
+                sessions[si].session.runs.push(run.id);
+                sessions[si].runs.push(RunRecord { run: Some(*run), ..RunRecord::default() });
+            }
+            Line::PromptRouting(p) => {
+                let &(si, ri) = run_index.get(&p.run).ok_or_else(|| {
+                    bad(
+                        n,
+                        format!(
+                            "prompt routing of run '{}', which has no 'run' line before it",
+                            p.run
+                        ),
+                    )
+                })?;
+                let rec = &mut sessions[si].runs[ri];
+                let want = rec.prompt_routing.len() as u32;
+                if p.position != want {
+                    return Err(bad(
+                        n,
+                        format!(
+                            "prompt routing position {} of run '{}' where {want} was expected",
+                            p.position, p.run
+                        ),
+                    ));
+                }
+                rec.prompt_routing.push(Routing { layers: p.routing });
+            }
+            Line::Step(s) => {
+                let &(si, ri) = run_index.get(&s.run).ok_or_else(|| {
+                    bad(n, format!("step of run '{}', which has no 'run' line before it", s.run))
+                })?;
+                let rec = &mut sessions[si].runs[ri];
+                let want = rec.steps.len() as u32;
+                if s.step.index != want {
+                    return Err(bad(
+                        n,
+                        format!(
+                            "step index {} of run '{}' where {want} was expected",
+                            s.step.index, s.run
+                        ),
+                    ));
+                }
+                rec.steps.push((s.step, s.routing.map(|layers| Routing { layers })));
+            }
+            Line::Flag(f) => {
+                let &(si, ri) = run_index.get(&f.run).ok_or_else(|| {
+                    bad(n, format!("flag of run '{}', which has no 'run' line before it", f.run))
+                })?;
+                if f.flag.start > f.flag.end {
+                    return Err(bad(
+                        n,
+                        format!("flag span {}..{} is reversed", f.flag.start, f.flag.end),
+                    ));
+                }
+                sessions[si].runs[ri].flags.push(f.flag);
+            }
+            Line::Note(x) => {
+                let &(si, ri) = run_index.get(&x.run).ok_or_else(|| {
+                    bad(n, format!("note of run '{}', which has no 'run' line before it", x.run))
+                })?;
+                if x.note.start > x.note.end {
+                    return Err(bad(
+                        n,
+                        format!("note span {}..{} is reversed", x.note.start, x.note.end),
+                    ));
+                }
+                sessions[si].runs[ri].notes.push(x.note);
+            }
+        }
+    }
+    if !saw_header {
+        return Err(bad(
+            1,
+            "the file is empty; a thinkdbg JSONL export starts with a 'header' line".into(),
+        ));
+    }
+    Ok(sessions)
 }

@@ -6,10 +6,9 @@
 use std::fmt::Write;
 
 use super::annotate::{settings_rows, span_text, Mark, Marks};
-use super::jsonl::{RunRecord, SessionRecord};
-use crate::analysis::kind_name;
 use crate::sanitize::for_terminal;
 use crate::trace::{Phase, Step};
+use crate::trace::{RunRecord, SessionRecord};
 
 /// Text escaped for Markdown: visible controls, HTML entities for `<`, `>` and `&`, a
 /// backslash before inline markup, block markers at a line start defused, line breaks kept
@@ -155,7 +154,7 @@ fn run_section(out: &mut String, rec: &RunRecord, stats: &[(String, String)]) {
                 "{}. **⚑{}** {} ({:?}, steps {}): {}",
                 i + 1,
                 i + 1,
-                escape(&kind_name(&f.kind)),
+                escape(&f.kind.as_str()),
                 f.severity,
                 span_text(f.start, f.end),
                 escape(&f.detail)

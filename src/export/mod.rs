@@ -1,6 +1,6 @@
 //! Exports of recorded sessions: JSONL (lossless, re-importable), Markdown and a
 //! self-contained HTML page (both for people, with flags and notes marked). Reads `trace`
-//! values (and `analysis` for flag names); never touches sled or the terminal.
+//! values; parses JSONL back (`jsonl::parse`); never touches sled, the engine or the terminal.
 
 pub mod annotate;
 pub mod html;
@@ -31,7 +31,7 @@ impl Kind {
 /// A session in the chosen format; `stats[i]` holds the statistics rows of run `i`
 /// (Markdown and HTML only; fewer entries mean no table).
 pub fn render(
-    record: &jsonl::SessionRecord,
+    record: &crate::trace::SessionRecord,
     kind: Kind,
     stats: &[Vec<(String, String)>],
 ) -> serde_json::Result<String> {

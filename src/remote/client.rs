@@ -12,7 +12,7 @@ use super::chunk::Assembler;
 use super::error::{quote, Error, Result};
 use super::routing;
 use super::sse::{ReadError, SseReader};
-use crate::engine::generate::{EngineEvent, Recorder};
+use crate::record::{Event, Recorder};
 use crate::trace::{
     Message, ModelInfo, Phase, RemoteInfo, Routing, SamplerSpec, StopReason, Timings,
 };
@@ -188,7 +188,7 @@ struct Session<'a> {
     opts: &'a RemoteOptions,
     shown: String,
     asm: Assembler,
-    recorder: Box<dyn Recorder>,
+    recorder: &'a mut dyn Recorder,
     loaded: bool,
     found: Option<routing::Found>,
     first_us: Option<u64>,
@@ -250,17 +250,13 @@ impl Session<'_> {
                 if let Some(name) = &self.asm.model {
                     self.loaded = true;
                     let model = ModelInfo { name: name.clone(), ..ModelInfo::default() };
-                    self.recorder.record(EngineEvent::Loaded {
-                        model,
-                        load_ms: 0,
-                        warnings: Vec::new(),
-                    });
+                    self.recorder.record(Event::Loaded { model, load_ms: 0, warnings: Vec::new() });
                 }
             }
             for step in steps {
                 self.first_us.get_or_insert(t_us);
                 self.last_us = t_us;
-                self.recorder.record(EngineEvent::Step { step, routing: None });
+                self.recorder.record(Event::Step { step, routing: None });
             }
         }
     }
@@ -299,12 +295,12 @@ impl Session<'_> {
     }
 }
 
-/// Records one generation from the server into `recorder`, which is dropped on return (so a
-/// store writer behind it ends the run `Interrupted` when no `Finished`/`Failed` was sent).
+/// Records one generation from the server into `recorder`, ending with `Finished`, `Failed` or
+/// `Interrupted` (what arrived is kept) as `RemoteOutcome::ended` says.
 pub fn record(
     opts: &RemoteOptions,
     req: &RemoteRequest,
-    recorder: Box<dyn Recorder>,
+    recorder: &mut dyn Recorder,
     cancel: &AtomicBool,
 ) -> RemoteOutcome {
     let shown = super::redact(&opts.endpoint);
@@ -323,7 +319,7 @@ pub fn record(
         Err(e) => Ended::Failed(e),
         Ok(url) => {
             let phase = if opts.starts_in_think { Phase::Think } else { Phase::Answer };
-            s.recorder.record(EngineEvent::Started {
+            s.recorder.record(Event::Started {
                 rendered_prompt: String::new(),
                 prompt_tokens: Vec::new(),
                 phase,
@@ -378,10 +374,10 @@ pub fn record(
     let routing = s.routing(&mut info);
     match &ended {
         Ended::Complete(stop) => {
-            s.recorder.record(EngineEvent::Finished { stop: *stop, timings: s.timings() })
+            s.recorder.record(Event::Finished { stop: *stop, timings: s.timings() })
         }
-        Ended::Failed(e) => s.recorder.record(EngineEvent::Failed(e.to_string())),
-        Ended::Interrupted(_) => {}
+        Ended::Failed(e) => s.recorder.record(Event::Failed(e.to_string())),
+        Ended::Interrupted(e) => s.recorder.record(Event::Interrupted(e.to_string())),
     }
     RemoteOutcome { info, routing, steps: s.asm.steps(), ended }
 }

@@ -1,10 +1,9 @@
 //! Recording from OpenAI-compatible inference servers (SGLang, vLLM, llama.cpp server):
 //! streamed `/v1/chat/completions` with logprobs, reasoning text, routed experts and the run's
-//! provenance, reported step by step through the engine's `Recorder` (the same path into the
-//! store writer as the embedded engine), so an interrupted stream keeps what arrived.
+//! provenance, reported step by step as `record::Event`s to a `record::Recorder` (the same path
+//! into the store writer as the embedded engine), so an interrupted stream keeps what arrived.
 //!
-//! Depends on `trace` and on the `Recorder`/`EngineEvent` types of `engine::generate`; never on
-//! `store` or `tui`. The API key lives only in the request header: it is never part of an
+//! Depends on `trace` and `record`; never on `engine`, `store`, `runs` or the front ends. The API key lives only in the request header: it is never part of an
 //! error message, a log line or the stored endpoint.
 
 pub mod chunk;

@@ -6,7 +6,6 @@
 use std::io::Write;
 use std::net::TcpListener;
 use std::sync::atomic::AtomicBool;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -15,7 +14,7 @@ use serde_json::{json, Value};
 use super::chunk::Assembler;
 use super::routing::{self, Found};
 use super::*;
-use crate::engine::generate::EngineEvent;
+use crate::record::Event;
 use crate::trace::{Message, Phase, SamplerSpec, Step, StopReason, UNKNOWN_TOKEN};
 
 fn entry(token: &str, lp: f64, top: &[(&str, f64)]) -> Value {
@@ -304,18 +303,18 @@ fn opts(endpoint: &str) -> RemoteOptions {
     }
 }
 
-fn go(o: &RemoteOptions) -> (RemoteOutcome, Vec<EngineEvent>) {
+fn go(o: &RemoteOptions) -> (RemoteOutcome, Vec<Event>) {
     let req = RemoteRequest {
         messages: vec![Message::new("user", "hi")],
         sampler: SamplerSpec::default(),
         top_logprobs: 2,
     };
-    let (tx, rx) = mpsc::channel();
-    let out = record(o, &req, Box::new(tx), &AtomicBool::new(false));
-    (out, rx.into_iter().collect())
+    let mut events = Vec::new();
+    let out = record(o, &req, &mut events, &AtomicBool::new(false));
+    (out, events)
 }
 
-fn last_event(events: &[EngineEvent]) -> &EngineEvent {
+fn last_event(events: &[Event]) -> &Event {
     events.last().unwrap()
 }
 
@@ -331,7 +330,7 @@ fn a_refused_connection_fails_clearly_without_the_secret() {
     let msg = e.to_string();
     assert!(msg.starts_with(&format!("cannot connect to 'http://127.0.0.1:{port}/v1'")), "{msg}");
     assert!(!msg.contains("SECRET") && !msg.contains("pw"), "{msg}");
-    assert!(matches!(last_event(&events), EngineEvent::Failed(_)));
+    assert!(matches!(last_event(&events), Event::Failed(_)));
 }
 
 #[test]
@@ -363,7 +362,7 @@ fn a_malformed_sse_line_names_its_line_and_content_and_keeps_the_steps() {
         "{msg}"
     );
     assert_eq!(out.steps, 1);
-    assert!(events.iter().any(|e| matches!(e, EngineEvent::Step { .. })));
+    assert!(events.iter().any(|e| matches!(e, Event::Step { .. })));
 }
 
 #[test]
@@ -373,7 +372,7 @@ fn a_server_without_logprobs_records_text_and_says_so() {
     let (out, rec) = go(&opts(&serve(vec![sse(&events, true)])));
     assert!(matches!(out.ended, Ended::Complete(StopReason::Eos)), "{:?}", out.ended);
     assert!(out.info.missing.contains(&"logprobs on 2 of 2 steps".to_string()), "{:?}", out.info);
-    assert!(matches!(last_event(&rec), EngineEvent::Finished { stop: StopReason::Eos, .. }));
+    assert!(matches!(last_event(&rec), Event::Finished { stop: StopReason::Eos, .. }));
 }
 
 #[test]
@@ -385,8 +384,9 @@ fn a_stream_cut_after_tokens_is_interrupted_and_retries_happen_only_before() {
     let (out, events) = go(&o);
     assert!(matches!(out.ended, Ended::Interrupted(Error::Broken { .. })), "{:?}", out.ended);
     assert_eq!(out.steps, 2);
-    // No Finished or Failed: a store writer behind the recorder marks the run Interrupted.
-    assert!(matches!(last_event(&events), EngineEvent::Step { .. }));
+    // The end says why; a store writer behind the recorder marks the run Interrupted.
+    assert!(matches!(last_event(&events), Event::Interrupted(m) if m.contains("closed")));
+    assert!(matches!(&events[events.len() - 2], Event::Step { .. }));
 }
 
 #[test]

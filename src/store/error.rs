@@ -15,8 +15,6 @@ pub enum Error {
     Corrupt { tree: &'static str, place: String, message: String },
     #[error("no run or session '{0}' in the store")]
     NotFound(String),
-    #[error("line {line}: {message}")]
-    Import { line: usize, message: String },
     #[error("store: {0}")]
     Sled(#[from] sled::Error),
     #[error("cannot read or write '{path}': {source}")]

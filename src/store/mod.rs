@@ -1,12 +1,14 @@
 //! The session store: sessions, runs, steps, routing, flags and notes in an embedded sled
 //! database, behind a small `Store` type so that nothing else in the crate touches sled.
 //!
-//! Layout (see DESIGN.md, Store): trees `meta` (schema version), `sessions`, `runs`, `steps`,
+//! Layout: trees `meta` (schema version), `sessions`, `runs`, `steps`,
 //! `routing`, `prompt_routing` (MoE routing of the prompt's tokens, by position), `flags`,
 //! `notes`, `analysis` (statistics beside the flags); keys big-endian (`run_id ++
-//! step_index` for steps), values postcard behind a version byte (`codec`). Only one
-//! process may own a store; opening it
-//! marks runs left `Recording` by a crashed process as `Interrupted`. Depends on `trace` only.
+//! step_index` for steps), values postcard behind a version byte (`codec`), so a prefix scan
+//! returns a run's steps in order. Only one process may own a store; opening it marks runs
+//! left `Recording` by a crashed process as `Interrupted`. `writer` is a `record::Recorder`
+//! that batches a producer's steps to disk; `import` writes parsed `trace::SessionRecord`s and
+//! `records` reads them back. Depends on `trace` and `record` only.
 
 pub mod codec;
 pub mod error;

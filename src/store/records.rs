@@ -6,8 +6,7 @@ use std::collections::HashMap;
 
 use super::error::{Error, Result};
 use super::Store;
-use crate::export::jsonl::{RunRecord, SessionRecord};
-use crate::trace::{Routing, RunId, SessionId};
+use crate::trace::{Routing, RunId, RunRecord, SessionId, SessionRecord};
 
 /// A run with everything recorded about it.
 pub fn run_record(store: &Store, id: RunId) -> Result<RunRecord> {

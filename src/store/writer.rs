@@ -1,9 +1,9 @@
-//! The store writer: a thread that takes the engine's events and writes them into the store
+//! The store writer: a thread that takes a producer's events (`record::Event`) and writes them into the store
 //! without ever making generation wait for the disk.
 //!
 //! Steps are batched (`apply_batch` every ~50 ms or 64 steps), the database is flushed at
 //! checkpoints (about once a second) and at the end, and only after that final flush is the
-//! run marked `Complete`. The writer implements the engine's `Recorder` through a channel.
+//! run marked `Complete`. The writer is a `record::Recorder` (a channel send) for any producer.
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::error::{Error, Result};
 use super::Store;
-use crate::engine::generate::{EngineEvent, Recorder};
+use crate::record::{Event, Recorder};
 use crate::trace::{Routing, Run, RunStatus, Step};
 
 const BATCH_STEPS: usize = 64;
@@ -21,11 +21,11 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// The engine side of the writer: sends events to the writer thread.
 pub struct StoreRecorder {
-    tx: mpsc::Sender<EngineEvent>,
+    tx: mpsc::Sender<Event>,
 }
 
 impl Recorder for StoreRecorder {
-    fn record(&mut self, event: EngineEvent) {
+    fn record(&mut self, event: Event) {
         // If the writer died its error comes back through its join handle.
         let _ = self.tx.send(event);
     }
@@ -45,7 +45,7 @@ pub fn start(
 ) -> Result<(StoreRecorder, JoinHandle<Result<WriterOutcome>>)> {
     store.put_run(&run)?;
     store.flush()?;
-    let (tx, rx) = mpsc::channel::<EngineEvent>();
+    let (tx, rx) = mpsc::channel::<Event>();
     let handle = std::thread::Builder::new()
         .name("thinkdbg-store".into())
         .spawn(move || write_loop(&store, run, &rx))
@@ -53,11 +53,7 @@ pub fn start(
     Ok((StoreRecorder { tx }, handle))
 }
 
-fn write_loop(
-    store: &Store,
-    mut run: Run,
-    rx: &mpsc::Receiver<EngineEvent>,
-) -> Result<WriterOutcome> {
+fn write_loop(store: &Store, mut run: Run, rx: &mpsc::Receiver<Event>) -> Result<WriterOutcome> {
     let mut pending: Vec<(Step, Option<Routing>)> = Vec::new();
     let mut written = 0usize;
     let mut last_batch = Instant::now();
@@ -78,31 +74,34 @@ fn write_loop(
             Err(RecvTimeoutError::Disconnected) => break false,
         };
         match event {
-            Some(EngineEvent::Loaded { model, load_ms, .. }) => {
+            Some(Event::Loaded { model, load_ms, .. }) => {
                 run.model = model;
                 run.timings.load_ms = load_ms;
                 store.put_run(&run)?;
             }
-            Some(EngineEvent::Started { rendered_prompt, prompt_tokens, .. }) => {
+            Some(Event::Started { rendered_prompt, prompt_tokens, .. }) => {
                 run.rendered_prompt = rendered_prompt;
                 run.timings.prompt_tokens = prompt_tokens.len() as u32;
                 run.prompt_tokens = prompt_tokens;
                 store.put_run(&run)?;
             }
-            Some(EngineEvent::PromptRouting(routing)) => {
-                store.put_prompt_routing(run.id, &routing)?
-            }
-            Some(EngineEvent::Step { step, routing }) => pending.push((step, routing)),
-            Some(EngineEvent::Finished { stop, timings }) => {
+            Some(Event::PromptRouting(routing)) => store.put_prompt_routing(run.id, &routing)?,
+            Some(Event::Step { step, routing }) => pending.push((step, routing)),
+            Some(Event::Finished { stop, timings }) => {
                 run.stop = Some(stop);
                 run.timings = crate::trace::Timings { load_ms: run.timings.load_ms, ..timings };
                 break true;
             }
-            Some(EngineEvent::Failed(msg)) => {
+            Some(Event::Failed(msg)) => {
                 run.status = RunStatus::Failed(msg);
                 break true;
             }
-            Some(EngineEvent::Loading { .. }) | None => {}
+            Some(Event::Interrupted(why)) => {
+                tracing::info!(run = %run.id, "interrupted: {why}");
+                run.status = RunStatus::Interrupted;
+                break true;
+            }
+            Some(Event::Loading { .. }) | None => {}
         }
         if pending.len() >= BATCH_STEPS
             || (!pending.is_empty() && last_batch.elapsed() >= BATCH_EVERY)

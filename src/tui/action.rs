@@ -65,13 +65,12 @@ pub enum Action {
     InputBackspace,
     /// Not bindable: Enter in the search / filter line.
     InputSubmit,
-    /// Not bindable: what the engine reported about the run recording in this process.
-    Engine(Box<crate::engine::generate::EngineEvent>),
     /// Not bindable: the next field of the open editor (tab).
     FieldNext,
     /// Not bindable: the previous field of the open editor (shift-tab).
     FieldPrev,
-    /// Not bindable: what the engine reported about a run started from the UI.
+    /// Not bindable: what a producer reported about a live run (the model load included),
+    /// whether the UI started it or `record --tui` did.
     Job(Box<super::jobs::JobEvent>),
     /// Not bindable: the text cursor of the open editor (arrows, home, end).
     Caret(Caret),

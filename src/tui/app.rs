@@ -311,14 +311,14 @@ impl App {
 
     /// Applies one action. The only place the state changes.
     pub fn update(&mut self, action: Action) {
-        if !matches!(action, Action::Resize(..) | Action::Engine(_) | Action::Job(_)) {
+        if !matches!(action, Action::Resize(..) | Action::Job(_)) {
             self.message.clear();
         }
         if let Action::Job(ev) = action {
             self.on_job(*ev);
             return;
         }
-        if self.overlay.is_some() && !matches!(action, Action::Resize(..) | Action::Engine(_)) {
+        if self.overlay.is_some() && !matches!(action, Action::Resize(..)) {
             self.update_overlay(action);
             return;
         }
@@ -331,7 +331,6 @@ impl App {
                     self.help_scroll = self.help_scroll.saturating_sub(1)
                 }
                 Action::Resize(w, h) => self.size = (w, h),
-                Action::Engine(ev) => self.on_engine(*ev),
                 _ => {}
             }
             return;
@@ -385,7 +384,6 @@ impl App {
                     }
                 }
             }
-            Action::Engine(ev) => self.on_engine(*ev),
             Action::CycleTheme => self.cycle_theme(),
             Action::EditRerun
             | Action::Fork

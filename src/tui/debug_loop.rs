@@ -13,10 +13,11 @@ use super::fork_picker::{ForkChoice, ForkPicker};
 use super::jobs::{Ended, JobEvent};
 use super::run_view::RunView;
 use crate::analysis::AnalysisConfig;
-use crate::engine::generate::{EngineEvent, Prompt, RunRequest};
+use crate::engine::generate::{Prompt, RunRequest};
+use crate::record::Event;
 use crate::remote::RemoteRequest;
-use crate::remote_record::Endpoint;
-use crate::replay::Parent;
+use crate::runs::remote::Endpoint;
+use crate::runs::replay::Parent;
 use crate::sanitize::visible_token;
 use crate::trace::{RoutingDetail, RunId, RunStatus};
 
@@ -226,14 +227,14 @@ impl App {
         let record = crate::store::records::single_run(&store, d.run)?;
         // The Markdown and HTML statistics table, from the run's analysis (as `export`).
         let cfg = AnalysisConfig::load().unwrap_or_default();
-        let stats: Vec<(String, String)> = match crate::analysed::ensure(&store, d.run, &cfg, false)
-        {
-            Ok(a) => crate::analysis::stats::rows(&a.stats)
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect(),
-            Err(_) => Vec::new(),
-        };
+        let stats: Vec<(String, String)> =
+            match crate::runs::analysis::ensure(&store, d.run, &cfg, false) {
+                Ok(a) => crate::analysis::stats::rows(&a.stats)
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
         let text = crate::export::render(&record, d.kind, &[stats])
             .map_err(|e| Error::Job(e.to_string()))?;
         let path = std::path::PathBuf::from(d.path.trim());
@@ -357,12 +358,12 @@ impl App {
     pub(super) fn on_job(&mut self, ev: JobEvent) {
         let Some(id) = ev.run else {
             match ev.event {
-                EngineEvent::Loading { done, total } => self.jobs.loading = Some((done, total)),
-                EngineEvent::Loaded { model, load_ms, .. } => {
+                Event::Loading { done, total } => self.jobs.loading = Some((done, total)),
+                Event::Loaded { model, load_ms, .. } => {
                     self.jobs.loading = None;
                     self.message = format!("loaded '{}' in {load_ms} ms", model.name);
                 }
-                EngineEvent::Failed(msg) => {
+                Event::Failed(msg) => {
                     self.jobs.loading = None;
                     self.message = format!("model load failed: {msg}");
                 }
@@ -370,7 +371,7 @@ impl App {
             }
             return;
         };
-        let ended = matches!(ev.event, EngineEvent::Finished { .. } | EngineEvent::Failed(_));
+        let ended = ev.event.is_end();
         self.resample_event(id, &ev.event);
         if self.live == Some(id) {
             self.on_engine(ev.event.clone());
@@ -385,8 +386,9 @@ impl App {
         let msg = match (&ev.event, outcome) {
             (_, Some((_, Err(e)))) => format!("run '{id}' could not be stored: {e}"),
             (_, Some((_, Ok(Ended { remote_summary: Some(m) })))) => m,
-            (EngineEvent::Failed(m), _) => format!("run '{id}' failed: {m}"),
-            (EngineEvent::Finished { stop, .. }, _) => {
+            (Event::Failed(m), _) => format!("run '{id}' failed: {m}"),
+            (Event::Interrupted(m), _) => format!("run '{id}' interrupted: {m}"),
+            (Event::Finished { stop, .. }, _) => {
                 format!("run '{id}' finished ({}); C compares with its parent", stop.as_str())
             }
             _ => String::new(),
@@ -427,7 +429,7 @@ impl App {
     fn analyse_ended(&mut self, id: RunId) -> Option<String> {
         let store = self.store.clone()?;
         let cfg = AnalysisConfig::load().unwrap_or_default();
-        match crate::analysed::ensure(&store, id, &cfg, true) {
+        match crate::runs::analysis::ensure(&store, id, &cfg, true) {
             Ok(a) => {
                 if let Some(v) = self.view.as_mut().filter(|v| v.run.id == id) {
                     v.flags = a.flags;
@@ -468,16 +470,16 @@ impl App {
     }
 
     /// Follows the run recording in this process.
-    pub(super) fn on_engine(&mut self, ev: EngineEvent) {
+    pub(super) fn on_engine(&mut self, ev: Event) {
         let Some(live) = self.live else { return };
         let Some(v) = self.view.as_mut().filter(|v| v.run.id == live) else { return };
         match ev {
-            EngineEvent::Loaded { model, .. } => v.run.model = model,
-            EngineEvent::Started { rendered_prompt, prompt_tokens, .. } => {
+            Event::Loaded { model, .. } => v.run.model = model,
+            Event::Started { rendered_prompt, prompt_tokens, .. } => {
                 v.run.rendered_prompt = rendered_prompt;
                 v.run.prompt_tokens = prompt_tokens;
             }
-            EngineEvent::Step { step, routing } => {
+            Event::Step { step, routing } => {
                 if (step.index as usize) < v.len() {
                     // Already read from the store when the run was opened.
                     return;
@@ -494,7 +496,7 @@ impl App {
                     self.move_to(end);
                 }
             }
-            EngineEvent::Finished { stop, timings } => {
+            Event::Finished { stop, timings } => {
                 v.run.stop = Some(stop);
                 v.run.timings = timings;
                 v.run.status = RunStatus::Complete;
@@ -502,11 +504,15 @@ impl App {
                 v.rehighlight(&syntax);
                 self.message = format!("run finished: {}", stop.as_str());
             }
-            EngineEvent::Failed(msg) => {
+            Event::Failed(msg) => {
                 v.run.status = RunStatus::Failed(msg.clone());
                 self.message = format!("run failed: {msg}");
             }
-            EngineEvent::Loading { .. } | EngineEvent::PromptRouting(_) => {}
+            Event::Interrupted(msg) => {
+                v.run.status = RunStatus::Interrupted;
+                self.message = format!("run interrupted: {msg}");
+            }
+            Event::Loading { .. } | Event::PromptRouting(_) => {}
         }
     }
 }

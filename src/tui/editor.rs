@@ -8,7 +8,7 @@
 use super::action::Caret;
 pub use super::editor_draw::draw;
 use crate::engine::generate::Prompt;
-use crate::remote_record::{self, Endpoint};
+use crate::runs::remote::{self as remote_run, Endpoint};
 use crate::trace::{LogprobKind, Message, Run, RunId, SamplerSpec};
 
 /// The editable fields, by index. The dialog shows them in `PromptEditor::order`.
@@ -79,7 +79,7 @@ impl PromptEditor {
             .map(|(i, m)| (i, m.clone()))
             .collect();
         let s = &run.sampler;
-        let remote = remote_record::provenance(run);
+        let remote = remote_run::provenance(run);
         let (endpoint, model) = remote.clone().unwrap_or_default();
         let values = vec![
             text(sys),

@@ -20,7 +20,7 @@ pub enum Error {
     #[error("{0}")]
     Job(String),
     #[error(transparent)]
-    Replay(#[from] crate::replay::Error),
+    Replay(#[from] crate::runs::replay::Error),
     #[error("sample '{file}': {msg}")]
     Sample { file: String, msg: String },
 }

@@ -12,20 +12,7 @@ use super::inspector::fit;
 use super::run_view::RunView;
 use super::timeline::flag_key;
 use crate::sanitize::for_terminal;
-use crate::trace::{FlagKind, Severity};
-
-pub fn kind_name(k: &FlagKind) -> String {
-    match k {
-        FlagKind::LanguageSwitch => "language switch".into(),
-        FlagKind::LowConfidence => "low confidence".into(),
-        FlagKind::EntropySpike => "entropy spike".into(),
-        FlagKind::Repetition => "repetition".into(),
-        FlagKind::Backtrack => "backtrack".into(),
-        FlagKind::ThinkIntegrity => "think integrity".into(),
-        FlagKind::AnswerMismatch => "answer mismatch".into(),
-        FlagKind::User(s) => format!("user: {}", for_terminal(s, false)),
-    }
-}
+use crate::trace::Severity;
 
 /// The text of at most 12 steps from `start` (within `start..end`).
 fn excerpt(v: &RunView, start: u32, end: u32) -> String {
@@ -61,7 +48,7 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
             last_kind = Some(&fl.kind);
             let n = v.flags.iter().filter(|x| x.kind == fl.kind).count();
             lines.push(Line::from(Span::styled(
-                fit(&format!("▲ {} ({n})", kind_name(&fl.kind)), w),
+                fit(&format!("▲ {} ({n})", for_terminal(&fl.kind.label(), false)), w),
                 t.get(flag_key(&fl.kind)).patch(t.get("ui.title")),
             )));
         }

@@ -1,9 +1,9 @@
 //! Runs started from the UI (edit and re-run, fork, resample): one `EngineWorker` that loads
 //! the model once, a store writer per run, and a channel that brings every engine event back
 //! to the event loop, which turns it into an `Action`. A run from a server endpoint records on
-//! its own thread through `remote_record` (as `thinkdbg record --endpoint` does). Nothing here
-//! blocks on generation. Depends on the engine worker, the store writer, `remote_record` and
-//! `replay`; never draws.
+//! its own thread through `runs::remote` (as `thinkdbg record --endpoint` does). Nothing here
+//! blocks on generation. Depends on the engine worker, the store writer, `record`, `runs::remote`
+//! and `runs::replay`; never draws.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,15 +13,16 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::error::{Error, Result};
-use crate::engine::generate::{EngineEvent, Recorder, RunRequest};
+use crate::engine::generate::RunRequest;
 use crate::engine::source::ModelSource;
 use crate::engine::worker::EngineWorker;
 use crate::engine::LoadOptions;
+use crate::record::{Event, Recorder, Tee};
 use crate::remote::RemoteRequest;
-use crate::remote_record::{self, Endpoint, Recorded};
-use crate::replay::Parent;
+use crate::runs::remote::{self as remote_run, Endpoint, Recorded};
+use crate::runs::replay::Parent;
 use crate::sanitize::for_terminal;
-use crate::store::writer::{self, StoreRecorder, WriterOutcome};
+use crate::store::writer::{self, WriterOutcome};
 use crate::store::Store;
 use crate::trace::{Run, RunId};
 
@@ -29,7 +30,7 @@ use crate::trace::{Run, RunId};
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobEvent {
     pub run: Option<RunId>,
-    pub event: EngineEvent,
+    pub event: Event,
 }
 
 /// Which model re-runs use: `--model` (default: the demo model) and `--offline`.
@@ -39,39 +40,16 @@ pub struct ModelChoice {
     pub offline: bool,
 }
 
-struct UiRecorder {
+/// Where a producer's events reach the UI: the job channel, tagged with the run (`None`: the
+/// model load). Every live run comes through it, whoever started the run.
+pub struct UiRecorder {
     run: Option<RunId>,
     tx: Sender<JobEvent>,
 }
 
 impl Recorder for UiRecorder {
-    fn record(&mut self, event: EngineEvent) {
+    fn record(&mut self, event: Event) {
         let _ = self.tx.send(JobEvent { run: self.run, event });
-    }
-}
-
-/// Sends every event to the store writer and to the UI.
-struct Tee {
-    store: StoreRecorder,
-    ui: UiRecorder,
-}
-
-impl Recorder for Tee {
-    fn record(&mut self, event: EngineEvent) {
-        self.store.record(event.clone());
-        self.ui.record(event);
-    }
-}
-
-/// Forwards everything but the end of the run, which a remote job reports itself once the
-/// server's provenance is stored.
-struct UntilEnd(UiRecorder);
-
-impl Recorder for UntilEnd {
-    fn record(&mut self, event: EngineEvent) {
-        if !matches!(event, EngineEvent::Finished { .. } | EngineEvent::Failed(_)) {
-            self.0.record(event);
-        }
     }
 }
 
@@ -86,7 +64,8 @@ enum Finish {
 /// One run in flight.
 pub struct Running {
     pub run: RunId,
-    pub parent: RunId,
+    /// The run it re-runs (none for a run recorded from the command line).
+    pub parent: Option<RunId>,
     /// Recorded from a server endpoint (shown as such; its view is re-read when it ends).
     pub remote: bool,
     cancel: Arc<AtomicBool>,
@@ -196,14 +175,14 @@ impl Jobs {
         let (store_rec, handle) =
             writer::start(store.clone(), run).map_err(|e| Error::Job(e.to_string()))?;
         let cancel = Arc::new(AtomicBool::new(false));
-        let tee = Tee { store: store_rec, ui: UiRecorder { run: Some(id), tx: self.tx.clone() } };
+        let tee = Tee::new(store_rec, UiRecorder { run: Some(id), tx: self.tx.clone() });
         if let Some(w) = &self.worker {
             // The outcome also arrives as `Finished` / `Failed` through the recorder.
             drop(w.submit(request, Box::new(tee), cancel.clone()));
         }
         self.running.push(Running {
             run: id,
-            parent: parent.run.id,
+            parent: Some(parent.run.id),
             remote: false,
             cancel,
             finish: Some(Finish::Writer(handle)),
@@ -229,40 +208,52 @@ impl Jobs {
         let id = run.id;
         let cancel = Arc::new(AtomicBool::new(false));
         let (store, flag, tx) = (store.clone(), cancel.clone(), self.tx.clone());
-        let ui = UntilEnd(UiRecorder { run: Some(id), tx: self.tx.clone() });
+        let ui = UiRecorder { run: Some(id), tx: self.tx.clone() };
         let handle = std::thread::Builder::new()
             .name("thinkdbg-remote".into())
             .spawn(move || {
-                let res =
-                    remote_record::record(&store, run, &opts, &request, Some(Box::new(ui)), &flag);
-                let (event, out) = match res {
-                    Ok(rec) => {
-                        let event = match &rec.outcome.ended {
-                            crate::remote::Ended::Complete(stop) => {
-                                EngineEvent::Finished { stop: *stop, timings: rec.run.timings }
-                            }
-                            crate::remote::Ended::Interrupted(e) => {
-                                EngineEvent::Failed(format!("interrupted: {e}"))
-                            }
-                            crate::remote::Ended::Failed(e) => EngineEvent::Failed(e.to_string()),
-                        };
-                        (event, Ok(summary(&rec)))
+                // The end of the run reaches the UI after the provenance is stored.
+                match remote_run::record(&store, run, &opts, &request, Some(Box::new(ui)), &flag) {
+                    Ok(rec) => Ok(summary(&rec)),
+                    Err(e) => {
+                        let _ = tx
+                            .send(JobEvent { run: Some(id), event: Event::Failed(e.to_string()) });
+                        Err(e.to_string())
                     }
-                    Err(e) => (EngineEvent::Failed(e.to_string()), Err(e.to_string())),
-                };
-                // The end comes last, after the provenance is stored.
-                let _ = tx.send(JobEvent { run: Some(id), event });
-                out
+                }
             })
             .map_err(|e| Error::Job(format!("could not start the recording thread: {e}")))?;
         self.running.push(Running {
             run: id,
-            parent,
+            parent: Some(parent),
             remote: true,
             cancel,
             finish: Some(Finish::Remote(handle)),
         });
         Ok(id)
+    }
+
+    /// A recorder whose events reach the UI about `run`, as those of the runs started here do.
+    pub fn recorder(&self, run: RunId) -> UiRecorder {
+        UiRecorder { run: Some(run), tx: self.tx.clone() }
+    }
+
+    /// Follows a run started elsewhere in this process (`thinkdbg record --tui`) whose events
+    /// come through `recorder(run)`: its store writer is waited for when it ends, and
+    /// cancelling or quitting stops it through `cancel`, as for a run started here.
+    pub fn adopt(
+        &mut self,
+        run: RunId,
+        cancel: Arc<AtomicBool>,
+        writer: JoinHandle<crate::store::Result<WriterOutcome>>,
+    ) {
+        self.running.push(Running {
+            run,
+            parent: None,
+            remote: false,
+            cancel,
+            finish: Some(Finish::Writer(writer)),
+        });
     }
 
     /// Asks every run in flight to stop (the engine checks between tokens).

@@ -39,7 +39,6 @@ pub mod trace;
 pub mod ui;
 
 use std::path::PathBuf;
-use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,7 +49,6 @@ pub use annotations::FlagRow;
 pub use app::App;
 pub use error::{Error, Result};
 
-use crate::engine::generate::EngineEvent;
 use crate::store::Store;
 use crate::trace::RunId;
 use keymap::{Key, Keymap, Resolved};
@@ -64,10 +62,11 @@ const FRAME: Duration = Duration::from_millis(10);
 pub struct Options {
     /// Theme name (default `dark`, or `THINKDBG_THEME`).
     pub theme: Option<String>,
-    /// A run recording in this process and the engine events to follow it by.
-    pub live: Option<(RunId, Receiver<EngineEvent>)>,
     /// The model edit / fork / resample re-run with (`--model`, default demo).
     pub model: jobs::ModelChoice,
+    /// Jobs made before the UI, with a run recording in this process adopted into them
+    /// (`Jobs::adopt`), and that run's id to follow.
+    pub live: Option<(jobs::Jobs, RunId)>,
 }
 
 /// The user's config directory (`~/.config/thinkdbg` on Linux), or `THINKDBG_CONFIG`.
@@ -215,18 +214,17 @@ fn editor_key(ev: event::KeyEvent) -> Option<Action> {
 /// Runs the UI until the user quits.
 pub fn run(store: Arc<Store>, opts: Options) -> Result<()> {
     let mut app = build_app(Some(store), opts.theme.as_deref())?;
-    app.jobs.model = opts.model;
-    let live_rx = opts.live.map(|(id, rx)| {
+    if let Some((jobs, id)) = opts.live {
+        app.jobs = jobs;
         app.follow(id);
-        rx
-    });
+    }
+    app.jobs.model = opts.model;
     let mut guard = terminal::Guard::enter()?;
     let size = guard.terminal.size()?;
     app.update(Action::Resize(size.width, size.height));
     let mut keys = Dispatcher::default();
     let mut dirty = true;
     let mut last_draw = Instant::now() - FRAME;
-    let mut live_open = live_rx.is_some();
     loop {
         // Drain everything pending before drawing once.
         while event::poll(Duration::ZERO)? {
@@ -253,21 +251,6 @@ pub fn run(store: Arc<Store>, opts: Options) -> Result<()> {
             }
             dirty = true;
         }
-        if let Some(rx) = &live_rx {
-            loop {
-                match rx.try_recv() {
-                    Ok(ev) => {
-                        app.update(Action::Engine(Box::new(ev)));
-                        dirty = true;
-                    }
-                    Err(std::sync::mpsc::TryRecvError::Empty) => break,
-                    Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                        live_open = false;
-                        break;
-                    }
-                }
-            }
-        }
         while let Some(ev) = app.jobs.poll() {
             app.update(Action::Job(Box::new(ev)));
             dirty = true;
@@ -283,7 +266,7 @@ pub fn run(store: Arc<Store>, opts: Options) -> Result<()> {
         }
         let wait = if dirty {
             FRAME.saturating_sub(last_draw.elapsed())
-        } else if live_open || app.jobs.busy() || app.jobs.loading.is_some() {
+        } else if app.jobs.busy() || app.jobs.loading.is_some() {
             FRAME
         } else {
             Duration::from_millis(250)

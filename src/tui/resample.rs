@@ -3,13 +3,13 @@
 //! run of the session: parent = the run, fork step = the start of the reasoning step, whose
 //! tokens are resampled too, as `thinkdbg resample --reasoning-step` does), their progress as
 //! engine events arrive, and the summary once all have ended. The plan and the answer summary
-//! are `crate::resample`'s; drawing is in `resample_panel.rs`.
+//! are `crate::runs::resample`'s; drawing is in `resample_panel.rs`.
 
 use super::app::{App, Overlay};
 use super::error::{Error, Result};
-use crate::engine::generate::EngineEvent;
-use crate::replay::Parent;
-use crate::resample::{self, FinalAnswer, Summary};
+use crate::record::Event;
+use crate::runs::replay::Parent;
+use crate::runs::resample::{self, FinalAnswer, Summary};
 use crate::trace::{RunId, StopReason};
 
 /// The form that starts a resample.
@@ -196,23 +196,23 @@ impl App {
     }
 
     /// Counts a continuation's steps as they stream.
-    pub(super) fn resample_event(&mut self, id: RunId, ev: &EngineEvent) {
+    pub(super) fn resample_event(&mut self, id: RunId, ev: &Event) {
         let Some(r) = &mut self.resample else { return };
         let Some(i) = r.runs.iter().position(|x| *x == id) else { return };
-        if let EngineEvent::Step { .. } = ev {
+        if let Event::Step { .. } = ev {
             r.tokens[i] += 1;
         }
     }
 
     /// A continuation ended (its writer has flushed): reads its answer; once none is running,
     /// summarises. Returns whether `id` was a continuation.
-    pub(super) fn resample_ended(&mut self, id: RunId, ev: &EngineEvent, stored: bool) -> bool {
+    pub(super) fn resample_ended(&mut self, id: RunId, ev: &Event, stored: bool) -> bool {
         let store = self.store.clone();
         let Some(r) = &mut self.resample else { return false };
         let Some(i) = r.runs.iter().position(|x| *x == id) else { return false };
         r.outcomes[i] = match ev {
-            EngineEvent::Failed(m) => Outcome::Failed(m.clone()),
-            EngineEvent::Finished { stop: StopReason::User, .. } => Outcome::Cancelled,
+            Event::Failed(m) | Event::Interrupted(m) => Outcome::Failed(m.clone()),
+            Event::Finished { stop: StopReason::User, .. } => Outcome::Cancelled,
             _ if !stored => Outcome::Failed("not stored".into()),
             _ => match store.map(|s| s.steps(id)) {
                 Some(Ok(read)) => Outcome::Done(FinalAnswer::of(&read.steps)),

@@ -49,7 +49,7 @@ impl RunView {
         let id = run.id;
         let analysed = (run.status != RunStatus::Recording).then(|| {
             let cfg = AnalysisConfig::load().unwrap_or_default();
-            crate::analysed::ensure(store, id, &cfg, false)
+            crate::runs::analysis::ensure(store, id, &cfg, false)
         });
         let mut problem = None;
         let (steps, flags, unreadable) = match analysed {

@@ -20,7 +20,7 @@ pub const SAMPLES: &[(&str, &str)] = &[
 pub fn import_samples(store: &Store) -> Result<usize> {
     let mut runs = 0;
     for (file, text) in SAMPLES {
-        let records = import::parse(text)
+        let records = crate::export::jsonl::parse(text)
             .map_err(|e| Error::Sample { file: file.to_string(), msg: e.to_string() })?;
         runs += import::import(store, records)?.runs.len();
     }

@@ -17,7 +17,6 @@ use super::{Loader, Model, Progress};
 use crate::engine::error::{Error, Result};
 use crate::engine::gguf::Gguf;
 use crate::engine::rope::{Rope, RopeStyle};
-use crate::trace::{Routing, RoutingDetail};
 
 struct Attn {
     q_a: Option<(QMatMul, Tensor)>,
@@ -358,18 +357,7 @@ impl Model for Deepseek2 {
         self.blocks.iter().any(|b| matches!(b.ffn, Ffn::Moe(_)))
     }
 
-    fn take_routing(&mut self) -> Vec<Routing> {
-        self.probe.take_routing()
-    }
-
-    fn set_routing_detail(&mut self, detail: RoutingDetail) {
-        self.probe.detail = detail;
-    }
-    fn capture_router_inputs(&mut self, on: bool) {
-        self.probe.capture_inputs = on;
-    }
-
-    fn take_router_inputs(&mut self) -> Vec<(u16, Vec<Vec<f32>>)> {
-        self.probe.take_inputs()
+    fn probe(&mut self) -> Option<&mut MoeProbe> {
+        Some(&mut self.probe)
     }
 }

@@ -18,7 +18,6 @@ use crate::engine::error::{Error, Result};
 use crate::engine::gguf::Gguf;
 use crate::engine::kernels::Matrix;
 use crate::engine::rope::{Rope, RopeStyle};
-use crate::trace::{Routing, RoutingDetail};
 
 /// Hyper-parameters of a dense model, from `{arch}.*` metadata.
 #[derive(Debug, Clone, PartialEq)]
@@ -458,18 +457,7 @@ impl Model for Dense {
         self.hp.gating.is_some()
     }
 
-    fn take_routing(&mut self) -> Vec<Routing> {
-        self.probe.take_routing()
-    }
-
-    fn set_routing_detail(&mut self, detail: RoutingDetail) {
-        self.probe.detail = detail;
-    }
-    fn capture_router_inputs(&mut self, on: bool) {
-        self.probe.capture_inputs = on;
-    }
-
-    fn take_router_inputs(&mut self) -> Vec<(u16, Vec<Vec<f32>>)> {
-        self.probe.take_inputs()
+    fn probe(&mut self) -> Option<&mut MoeProbe> {
+        Some(&mut self.probe)
     }
 }

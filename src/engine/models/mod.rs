@@ -1,7 +1,9 @@
 //! Model architectures: hyper-parameters read from GGUF metadata and the forward passes.
 //!
-//! Forward passes are our own code on candle's ops and quantized matmuls (see DESIGN.md,
-//! Models): `dense` covers `llama`, `qwen2` and `qwen3`. Depends on `engine::gguf` and candle.
+//! Forward passes are our own code on candle's ops and quantized matmuls, not
+//! candle-transformers' model files, which hide the MoE routing we record and differ from
+//! llama.cpp (our numeric reference) for several of these models. `dense` covers `llama`,
+//! `qwen2` and `qwen3`; `moe` and `deepseek2` the MoE models. Depends on `engine::gguf` and candle.
 
 pub mod deepseek2;
 pub mod dense;
@@ -34,19 +36,32 @@ pub trait Model: Send {
     fn is_moe(&self) -> bool {
         false
     }
+    /// The MoE routing recorder of a model with experts (a dense model has none); the
+    /// routing methods below go through it.
+    fn probe(&mut self) -> Option<&mut moe::MoeProbe> {
+        None
+    }
     /// How each token of the last `forward` call was routed, in token order (one entry per
     /// token for MoE models, empty for dense ones).
     fn take_routing(&mut self) -> Vec<Routing> {
-        Vec::new()
+        self.probe().map(moe::MoeProbe::take_routing).unwrap_or_default()
     }
     /// How much of the routing `forward` keeps for `take_routing` (MoE models).
-    fn set_routing_detail(&mut self, _detail: RoutingDetail) {}
+    fn set_routing_detail(&mut self, detail: RoutingDetail) {
+        if let Some(p) = self.probe() {
+            p.detail = detail;
+        }
+    }
     /// Debug hook for independent checks: keep every MoE layer's router input (the normalised
     /// hidden state) of the following `forward` calls.
-    fn capture_router_inputs(&mut self, _on: bool) {}
+    fn capture_router_inputs(&mut self, on: bool) {
+        if let Some(p) = self.probe() {
+            p.capture_inputs = on;
+        }
+    }
     /// `(layer, one row per token)` router inputs of the last `forward` call.
     fn take_router_inputs(&mut self) -> Vec<(u16, Vec<Vec<f32>>)> {
-        Vec::new()
+        self.probe().map(moe::MoeProbe::take_inputs).unwrap_or_default()
     }
 }
 

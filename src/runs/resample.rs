@@ -8,7 +8,7 @@ use crate::analysis::integrity::{disagree, stated_answer, Stated};
 use crate::analysis::segment;
 use crate::analysis::text::StepText;
 use crate::engine::generate::RunRequest;
-use crate::replay::{Error, Parent, Result};
+use crate::runs::replay::{Error, Parent, Result};
 use crate::sanitize::for_terminal;
 use crate::store::Store;
 use crate::trace::{Run, RunId, SamplerSpec, Step};

@@ -1,4 +1,4 @@
-//! The CLI's side of the analysis kept beside a run (`crate::analysed`): the user's config,
+//! The CLI's side of the analysis kept beside a run (`runs::analysis`): the user's config,
 //! warnings on stderr, resolving run ids.
 
 use anyhow::{anyhow, Context, Result};
@@ -7,7 +7,7 @@ use crate::analysis::AnalysisConfig;
 use crate::store::Store;
 use crate::trace::RunId;
 
-pub use crate::analysed::Analysed;
+pub use crate::runs::analysis::Analysed;
 
 /// The user's analysis settings, with the config file named in any error.
 pub fn config() -> Result<AnalysisConfig> {
@@ -16,7 +16,7 @@ pub fn config() -> Result<AnalysisConfig> {
 
 /// `analysed::ensure`, with unreadable steps reported on stderr.
 pub fn ensure(store: &Store, id: RunId, cfg: &AnalysisConfig, force: bool) -> Result<Analysed> {
-    let a = crate::analysed::ensure(store, id, cfg, force)?;
+    let a = crate::runs::analysis::ensure(store, id, cfg, force)?;
     for e in &a.unreadable {
         eprintln!("warning: {e}");
     }

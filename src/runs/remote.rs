@@ -3,7 +3,7 @@
 //! what arrived), the server's provenance and routed experts after it. Shared by
 //! `thinkdbg record --endpoint` and the terminal UI's run dialog.
 //!
-//! Depends on `remote`, `store`, `trace` and the engine's `Recorder`; never on `cli` or `tui`.
+//! Depends on `remote`, `store`, `record` and `trace`; never on `cli` or `tui`.
 //! The API key is read from the environment when a recording starts and lives only in the
 //! `RemoteOptions` of that recording: never stored, shown or logged.
 
@@ -11,7 +11,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::engine::generate::{EngineEvent, Recorder};
+use crate::record::{Event, Recorder};
 use crate::remote::{self, Ended, RemoteOptions, RemoteOutcome, RemoteRequest};
 use crate::store::{writer, Store};
 use crate::trace::{LogprobKind, RemoteInfo, Run, RunSource, StopReason};
@@ -156,23 +156,30 @@ impl Recorded {
     }
 }
 
-/// Sends every event to the store writer and to a second recorder (the UI).
-struct Tee {
+/// Sends every event to the store writer at once and to a second recorder (the UI), except
+/// the end of the run, which the second recorder gets only after the server's provenance and
+/// routed experts are stored (so whoever reacts to the end reads the finished run).
+struct EndLast {
     store: writer::StoreRecorder,
-    also: Box<dyn Recorder>,
+    also: Option<Box<dyn Recorder>>,
+    end: Option<Event>,
 }
 
-impl Recorder for Tee {
-    fn record(&mut self, event: EngineEvent) {
+impl Recorder for EndLast {
+    fn record(&mut self, event: Event) {
         self.store.record(event.clone());
-        self.also.record(event);
+        if event.is_end() {
+            self.end = Some(event);
+        } else if let Some(also) = &mut self.also {
+            also.record(event);
+        }
     }
 }
 
 /// Records `req` from the server into `run` (a new run, status `Recording`, already made
-/// remote by `Endpoint::prepare`): every event also goes to `also`; then the server's
-/// provenance and routed experts are added to the stored run. A cancelled or broken stream
-/// leaves the run `Interrupted` with the steps that arrived.
+/// remote by `Endpoint::prepare`): every event also goes to `also`, the end of the run last,
+/// after the server's provenance and routed experts are added to the stored run. A cancelled or
+/// broken stream leaves the run `Interrupted` with the steps that arrived.
 pub fn record(
     store: &Arc<Store>,
     run: Run,
@@ -185,11 +192,10 @@ pub fn record(
     let shown = remote::redact(&opts.endpoint);
     tracing::info!(run = %run_id, endpoint = %shown, "recording from a server");
     let (writer, handle) = writer::start(store.clone(), run)?;
-    let recorder: Box<dyn Recorder> = match also {
-        Some(also) => Box::new(Tee { store: writer, also }),
-        None => Box::new(writer),
-    };
-    let outcome = remote::record(opts, req, recorder, cancel);
+    let mut tee = EndLast { store: writer, also, end: None };
+    let outcome = remote::record(opts, req, &mut tee, cancel);
+    let EndLast { store: writer, also, end } = tee;
+    drop(writer);
     let written = handle.join().map_err(|_| Error::Writer)??;
     let mut run = written.run;
     run.source = RunSource::Remote { endpoint: shown, server: outcome.info.clone() };
@@ -209,6 +215,9 @@ pub fn record(
         store.put_steps(run_id, &pairs)?;
     }
     store.flush()?;
+    if let (Some(mut also), Some(end)) = (also, end) {
+        also.record(end);
+    }
     Ok(Recorded { run, steps_written: written.steps_written, outcome })
 }
 

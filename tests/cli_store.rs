@@ -227,3 +227,36 @@ fn a_closed_stdout_ends_quietly() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+/// A stdout that cannot be written (a full disk) is one line on stderr and a failure, not a
+/// panic.
+#[test]
+fn a_full_stdout_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_tiny(dir.path(), &Tiny::qwen3());
+    let out = stdout(
+        thinkdbg(dir.path())
+            .args(["record", "-n", "4", "--ignore-eos", "--model"])
+            .arg(&model)
+            .arg("hi"),
+    );
+    let run = out.lines().last().unwrap().to_string();
+    for args in [&["ls"][..], &["ls", "--json"], &["show", run.as_str()]] {
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let out = std::process::Command::new(assert_cmd::cargo::cargo_bin!("thinkdbg"))
+            .args(args)
+            .env("THINKDBG_STORE", dir.path().join("store"))
+            .env("THINKDBG_LOG_FILE", dir.path().join("test.log"))
+            .env("THINKDBG_CACHE", dir.path().join("cache"))
+            .env("THINKDBG_CONFIG", dir.path().join("config.toml"))
+            .stdout(full)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(err.contains("cannot write to standard output: No space left"), "{args:?}: {err}");
+    }
+    // The store is intact afterwards.
+    thinkdbg(dir.path()).args(["show", run.as_str()]).assert().success();
+}

@@ -1,8 +1,9 @@
 //! Recording from a REAL llama.cpp server (`python3 -m llama_cpp.server` from
-//! llama-cpp-python[server], installed by `.ci/run`) serving the demo model on a loopback port:
+//! llama-cpp-python[server], provisioned by `common::llama_server`) serving the demo model on a loopback port:
 //! the recorded steps match the server's non-streaming answer to the same greedy request, and
 //! a server killed mid-stream leaves an `Interrupted` run with the steps that arrived.
-//! The interpreter is `THINKDBG_PYTHON` (default `python3`).
+//! The interpreter is `THINKDBG_PYTHON` (default `python3`), with the package installed into the
+//! cache when it has none.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

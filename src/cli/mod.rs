@@ -101,11 +101,12 @@ pub enum Command {
 
 /// Parses the arguments, runs the command and prints any error as one line on stderr.
 pub fn main() -> ExitCode {
-    quiet_on_closed_stdout();
+    stdout_failures_unwind_quietly();
     let cli = Cli::parse();
-    match run_cli(cli) {
-        Ok(code) => code,
-        Err(err) => {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_cli(cli)));
+    match outcome {
+        Ok(Ok(code)) => code,
+        Ok(Err(err)) => {
             // A closed stdout (e.g. `| head`) is not an error worth reporting.
             if err.chain().any(|e| {
                 e.downcast_ref::<std::io::Error>()
@@ -116,22 +117,40 @@ pub fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
+        Err(payload) => {
+            let text = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or_default();
+            match text.strip_prefix(STDOUT_FAILED) {
+                // The reader is done (`thinkdbg show … | head`): not a fault.
+                Some(why) if why.contains("Broken pipe") => ExitCode::SUCCESS,
+                Some(why) => {
+                    eprintln!("error: cannot write to standard output{why}");
+                    ExitCode::FAILURE
+                }
+                None => std::panic::resume_unwind(payload),
+            }
+        }
     }
 }
 
-/// `println!` panics when stdout is a closed pipe (`thinkdbg show … | head`); that is the
-/// reader being done, not a fault, so the process ends quietly with success, as when the
-/// error comes back as a value (`main`). Other panics keep the previous hook.
-fn quiet_on_closed_stdout() {
+/// How `println!` words its panic when stdout cannot be written.
+const STDOUT_FAILED: &str = "failed printing to stdout";
+
+/// `println!` panics when stdout cannot be written: a closed pipe (`thinkdbg show … | head`),
+/// a full disk (`thinkdbg ls > /dev/full`). Such a panic is not a crash: the hook stays silent,
+/// the stack unwinds (the store is closed as usual) and `main` turns it into an exit code.
+/// Other panics keep the previous hook.
+fn stdout_failures_unwind_quietly() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         // The message is formatted, so it is read from the hook info's text (the payload is
         // not a plain string here).
-        let text = info.to_string();
-        if text.contains("failed printing to stdout") && text.contains("Broken pipe") {
-            std::process::exit(0);
+        if !info.to_string().contains(STDOUT_FAILED) {
+            previous(info);
         }
-        previous(info);
     }));
 }
 

@@ -255,7 +255,9 @@ fn a_full_stdout_is_a_clear_error() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
-        assert!(err.contains("cannot write to standard output: No space left"), "{args:?}: {err}");
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+        assert!(err.contains("No space left on device"), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
     }
     // The store is intact afterwards.
     thinkdbg(dir.path()).args(["show", run.as_str()]).assert().success();

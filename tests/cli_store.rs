@@ -262,3 +262,93 @@ fn a_full_stdout_is_a_clear_error() {
     // The store is intact afterwards.
     thinkdbg(dir.path()).args(["show", run.as_str()]).assert().success();
 }
+
+/// A JSONL file of one session with one run of `steps` steps.
+fn big_export(steps: u32) -> String {
+    use thinkdbg::export::jsonl;
+    use thinkdbg::trace::*;
+    let session = Session {
+        id: SessionId(1),
+        title: "big".into(),
+        created_at: 0,
+        tags: vec![],
+        runs: vec![RunId(2)],
+    };
+    let mut run = Run::new_recording(RunId(2), SessionId(1), SamplerSpec::default());
+    run.status = RunStatus::Complete;
+    let steps = (0..steps)
+        .map(|i| {
+            let step = Step {
+                index: i,
+                token_id: i % 50,
+                text: format!(" w{i}"),
+                logprob: -0.5,
+                entropy: 1.0,
+                phase: Phase::Answer,
+                t_us: u64::from(i),
+                top: vec![TopToken { id: i % 50, text: format!(" w{i}"), logprob: -0.5 }],
+            };
+            (step, None)
+        })
+        .collect();
+    let rec = SessionRecord {
+        session,
+        runs: vec![RunRecord { run: Some(run), steps, ..RunRecord::default() }],
+    };
+    let mut text = jsonl::header().unwrap() + "\n";
+    for l in jsonl::session_lines(&rec).unwrap() {
+        text.push_str(&l);
+        text.push('\n');
+    }
+    text
+}
+
+/// An import killed with SIGKILL at any point leaves either nothing or the whole run: the
+/// next open removes what a cut-short import wrote. 20 kills spread over the import's length.
+#[test]
+fn an_import_killed_part_way_leaves_nothing_behind() {
+    const STEPS: u32 = 30_000;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big.jsonl");
+    std::fs::write(&file, big_export(STEPS)).unwrap();
+    let import = |store: &Path| {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin!("thinkdbg"))
+            .arg("import")
+            .arg(&file)
+            .env("THINKDBG_STORE", store)
+            .env("THINKDBG_LOG_FILE", dir.path().join("test.log"))
+            .env("THINKDBG_CONFIG", dir.path().join("config.toml"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // How long a whole import takes here.
+    let t0 = std::time::Instant::now();
+    assert!(import(&dir.path().join("timing")).wait().unwrap().success());
+    let whole = t0.elapsed();
+    let mut cut = 0;
+    for trial in 0..20u32 {
+        let store = dir.path().join(format!("store{trial}"));
+        let mut child = import(&store);
+        std::thread::sleep(whole * trial / 16);
+        if child.try_wait().unwrap().is_none() {
+            cut += 1;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let s = Store::open(&store).unwrap();
+        let runs = s.runs().unwrap();
+        match runs.as_slice() {
+            [] => {
+                assert!(s.sessions().unwrap().is_empty(), "trial {trial}: a session without runs")
+            }
+            [run] => {
+                assert_eq!(run.status, RunStatus::Complete, "trial {trial}");
+                assert_eq!(s.step_count(run.id), STEPS as usize, "trial {trial}: a partial run");
+            }
+            more => panic!("trial {trial}: {} runs", more.len()),
+        }
+    }
+    assert!(cut >= 5, "only {cut} of 20 kills came during the import ({whole:?} in all)");
+}

@@ -327,6 +327,15 @@ fn malformed_imports_name_the_line_and_change_nothing() {
     let good = export(&store, run.session);
     let lines: Vec<&str> = good.lines().collect();
     let before = (store.sessions().unwrap().len(), store.runs().unwrap().len());
+    let self_parent = format!("line 3: run '{}' is its own parent", run.id);
+    let many_alternatives = {
+        let mut step: serde_json::Value = serde_json::from_str(lines[4]).unwrap();
+        let one = step["top"][0].clone();
+        step["top"] = serde_json::Value::Array(vec![one; 101]);
+        let mut all: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        all[4] = step.to_string();
+        all.join("\n")
+    };
     let cases: Vec<(String, &str)> = vec![
         (String::new(), "line 1: the file is empty"),
         (lines[1..].join("\n"), "line 1: the first line must be the 'header' line"),
@@ -354,6 +363,20 @@ fn malformed_imports_name_the_line_and_change_nothing() {
             ),
             "line 4: prompt routing position 3",
         ),
+        // Numbers no model produces, and spans and parents that point nowhere.
+        (good.replace("\"logprob\":-0.25,", "\"logprob\":5.0,"), "line 5: step 1 of run"),
+        (
+            good.replace("\"parent\":null", &format!("\"parent\":[{},0]", run.id.0)),
+            &self_parent,
+        ),
+        (
+            format!(
+                "{good}{{\"type\":\"flag\",\"run\":{},\"start\":0,\"end\":99999,\"kind\":\"low_confidence\",\"severity\":\"warn\",\"detail\":\"\",\"origin\":\"auto\"}}",
+                run.id.0
+            ),
+            "line 7: flag span ends at step 99999, past the run's 3 steps",
+        ),
+        (many_alternatives, "line 5: step 1 of run"),
     ];
     for (text, want) in cases {
         let err = match jsonl::parse(&text) {
@@ -363,6 +386,16 @@ fn malformed_imports_name_the_line_and_change_nothing() {
         assert!(err.starts_with(want), "got '{err}', want '{want}'");
         assert!(matches!(jsonl::parse(&text), Err(jsonl::ParseError { .. })));
     }
+    // Bytes that are not UTF-8 are named by line too.
+    let mut bytes = good.clone().into_bytes();
+    let at = good.match_indices('\n').nth(3).unwrap().0 + 10;
+    bytes.insert(at, 0xff);
+    let err = jsonl::parse_bytes(&bytes).unwrap_err().to_string();
+    assert!(err.starts_with("line 5: not valid UTF-8"), "{err}");
+    // A parent outside the file is dropped rather than left pointing at an unrelated run.
+    let dangling = good.replace("\"parent\":null", "\"parent\":[999999,1]");
+    let parsed = jsonl::parse(&dangling).unwrap();
+    assert_eq!(parsed[0].runs[0].run.as_ref().unwrap().parent, None);
     assert_eq!(before, (store.sessions().unwrap().len(), store.runs().unwrap().len()));
 }
 

@@ -17,10 +17,11 @@ pub struct ImportArgs {
 }
 
 pub fn run(args: &ImportArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.file)
-        .with_context(|| format!("reading '{}'", args.file.display()))?;
+    let bytes =
+        std::fs::read(&args.file).with_context(|| format!("reading '{}'", args.file.display()))?;
     // Parse before opening the store: a bad file never touches it.
-    let records = jsonl::parse(&text).with_context(|| format!("'{}'", args.file.display()))?;
+    let records =
+        jsonl::parse_bytes(&bytes).with_context(|| format!("'{}'", args.file.display()))?;
     let store = open(store_flag)?;
     let done = import::import(&store, records)?;
     eprintln!("imported {} session(s), {} run(s)", done.sessions.len(), done.runs.len());

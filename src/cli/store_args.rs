@@ -24,6 +24,12 @@ pub fn open(flag: Option<&Path>) -> Result<Store> {
             "note: run '{r}' was left recording by a process that stopped; marked interrupted"
         );
     }
+    let cut = store.rolled_back().len();
+    if cut > 0 {
+        eprintln!(
+            "note: an import was cut short by a process that stopped; its {cut} run(s) were removed (import the file again)"
+        );
+    }
     Ok(store)
 }
 

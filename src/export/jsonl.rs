@@ -134,6 +134,10 @@ pub fn parse(text: &str) -> Result<Vec<SessionRecord>, ParseError> {
     let mut sessions: Vec<SessionRecord> = Vec::new();
     let mut run_index: HashMap<RunId, (usize, usize)> = HashMap::new();
     let mut saw_header = false;
+    // (line, session, run, span end, what) of every flag and note, checked against the run's
+    // steps once all are read; (line, session, run) of every run, for its parent.
+    let mut spans: Vec<(usize, usize, usize, u32, &str)> = Vec::new();
+    let mut run_lines: Vec<(usize, usize, usize)> = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
         if raw.trim().is_empty() {
@@ -178,6 +182,10 @@ pub fn parse(text: &str) -> Result<Vec<SessionRecord>, ParseError> {
                 if run_index.contains_key(&run.id) {
                     return Err(bad(n, format!("run '{}' appears twice", run.id)));
                 }
+                if run.parent.is_some_and(|(p, _)| p == run.id) {
+                    return Err(bad(n, format!("run '{}' is its own parent", run.id)));
+                }
+                run_lines.push((n, si, sessions[si].runs.len()));
                 run_index.insert(run.id, (si, sessions[si].runs.len()));
                 sessions[si].session.runs.push(run.id);
                 sessions[si].runs.push(RunRecord { run: Some(*run), ..RunRecord::default() });
@@ -220,6 +228,9 @@ pub fn parse(text: &str) -> Result<Vec<SessionRecord>, ParseError> {
                         ),
                     ));
                 }
+                check_step(&s.step).map_err(|m| {
+                    bad(n, format!("step {} of run '{}': {m}", s.step.index, s.run))
+                })?;
                 rec.steps.push((s.step, s.routing.map(|layers| Routing { layers })));
             }
             Line::Flag(f) => {
@@ -232,6 +243,7 @@ pub fn parse(text: &str) -> Result<Vec<SessionRecord>, ParseError> {
                         format!("flag span {}..{} is reversed", f.flag.start, f.flag.end),
                     ));
                 }
+                spans.push((n, si, ri, f.flag.end, "flag"));
                 sessions[si].runs[ri].flags.push(f.flag);
             }
             Line::Note(x) => {
@@ -244,6 +256,7 @@ pub fn parse(text: &str) -> Result<Vec<SessionRecord>, ParseError> {
                         format!("note span {}..{} is reversed", x.note.start, x.note.end),
                     ));
                 }
+                spans.push((n, si, ri, x.note.end, "note"));
                 sessions[si].runs[ri].notes.push(x.note);
             }
         }
@@ -254,5 +267,64 @@ pub fn parse(text: &str) -> Result<Vec<SessionRecord>, ParseError> {
             "the file is empty; a thinkdbg JSONL export starts with a 'header' line".into(),
         ));
     }
+    for (n, si, ri, end, what) in spans {
+        let steps = sessions[si].runs[ri].steps.len();
+        if end as usize > steps {
+            return Err(bad(
+                n,
+                format!("{what} span ends at step {end}, past the run's {steps} steps"),
+            ));
+        }
+    }
+    // A parent outside the file would point at an unrelated run once imported: it is dropped.
+    for (_, si, ri) in run_lines {
+        if let Some(run) = sessions[si].runs[ri].run.as_mut() {
+            if run.parent.is_some_and(|(p, _)| !run_index.contains_key(&p)) {
+                run.parent = None;
+            }
+        }
+    }
     Ok(sessions)
+}
+
+/// `parse` over bytes: a line that is not UTF-8 is named like any other bad line.
+pub fn parse_bytes(bytes: &[u8]) -> Result<Vec<SessionRecord>, ParseError> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => parse(text),
+        Err(e) => {
+            let at = e.valid_up_to();
+            let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+            let col = at - bytes[..at].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            Err(ParseError {
+                line,
+                message: format!("not valid UTF-8 (byte {} of the line)", col + 1),
+            })
+        }
+    }
+}
+
+/// Most alternatives a step may carry (as `--top-logprobs` allows).
+pub const MAX_ALTERNATIVES: usize = 100;
+
+/// A step's numbers must be ones a model can produce (`null`, read as NaN, is an unknown
+/// value: a server that sent no logprob).
+fn check_step(step: &Step) -> Result<(), String> {
+    // Rounding in another tool's output may put a certain token a hair above 0.
+    const SLACK: f32 = 1e-3;
+    if step.logprob > SLACK {
+        return Err(format!("logprob {} is above 0 (a probability over 1)", step.logprob));
+    }
+    if step.entropy < -SLACK {
+        return Err(format!("entropy {} is negative", step.entropy));
+    }
+    if step.top.len() > MAX_ALTERNATIVES {
+        return Err(format!(
+            "{} alternatives; at most {MAX_ALTERNATIVES} are kept",
+            step.top.len()
+        ));
+    }
+    if let Some(t) = step.top.iter().find(|t| t.logprob > SLACK) {
+        return Err(format!("alternative logprob {} is above 0", t.logprob));
+    }
+    Ok(())
 }

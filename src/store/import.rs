@@ -1,10 +1,17 @@
 //! Importing parsed sessions (`trace::SessionRecord`, from `export::jsonl::parse` or any other
 //! reader) into the store, all or nothing: sessions and runs are written under fresh ids, so
-//! importing the same file twice gives two copies rather than a clash, and a failure part-way
-//! removes what was written.
+//! importing the same file twice gives two copies rather than a clash.
+//!
+//! All or nothing, across a crash too: the ids an import will write are put in `meta` (and
+//! flushed) before its first record and removed only after its last record is flushed. A
+//! failure part-way removes what was written; a process killed part-way leaves the list behind,
+//! and the next `Store::open` removes those runs and sessions (`roll_back_unfinished`).
 
 use std::collections::HashMap;
 
+use serde::{Deserialize, Serialize};
+
+use super::codec::{decode, encode};
 use super::error::Result;
 use super::Store;
 use crate::trace::{RunId, RunStatus, SessionId, SessionRecord};
@@ -16,49 +23,97 @@ pub struct Imported {
     pub runs: Vec<RunId>,
 }
 
-/// Imports parsed sessions under fresh ids. A failure part-way (an I/O error) removes what
-/// was written, so the store is left as it was.
-pub fn import(store: &Store, records: Vec<SessionRecord>) -> Result<Imported> {
-    let mut done = Imported { sessions: Vec::new(), runs: Vec::new() };
-    let result = write_all(store, records, &mut done);
-    if result.is_err() {
-        for r in &done.runs {
-            let _ = store.remove_run(*r);
-        }
-        for s in &done.sessions {
-            let _ = store.remove_session(*s);
-        }
-    }
-    result.map(|()| done)
+/// The key in `meta` that lists what an unfinished import writes.
+const PENDING_KEY: &[u8] = b"import_pending";
+
+/// What an import is writing, so that a crash part-way can be undone.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Pending {
+    sessions: Vec<SessionId>,
+    runs: Vec<RunId>,
 }
 
-fn write_all(store: &Store, records: Vec<SessionRecord>, done: &mut Imported) -> Result<()> {
-    // Fresh ids for every run first, so parents inside the file can be remapped.
-    let mut new_ids: HashMap<RunId, RunId> = HashMap::new();
-    for rec in &records {
-        for r in rec.runs.iter().filter_map(|r| r.run.as_ref()) {
-            new_ids.insert(r.id, RunId(store.new_id()?));
+/// Removes whatever an import that never finished wrote; returns its runs. Called when the
+/// store is opened.
+pub(super) fn roll_back_unfinished(store: &Store) -> Result<Vec<RunId>> {
+    let Some(raw) = store.meta.get(PENDING_KEY)? else { return Ok(Vec::new()) };
+    let pending: Pending = decode(&raw, "meta", || "'import_pending'".into())?;
+    remove(store, &pending)?;
+    store.meta.remove(PENDING_KEY)?;
+    store.flush()?;
+    tracing::warn!(runs = pending.runs.len(), "removed an import that did not finish");
+    Ok(pending.runs)
+}
+
+fn remove(store: &Store, pending: &Pending) -> Result<()> {
+    for r in &pending.runs {
+        match store.run(*r) {
+            Ok(Some(_)) => store.remove_run(*r)?,
+            _ => store.purge_run(*r)?,
         }
     }
-    for rec in records {
-        let sid = SessionId(store.new_id()?);
+    for s in &pending.sessions {
+        store.sessions.remove(super::codec::id_key(s.0))?;
+    }
+    Ok(())
+}
+
+/// Imports parsed sessions under fresh ids. A failure part-way (an I/O error) removes what
+/// was written, so the store is left as it was; so does the next open after a crash.
+pub fn import(store: &Store, records: Vec<SessionRecord>) -> Result<Imported> {
+    // Fresh ids for every run and session first, so parents inside the file can be remapped
+    // and the whole import is known before anything is written.
+    let mut new_ids: HashMap<RunId, RunId> = HashMap::new();
+    let mut pending = Pending::default();
+    for rec in &records {
+        pending.sessions.push(SessionId(store.new_id()?));
+        for r in rec.runs.iter().filter_map(|r| r.run.as_ref()) {
+            let id = RunId(store.new_id()?);
+            new_ids.insert(r.id, id);
+            pending.runs.push(id);
+        }
+    }
+    store.meta.insert(PENDING_KEY, encode(&pending)?)?;
+    store.flush()?;
+    let result = write_all(store, records, &pending.sessions, &new_ids).and_then(|()| {
+        store.meta.remove(PENDING_KEY)?;
+        store.flush()
+    });
+    match result {
+        Ok(()) => Ok(Imported { sessions: pending.sessions, runs: pending.runs }),
+        Err(e) => {
+            if remove(store, &pending).is_ok() {
+                let _ = store.meta.remove(PENDING_KEY);
+                let _ = store.flush();
+            }
+            Err(e)
+        }
+    }
+}
+
+fn write_all(
+    store: &Store,
+    records: Vec<SessionRecord>,
+    session_ids: &[SessionId],
+    new_ids: &HashMap<RunId, RunId>,
+) -> Result<()> {
+    for (rec, &sid) in records.into_iter().zip(session_ids) {
         let mut session = rec.session;
         session.id = sid;
         session.runs = session.runs.iter().filter_map(|r| new_ids.get(r).copied()).collect();
         store.put_session(&session)?;
-        done.sessions.push(sid);
         for r in rec.runs {
             let Some(mut run) = r.run else { continue };
             let old = run.id;
             run.id = new_ids.get(&old).copied().unwrap_or(old);
             run.session = sid;
-            run.parent = run.parent.map(|(p, at)| (new_ids.get(&p).copied().unwrap_or(p), at));
+            // A parent that is not imported with it would point at an unrelated run here.
+            run.parent = run.parent.and_then(|(p, at)| new_ids.get(&p).map(|&n| (n, at)));
             if run.status == RunStatus::Recording {
                 // A run exported mid-recording can never continue here.
                 run.status = RunStatus::Interrupted;
             }
             store.put_run(&run)?;
-            done.runs.push(run.id);
             for chunk in r.steps.chunks(256) {
                 store.put_steps(run.id, chunk)?;
             }

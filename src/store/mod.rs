@@ -44,6 +44,7 @@ pub struct Store {
     notes: sled::Tree,
     analysis: sled::Tree,
     recovered: Vec<RunId>,
+    rolled_back: Vec<RunId>,
 }
 
 /// Steps read back, with the values that could not be decoded reported separately.
@@ -84,8 +85,10 @@ impl Store {
             analysis: tree("analysis")?,
             db,
             recovered: Vec::new(),
+            rolled_back: Vec::new(),
         };
         store.check_schema()?;
+        store.rolled_back = import::roll_back_unfinished(&store)?;
         store.recover()?;
         Ok(store)
     }
@@ -97,6 +100,12 @@ impl Store {
     /// Runs found `Recording` when the store was opened and marked `Interrupted`.
     pub fn recovered(&self) -> &[RunId] {
         &self.recovered
+    }
+
+    /// Runs of an import that a crash cut short, removed when the store was opened (an
+    /// import is all or nothing).
+    pub fn rolled_back(&self) -> &[RunId] {
+        &self.rolled_back
     }
 
     fn check_schema(&self) -> Result<()> {
@@ -364,13 +373,7 @@ impl Store {
     /// (the session goes too when it has no runs left).
     pub fn remove_run(&self, id: RunId) -> Result<()> {
         let run = self.run(id)?.ok_or_else(|| Error::NotFound(id.to_string()))?;
-        for tree in [&self.steps, &self.routing, &self.prompt_routing, &self.flags, &self.notes] {
-            for k in tree.scan_prefix(run_prefix(id)).keys() {
-                tree.remove(k?)?;
-            }
-        }
-        self.analysis.remove(id_key(id.0))?;
-        self.runs.remove(id_key(id.0))?;
+        self.purge_run(id)?;
         if let Some(mut s) = self.session(run.session)? {
             s.runs.retain(|r| *r != id);
             if s.runs.is_empty() {
@@ -380,6 +383,18 @@ impl Store {
             }
         }
         self.flush()
+    }
+
+    /// Deletes everything kept under a run id, whether or not its run record was written.
+    fn purge_run(&self, id: RunId) -> Result<()> {
+        for tree in [&self.steps, &self.routing, &self.prompt_routing, &self.flags, &self.notes] {
+            for k in tree.scan_prefix(run_prefix(id)).keys() {
+                tree.remove(k?)?;
+            }
+        }
+        self.analysis.remove(id_key(id.0))?;
+        self.runs.remove(id_key(id.0))?;
+        Ok(())
     }
 
     /// Deletes a session and all its runs.

@@ -190,6 +190,38 @@ fn unsupported_tensor_types_name_the_tensor() {
     );
 }
 
+/// Impossible hyper-parameters and dimensions are one line, not an abort or a silent run.
+#[test]
+fn impossible_block_counts_and_dimensions_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_tiny(dir.path(), &Tiny::llama());
+    let bytes = std::fs::read(&model).unwrap();
+    // The key's string is followed by the value type (u32) and the u32 value.
+    let key = b"llama.block_count";
+    let at = bytes.windows(key.len()).position(|w| w == key).unwrap() + key.len() + 4;
+    for (count, want) in [
+        (u32::MAX, "'llama.block_count' is 4294967295, but the file has tensors for 2 blocks"),
+        (0, "'llama.block_count' is 0, but the file has tensors for 2 blocks"),
+    ] {
+        let mut patched = bytes.clone();
+        patched[at..at + 4].copy_from_slice(&count.to_le_bytes());
+        let file = dir.path().join(format!("blocks-{count}.gguf"));
+        std::fs::write(&file, &patched).unwrap();
+        fails_with(thinkdbg(dir.path()).args(["run", "--model"]).arg(&file).arg("hi"), want);
+    }
+    // A dimension of 2^62 (the element count would wrap).
+    let mut patched = bytes.clone();
+    let name = b"blk.0.ffn_up.weight";
+    let at = patched.windows(name.len()).position(|w| w == name).unwrap() + name.len() + 4;
+    patched[at..at + 8].copy_from_slice(&(1u64 << 62).to_le_bytes());
+    let file = dir.path().join("huge.gguf");
+    std::fs::write(&file, &patched).unwrap();
+    fails_with(
+        thinkdbg(dir.path()).args(["model", "info"]).arg(&file),
+        "tensor 'blk.0.ffn_up.weight' claims dimensions",
+    );
+}
+
 #[test]
 fn a_prompt_longer_than_the_context_is_refused() {
     let dir = tempfile::tempdir().unwrap();

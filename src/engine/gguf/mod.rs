@@ -211,6 +211,11 @@ impl Gguf {
             let ttype = TensorType::from_ggml(c.u32(&name)?);
             let offset = c.u64(&name)?;
             ne.reverse();
+            if ne.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).is_none() {
+                return Err(c.corrupt(format!(
+                    "tensor '{name}' claims dimensions {ne:?}, more elements than can be counted"
+                )));
+            }
             let mut info = TensorInfo { name, ttype, dims: ne, offset, size: None };
             if let TensorType::Supported(dt) = ttype {
                 let n = info.elements();
@@ -277,6 +282,27 @@ impl Gguf {
 
     pub fn usize(&self, key: &str) -> Result<usize> {
         self.u64(key).map(|v| v as usize)
+    }
+
+    /// `{arch}.block_count`, checked against the tensor directory: at least one block, and no
+    /// more than the file has `blk.N.` tensors for (so an absurd count is one clear line rather
+    /// than an allocation the size of the count).
+    pub fn block_count(&self, arch: &str) -> Result<usize> {
+        let key = format!("{arch}.block_count");
+        let n = self.u64(&key)?;
+        let in_file = self
+            .tensors
+            .iter()
+            .filter_map(|t| t.name.strip_prefix("blk.")?.split('.').next()?.parse::<u64>().ok())
+            .max()
+            .map_or(0, |m| m + 1);
+        if n == 0 || n > in_file {
+            return Err(Error::metadata(
+                key,
+                format!("is {n}, but the file has tensors for {in_file} blocks"),
+            ));
+        }
+        Ok(n as usize)
     }
 
     pub fn opt_usize(&self, key: &str) -> Result<Option<usize>> {

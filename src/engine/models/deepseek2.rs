@@ -73,7 +73,7 @@ impl Deepseek2 {
     pub fn load(g: &Gguf, device: &Device, progress: Progress<'_>) -> Result<Self> {
         let k = |s: &str| format!("deepseek2.{s}");
         let n_embd = g.usize(&k("embedding_length"))?;
-        let n_layer = g.usize(&k("block_count"))?;
+        let n_layer = g.block_count("deepseek2")?;
         let n_head = g.usize(&k("attention.head_count"))?;
         let kv_lora = g.usize(&k("attention.kv_lora_rank"))?;
         let qk_rope = g.usize(&k("rope.dimension_count"))?;

@@ -92,7 +92,7 @@ impl Hparams {
             }
         };
         Ok(Hparams {
-            n_layer: g.usize(&k("block_count"))?,
+            n_layer: g.block_count(&arch)?,
             n_ff: match gating {
                 Some(_) => g.opt_usize(&k("feed_forward_length"))?.unwrap_or(0),
                 None => g.usize(&k("feed_forward_length"))?,

@@ -8,7 +8,8 @@ use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
 use super::app::{cx, App};
-use super::components::{compare, Ctx, Overlay, Screen};
+use super::components::ctx::Ctx;
+use super::components::{compare, Overlay, Screen};
 use crate::sanitize::for_terminal;
 
 /// The smallest terminal the layout works in.

@@ -9,16 +9,6 @@ use crate::record::Event;
 use crate::trace::RunId;
 use crate::tui::jobs::{Ended, JobEvent};
 
-/// A run the UI started, to compare with its parent when it ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Started {
-    pub run: RunId,
-    pub parent: RunId,
-    /// The fork step (0 for an edited prompt).
-    pub at: u32,
-    pub fork: bool,
-}
-
 impl App {
     /// An event from a run started in the UI (or the model load).
     pub(super) fn on_job(&mut self, ev: JobEvent) {

@@ -22,6 +22,7 @@ use crate::trace::RunId;
 
 use super::action::Action;
 use super::components::compare::CompareState;
+use super::components::ctx::Ctx;
 use super::components::editor::PromptEditor;
 use super::components::export_dialog::ExportDialog;
 use super::components::fork_picker::ForkPicker;
@@ -29,14 +30,12 @@ use super::components::help::Help;
 use super::components::resample::ResampleJob;
 use super::components::sessions::Sessions;
 use super::components::viewer::Viewer;
-use super::components::{Ctx, Effect, Overlay, Screen};
+use super::components::{Effect, Overlay, Screen};
 use super::error::Result;
 use super::jobs::{Jobs, ModelChoice};
 use super::keymap::Keymap;
 use super::run_view::RunView;
 use super::theme::{Theme, ThemeSet};
-
-pub use events::Started;
 
 /// The context components get: the shared handles, borrowed field by field so that a
 /// component (another field of `App`) can be updated while it is held.
@@ -51,6 +50,16 @@ macro_rules! cx {
     };
 }
 pub(crate) use cx;
+
+/// A run the UI started, to compare with its parent when it ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Started {
+    pub run: RunId,
+    pub parent: RunId,
+    /// The fork step (0 for an edited prompt).
+    pub at: u32,
+    pub fork: bool,
+}
 
 /// The whole UI state: the shared handles and the components.
 pub struct App {
@@ -109,7 +118,7 @@ impl App {
 
     /// Visible rows of the trace viewport.
     pub fn trace_height(&self) -> usize {
-        super::components::trace_height(self.size)
+        super::components::ctx::trace_height(self.size)
     }
 
     /// Reads the session list from the store and shows the first run.

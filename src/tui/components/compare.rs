@@ -15,7 +15,8 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 use unicode_width::UnicodeWidthStr;
 
-use super::{Ctx, Effect};
+use super::ctx::Ctx;
+use super::Effect;
 use crate::analysis::{AnalysisConfig, RunStats};
 use crate::compare::{compare_with, AlignOp, Comparison, Side};
 use crate::sanitize::{for_terminal, visible_token};

@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use ratatui::Frame;
 
-use super::{Ctx, Effect};
+use super::ctx::Ctx;
 use crate::export::Kind;
 use crate::sanitize::for_terminal;
 use crate::trace::RunId;
@@ -33,7 +33,7 @@ impl ExportDialog {
     }
 
     /// Tab switches the format, typing edits the path.
-    pub fn update(&mut self, action: Action) -> Effect {
+    pub fn update(&mut self, action: Action) {
         match action {
             Action::FieldNext => self.cycle(true),
             Action::FieldPrev => self.cycle(false),
@@ -41,7 +41,6 @@ impl ExportDialog {
             Action::InputBackspace => self.backspace(),
             _ => {}
         }
-        Effect::None
     }
 
     pub fn cycle(&mut self, forward: bool) {

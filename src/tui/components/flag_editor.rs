@@ -8,9 +8,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
+use super::ctx::Ctx;
 use super::note_editor::excerpt;
 use super::widgets::dialog;
-use super::{Ctx, Effect};
 use crate::export::annotate::span_text;
 use crate::sanitize::for_terminal;
 use crate::trace::{Flag, FlagKind, Origin, RunId, Severity};
@@ -73,14 +73,13 @@ impl FlagEditor {
     }
 
     /// Tab switches the field, typing edits it.
-    pub fn update(&mut self, action: Action) -> Effect {
+    pub fn update(&mut self, action: Action) {
         match action {
             Action::FieldNext | Action::FieldPrev => self.next_field(),
             Action::Input(c) => self.input(c),
             Action::InputBackspace => self.backspace(),
             _ => {}
         }
-        Effect::None
     }
 
     /// The flag to store; a label is required.

@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use ratatui::Frame;
 
-use super::{Ctx, Effect};
+use super::ctx::Ctx;
 use crate::sanitize::{for_terminal, visible_token};
 use crate::trace::{RunId, Step, TopToken};
 use crate::tui::action::Action;
@@ -54,7 +54,7 @@ impl ForkPicker {
     }
 
     /// ↑/↓ pick an alternative, typing gives text instead.
-    pub fn update(&mut self, action: Action) -> Effect {
+    pub fn update(&mut self, action: Action) {
         match action {
             Action::FieldNext => self.move_sel(true),
             Action::FieldPrev => self.move_sel(false),
@@ -64,7 +64,6 @@ impl ForkPicker {
             }
             _ => {}
         }
-        Effect::None
     }
 
     pub fn move_sel(&mut self, forward: bool) {

@@ -7,8 +7,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use ratatui::Frame;
 
+use super::ctx::Ctx;
 use super::widgets::fit;
-use super::{Ctx, Effect, Screen};
+use super::{Effect, Screen};
 use crate::tui::action::Action;
 
 /// The help overlay's state.

@@ -4,16 +4,23 @@
 //! switch screen, show a message, open or submit a dialog, start or cancel a job, store an
 //! annotation) it asks for by returning an [`Effect`], which `App` applies.
 //!
-//! Owns: the screens (`Screen`), the dialogs (`Overlay`), `Effect` and the context `Ctx` that
-//! components get instead of `App`. Files: one per component; a component with a lot of
-//! drawing is a folder, `name/mod.rs` (state and update) plus `name/draw.rs` (or `name/draw/`,
+//! This file owns the vocabulary between `App` and the components: the screens (`Screen`), the
+//! open dialog (`Overlay`) and `Effect`. `ctx.rs` holds `Ctx`, what components get instead of
+//! `App`; `widgets.rs` small drawing helpers. Files: one per component; a component with a lot
+//! of drawing is a folder, `name/mod.rs` (state and update) plus `name/draw.rs` (or `name/draw/`,
 //! one file per pane).
 //!
-//! May import: the tui's `action`, `theme`, `keymap`, `run_view`, `highlight`, `provenance`
-//! and `error`, and the crate's lower layers (`trace`, `sanitize`, `store`, `analysis`,
-//! `compare`, `export`, `runs`). Never `app`, `ui`, `dispatch` or the event loop in `tui`.
+//! Dialogs (`editor`, `fork_picker`, `export_dialog`, `note_editor`, `flag_editor`,
+//! `resample::form`) import only `ctx`, `widgets` and what lies below `components`, never this
+//! file (the `Overlay` here holds them); their `update` edits them and returns nothing.
+//! Screens and the resample panel return `Effect`s and may import this file and the dialogs.
+//! Nothing here imports `app`, `ui`, `dispatch` or the event loop in `tui/mod.rs`; below
+//! `components` are the tui's `action`, `theme`, `keymap`, `run_view`, `highlight`,
+//! `provenance` and `error`, and the crate's `trace`, `sanitize`, `store`, `analysis`,
+//! `compare`, `export`, `record` and `runs`.
 
 pub mod compare;
+pub mod ctx;
 pub mod editor;
 pub mod export_dialog;
 pub mod flag_editor;
@@ -25,13 +32,8 @@ pub mod sessions;
 pub mod viewer;
 pub mod widgets;
 
-use std::sync::Arc;
-
-use crate::store::Store;
 use crate::trace::{Flag, Note, RunId};
 use crate::tui::action::Action;
-use crate::tui::keymap::Keymap;
-use crate::tui::theme::Theme;
 
 /// The screens, in tab order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +71,8 @@ impl Screen {
     }
 }
 
-/// An open dialog: it takes the typed keys until it is closed or submitted.
+/// An open dialog: it takes the typed keys until it is closed or submitted. A dialog's own
+/// `update` only edits it; closing and submitting are decided here.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Overlay {
     Editor(editor::PromptEditor),
@@ -77,7 +80,7 @@ pub enum Overlay {
     Export(export_dialog::ExportDialog),
     Note(note_editor::NoteEditor),
     UserFlag(flag_editor::FlagEditor),
-    Resample(resample::ResampleForm),
+    Resample(resample::form::ResampleForm),
     /// The resample panel (its state is the `ResampleJob` that `App` keeps).
     ResamplePanel,
 }
@@ -101,8 +104,9 @@ impl Overlay {
             Overlay::Note(e) => e.update(action),
             Overlay::UserFlag(e) => e.update(action),
             Overlay::Resample(r) => r.update(action),
-            Overlay::ResamplePanel => Effect::None,
+            Overlay::ResamplePanel => {}
         }
+        Effect::None
     }
 }
 
@@ -154,26 +158,4 @@ impl From<Option<String>> for Effect {
     fn from(m: Option<String>) -> Effect {
         m.map_or(Effect::None, Effect::Message)
     }
-}
-
-/// What components get from `App` instead of `App` itself: the shared handles, read only.
-#[derive(Clone, Copy)]
-pub struct Ctx<'a> {
-    pub theme: &'a Theme,
-    pub keymap: &'a Keymap,
-    pub store: Option<&'a Arc<Store>>,
-    /// The terminal's size (columns, rows).
-    pub size: (u16, u16),
-}
-
-impl Ctx<'_> {
-    /// Visible rows of the trace viewport.
-    pub fn trace_height(&self) -> usize {
-        trace_height(self.size)
-    }
-}
-
-/// Visible rows of the trace viewport in a terminal of `size`.
-pub fn trace_height(size: (u16, u16)) -> usize {
-    usize::from(size.1.saturating_sub(9)).max(1)
 }

@@ -8,8 +8,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
+use super::ctx::Ctx;
 use super::widgets::dialog;
-use super::{Ctx, Effect};
 use crate::export::annotate::span_text;
 use crate::sanitize::for_terminal;
 use crate::trace::{Note, RunId};
@@ -54,13 +54,12 @@ impl NoteEditor {
     }
 
     /// Typing edits the text.
-    pub fn update(&mut self, action: Action) -> Effect {
+    pub fn update(&mut self, action: Action) {
         match action {
             Action::Input(c) => self.input(c),
             Action::InputBackspace => self.backspace(),
             _ => {}
         }
-        Effect::None
     }
 
     /// The note to store; an empty text is refused.

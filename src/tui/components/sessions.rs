@@ -11,8 +11,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Sparkline, Wrap};
 use ratatui::Frame;
 
+use super::ctx::Ctx;
 use super::widgets::{buckets, date, fit};
-use super::{Ctx, Effect};
+use super::Effect;
 use crate::sanitize::for_terminal;
 use crate::store::Store;
 use crate::trace::{Run, RunId, RunStatus, Session};

@@ -12,7 +12,7 @@ use unicode_width::UnicodeWidthChar;
 
 use super::{PromptEditor, FIELDS, KEY_ENV, KINDS, LOGPROBS, SOURCE, SOURCES, USER};
 use crate::sanitize::for_terminal;
-use crate::tui::components::Ctx;
+use crate::tui::components::ctx::Ctx;
 use crate::tui::theme::Theme;
 
 /// Width of the label column (label and one space).

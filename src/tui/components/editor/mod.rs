@@ -8,7 +8,6 @@
 
 mod draw;
 
-use super::Effect;
 use crate::engine::generate::Prompt;
 use crate::runs::remote::{self as remote_run, Endpoint};
 use crate::trace::{LogprobKind, Message, Run, RunId, SamplerSpec};
@@ -202,7 +201,7 @@ impl PromptEditor {
 
     /// Tab / shift-tab move between fields, typing edits the focused one, the arrows move the
     /// text cursor.
-    pub fn update(&mut self, action: Action) -> Effect {
+    pub fn update(&mut self, action: Action) {
         match action {
             Action::FieldNext => self.next_field(true),
             Action::FieldPrev => self.next_field(false),
@@ -211,7 +210,6 @@ impl PromptEditor {
             Action::Caret(m) => self.caret(m),
             _ => {}
         }
-        Effect::None
     }
 
     /// Moves the text cursor; up and down leave the field from its first and last line,

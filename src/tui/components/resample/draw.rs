@@ -8,10 +8,11 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use super::{Outcome, ResampleForm, ResampleJob};
+use super::form::ResampleForm;
+use super::{Outcome, ResampleJob};
 use crate::sanitize::for_terminal;
+use crate::tui::components::ctx::Ctx;
 use crate::tui::components::widgets::{dialog, fit};
-use crate::tui::components::Ctx;
 use crate::tui::theme::Theme;
 
 impl ResampleForm {

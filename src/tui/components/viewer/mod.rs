@@ -13,17 +13,16 @@
 pub mod draw;
 mod navigate;
 
+use super::ctx::Ctx;
 use super::flag_editor::FlagEditor;
 use super::note_editor::NoteEditor;
-use super::resample::ResampleForm;
-use super::{Annotation, Ctx, Effect, Overlay, Screen};
+use super::resample::form::ResampleForm;
+use super::{Annotation, Effect, Overlay, Screen};
 use crate::record::Event;
 use crate::runs::resample;
 use crate::trace::{Origin, RunId, RunStatus};
 use crate::tui::action::Action;
 use crate::tui::run_view::{RunView, LOW_LOGPROB};
-
-pub use navigate::Unit;
 
 /// What the trace text is coloured by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +44,14 @@ impl ColourBy {
             ColourBy::Syntax => "syntax",
         }
     }
+}
+
+/// What `w`/`b`, `(`/`)` and `{`/`}` move by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Word,
+    Sentence,
+    Step,
 }
 
 /// One row of the Flags list: a flag (index into the view's flags) or a note.

@@ -3,16 +3,8 @@
 //! a viewport `h` rows high. Part of the viewer's update; no I/O. May import the viewer and
 //! `components`.
 
-use super::Viewer;
+use super::{Unit, Viewer};
 use crate::tui::components::Effect;
-
-/// What `w`/`b`, `(`/`)` and `{`/`}` move by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unit {
-    Word,
-    Sentence,
-    Step,
-}
 
 impl Viewer {
     /// Steps in the run shown.

@@ -10,9 +10,9 @@ use ratatui::Frame;
 use super::timeline::flag_key;
 use crate::sanitize::for_terminal;
 use crate::trace::Severity;
+use crate::tui::components::ctx::Ctx;
 use crate::tui::components::viewer::Viewer;
 use crate::tui::components::widgets::fit;
-use crate::tui::components::Ctx;
 use crate::tui::run_view::RunView;
 
 /// The text of at most 12 steps from `start` (within `start..end`).

@@ -13,9 +13,9 @@ use unicode_width::UnicodeWidthStr;
 use super::trace::{entropy_key, logprob_key};
 use crate::sanitize::visible_token;
 use crate::trace::UNKNOWN_TOKEN;
+use crate::tui::components::ctx::Ctx;
 use crate::tui::components::viewer::Viewer;
 use crate::tui::components::widgets::fit;
-use crate::tui::components::Ctx;
 use crate::tui::provenance;
 use crate::tui::run_view::RunView;
 

@@ -14,7 +14,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::Frame;
 
 use super::Viewer;
-use crate::tui::components::Ctx;
+use crate::tui::components::ctx::Ctx;
 
 impl Viewer {
     /// The trace screen: the text, the inspector beside it and the timeline under both.

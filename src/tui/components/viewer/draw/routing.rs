@@ -10,8 +10,8 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 
 use crate::sanitize::visible_token;
+use crate::tui::components::ctx::Ctx;
 use crate::tui::components::viewer::Viewer;
-use crate::tui::components::Ctx;
 
 /// Heat bucket 0..=4 of a gate weight.
 pub fn heat(w: f32) -> usize {

@@ -7,9 +7,9 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 
 use crate::trace::FlagKind;
+use crate::tui::components::ctx::Ctx;
 use crate::tui::components::viewer::{ColourBy, Viewer};
 use crate::tui::components::widgets::buckets;
-use crate::tui::components::Ctx;
 
 const BARS: [char; 9] = [' ', '▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 

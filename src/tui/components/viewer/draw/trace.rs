@@ -12,8 +12,8 @@ use unicode_width::UnicodeWidthStr;
 
 use crate::sanitize::for_terminal;
 use crate::trace::{Phase, RunStatus};
+use crate::tui::components::ctx::Ctx;
 use crate::tui::components::viewer::{ColourBy, Viewer};
-use crate::tui::components::Ctx;
 use crate::tui::run_view::RunView;
 use crate::tui::theme::Theme;
 

@@ -14,10 +14,11 @@
 //!   `compare`, `help`, `editor/`, `fork_picker`, `export_dialog`, `note_editor`,
 //!   `flag_editor`, `resample/`, plus `widgets` (shared drawing helpers). They never import
 //!   `app`, `ui`, `dispatch` or this file.
-//! - shared below the components: `run_view` (a loaded run and its indexes), `highlight`
-//!   (syntect), `provenance` (where a run came from), `jobs` (the one job channel every live
-//!   run reaches the UI through, `record --tui` included), `action`, `keymap` and `theme`
-//!   (bindings and styles from data files), `terminal` (the guard), `samples`, `error`.
+//! - shared below the components, in this order: `run_view` (a loaded run and its indexes),
+//!   `highlight` (syntect), `provenance` (where a run came from), `keymap` (bindings from
+//!   data files), `action`, `jobs` (the one job channel every live run reaches the UI
+//!   through, `record --tui` included), `theme` (styles from data files), `terminal` (the
+//!   guard), `samples`, `error`.
 //!
 //! Depends on the crate's `store`, `trace`, `record`, `sanitize`, `analysis`, `compare`,
 //! `export`, `runs`, `remote` and `engine` (the worker and the prompt and request types);

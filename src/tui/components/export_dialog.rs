@@ -1,6 +1,7 @@
 //! The export dialog: the shown run as Markdown, HTML or JSONL, to a file whose path can be
 //! edited. Owns the format and path; submitting asks `App` to write the file. May import
-//! `components`, `theme`, `action` and the crate's `export`, `trace` and `sanitize`.
+//! `components::ctx` (never `components/mod.rs`, whose `Overlay` holds it), `theme`, `action`
+//! and the crate's `export`, `trace` and `sanitize`.
 
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::text::{Line, Span};

@@ -1,7 +1,8 @@
 //! The user-flag dialog: a label and an optional detail over a span of steps. Owns the flag
 //! being written; submitting asks `App` to store it. Everything typed passes through
-//! `sanitize` before the terminal. May import `components`, `run_view`, `theme`, `action` and
-//! the crate's `trace`, `export` and `sanitize`.
+//! `sanitize` before the terminal. May import `components::ctx`, `components::widgets` and
+//! `components::note_editor` (never `components/mod.rs`, whose `Overlay` holds it),
+//! `run_view`, `theme`, `action` and the crate's `trace`, `export` and `sanitize`.
 
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};

@@ -1,7 +1,8 @@
 //! The fork picker dialog: the alternatives the model considered at a step (its top-k,
 //! without the chosen token), or typed text; submitting asks `App` to fork the run there with
-//! the choice. Owns the choice being made. May import `components`, `theme`, `action` and the
-//! crate's `trace` and `sanitize`.
+//! the choice. Owns the choice being made. May import `components::ctx` (never
+//! `components/mod.rs`, whose `Overlay` holds it), `theme`, `action` and the crate's `trace`
+//! and `sanitize`.
 
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::text::{Line, Span};

@@ -1,7 +1,8 @@
 //! The note editor dialog: multi-line text over a span of steps (Enter is a new line, Ctrl-S
 //! saves, Esc cancels). Owns the note being written; submitting asks `App` to store it.
-//! Everything typed passes through `sanitize` before the terminal. May import `components`,
-//! `run_view`, `theme`, `action` and the crate's `trace`, `export` and `sanitize`.
+//! Everything typed passes through `sanitize` before the terminal. May import
+//! `components::ctx` and `components::widgets` (never `components/mod.rs`, whose `Overlay`
+//! holds it), `run_view`, `theme`, `action` and the crate's `trace`, `export` and `sanitize`.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};

@@ -1,7 +1,7 @@
 //! Drawing the prompt editor (run dialog): one row per field, messages over several rows
 //! (their own newlines, then wrapped to the dialog's width), the text cursor as `▏`, and the
 //! rows scrolled so the cursor stays visible. Draws from `&PromptEditor` only; no I/O. May
-//! import its component and `theme`.
+//! import its component, `components::ctx` and `theme`.
 
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::style::Style;

@@ -3,8 +3,9 @@
 //! key, logprob kind), the system and user messages (several lines each), sampler settings,
 //! max tokens and seed, prefilled from a run; submitting re-runs the edited prompt as a new run
 //! of the same session. Owns the fields being edited (`update`); submitting asks `App` to start
-//! the run. Drawing is in `draw.rs`. Never holds an API key. May import `components`, `theme`,
-//! `action` and the crate's `engine` (the prompt type), `runs`, `trace` and `sanitize`.
+//! the run. Drawing is in `draw.rs`. Never holds an API key. May import `components::ctx` (never
+//! `components/mod.rs`, whose `Overlay` holds it), `theme`, `action` and the crate's `engine`
+//! (the prompt type), `runs`, `trace` and `sanitize`.
 
 mod draw;
 

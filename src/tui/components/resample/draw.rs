@@ -1,7 +1,7 @@
 //! Drawing the resample form and the resample panel (progress of every continuation, then the
 //! final answers grouped with counts and the counterfactual importance). No I/O; answers
 //! arrive sanitized (`FinalAnswer::short`) and labels pass through `sanitize`. May import its
-//! component, `components::widgets` and `theme`.
+//! component, `components::ctx`, `components::widgets` and `theme`.
 
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};

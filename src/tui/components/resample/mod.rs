@@ -14,7 +14,7 @@ pub use form::ResampleForm;
 
 use super::Effect;
 use crate::record::Event;
-use crate::runs::resample::{self, FinalAnswer, Summary};
+use crate::runs::resample::{FinalAnswer, Summary};
 use crate::store::Store;
 use crate::trace::{RunId, StopReason};
 use crate::tui::action::Action;

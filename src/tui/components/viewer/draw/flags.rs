@@ -1,4 +1,4 @@
-//! The flags component: the run's flags (from the store) grouped by kind, then the user's
+//! The Flags screen's list: the run's flags (from the store) grouped by kind, then the user's
 //! notes; Enter jumps to the selected one in the trace, `e` edits and `d` deletes a note or
 //! user flag. May import the viewer, `run_view`, `components::widgets` and `theme`.
 

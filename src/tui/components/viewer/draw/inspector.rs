@@ -1,4 +1,4 @@
-//! The inspector component: the token under the cursor (id, text with invisible characters
+//! The inspector pane: the token under the cursor (id, text with invisible characters
 //! shown, logprob, probability, entropy, rank) and its top-k alternatives as bars; for a run
 //! recorded from a server, where it came from and what the server did not supply (a step
 //! without a logprob says so rather than showing a number).

@@ -1,4 +1,4 @@
-//! The routing component for MoE runs: a layer × selected-experts grid for the token under
+//! The routing screen for MoE runs: a layer × selected-experts grid for the token under
 //! the cursor with gate weights as heat, and expert usage (chosen layer) over the marked span
 //! or the whole run. May import the viewer, `run_view`, `components::widgets` and `theme`.
 

@@ -1,5 +1,6 @@
-//! The timeline component: the whole run's entropy (or surprise, -logprob) as a sparkline,
-//! flag markers under it and the cursor's position. May import the viewer, `run_view`, `components::widgets` and `theme`.
+//! The timeline pane: the whole run's entropy (or surprise, -logprob) as a sparkline, flag
+//! markers under it and the cursor's position. May import the viewer, `components::widgets`
+//! and `theme`.
 
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};

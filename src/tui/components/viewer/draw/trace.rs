@@ -1,4 +1,4 @@
-//! The trace component: the run's text, think and answer distinct, coloured by logprob,
+//! The trace pane: the run's text, think and answer distinct, coloured by logprob,
 //! entropy, top expert or syntax, with the cursor token, search matches and the span mark.
 //! Only the visible lines are laid out, so a 100k-token run draws as fast as a short one.
 //! Every character passes through `sanitize`. May import the viewer, `run_view` and `theme`.

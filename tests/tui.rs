@@ -12,7 +12,8 @@ use thinkdbg::trace::{
     Flag, FlagKind, LayerRoute, Origin, Phase, Routing, Run, RunId, SamplerSpec, SessionId,
     Severity, Step, TopToken,
 };
-use thinkdbg::tui::app::{ColourBy, Screen};
+use thinkdbg::tui::components::viewer::ColourBy;
+use thinkdbg::tui::components::Screen;
 use thinkdbg::tui::keymap::Keymap;
 use thinkdbg::tui::run_view::RunView;
 use thinkdbg::tui::theme::ThemeSet;
@@ -85,7 +86,7 @@ fn screen_text(app: &mut App, size: (u16, u16)) -> String {
 #[test]
 fn sessions_screen() {
     let (_d, mut app) = sample_app();
-    assert_eq!(app.runs.len(), 4);
+    assert_eq!(app.sessions.runs.len(), 4);
     snap(&mut app, "sessions");
 }
 
@@ -99,24 +100,26 @@ fn trace_screen_moves_and_colours() {
     for _ in 0..5 {
         app.update(Action::NextToken);
     }
-    assert_eq!(app.cursor, 5);
+    assert_eq!(app.viewer.cursor, 5);
     snap(&mut app, "trace_code");
     app.update(Action::LineDown);
     app.update(Action::LineDown);
-    let v = app.view.clone().unwrap();
-    assert_eq!(v.line_of(app.cursor), 3, "two lines down from line 1");
+    let v = app.viewer.view.clone().unwrap();
+    assert_eq!(v.line_of(app.viewer.cursor), 3, "two lines down from line 1");
     app.update(Action::End);
-    assert_eq!(app.cursor, v.len() - 1);
+    assert_eq!(app.viewer.cursor, v.len() - 1);
     app.update(Action::Start);
-    assert_eq!(app.cursor, 0);
+    assert_eq!(app.viewer.cursor, 0);
     app.update(Action::CycleColour);
-    assert_eq!(app.colour, ColourBy::Entropy);
+    assert_eq!(app.viewer.colour, ColourBy::Entropy);
     app.update(Action::CycleColour);
-    assert_eq!(app.colour, ColourBy::Syntax, "a dense run skips expert colouring");
+    assert_eq!(app.viewer.colour, ColourBy::Syntax, "a dense run skips expert colouring");
     app.update(Action::NextLowConfidence);
-    let c = app.cursor;
-    assert!(app.view.as_ref().unwrap().steps[c].logprob < thinkdbg::tui::run_view::LOW_LOGPROB);
-    assert!(app.view.as_ref().unwrap().steps[..c].iter().all(|s| s.logprob >= -1.2));
+    let c = app.viewer.cursor;
+    assert!(
+        app.viewer.view.as_ref().unwrap().steps[c].logprob < thinkdbg::tui::run_view::LOW_LOGPROB
+    );
+    assert!(app.viewer.view.as_ref().unwrap().steps[..c].iter().all(|s| s.logprob >= -1.2));
     snap(&mut app, "trace_syntax_low");
 }
 
@@ -124,20 +127,20 @@ fn trace_screen_moves_and_colours() {
 fn word_sentence_and_step_movement_follow_the_analysis_segments() {
     let (_d, mut app) = sample_app();
     app.update(Action::Open);
-    let seg = thinkdbg::analysis::segment(&app.view.as_ref().unwrap().steps);
+    let seg = thinkdbg::analysis::segment(&app.viewer.view.as_ref().unwrap().steps);
     app.update(Action::NextWord);
-    assert_eq!(app.cursor, seg.words[1].start);
+    assert_eq!(app.viewer.cursor, seg.words[1].start);
     app.update(Action::NextWord);
-    assert_eq!(app.cursor, seg.words[2].start);
+    assert_eq!(app.viewer.cursor, seg.words[2].start);
     app.update(Action::PrevWord);
-    assert_eq!(app.cursor, seg.words[1].start);
+    assert_eq!(app.viewer.cursor, seg.words[1].start);
     app.update(Action::NextSentence);
-    assert_eq!(app.cursor, seg.sentences[1].start);
+    assert_eq!(app.viewer.cursor, seg.sentences[1].start);
     app.update(Action::Start);
     app.update(Action::NextStep);
-    assert_eq!(app.cursor, seg.steps[1].span.start);
+    assert_eq!(app.viewer.cursor, seg.steps[1].span.start);
     app.update(Action::PrevStep);
-    assert_eq!(app.cursor, seg.steps[0].span.start);
+    assert_eq!(app.viewer.cursor, seg.steps[0].span.start);
     app.update(Action::End);
     app.update(Action::NextStep);
     assert_eq!(app.message, "no next reasoning step");
@@ -150,7 +153,7 @@ fn search_jumps_to_matches_and_filter_narrows_sessions() {
     for c in "python".chars() {
         app.update(Action::Input(c));
     }
-    assert_eq!(app.visible.len(), 1, "only the prime run's text mentions python");
+    assert_eq!(app.sessions.visible.len(), 1, "only the prime run's text mentions python");
     snap(&mut app, "sessions_filter");
     app.update(Action::InputSubmit);
     app.update(Action::Open);
@@ -159,15 +162,15 @@ fn search_jumps_to_matches_and_filter_narrows_sessions() {
         app.update(Action::Input(c));
     }
     app.update(Action::InputSubmit);
-    assert_eq!(app.matches.len(), 5, "four `return`s and one `returns`");
-    let v = app.view.clone().unwrap();
-    let first = v.step_at_byte(app.matches[0].0);
-    assert_eq!(app.cursor, first);
+    assert_eq!(app.viewer.matches.len(), 5, "four `return`s and one `returns`");
+    let v = app.viewer.view.clone().unwrap();
+    let first = v.step_at_byte(app.viewer.matches[0].0);
+    assert_eq!(app.viewer.cursor, first);
     app.update(Action::SearchNext);
-    assert_eq!(app.cursor, v.step_at_byte(app.matches[1].0));
+    assert_eq!(app.viewer.cursor, v.step_at_byte(app.viewer.matches[1].0));
     app.update(Action::SearchPrev);
     app.update(Action::SearchPrev);
-    assert_eq!(app.cursor, v.step_at_byte(app.matches[4].0), "wraps around");
+    assert_eq!(app.viewer.cursor, v.step_at_byte(app.viewer.matches[4].0), "wraps around");
     snap(&mut app, "trace_search");
 }
 
@@ -176,16 +179,16 @@ fn flags_screen_groups_by_kind_and_jumps() {
     let (_d, mut app) = sample_app();
     app.update(Action::ScreenFlags);
     snap(&mut app, "flags");
-    assert_eq!(app.flag_order(), vec![0, 2, 1], "low-confidence flags together");
+    assert_eq!(app.viewer.flag_order(), vec![0, 2, 1], "low-confidence flags together");
     app.update(Action::Down);
     app.update(Action::Open);
     assert_eq!(app.screen, Screen::Trace);
-    assert_eq!(app.cursor, 100);
+    assert_eq!(app.viewer.cursor, 100);
     app.update(Action::PrevFlag);
-    assert_eq!(app.cursor, 90);
+    assert_eq!(app.viewer.cursor, 90);
     app.update(Action::NextFlag);
     app.update(Action::NextFlag);
-    assert_eq!(app.cursor, 100, "no flag after the last one");
+    assert_eq!(app.viewer.cursor, 100, "no flag after the last one");
     assert_eq!(app.message, "no more flags");
 }
 
@@ -198,7 +201,7 @@ fn help_overlay_lists_the_keymap() {
     assert!(text.contains("Next reasoning step"), "{text}");
     snap(&mut app, "help_trace");
     app.update(Action::Back);
-    assert!(!app.help);
+    assert!(!app.help.open);
 }
 
 #[test]
@@ -318,12 +321,12 @@ fn routing_screen_for_a_moe_run() {
         app.update(Action::NextToken);
     }
     app.update(Action::NextLayer);
-    assert_eq!(app.layer, 1);
+    assert_eq!(app.viewer.layer, 1);
     snap(&mut app, "routing");
     app.update(Action::ScreenTrace);
     app.update(Action::CycleColour);
     app.update(Action::CycleColour);
-    assert_eq!(app.colour, ColourBy::Expert);
+    assert_eq!(app.viewer.colour, ColourBy::Expert);
     snap(&mut app, "trace_expert");
 }
 
@@ -341,7 +344,7 @@ fn live_run_follows_new_tokens_only_at_the_end() {
     let mut app = app_with(None);
     let view = RunView::new(run(5), Vec::new(), Vec::new(), Vec::new());
     app.set_view(view);
-    app.live = Some(RunId(5));
+    app.viewer.live = Some(RunId(5));
     app.update(Action::ScreenTrace);
     let ev = |i: u32| {
         Action::Job(Box::new(JobEvent {
@@ -352,15 +355,15 @@ fn live_run_follows_new_tokens_only_at_the_end() {
     for i in 0..5 {
         app.update(ev(i));
     }
-    assert_eq!(app.cursor, 4, "the cursor follows while at the end");
+    assert_eq!(app.viewer.cursor, 4, "the cursor follows while at the end");
     app.update(Action::PrevToken);
     app.update(Action::PrevToken);
     app.update(ev(5));
-    assert_eq!(app.cursor, 2, "the cursor stays where the user put it");
+    assert_eq!(app.viewer.cursor, 2, "the cursor stays where the user put it");
     app.update(Action::End);
     app.update(ev(6));
-    assert_eq!(app.cursor, 6);
-    assert_eq!(app.view.as_ref().unwrap().len(), 7);
+    assert_eq!(app.viewer.cursor, 6);
+    assert_eq!(app.viewer.view.as_ref().unwrap().len(), 7);
     let text = screen_text(&mut app, SMALL);
     assert!(text.contains("● live"), "{text}");
 }
@@ -371,12 +374,12 @@ fn live_run_follows_new_tokens_only_at_the_end() {
 fn opening_an_unanalysed_run_analyses_it() {
     let (_d, mut app) = sample_app();
     let store = app.store.clone().unwrap();
-    let first = app.view.as_ref().unwrap().run.id;
+    let first = app.viewer.view.as_ref().unwrap().run.id;
     app.update(Action::Down);
-    let second = app.view.as_ref().unwrap().run.id;
+    let second = app.viewer.view.as_ref().unwrap().run.id;
     assert_ne!(first, second);
     let stored: Option<thinkdbg::analysis::StoredAnalysis> = store.analysis(second).unwrap();
     let stored = stored.expect("the analysis is stored when the run is opened");
     assert_eq!(stored.steps, store.step_count(second));
-    assert_eq!(app.view.as_ref().unwrap().flags, store.flags(second).unwrap());
+    assert_eq!(app.viewer.view.as_ref().unwrap().flags, store.flags(second).unwrap());
 }

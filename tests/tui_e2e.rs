@@ -14,7 +14,7 @@ use common::{thinkdbg, write_tiny, Tiny};
 use thinkdbg::runs::resample::FinalAnswer;
 use thinkdbg::store::Store;
 use thinkdbg::trace::{FlagKind, Origin, RunStatus};
-use thinkdbg::tui::app::{Overlay, Screen};
+use thinkdbg::tui::components::{Overlay, Screen};
 use thinkdbg::tui::jobs::ModelChoice;
 use thinkdbg::tui::keymap::Keymap;
 use thinkdbg::tui::theme::ThemeSet;
@@ -69,7 +69,7 @@ fn edit_rerun_compare_fork_and_export_through_actions() {
     let mut app = App::new(Some(store.clone()), Keymap::merged(None).unwrap(), themes, theme);
     app.jobs.model = ModelChoice { spec: Some(model.to_str().unwrap().into()), offline: true };
     app.reload().unwrap();
-    let parent = app.view.as_ref().unwrap().run.clone();
+    let parent = app.viewer.view.as_ref().unwrap().run.clone();
     let parent_steps = store.steps(parent.id).unwrap().steps;
     assert_eq!(parent_steps.len(), 40);
 
@@ -79,7 +79,7 @@ fn edit_rerun_compare_fork_and_export_through_actions() {
     type_text(&mut app, " Think first.");
     app.update(Action::InputSubmit);
     assert!(app.overlay.is_none(), "{}", app.message);
-    let edited = app.live.expect("the re-run is followed");
+    let edited = app.viewer.live.expect("the re-run is followed");
     assert_ne!(edited, parent.id);
     let events = pump(&mut app);
     assert!(events > 10, "steps streamed into the UI ({events} events)");
@@ -89,12 +89,12 @@ fn edit_rerun_compare_fork_and_export_through_actions() {
     assert_eq!(run.session, parent.session);
     assert_eq!(run.messages.last().unwrap().content, "what is two and two? Think first.");
     assert_eq!(store.steps(edited).unwrap().steps.len(), 40);
-    assert_eq!(app.view.as_ref().unwrap().len(), 40, "the view followed the run");
+    assert_eq!(app.viewer.view.as_ref().unwrap().len(), 40, "the view followed the run");
     assert!(app.message.contains("finished"), "{}", app.message);
     // Analysed when it ended, as `record` does: the analysis is stored and the flags shown.
     let analysis: Option<thinkdbg::analysis::StoredAnalysis> = store.analysis(edited).unwrap();
     assert_eq!(analysis.expect("analysed when the run ended").steps, 40);
-    assert_eq!(app.view.as_ref().unwrap().flags, store.flags(edited).unwrap());
+    assert_eq!(app.viewer.view.as_ref().unwrap().flags, store.flags(edited).unwrap());
 
     // One key compares the re-run with its parent.
     app.update(Action::Compare);
@@ -105,7 +105,7 @@ fn edit_rerun_compare_fork_and_export_through_actions() {
     // Fork the parent at step 4 with its second alternative.
     app.update(Action::ScreenSessions);
     app.update(Action::Start);
-    assert_eq!(app.view.as_ref().unwrap().run.id, parent.id);
+    assert_eq!(app.viewer.view.as_ref().unwrap().run.id, parent.id);
     app.update(Action::Open);
     for _ in 0..4 {
         app.update(Action::NextToken);
@@ -115,7 +115,7 @@ fn edit_rerun_compare_fork_and_export_through_actions() {
     let Some(Overlay::Fork(p)) = &app.overlay else { panic!("no fork picker: {}", app.message) };
     let chosen = p.options[1].id;
     app.update(Action::InputSubmit);
-    let fork = app.live.unwrap();
+    let fork = app.viewer.live.unwrap();
     pump(&mut app);
     let fork_steps = store.steps(fork).unwrap().steps;
     let ids = |s: &[thinkdbg::trace::Step]| s.iter().map(|x| x.token_id).collect::<Vec<_>>();
@@ -137,12 +137,12 @@ fn edit_rerun_compare_fork_and_export_through_actions() {
     app.update(Action::Fork);
     type_text(&mut app, payload);
     app.update(Action::InputSubmit);
-    let typed = app.live.unwrap();
+    let typed = app.viewer.live.unwrap();
     pump(&mut app);
     let text: String = store.steps(typed).unwrap().steps.iter().map(|s| s.text.clone()).collect();
     assert!(text.contains("<script>"), "the payload was forced: {text:?}");
     app.update(Action::ScreenTrace);
-    assert_eq!(app.view.as_ref().unwrap().run.id, typed);
+    assert_eq!(app.viewer.view.as_ref().unwrap().run.id, typed);
     let mut files = Vec::new();
     for ext in ["md", "html", "jsonl"] {
         app.update(Action::ExportDialog);
@@ -184,7 +184,7 @@ fn cursor_to(app: &mut App, i: usize) {
     for _ in 0..i {
         app.update(Action::NextToken);
     }
-    assert_eq!(app.cursor, i);
+    assert_eq!(app.viewer.cursor, i);
 }
 
 #[test]
@@ -205,7 +205,7 @@ fn annotate_export_and_resample_through_actions() {
     let mut app = App::new(Some(store.clone()), Keymap::merged(None).unwrap(), themes, theme);
     app.jobs.model = ModelChoice { spec: Some(model.to_str().unwrap().into()), offline: true };
     app.reload().unwrap();
-    let parent = app.view.as_ref().unwrap().run.clone();
+    let parent = app.viewer.view.as_ref().unwrap().run.clone();
     let parent_steps = store.steps(parent.id).unwrap().steps;
     app.update(Action::ScreenTrace);
 
@@ -257,13 +257,14 @@ fn annotate_export_and_resample_through_actions() {
         ]
     );
     app.update(Action::ScreenFlags);
-    let v = app.view.as_ref().unwrap();
+    let v = app.viewer.view.as_ref().unwrap();
     let row = app
+        .viewer
         .flag_rows()
         .iter()
         .position(|r| matches!(r, FlagRow::Flag(i) if v.flags[*i].kind == FlagKind::User("drop-me".into())))
         .unwrap();
-    while app.flag_sel < row {
+    while app.viewer.flag_sel < row {
         app.update(Action::Down);
     }
     app.update(Action::DeleteAnnotation);
@@ -309,9 +310,13 @@ fn annotate_export_and_resample_through_actions() {
     app.update(Action::Input('2'));
     app.update(Action::InputSubmit);
     assert!(matches!(app.overlay, Some(Overlay::ResamplePanel)), "{}", app.message);
-    app.mark = Some(16);
+    app.viewer.mark = Some(16);
     pump(&mut app);
-    assert_eq!((app.mark, app.cursor), (Some(16), 18), "runs ending keep the selection");
+    assert_eq!(
+        (app.viewer.mark, app.viewer.cursor),
+        (Some(16), 18),
+        "runs ending keep the selection"
+    );
     let r = app.resample.as_ref().unwrap();
     assert!(r.finished());
     assert_eq!(r.runs.len(), 2);

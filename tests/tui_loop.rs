@@ -14,9 +14,9 @@ use thinkdbg::trace::{
     FlagKind, Message, Origin, Phase, Run, RunId, RunStatus, SamplerSpec, Session, SessionId, Step,
     TopToken,
 };
-use thinkdbg::tui::app::{Overlay, Screen};
+use thinkdbg::tui::components::resample::{Outcome, ResampleJob};
+use thinkdbg::tui::components::{Overlay, Screen};
 use thinkdbg::tui::keymap::Keymap;
-use thinkdbg::tui::resample::{Outcome, ResampleJob};
 use thinkdbg::tui::theme::ThemeSet;
 use thinkdbg::tui::{ui, Action, App, FlagRow};
 
@@ -111,7 +111,7 @@ fn compared() -> (tempfile::TempDir, App) {
     let (d, mut app) = loop_app();
     app.update(Action::Down);
     app.update(Action::Open);
-    assert_eq!(app.view.as_ref().unwrap().run.id, RunId(11));
+    assert_eq!(app.viewer.view.as_ref().unwrap().run.id, RunId(11));
     app.update(Action::Compare);
     assert_eq!(app.screen, Screen::Compare, "{}", app.message);
     (d, app)
@@ -233,7 +233,7 @@ fn selected(from: usize, to: usize) -> (tempfile::TempDir, App) {
     for _ in from..to {
         app.update(Action::NextToken);
     }
-    assert_eq!(app.selection(), Some((from as u32, to as u32 + 1)));
+    assert_eq!(app.viewer.selection(), Some((from as u32, to as u32 + 1)));
     (d, app)
 }
 
@@ -253,13 +253,13 @@ fn note_editor_writes_edits_and_deletes_a_multi_line_note() {
     snap(&mut app, "note_editor");
     app.update(Action::InputSubmit);
     assert!(app.overlay.is_none(), "{}", app.message);
-    assert_eq!(app.mark, None, "saving ends visual mode");
+    assert_eq!(app.viewer.mark, None, "saving ends visual mode");
     let notes = store.notes(RunId(10)).unwrap();
     assert_eq!(notes.len(), 1);
     assert_eq!((notes[0].start, notes[0].end), (2, 5));
     assert_eq!(notes[0].text, "adds 2 and 2\ncheck \u{1b}[31mthis\u{7}");
     // The trace shows it (cursor inside: the inspector shows the note's first line).
-    assert_eq!(app.note_at_cursor(), Some(0));
+    assert_eq!(app.viewer.note_at_cursor(), Some(0));
     snap(&mut app, "trace_note");
 
     // No selection and the cursor in the note: `a` edits it.
@@ -277,15 +277,15 @@ fn note_editor_writes_edits_and_deletes_a_multi_line_note() {
 
     // The Flags list has a notes section; d deletes the selected note.
     app.update(Action::ScreenFlags);
-    let rows = app.flag_rows();
+    let rows = app.viewer.flag_rows();
     let at = rows.iter().position(|r| matches!(r, FlagRow::Note(0))).unwrap();
-    while app.flag_sel < at {
+    while app.viewer.flag_sel < at {
         app.update(Action::Down);
     }
     snap(&mut app, "flags_note");
     app.update(Action::DeleteAnnotation);
     assert!(store.notes(RunId(10)).unwrap().is_empty(), "{}", app.message);
-    assert!(app.view.as_ref().unwrap().notes.is_empty());
+    assert!(app.viewer.view.as_ref().unwrap().notes.is_empty());
 }
 
 #[test]
@@ -326,7 +326,7 @@ fn user_flag_prompt_adds_edits_and_deletes_a_user_flag() {
 
     // Delete it from the trace, the cursor inside it.
     app.update(Action::Open);
-    assert_eq!(app.cursor, 5);
+    assert_eq!(app.viewer.cursor, 5);
     app.update(Action::DeleteAnnotation);
     assert!(store.flags(RunId(10)).unwrap().is_empty(), "{}", app.message);
     app.update(Action::DeleteAnnotation);
@@ -337,7 +337,7 @@ fn user_flag_prompt_adds_edits_and_deletes_a_user_flag() {
 fn escape_ends_visual_mode_before_leaving_the_trace() {
     let (_d, mut app) = selected(1, 3);
     app.update(Action::Back);
-    assert_eq!((app.mark, app.screen), (None, Screen::Trace));
+    assert_eq!((app.viewer.mark, app.screen), (None, Screen::Trace));
     app.update(Action::Back);
     assert_eq!(app.screen, Screen::Sessions);
 }

@@ -17,8 +17,8 @@ use thinkdbg::trace::{
     SamplerSpec, Session, SessionId, Step, TopToken, UNKNOWN_TOKEN,
 };
 use thinkdbg::tui::action::Caret;
-use thinkdbg::tui::app::{Overlay, Screen};
-use thinkdbg::tui::editor::{ENDPOINT, KEY_ENV, MODEL, SOURCE, USER};
+use thinkdbg::tui::components::editor::{ENDPOINT, KEY_ENV, MODEL, SOURCE, USER};
+use thinkdbg::tui::components::{Overlay, Screen};
 use thinkdbg::tui::keymap::Keymap;
 use thinkdbg::tui::theme::ThemeSet;
 use thinkdbg::tui::{ui, Action, App};
@@ -182,7 +182,7 @@ fn type_text(app: &mut App, text: &str) {
     }
 }
 
-fn editor(app: &App) -> &thinkdbg::tui::editor::PromptEditor {
+fn editor(app: &App) -> &thinkdbg::tui::components::editor::PromptEditor {
     match &app.overlay {
         Some(Overlay::Editor(e)) => e,
         _ => panic!("no editor open: {}", app.message),
@@ -204,7 +204,7 @@ fn wait_for_jobs(app: &mut App) {
 #[test]
 fn a_remote_runs_inspector_shows_provenance_and_says_when_logprobs_are_missing() {
     let (_d, mut app) = app();
-    assert_eq!(app.view.as_ref().unwrap().run.id, RunId(20));
+    assert_eq!(app.viewer.view.as_ref().unwrap().run.id, RunId(20));
     app.update(Action::ScreenTrace);
     app.update(Action::NextToken);
     let text = screen_text(&mut app, BIG);
@@ -252,7 +252,7 @@ fn ids_only_routing_shows_no_weights() {
 fn the_run_dialog_switches_to_an_endpoint_and_takes_multi_line_messages() {
     let (_d, mut app) = app();
     app.update(Action::Down);
-    assert_eq!(app.view.as_ref().unwrap().run.id, RunId(21));
+    assert_eq!(app.viewer.view.as_ref().unwrap().run.id, RunId(21));
     app.update(Action::ScreenTrace);
     app.update(Action::EditRerun);
     assert!(!editor(&app).remote());
@@ -328,7 +328,7 @@ fn a_refused_connection_is_reported_in_the_ui() {
     type_text(&mut app, &format!("http://127.0.0.1:{port}/v1"));
     app.update(Action::InputSubmit);
     assert!(app.overlay.is_none(), "{}", app.message);
-    let child = app.live.expect("the run is followed");
+    let child = app.viewer.live.expect("the run is followed");
     wait_for_jobs(&mut app);
     assert!(app.message.contains("cannot connect"), "{}", app.message);
     let store = app.store.clone().unwrap();
@@ -376,7 +376,7 @@ fn a_server_without_logprobs_is_recorded_and_says_so() {
     }
     type_text(&mut app, &url);
     app.update(Action::InputSubmit);
-    let child = app.live.expect("the run is followed");
+    let child = app.viewer.live.expect("the run is followed");
     wait_for_jobs(&mut app);
     assert!(app.message.contains("the server sent no logprobs"), "{}", app.message);
     let store = app.store.clone().unwrap();
@@ -386,7 +386,7 @@ fn a_server_without_logprobs_is_recorded_and_says_so() {
     assert_eq!(steps.len(), 3, "one step per chunk");
     assert!(steps.iter().all(|s| s.logprob.is_nan()));
     assert_eq!((steps[0].phase, steps[2].phase), (Phase::Think, Phase::Answer));
-    let v = app.view.as_ref().unwrap();
+    let v = app.viewer.view.as_ref().unwrap();
     assert_eq!(v.run.id, child);
     let RunSource::Remote { server, .. } = &v.run.source else { panic!("{:?}", v.run.source) };
     assert_eq!(server.model, "plain-server");

@@ -15,8 +15,8 @@ use thinkdbg::trace::{
     LogprobKind, Message, Phase, Run, RunId, RunSource, RunStatus, SamplerSpec, Session, SessionId,
     Step, StopReason, TopToken,
 };
-use thinkdbg::tui::app::Overlay;
-use thinkdbg::tui::editor::{PromptEditor, ENDPOINT, KEY_ENV, MODEL, SOURCE};
+use thinkdbg::tui::components::editor::{PromptEditor, ENDPOINT, KEY_ENV, MODEL, SOURCE};
+use thinkdbg::tui::components::Overlay;
 use thinkdbg::tui::keymap::Keymap;
 use thinkdbg::tui::theme::ThemeSet;
 use thinkdbg::tui::{Action, App};
@@ -121,7 +121,7 @@ fn the_run_dialog_records_from_a_real_llama_cpp_server() {
     set(&mut app, KEY_ENV, "THINKDBG_TEST_LLAMA_KEY");
     app.update(Action::InputSubmit);
     assert!(app.overlay.is_none(), "{}", app.message);
-    let id = app.live.expect("the run is followed");
+    let id = app.viewer.live.expect("the run is followed");
     pump_until(&mut app, |_| false);
     assert!(app.message.contains("finished"), "{}", app.message);
     let run = store.run(id).unwrap().unwrap();
@@ -140,7 +140,7 @@ fn the_run_dialog_records_from_a_real_llama_cpp_server() {
     assert_eq!(steps.len(), 12, "max_tokens from the dialog");
     assert!(steps.iter().all(|s| s.logprob.is_finite() && s.top.len() == 5), "{steps:?}");
     // The view was re-read with the provenance and shows every step.
-    let v = app.view.as_ref().unwrap();
+    let v = app.viewer.view.as_ref().unwrap();
     assert_eq!((v.run.id, v.len()), (id, 12));
     assert_eq!(v.run.source, run.source);
     // The key went nowhere: not in the store's export, not in the log.
@@ -153,15 +153,17 @@ fn the_run_dialog_records_from_a_real_llama_cpp_server() {
     assert_eq!(editor(&app).values[KEY_ENV], "THINKDBG_TEST_LLAMA_KEY");
     set(&mut app, 6, "1500");
     app.update(Action::InputSubmit);
-    let long = app.live.unwrap();
+    let long = app.viewer.live.unwrap();
     assert_ne!(long, id);
-    pump_until(&mut app, |a| a.view.as_ref().is_some_and(|v| v.run.id == long && v.len() >= 5));
+    pump_until(&mut app, |a| {
+        a.viewer.view.as_ref().is_some_and(|v| v.run.id == long && v.len() >= 5)
+    });
     assert!(
         app.jobs.busy(),
         "the run ended before it was cancelled: {} (long {long}, view {:?} with {} steps)",
         app.message,
-        app.view.as_ref().map(|v| v.run.id),
-        app.view.as_ref().map_or(0, |v| v.len())
+        app.viewer.view.as_ref().map(|v| v.run.id),
+        app.viewer.view.as_ref().map_or(0, |v| v.len())
     );
     app.update(Action::CancelRun);
     pump_until(&mut app, |_| false);
@@ -171,14 +173,14 @@ fn the_run_dialog_records_from_a_real_llama_cpp_server() {
     assert_eq!(run.stop, Some(StopReason::User));
     let kept = store.steps(long).unwrap().steps;
     assert!(kept.len() >= 5 && kept.len() < 1500, "{} steps", kept.len());
-    assert_eq!(app.view.as_ref().unwrap().len(), kept.len(), "the view shows what was kept");
+    assert_eq!(app.viewer.view.as_ref().unwrap().len(), kept.len(), "the view shows what was kept");
     assert_eq!(run.parent, Some((id, 0)));
 
     // 3. An HTTP error: the server's own message is shown, the run is failed.
     app.update(Action::EditRerun);
     set(&mut app, ENDPOINT, &format!("{}/no/such/path", server.url));
     app.update(Action::InputSubmit);
-    let bad = app.live.unwrap();
+    let bad = app.viewer.live.unwrap();
     pump_until(&mut app, |_| false);
     assert!(app.message.contains("HTTP 404"), "{}", app.message);
     assert!(app.message.to_lowercase().contains("not found"), "{}", app.message);

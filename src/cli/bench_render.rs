@@ -13,11 +13,12 @@ use ratatui::Terminal;
 use crate::trace::{
     Flag, FlagKind, Origin, Phase, Run, RunId, SamplerSpec, SessionId, Severity, Step, TopToken,
 };
-use crate::tui::compare::CompareState;
+use crate::tui::components::compare::CompareState;
+use crate::tui::components::Screen;
 use crate::tui::keymap::Keymap;
 use crate::tui::run_view::RunView;
 use crate::tui::theme::ThemeSet;
-use crate::tui::{app::Screen, ui, Action, App, Dispatcher};
+use crate::tui::{ui, Action, App, Dispatcher};
 
 const WORDS: &[&str] = &[
     " the",
@@ -137,8 +138,8 @@ pub fn bench_render(
     for k in 0..frames {
         app.update(Action::Start);
         let target = (k * steps as usize / frames.max(1)).min(steps as usize - 1);
-        app.cursor = target;
-        app.top_line = app.view.as_ref().map_or(0, |v| v.line_of(target));
+        app.viewer.cursor = target;
+        app.viewer.top_line = app.viewer.view.as_ref().map_or(0, |v| v.line_of(target));
         let t = Instant::now();
         term.draw(|f| ui::draw(&app, f))?;
         frame_ms.push(t.elapsed().as_secs_f64() * 1e3);

@@ -1,6 +1,6 @@
 //! Everything the user (or the engine) can ask the UI to do, as data. Key bindings name
 //! actions by their `name`; `App::update` is the only place that acts on them. Depends on
-//! nothing else in the tui.
+//! `jobs` only (the event a job reports).
 
 /// One thing to do. State changes happen only in `App::update(Action)`.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,57 +1,60 @@
 //! The terminal UI: browse sessions, step through a run's chain of thought token by token,
-//! inspect confidence, flags and MoE routing, follow a run recording in this process.
+//! inspect confidence, flags and MoE routing, follow a run recording in this process, edit
+//! and re-run, fork, resample, compare, annotate and export.
 //!
-//! Layout: `app` holds the state and `App::update(Action)` is the only place it changes;
-//! `ui` and one file per component draw from `&App` without I/O; `keymap` and `theme` load
-//! bindings and styles from data files; `terminal` is the guard; this file runs the event
-//! loop. Depends on `store`, `trace`, `sanitize` and the engine's event type; nothing
-//! depends on it except `cli`.
+//! Map (each module may import only what is below it here; no import circles):
+//! - this file: the event loop (`run`), building the `App` (`build_app`) and `Options`.
+//! - `dispatch`: key presses to `Action`s (reads `&App`).
+//! - `ui`: draws the whole frame from `&App` by asking each component to draw itself.
+//! - `app/`: `App`, the shared handles (store, jobs, keymap, themes, size, message) and the
+//!   components; `App::update(Action)` routes every action and applies the `Effect`s the
+//!   components return (starting runs, job events, storing annotations).
+//! - `components/`: one file (or folder) per screen or dialog, each owning its state, its
+//!   `update` and its `draw`: `sessions`, `viewer/` (trace, flags and routing screens),
+//!   `compare`, `help`, `editor/`, `fork_picker`, `export_dialog`, `note_editor`,
+//!   `flag_editor`, `resample/`, plus `widgets` (shared drawing helpers). They never import
+//!   `app`, `ui`, `dispatch` or this file.
+//! - shared below the components, in this order: `run_view` (a loaded run and its indexes),
+//!   `highlight` (syntect), `provenance` (where a run came from), `keymap` (bindings from
+//!   data files), `action`, `jobs` (the one job channel every live run reaches the UI
+//!   through, `record --tui` included), `theme` (styles from data files), `terminal` (the
+//!   guard), `samples`, `error`.
+//!
+//! Depends on the crate's `store`, `trace`, `record`, `sanitize`, `analysis`, `compare`,
+//! `export`, `runs`, `remote` and `engine` (the worker and the prompt and request types);
+//! nothing depends on it except `cli`.
 
 pub mod action;
-pub mod annotate;
-mod annotations;
 pub mod app;
-pub mod compare;
-mod debug_loop;
-pub mod editor;
-mod editor_draw;
+pub mod components;
+mod dispatch;
 pub mod error;
-pub mod export_dialog;
-mod flags;
-pub mod fork_picker;
-mod help;
 pub mod highlight;
-mod inspector;
 pub mod jobs;
 pub mod keymap;
-mod navigate;
 mod provenance;
-pub mod resample;
-mod resample_panel;
-mod routing;
 pub mod run_view;
 pub mod samples;
-mod sessions;
 pub mod terminal;
 pub mod theme;
-mod timeline;
-pub mod trace;
 pub mod ui;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
+use ratatui::crossterm::event::{self, Event, KeyEventKind};
 
 pub use action::Action;
-pub use annotations::FlagRow;
 pub use app::App;
+pub use components::viewer::FlagRow;
+pub use dispatch::Dispatcher;
 pub use error::{Error, Result};
 
 use crate::store::Store;
 use crate::trace::RunId;
-use keymap::{Key, Keymap, Resolved};
+use components::Overlay;
+use keymap::Keymap;
 use theme::{Theme, ThemeSet};
 
 /// Renders happen at most this often; input and engine events in between are batched.
@@ -106,111 +109,6 @@ pub fn build_app(store: Option<Arc<Store>>, theme: Option<&str>) -> Result<App> 
     Ok(app)
 }
 
-/// Turns key presses into actions: chords wait for their next key, and while a search or
-/// filter is typed, keys are text.
-#[derive(Debug, Default)]
-pub struct Dispatcher {
-    pending: Vec<Key>,
-}
-
-impl Dispatcher {
-    pub fn key(&mut self, app: &App, ev: event::KeyEvent) -> Option<Action> {
-        if matches!(app.overlay, Some(app::Overlay::Editor(_))) {
-            if let Some(a) = editor_key(ev) {
-                return Some(a);
-            }
-        }
-        let ctrl = ev.modifiers.contains(KeyModifiers::CONTROL);
-        if matches!(app.overlay, Some(app::Overlay::Note(_))) {
-            // The note editor is multi-line: Enter is a new line, Ctrl-S saves.
-            match ev.code {
-                KeyCode::Enter => return Some(Action::Input('\n')),
-                KeyCode::Char('s') if ctrl => return Some(Action::InputSubmit),
-                KeyCode::Tab | KeyCode::BackTab | KeyCode::Up | KeyCode::Down => return None,
-                _ => {}
-            }
-        }
-        if app.overlay.is_some() {
-            return match ev.code {
-                KeyCode::Esc => Some(Action::Back),
-                KeyCode::Enter => Some(Action::InputSubmit),
-                KeyCode::Backspace => Some(Action::InputBackspace),
-                KeyCode::Tab | KeyCode::Down => Some(Action::FieldNext),
-                KeyCode::BackTab | KeyCode::Up => Some(Action::FieldPrev),
-                KeyCode::Char('c') if ev.modifiers.contains(KeyModifiers::CONTROL) => {
-                    Some(Action::Quit)
-                }
-                KeyCode::Char(c) if !ev.modifiers.contains(KeyModifiers::CONTROL) => {
-                    Some(Action::Input(c))
-                }
-                _ => None,
-            };
-        }
-        if app.input.is_some() {
-            return match ev.code {
-                KeyCode::Esc => Some(Action::Back),
-                KeyCode::Enter => Some(Action::InputSubmit),
-                KeyCode::Backspace => Some(Action::InputBackspace),
-                KeyCode::Char('c') if ev.modifiers.contains(KeyModifiers::CONTROL) => {
-                    Some(Action::Quit)
-                }
-                KeyCode::Char(c) if !ev.modifiers.contains(KeyModifiers::CONTROL) => {
-                    Some(Action::Input(c))
-                }
-                _ => None,
-            };
-        }
-        let key = Key::from_event(ev);
-        self.pending.push(key);
-        let mode = app.screen.mode();
-        match app.keymap.resolve(mode, &self.pending) {
-            Resolved::Run(a) => {
-                self.pending.clear();
-                Some(a)
-            }
-            Resolved::Pending => None,
-            Resolved::None => {
-                // An unfinished chord followed by another key: try that key on its own.
-                let retry = self.pending.len() > 1;
-                self.pending.clear();
-                if retry {
-                    self.pending.push(key);
-                    match app.keymap.resolve(mode, &self.pending) {
-                        Resolved::Run(a) => {
-                            self.pending.clear();
-                            return Some(a);
-                        }
-                        Resolved::Pending => return None,
-                        Resolved::None => self.pending.clear(),
-                    }
-                }
-                None
-            }
-        }
-    }
-}
-
-/// The prompt editor's own keys: a new line (alt-enter, ctrl-j) and the text cursor.
-fn editor_key(ev: event::KeyEvent) -> Option<Action> {
-    use action::Caret;
-    let caret = match ev.code {
-        KeyCode::Enter if ev.modifiers.contains(KeyModifiers::ALT) => {
-            return Some(Action::Input('\n'))
-        }
-        KeyCode::Char('j') if ev.modifiers.contains(KeyModifiers::CONTROL) => {
-            return Some(Action::Input('\n'))
-        }
-        KeyCode::Up => Caret::Up,
-        KeyCode::Down => Caret::Down,
-        KeyCode::Left => Caret::Left,
-        KeyCode::Right => Caret::Right,
-        KeyCode::Home => Caret::Home,
-        KeyCode::End => Caret::End,
-        _ => return None,
-    };
-    Some(Action::Caret(caret))
-}
-
 /// Runs the UI until the user quits.
 pub fn run(store: Arc<Store>, opts: Options) -> Result<()> {
     let mut app = build_app(Some(store), opts.theme.as_deref())?;
@@ -238,10 +136,7 @@ pub fn run(store: Arc<Store>, opts: Options) -> Result<()> {
                 Event::Paste(text) if app.input.is_some() || app.overlay.is_some() => {
                     // Pasted line breaks stay in a note and in the editor's messages (multi-line);
                     // elsewhere they are dropped.
-                    let lines = matches!(
-                        app.overlay,
-                        Some(app::Overlay::Note(_) | app::Overlay::Editor(_))
-                    );
+                    let lines = matches!(app.overlay, Some(Overlay::Note(_) | Overlay::Editor(_)));
                     let text = text.replace("\r\n", "\n");
                     for c in text.chars().filter(|&c| !c.is_control() || (lines && c == '\n')) {
                         app.update(Action::Input(c));

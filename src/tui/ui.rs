@@ -1,30 +1,19 @@
-//! Drawing the whole UI from `&App`: tabs, the current screen, the status line, overlays,
-//! and a short message when the terminal is too small. Never does I/O. Depends on the
-//! component files of the tui.
+//! Drawing the whole UI from `&App`: the tabs, the current screen's component, the status
+//! line, the open dialog and the help overlay, or a short message when the terminal is too
+//! small. Never mutates, never does I/O. May import `app`, `components` and `theme`.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
-use super::app::Overlay;
-use super::app::{App, Screen};
-use super::{
-    annotate, compare, editor, export_dialog, flags, fork_picker, help, inspector, resample_panel,
-    routing, sessions, timeline, trace,
-};
+use super::app::{cx, App};
+use super::components::ctx::Ctx;
+use super::components::{compare, Overlay, Screen};
 use crate::sanitize::for_terminal;
 
 /// The smallest terminal the layout works in.
 pub const MIN_SIZE: (u16, u16) = (60, 16);
-
-/// `YYYY-MM-DD HH:MM` (UTC) for milliseconds since the epoch.
-pub fn date(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
-    let (y, mo, d) = crate::trace::civil_from_days((secs / 86_400) as i64);
-    format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02}")
-}
 
 pub fn draw(app: &App, f: &mut Frame) {
     let area = f.area();
@@ -44,40 +33,35 @@ pub fn draw(app: &App, f: &mut Frame) {
         Layout::vertical([Constraint::Length(1), Constraint::Min(1), Constraint::Length(1)])
             .areas(area);
     draw_tabs(app, f, tabs);
+    let cx: Ctx = cx!(app);
+    let view = app.viewer.view.as_ref();
     match app.screen {
-        Screen::Sessions => sessions::draw(app, f, body),
-        Screen::Trace => {
-            let [top, tl] =
-                Layout::vertical([Constraint::Min(5), Constraint::Length(5)]).areas(body);
-            let insp_w = (top.width / 3).clamp(30, 48);
-            let [text, insp] =
-                Layout::horizontal([Constraint::Min(20), Constraint::Length(insp_w)]).areas(top);
-            trace::draw(app, f, text);
-            inspector::draw(app, f, insp);
-            timeline::draw(app, f, tl);
-        }
-        Screen::Flags => flags::draw(app, f, body),
-        Screen::Compare => compare::draw(app, f, body),
-        Screen::Routing => {
-            let [top, tl] =
-                Layout::vertical([Constraint::Min(5), Constraint::Length(5)]).areas(body);
-            routing::draw(app, f, top);
-            timeline::draw(app, f, tl);
-        }
+        Screen::Sessions => app.sessions.draw(f, body, &cx, view),
+        Screen::Trace => app.viewer.draw_trace(f, body, &cx),
+        Screen::Flags => app.viewer.draw_flags(f, body, &cx),
+        Screen::Compare => match &app.compare {
+            Some(c) => c.draw(f, body, &cx),
+            None => compare::draw_empty(f, body, &cx),
+        },
+        Screen::Routing => app.viewer.draw_routing(f, body, &cx),
     }
     draw_status(app, f, status);
     match &app.overlay {
-        Some(Overlay::Editor(e)) => editor::draw(app, e, f, body),
-        Some(Overlay::Fork(p)) => fork_picker::draw(app, p, f, body),
-        Some(Overlay::Export(d)) => export_dialog::draw(app, d, f, body),
-        Some(Overlay::Note(e)) => annotate::draw_note(app, e, f, body),
-        Some(Overlay::UserFlag(e)) => annotate::draw_flag(app, e, f, body),
-        Some(Overlay::Resample(r)) => resample_panel::draw_form(app, r, f, body),
-        Some(Overlay::ResamplePanel) => resample_panel::draw_panel(app, f, body),
+        Some(Overlay::Editor(e)) => e.draw(f, body, &cx),
+        Some(Overlay::Fork(p)) => p.draw(f, body, &cx),
+        Some(Overlay::Export(d)) => d.draw(f, body, &cx),
+        Some(Overlay::Note(e)) => e.draw(f, body, &cx, view),
+        Some(Overlay::UserFlag(e)) => e.draw(f, body, &cx, view),
+        Some(Overlay::Resample(r)) => r.draw(f, body, &cx),
+        Some(Overlay::ResamplePanel) => {
+            if let Some(r) = &app.resample {
+                r.draw(f, body, &cx);
+            }
+        }
         None => {}
     }
-    if app.help {
-        help::draw(app, f, area);
+    if app.help.open {
+        app.help.draw(f, area, &cx, app.screen);
     }
 }
 
@@ -127,17 +111,18 @@ fn draw_status(app: &App, f: &mut Frame, area: Rect) {
         return;
     }
     let mut left = String::new();
-    if let Some(v) = &app.view {
+    let vw = &app.viewer;
+    if let Some(v) = &vw.view {
         left.push_str(&format!(" {} ", v.run.id));
         if matches!(app.screen, Screen::Trace | Screen::Routing) && !v.is_empty() {
-            let s = &v.steps[app.cursor.min(v.len() - 1)];
-            left.push_str(&format!("· tok {}/{} · {} ", app.cursor + 1, v.len(), s.phase.as_str()));
+            let s = &v.steps[vw.cursor.min(v.len() - 1)];
+            left.push_str(&format!("· tok {}/{} · {} ", vw.cursor + 1, v.len(), s.phase.as_str()));
         }
-        if !app.search.is_empty() {
+        if !vw.search.is_empty() {
             left.push_str(&format!(
                 "· /{} ({}) ",
-                for_terminal(&app.search, false),
-                app.matches.len()
+                for_terminal(&vw.search, false),
+                vw.matches.len()
             ));
         }
     }

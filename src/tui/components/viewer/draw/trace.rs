@@ -1,7 +1,7 @@
-//! The trace component: the run's text, think and answer distinct, coloured by logprob,
+//! The trace pane: the run's text, think and answer distinct, coloured by logprob,
 //! entropy, top expert or syntax, with the cursor token, search matches and the span mark.
 //! Only the visible lines are laid out, so a 100k-token run draws as fast as a short one.
-//! Every character passes through `sanitize`. Depends on `app`, `run_view` and `theme`.
+//! Every character passes through `sanitize`. May import the viewer, `run_view` and `theme`.
 
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
@@ -10,11 +10,12 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 use unicode_width::UnicodeWidthStr;
 
-use super::app::{App, ColourBy};
-use super::run_view::RunView;
-use super::theme::Theme;
 use crate::sanitize::for_terminal;
 use crate::trace::{Phase, RunStatus};
+use crate::tui::components::ctx::Ctx;
+use crate::tui::components::viewer::{ColourBy, Viewer};
+use crate::tui::run_view::RunView;
+use crate::tui::theme::Theme;
 
 /// The theme key for a logprob (probability buckets 0.9 / 0.5 / 0.1).
 pub fn logprob_key(lp: f32) -> &'static str {
@@ -52,7 +53,7 @@ pub fn top_expert(v: &RunView, step: usize, layer: usize) -> Option<u16> {
 }
 
 struct Layout<'a> {
-    app: &'a App,
+    vw: &'a Viewer,
     v: &'a RunView,
     theme: &'a Theme,
     width: usize,
@@ -70,7 +71,7 @@ impl Layout<'_> {
             Phase::Think => "phase.think",
             Phase::Answer => "phase.answer",
         }));
-        match self.app.colour {
+        match self.vw.colour {
             // A step without a logprob (some servers) gets no confidence colour.
             ColourBy::Logprob if !s.logprob.is_nan() => {
                 st = st.patch(t.get(logprob_key(s.logprob)))
@@ -80,7 +81,7 @@ impl Layout<'_> {
             }
             ColourBy::Logprob | ColourBy::Entropy => {}
             ColourBy::Expert => {
-                if let Some(e) = top_expert(self.v, i, self.app.layer) {
+                if let Some(e) = top_expert(self.v, i, self.vw.layer) {
                     st = st.patch(t.get(&format!("expert.id.{}", e % 8)));
                 }
             }
@@ -103,8 +104,8 @@ impl Layout<'_> {
         {
             st = st.patch(t.get("note.span"));
         }
-        if let Some(m) = self.app.mark {
-            let (a, b) = (m.min(self.app.cursor), m.max(self.app.cursor));
+        if let Some(m) = self.vw.mark {
+            let (a, b) = (m.min(self.vw.cursor), m.max(self.vw.cursor));
             if (a..=b).contains(&i) {
                 st = st.patch(t.get("ui.mark"));
             }
@@ -113,7 +114,7 @@ impl Layout<'_> {
     }
 
     fn in_match(&self, b: usize) -> bool {
-        let m = &self.app.matches;
+        let m = &self.vw.matches;
         let i = m.partition_point(|r| r.0 <= b);
         i > 0 && m[i - 1].1 > b
     }
@@ -160,7 +161,7 @@ impl Layout<'_> {
             if from > to || (i as u32 == end.0 && to == 0 && i as u32 != s0) {
                 break;
             }
-            let is_cursor = i == self.app.cursor;
+            let is_cursor = i == self.vw.cursor;
             let base = self.token_style(i);
             let mut pieces: Vec<(String, Style)> = Vec::new();
             if from == 0 && v.notes.iter().any(|n| n.start as usize == i) {
@@ -175,7 +176,7 @@ impl Layout<'_> {
                 let b = offset + from + bi;
                 let mut st = base;
                 if v.in_code(b) {
-                    st = match (self.app.colour, v.highlight_at(b)) {
+                    st = match (self.vw.colour, v.highlight_at(b)) {
                         (ColourBy::Syntax, Some(col)) => st.fg(col),
                         _ => st.patch(t.get("code.block")),
                     };
@@ -207,20 +208,26 @@ impl Layout<'_> {
     }
 }
 
-/// Lays out the rows that show the cursor, starting at `app.top_line`.
-pub fn rows(app: &App, v: &RunView, width: usize, height: usize) -> Vec<Line<'static>> {
+/// Lays out the rows that show the cursor, starting at `vw.top_line`.
+pub fn rows(
+    vw: &Viewer,
+    t: &Theme,
+    v: &RunView,
+    width: usize,
+    height: usize,
+) -> Vec<Line<'static>> {
     let mut lay = Layout {
-        app,
+        vw,
         v,
-        theme: &app.theme,
+        theme: t,
         width: width.max(1),
         rows: Vec::new(),
         row: Vec::new(),
         row_w: 0,
         cursor_row: None,
     };
-    let cursor_line = v.line_of(app.cursor);
-    let mut li = app.top_line.min(cursor_line);
+    let cursor_line = v.line_of(vw.cursor);
+    let mut li = vw.top_line.min(cursor_line);
     while li < v.lines.len() {
         lay.line(li);
         li += 1;
@@ -235,9 +242,9 @@ pub fn rows(app: &App, v: &RunView, width: usize, height: usize) -> Vec<Line<'st
     lay.rows.into_iter().skip(skip).take(height).collect()
 }
 
-pub fn draw(app: &App, f: &mut Frame, area: Rect) {
-    let t = &app.theme;
-    let Some(v) = &app.view else {
+pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
+    let t = cx.theme;
+    let Some(v) = &vw.view else {
         let p = Paragraph::new("No run selected. Pick one on the Sessions screen (1).")
             .block(Block::default().borders(Borders::ALL).border_style(t.get("ui.border")));
         f.render_widget(p, area);
@@ -245,31 +252,28 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
     };
     let label =
         v.run.label.as_deref().map(|l| format!(" {}", for_terminal(l, false))).unwrap_or_default();
-    let live = if app.live == Some(v.run.id) && v.run.status == RunStatus::Recording {
+    let live = if vw.live == Some(v.run.id) && v.run.status == RunStatus::Recording {
         " ● live"
     } else {
         ""
     };
-    let visual = match (app.mark, app.selection()) {
+    let visual = match (vw.mark, vw.selection()) {
         (Some(_), Some((a, b))) => {
             format!(" · VISUAL {}", crate::export::annotate::span_text(a, b))
         }
         _ => String::new(),
     };
-    let layer = if app.colour == ColourBy::Expert {
-        format!(" layer {}", app.layer)
-    } else {
-        String::new()
-    };
+    let layer =
+        if vw.colour == ColourBy::Expert { format!(" layer {}", vw.layer) } else { String::new() };
     let title = format!(
         " {}{} · colour: {}{}{}{} · {}/{} ",
         v.run.id,
         label,
-        app.colour.label(),
+        vw.colour.label(),
         layer,
         live,
         visual,
-        if v.is_empty() { 0 } else { app.cursor + 1 },
+        if v.is_empty() { 0 } else { vw.cursor + 1 },
         v.len()
     );
     let block = Block::default()
@@ -285,6 +289,6 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
         return;
     }
     let inner = block.inner(area);
-    let lines = rows(app, v, usize::from(inner.width), usize::from(inner.height));
+    let lines = rows(vw, t, v, usize::from(inner.width), usize::from(inner.height));
     f.render_widget(Paragraph::new(lines).block(block), area);
 }

@@ -1,6 +1,6 @@
-//! The routing component for MoE runs: a layer × selected-experts grid for the token under
+//! The routing screen for MoE runs: a layer × selected-experts grid for the token under
 //! the cursor with gate weights as heat, and expert usage (chosen layer) over the marked span
-//! or the whole run. Depends on `app`, `run_view` and `theme`.
+//! or the whole run. May import the viewer, `run_view`, `components::widgets` and `theme`.
 
 use std::collections::HashMap;
 
@@ -9,17 +9,18 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 
-use super::app::App;
 use crate::sanitize::visible_token;
+use crate::tui::components::ctx::Ctx;
+use crate::tui::components::viewer::Viewer;
 
 /// Heat bucket 0..=4 of a gate weight.
 pub fn heat(w: f32) -> usize {
     ((w.clamp(0.0, 1.0) * 5.0) as usize).min(4)
 }
 
-pub fn draw(app: &App, f: &mut Frame, area: Rect) {
-    let t = &app.theme;
-    let Some(v) = app.view.as_ref().filter(|v| v.is_moe()) else {
+pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
+    let t = cx.theme;
+    let Some(v) = vw.view.as_ref().filter(|v| v.is_moe()) else {
         let block = Block::default()
             .borders(Borders::ALL)
             .border_style(t.get("ui.border"))
@@ -36,8 +37,8 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
     };
     let [grid_area, usage_area] =
         Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(area);
-    let tok = v.steps.get(app.cursor).map(|s| visible_token(&s.text)).unwrap_or_default();
-    let route = v.routing_at(app.cursor);
+    let tok = v.steps.get(vw.cursor).map(|s| visible_token(&s.text)).unwrap_or_default();
+    let route = v.routing_at(vw.cursor);
     // Servers return expert ids only: no weights are made up for them.
     let ids_only = route.is_some_and(|r| r.layers.iter().all(|l| l.weights.is_none()));
     let note = if ids_only { "· expert ids only, weights unknown " } else { "" };
@@ -45,17 +46,17 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
         .borders(Borders::ALL)
         .border_style(t.get("ui.border.focus"))
         .title(Span::styled(
-            format!(" Routing · step {} «{}» {note}", app.cursor, tok),
+            format!(" Routing · step {} «{}» {note}", vw.cursor, tok),
             t.get("ui.title"),
         ));
     let inner = block.inner(grid_area);
     let h = usize::from(inner.height);
     let mut lines = Vec::new();
-    let first = app.layer.saturating_sub(h / 2).min(v.layers.saturating_sub(h));
+    let first = vw.layer.saturating_sub(h / 2).min(v.layers.saturating_sub(h));
     for li in first..(first + h).min(v.layers) {
         let mut spans = vec![Span::styled(
-            format!("{}L{li:<3} ", if li == app.layer { "▸" } else { " " }),
-            if li == app.layer { t.get("ui.help.key") } else { t.get("ui.dim") },
+            format!("{}L{li:<3} ", if li == vw.layer { "▸" } else { " " }),
+            if li == vw.layer { t.get("ui.help.key") } else { t.get("ui.dim") },
         )];
         match route.and_then(|r| r.layers.iter().find(|l| usize::from(l.layer) == li)) {
             Some(l) => {
@@ -83,15 +84,14 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
     f.render_widget(Paragraph::new(lines).block(block), grid_area);
 
     // Usage of the chosen layer's experts over the span.
-    let (a, b) = match app.mark {
-        Some(m) => (m.min(app.cursor), m.max(app.cursor) + 1),
+    let (a, b) = match vw.mark {
+        Some(m) => (m.min(vw.cursor), m.max(vw.cursor) + 1),
         None => (0, v.len()),
     };
     let mut counts: HashMap<u16, usize> = HashMap::new();
     for i in a..b {
-        if let Some(l) = v
-            .routing_at(i)
-            .and_then(|r| r.layers.iter().find(|l| usize::from(l.layer) == app.layer))
+        if let Some(l) =
+            v.routing_at(i).and_then(|r| r.layers.iter().find(|l| usize::from(l.layer) == vw.layer))
         {
             for e in &l.experts {
                 *counts.entry(*e).or_default() += 1;
@@ -100,10 +100,11 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
     }
     let mut top: Vec<(u16, usize)> = counts.into_iter().collect();
     top.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
-    let span = if app.mark.is_some() { format!("steps {a}..{b}") } else { "whole run".into() };
-    let block = Block::default().borders(Borders::ALL).border_style(t.get("ui.border")).title(
-        Span::styled(format!(" Expert usage · L{} · {span} ", app.layer), t.get("ui.title")),
-    );
+    let span = if vw.mark.is_some() { format!("steps {a}..{b}") } else { "whole run".into() };
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(t.get("ui.border"))
+        .title(Span::styled(format!(" Expert usage · L{} · {span} ", vw.layer), t.get("ui.title")));
     let inner = block.inner(usage_area);
     let bar_w = usize::from(inner.width).saturating_sub(14);
     let max = top.first().map_or(1, |x| x.1).max(1);

@@ -1,8 +1,10 @@
 //! The compare screen: two runs side by side, aligned by `crate::compare`, one cursor that
 //! scrolls both (the other side follows the alignment), differences coloured, the first
 //! divergence marked, both runs' top-k at the cursor, both runs' statistics in a header and,
-//! for MoE runs, the layers whose expert usage differs most. `CompareState` is built in
-//! `App::update`; drawing takes `&App` and does no I/O.
+//! for MoE runs, the layers whose expert usage differs most. Owns the two runs, their
+//! alignment and the cursor (`App` keeps one `CompareState` once a comparison is open); drawing
+//! does no I/O. May import `components`, `run_view`, `theme`, `action` and the crate's
+//! `analysis`, `compare`, `trace` and `sanitize`.
 
 use std::time::Duration;
 
@@ -13,12 +15,15 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 use unicode_width::UnicodeWidthStr;
 
-use super::app::App;
-use super::run_view::RunView;
+use super::ctx::Ctx;
+use super::Effect;
 use crate::analysis::{AnalysisConfig, RunStats};
 use crate::compare::{compare_with, AlignOp, Comparison, Side};
 use crate::sanitize::{for_terminal, visible_token};
 use crate::trace::{Phase, Routing, Step};
+use crate::tui::action::Action;
+use crate::tui::run_view::RunView;
+use crate::tui::theme::Theme;
 
 /// How long the alignment may take before it falls back to a coarser one.
 const BUDGET: Duration = Duration::from_millis(500);
@@ -100,6 +105,68 @@ impl CompareState {
     pub fn divergence(&self) -> Option<usize> {
         self.cmp.first_divergence.as_ref().map(|d| d.a_step)
     }
+
+    /// Keys on the compare screen: the cursor moves over run A, B follows the alignment;
+    /// `page` is the trace viewport's height.
+    pub fn update(&mut self, action: Action, page: usize) -> Effect {
+        let n = self.len();
+        if n == 0 {
+            return Effect::None;
+        }
+        let to = match action {
+            Action::NextToken | Action::Down | Action::LineDown => self.cursor + 1,
+            Action::PrevToken | Action::Up | Action::LineUp => self.cursor.saturating_sub(1),
+            Action::PageDown => self.cursor + page * 8,
+            Action::PageUp => self.cursor.saturating_sub(page * 8),
+            Action::Start => 0,
+            Action::End => n - 1,
+            Action::JumpDivergence => match self.divergence() {
+                Some(d) => d,
+                None => return Effect::Message("the runs do not diverge".into()),
+            },
+            _ => return Effect::None,
+        };
+        self.cursor = to.min(n - 1);
+        Effect::None
+    }
+
+    /// The screen: the header, both panes and both runs' top-k at the cursor.
+    pub fn draw(&self, f: &mut Frame, area: Rect, cx: &Ctx) {
+        let t = cx.theme;
+        let c = self;
+        let head = header(t, c, usize::from(area.width));
+        let [h, body, k] = Layout::vertical([
+            Constraint::Length(head.len() as u16),
+            Constraint::Min(3),
+            Constraint::Length(7),
+        ])
+        .areas(area);
+        f.render_widget(Paragraph::new(head), h);
+        let [l, r] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+            .areas(body);
+        let div = c.cmp.first_divergence.as_ref();
+        pane(t, f, l, (&c.a, &c.diff_a, c.cursor, div.map(|d| d.a_step)));
+        pane(t, f, r, (&c.b, &c.diff_b, c.cursor_b(), div.map(|d| d.b_step)));
+        let [kl, kr] =
+            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(k);
+        for (area, v, step, title) in
+            [(kl, &c.a, c.cursor, " A top-k "), (kr, &c.b, c.cursor_b(), " B top-k ")]
+        {
+            let block = Block::default()
+                .borders(Borders::ALL)
+                .border_style(t.get("ui.border"))
+                .title(Span::styled(title, t.get("ui.title")));
+            let rows = usize::from(area.height.saturating_sub(2));
+            f.render_widget(Paragraph::new(topk(t, v, step, rows)).block(block), area);
+        }
+    }
+}
+
+/// The compare screen before any comparison was opened.
+pub fn draw_empty(f: &mut Frame, area: Rect, cx: &Ctx) {
+    let msg = "No comparison. On the trace screen press c (the run against its parent), \
+               or mark a run with m on the sessions screen and press c on another.";
+    f.render_widget(Paragraph::new(msg).style(cx.theme.get("ui.dim")), area);
 }
 
 /// A run's name in the compare view: its label, else its id.
@@ -118,8 +185,7 @@ fn stat_line(s: &RunStats) -> String {
     format!("{} tok · mean logp {lp} · lang {lang} · flags: {flags}", s.tokens)
 }
 
-fn header(app: &App, c: &CompareState, width: usize) -> Vec<Line<'static>> {
-    let t = &app.theme;
+fn header(t: &Theme, c: &CompareState, width: usize) -> Vec<Line<'static>> {
     let (dim, text) = (t.get("ui.dim"), t.get("ui.text"));
     let clip = |s: String| for_terminal(&s, false).chars().take(width).collect::<String>();
     let answer = match c.cmp.answers_agree {
@@ -191,13 +257,12 @@ fn window(v: &RunView, cursor: usize, width: usize, height: usize) -> std::ops::
 /// Lays out a run's tokens in `steps` into rows of `width` cells; returns the rows and the
 /// row of `cursor`.
 fn pane_rows(
-    app: &App,
+    t: &Theme,
     v: &RunView,
     steps: std::ops::Range<usize>,
     (diff, cursor, divergence): (&[bool], usize, Option<usize>),
     width: usize,
 ) -> (Vec<Line<'static>>, usize) {
-    let t = &app.theme;
     let mut rows: Vec<Line<'static>> = Vec::new();
     let mut row: Vec<Span<'static>> = Vec::new();
     let mut used = 0usize;
@@ -206,7 +271,7 @@ fn pane_rows(
     let first = steps.start;
     for (i, s) in v.steps[steps].iter().enumerate() {
         let i = i + first;
-        let mut style = phase_style(app, s);
+        let mut style = phase_style(t, s);
         if diff.get(i).copied().unwrap_or(false) {
             style = style.patch(t.get("compare.diff"));
         }
@@ -248,12 +313,11 @@ fn pane_rows(
     (rows, cursor_row)
 }
 
-fn phase_style(app: &App, s: &Step) -> Style {
-    app.theme.get(if s.phase == Phase::Think { "phase.think" } else { "phase.answer" })
+fn phase_style(t: &Theme, s: &Step) -> Style {
+    t.get(if s.phase == Phase::Think { "phase.think" } else { "phase.answer" })
 }
 
-fn pane(app: &App, f: &mut Frame, area: Rect, which: (&RunView, &[bool], usize, Option<usize>)) {
-    let t = &app.theme;
+fn pane(t: &Theme, f: &mut Frame, area: Rect, which: (&RunView, &[bool], usize, Option<usize>)) {
     let (v, diff, cursor, div) = which;
     let block = Block::default()
         .borders(Borders::ALL)
@@ -262,14 +326,13 @@ fn pane(app: &App, f: &mut Frame, area: Rect, which: (&RunView, &[bool], usize, 
     let inner = block.inner(area);
     let h = usize::from(inner.height).max(1);
     let steps = window(v, cursor, usize::from(inner.width), h);
-    let (rows, at) = pane_rows(app, v, steps, (diff, cursor, div), usize::from(inner.width));
+    let (rows, at) = pane_rows(t, v, steps, (diff, cursor, div), usize::from(inner.width));
     let top = at.saturating_sub(h / 2).min(rows.len().saturating_sub(h));
     let shown: Vec<Line> = rows.into_iter().skip(top).take(h).collect();
     f.render_widget(Paragraph::new(shown).block(block), area);
 }
 
-fn topk(app: &App, v: &RunView, step: usize, rows: usize) -> Vec<Line<'static>> {
-    let t = &app.theme;
+fn topk(t: &Theme, v: &RunView, step: usize, rows: usize) -> Vec<Line<'static>> {
     let Some(s) = v.steps.get(step) else { return vec![Line::from("no token")] };
     let mut out = vec![Line::from(vec![
         Span::styled(format!("#{} ", s.index), t.get("ui.dim")),
@@ -284,41 +347,6 @@ fn topk(app: &App, v: &RunView, step: usize, rows: usize) -> Vec<Line<'static>> 
         )));
     }
     out
-}
-
-pub fn draw(app: &App, f: &mut Frame, area: Rect) {
-    let t = &app.theme;
-    let Some(c) = &app.compare else {
-        let msg = "No comparison. On the trace screen press c (the run against its parent), \
-                   or mark a run with m on the sessions screen and press c on another.";
-        f.render_widget(Paragraph::new(msg).style(t.get("ui.dim")), area);
-        return;
-    };
-    let head = header(app, c, usize::from(area.width));
-    let [h, body, k] = Layout::vertical([
-        Constraint::Length(head.len() as u16),
-        Constraint::Min(3),
-        Constraint::Length(7),
-    ])
-    .areas(area);
-    f.render_widget(Paragraph::new(head), h);
-    let [l, r] =
-        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(body);
-    let div = c.cmp.first_divergence.as_ref();
-    pane(app, f, l, (&c.a, &c.diff_a, c.cursor, div.map(|d| d.a_step)));
-    pane(app, f, r, (&c.b, &c.diff_b, c.cursor_b(), div.map(|d| d.b_step)));
-    let [kl, kr] =
-        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(k);
-    for (area, v, step, title) in
-        [(kl, &c.a, c.cursor, " A top-k "), (kr, &c.b, c.cursor_b(), " B top-k ")]
-    {
-        let block = Block::default()
-            .borders(Borders::ALL)
-            .border_style(t.get("ui.border"))
-            .title(Span::styled(title, t.get("ui.title")));
-        let rows = usize::from(area.height.saturating_sub(2));
-        f.render_widget(Paragraph::new(topk(app, v, step, rows)).block(block), area);
-    }
 }
 
 #[cfg(test)]

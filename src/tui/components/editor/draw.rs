@@ -1,6 +1,7 @@
 //! Drawing the prompt editor (run dialog): one row per field, messages over several rows
 //! (their own newlines, then wrapped to the dialog's width), the text cursor as `▏`, and the
-//! rows scrolled so the cursor stays visible. Draws from `&PromptEditor` only; no I/O.
+//! rows scrolled so the cursor stays visible. Draws from `&PromptEditor` only; no I/O. May
+//! import its component, `components::ctx` and `theme`.
 
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::style::Style;
@@ -9,9 +10,10 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use ratatui::Frame;
 use unicode_width::UnicodeWidthChar;
 
-use super::app::App;
-use super::editor::{PromptEditor, FIELDS, KEY_ENV, KINDS, LOGPROBS, SOURCE, SOURCES, USER};
+use super::{PromptEditor, FIELDS, KEY_ENV, KINDS, LOGPROBS, SOURCE, SOURCES, USER};
 use crate::sanitize::for_terminal;
+use crate::tui::components::ctx::Ctx;
+use crate::tui::theme::Theme;
 
 /// Width of the label column (label and one space).
 const LABEL_W: usize = 13;
@@ -40,8 +42,7 @@ fn wrap(text: &str, w: usize) -> Vec<String> {
 }
 
 /// The rows of the fields and the row that holds the cursor.
-fn field_rows(app: &App, e: &PromptEditor, width: usize) -> (Vec<Line<'static>>, usize) {
-    let t = &app.theme;
+fn field_rows(t: &Theme, e: &PromptEditor, width: usize) -> (Vec<Line<'static>>, usize) {
     let val_w = width.saturating_sub(LABEL_W).max(8);
     let mut rows = Vec::new();
     let mut caret_row = 0;
@@ -104,41 +105,43 @@ fn field_rows(app: &App, e: &PromptEditor, width: usize) -> (Vec<Line<'static>>,
     (rows, caret_row)
 }
 
-pub fn draw(app: &App, e: &PromptEditor, f: &mut Frame, area: Rect) {
-    let t = &app.theme;
-    let w = area.width.saturating_sub(8).min(100);
-    let h = area.height.saturating_sub(4).min(26);
-    let [popup] = Layout::horizontal([Constraint::Length(w)]).flex(Flex::Center).areas(area);
-    let [popup] = Layout::vertical([Constraint::Length(h)]).flex(Flex::Center).areas(popup);
-    f.render_widget(Clear, popup);
-    let title = if e.remote() {
-        format!(" Edit and re-run {} on a server endpoint ", e.parent)
-    } else {
-        format!(" Edit and re-run {} ", e.parent)
-    };
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(t.get("ui.border.focus"))
-        .title(Span::styled(title, t.get("ui.title")));
-    let inner = block.inner(popup);
-    f.render_widget(block, popup);
-    let width = usize::from(inner.width);
-    let footer_rows = FOOTER.chars().count().div_ceil(width.max(1)).max(1) as u16;
-    let [fields, _, footer] = Layout::vertical([
-        Constraint::Min(1),
-        Constraint::Length(1),
-        Constraint::Length(footer_rows),
-    ])
-    .areas(inner);
-    let (rows, caret_row) = field_rows(app, e, width);
-    let room = usize::from(fields.height);
-    let skip = (caret_row + 1).saturating_sub(room);
-    let rows: Vec<Line> = rows.into_iter().skip(skip).take(room).collect();
-    f.render_widget(Paragraph::new(rows), fields);
-    f.render_widget(
-        Paragraph::new(Span::styled(FOOTER, t.get("ui.dim"))).wrap(Wrap { trim: true }),
-        footer,
-    );
+impl PromptEditor {
+    pub fn draw(&self, f: &mut Frame, area: Rect, cx: &Ctx) {
+        let (t, e) = (cx.theme, self);
+        let w = area.width.saturating_sub(8).min(100);
+        let h = area.height.saturating_sub(4).min(26);
+        let [popup] = Layout::horizontal([Constraint::Length(w)]).flex(Flex::Center).areas(area);
+        let [popup] = Layout::vertical([Constraint::Length(h)]).flex(Flex::Center).areas(popup);
+        f.render_widget(Clear, popup);
+        let title = if e.remote() {
+            format!(" Edit and re-run {} on a server endpoint ", e.parent)
+        } else {
+            format!(" Edit and re-run {} ", e.parent)
+        };
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(t.get("ui.border.focus"))
+            .title(Span::styled(title, t.get("ui.title")));
+        let inner = block.inner(popup);
+        f.render_widget(block, popup);
+        let width = usize::from(inner.width);
+        let footer_rows = FOOTER.chars().count().div_ceil(width.max(1)).max(1) as u16;
+        let [fields, _, footer] = Layout::vertical([
+            Constraint::Min(1),
+            Constraint::Length(1),
+            Constraint::Length(footer_rows),
+        ])
+        .areas(inner);
+        let (rows, caret_row) = field_rows(t, e, width);
+        let room = usize::from(fields.height);
+        let skip = (caret_row + 1).saturating_sub(room);
+        let rows: Vec<Line> = rows.into_iter().skip(skip).take(room).collect();
+        f.render_widget(Paragraph::new(rows), fields);
+        f.render_widget(
+            Paragraph::new(Span::styled(FOOTER, t.get("ui.dim"))).wrap(Wrap { trim: true }),
+            footer,
+        );
+    }
 }
 
 #[cfg(test)]

@@ -2,14 +2,17 @@
 //! a server endpoint: URL, model name, the *name* of the environment variable holding the API
 //! key, logprob kind), the system and user messages (several lines each), sampler settings,
 //! max tokens and seed, prefilled from a run; submitting re-runs the edited prompt as a new run
-//! of the same session. The state is edited only through `App::update`; drawing (in
-//! `editor_draw`) does no I/O. Never holds an API key.
+//! of the same session. Owns the fields being edited (`update`); submitting asks `App` to start
+//! the run. Drawing is in `draw.rs`. Never holds an API key. May import `components::ctx` (never
+//! `components/mod.rs`, whose `Overlay` holds it), `theme`, `action` and the crate's `engine`
+//! (the prompt type), `runs`, `trace` and `sanitize`.
 
-use super::action::Caret;
-pub use super::editor_draw::draw;
+mod draw;
+
 use crate::engine::generate::Prompt;
 use crate::runs::remote::{self as remote_run, Endpoint};
 use crate::trace::{LogprobKind, Message, Run, RunId, SamplerSpec};
+use crate::tui::action::{Action, Caret};
 
 /// The editable fields, by index. The dialog shows them in `PromptEditor::order`.
 pub const FIELDS: [&str; 13] = [
@@ -194,6 +197,19 @@ impl PromptEditor {
         if let Some((i, _)) = v[..at].char_indices().next_back() {
             v.remove(i);
             self.caret = i;
+        }
+    }
+
+    /// Tab / shift-tab move between fields, typing edits the focused one, the arrows move the
+    /// text cursor.
+    pub fn update(&mut self, action: Action) {
+        match action {
+            Action::FieldNext => self.next_field(true),
+            Action::FieldPrev => self.next_field(false),
+            Action::Input(c) => self.input(c),
+            Action::InputBackspace => self.backspace(),
+            Action::Caret(m) => self.caret(m),
+            _ => {}
         }
     }
 

@@ -1,18 +1,19 @@
-//! The flags component: the run's flags (from the store) grouped by kind, then the user's
+//! The Flags screen's list: the run's flags (from the store) grouped by kind, then the user's
 //! notes; Enter jumps to the selected one in the trace, `e` edits and `d` deletes a note or
-//! user flag. Depends on `app`, `theme` and `trace`.
+//! user flag. May import the viewer, `run_view`, `components::widgets` and `theme`.
 
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 
-use super::app::App;
-use super::inspector::fit;
-use super::run_view::RunView;
 use super::timeline::flag_key;
 use crate::sanitize::for_terminal;
 use crate::trace::Severity;
+use crate::tui::components::ctx::Ctx;
+use crate::tui::components::viewer::Viewer;
+use crate::tui::components::widgets::fit;
+use crate::tui::run_view::RunView;
 
 /// The text of at most 12 steps from `start` (within `start..end`).
 fn excerpt(v: &RunView, start: u32, end: u32) -> String {
@@ -21,9 +22,9 @@ fn excerpt(v: &RunView, start: u32, end: u32) -> String {
     v.steps[lo..hi.min(lo + 12)].iter().map(|s| s.text.as_str()).collect()
 }
 
-pub fn draw(app: &App, f: &mut Frame, area: Rect) {
-    let t = &app.theme;
-    let Some(v) = &app.view else {
+pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
+    let t = cx.theme;
+    let Some(v) = &vw.view else {
         f.render_widget(Paragraph::new("No run selected."), area);
         return;
     };
@@ -42,7 +43,7 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
     let mut lines = Vec::new();
     let mut sel_row = 0;
     let mut last_kind = None;
-    for (row, &i) in app.flag_order().iter().enumerate() {
+    for (row, &i) in vw.flag_order().iter().enumerate() {
         let fl = &v.flags[i];
         if last_kind != Some(&fl.kind) {
             last_kind = Some(&fl.kind);
@@ -52,7 +53,7 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
                 t.get(flag_key(&fl.kind)).patch(t.get("ui.title")),
             )));
         }
-        if row == app.flag_sel {
+        if row == vw.flag_sel {
             sel_row = lines.len();
         }
         let sev = match fl.severity {
@@ -68,7 +69,7 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
             for_terminal(&fl.detail, false),
             for_terminal(&excerpt, false)
         );
-        let st = if row == app.flag_sel { t.get("ui.selection") } else { t.get("ui.text") };
+        let st = if row == vw.flag_sel { t.get("ui.selection") } else { t.get("ui.text") };
         lines.push(Line::from(Span::styled(fit(&text, w), st)));
     }
     let nflags = v.flags.len();
@@ -80,7 +81,7 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
     }
     for (k, n) in v.notes.iter().enumerate() {
         let row = nflags + k;
-        if row == app.flag_sel {
+        if row == vw.flag_sel {
             sel_row = lines.len();
         }
         let first = n.text.lines().next().unwrap_or("");
@@ -92,7 +93,7 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
             for_terminal(first, false),
             for_terminal(&excerpt(v, n.start, n.end), false)
         );
-        let st = if row == app.flag_sel { t.get("ui.selection") } else { t.get("note.span") };
+        let st = if row == vw.flag_sel { t.get("ui.selection") } else { t.get("note.span") };
         lines.push(Line::from(Span::styled(fit(&text, w), st)));
     }
     if lines.is_empty() {

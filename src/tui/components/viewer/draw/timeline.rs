@@ -1,13 +1,16 @@
-//! The timeline component: the whole run's entropy (or surprise, -logprob) as a sparkline,
-//! flag markers under it and the cursor's position. Depends on `app` and `theme`.
+//! The timeline pane: the whole run's entropy (or surprise, -logprob) as a sparkline, flag
+//! markers under it and the cursor's position. May import the viewer, `components::widgets`
+//! and `theme`.
 
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 
-use super::app::{App, ColourBy};
 use crate::trace::FlagKind;
+use crate::tui::components::ctx::Ctx;
+use crate::tui::components::viewer::{ColourBy, Viewer};
+use crate::tui::components::widgets::buckets;
 
 const BARS: [char; 9] = [' ', '▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 
@@ -25,26 +28,9 @@ pub fn flag_key(kind: &FlagKind) -> &'static str {
     }
 }
 
-/// The per-column maxima of `values` over `width` columns (each column covers an equal
-/// share of the steps; used when there are more steps than columns).
-pub fn buckets(values: impl ExactSizeIterator<Item = f32>, width: usize) -> Vec<f32> {
-    let n = values.len();
-    let mut out = vec![0f32; width];
-    if n == 0 || width == 0 {
-        return out;
-    }
-    for (i, x) in values.enumerate() {
-        let col = i * width / n;
-        if let Some(c) = out.get_mut(col) {
-            *c = c.max(x);
-        }
-    }
-    out
-}
-
-pub fn draw(app: &App, f: &mut Frame, area: Rect) {
-    let t = &app.theme;
-    let entropy = app.colour != ColourBy::Logprob;
+pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
+    let t = cx.theme;
+    let entropy = vw.colour != ColourBy::Logprob;
     let title =
         if entropy { " Timeline · entropy " } else { " Timeline · surprise (−logprob) " };
     let block = Block::default()
@@ -53,7 +39,7 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
         .title(Span::styled(title, t.get("ui.title")));
     let inner = block.inner(area);
     let w = usize::from(inner.width);
-    let Some(v) = app.view.as_ref().filter(|v| !v.is_empty() && w > 0) else {
+    let Some(v) = vw.view.as_ref().filter(|v| !v.is_empty() && w > 0) else {
         f.render_widget(Paragraph::new("").block(block), area);
         return;
     };
@@ -67,7 +53,7 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
     let max = vals.iter().copied().fold(0f32, f32::max).max(1e-6);
     let rows = usize::from(inner.height.saturating_sub(1)).max(1);
     let key = if entropy { "spark.entropy" } else { "spark.logprob" };
-    let cursor_col = col_of(app.cursor);
+    let cursor_col = col_of(vw.cursor);
     let mut lines = Vec::new();
     for r in (0..rows).rev() {
         let mut s = String::with_capacity(w * 3);
@@ -101,7 +87,7 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
         let c = col_of(fl.start as usize).min(w - 1);
         row[c] = ('▲', flag_key(&fl.kind));
     }
-    if let Some(m) = app.mark {
+    if let Some(m) = vw.mark {
         row[col_of(m).min(w - 1)] = ('◆', "ui.mark");
     }
     row[cursor_col.min(w - 1)] = ('┃', "timeline.cursor");

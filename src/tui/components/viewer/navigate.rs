@@ -1,29 +1,23 @@
-//! Moving the trace cursor: by token, line, word, sentence and reasoning step (from
-//! `analysis::segment`), to flags, search matches and low-confidence tokens. Part of
-//! `App::update`'s state changes; no I/O.
+//! Moving the viewer's cursor: by token, line, word, sentence and reasoning step (from
+//! `analysis::segment`), to flags, search matches and low-confidence tokens, keeping it inside
+//! a viewport `h` rows high. Part of the viewer's update; no I/O. May import the viewer and
+//! `components`.
 
-use super::app::App;
-use super::run_view::RunView;
+use super::{Unit, Viewer};
+use crate::tui::components::Effect;
 
-/// What `w`/`b`, `(`/`)` and `{`/`}` move by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Unit {
-    Word,
-    Sentence,
-    Step,
-}
-
-impl App {
-    /// Visible rows of the trace viewport.
-    pub fn trace_height(&self) -> usize {
-        usize::from(self.size.1.saturating_sub(9)).max(1)
+impl Viewer {
+    /// Steps in the run shown.
+    pub fn len(&self) -> usize {
+        self.view.as_ref().map_or(0, crate::tui::run_view::RunView::len)
     }
 
-    pub(super) fn len(&self) -> usize {
-        self.view.as_ref().map_or(0, RunView::len)
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
-    pub(super) fn move_to(&mut self, step: usize) {
+    /// Puts the cursor on `step` (clamped), scrolling a viewport of `h` rows to it.
+    pub fn move_to(&mut self, step: usize, h: usize) {
         let n = self.len();
         if n == 0 {
             return;
@@ -31,7 +25,6 @@ impl App {
         self.cursor = step.min(n - 1);
         let Some(v) = &self.view else { return };
         let line = v.line_of(self.cursor);
-        let h = self.trace_height();
         if line < self.top_line {
             self.top_line = line;
         } else if line >= self.top_line + h {
@@ -48,8 +41,8 @@ impl App {
         }
     }
 
-    pub(super) fn jump_flag(&mut self, forward: bool) {
-        let Some(v) = &self.view else { return };
+    pub(super) fn jump_flag(&mut self, forward: bool, h: usize) -> Effect {
+        let Some(v) = &self.view else { return Effect::None };
         let c = self.cursor as u32;
         let target = if forward {
             v.flags.iter().map(|f| f.start).find(|&s| s > c)
@@ -57,21 +50,21 @@ impl App {
             v.flags.iter().rev().map(|f| f.start).find(|&s| s < c)
         };
         match target {
-            Some(t) => self.move_to(t as usize),
-            None if v.flags.is_empty() => self.message = "this run has no flags".into(),
-            None => self.message = "no more flags".into(),
+            Some(t) => self.move_to(t as usize, h),
+            None if v.flags.is_empty() => return Effect::Message("this run has no flags".into()),
+            None => return Effect::Message("no more flags".into()),
         }
+        Effect::None
     }
 
-    pub(super) fn jump_match(&mut self, forward: bool) {
-        let Some(v) = &self.view else { return };
+    pub(super) fn jump_match(&mut self, forward: bool, h: usize) -> Effect {
+        let Some(v) = &self.view else { return Effect::None };
         if self.matches.is_empty() {
-            self.message = if self.search.is_empty() {
+            return Effect::Message(if self.search.is_empty() {
                 "no search; press / to search".into()
             } else {
                 format!("'{}' not found", self.search)
-            };
-            return;
+            });
         }
         let (start, end) = (v.offsets[self.cursor], v.offsets[self.cursor + 1]);
         let pick = if forward {
@@ -81,16 +74,19 @@ impl App {
         };
         if let Some(&(b, _)) = pick {
             let s = v.step_at_byte(b);
-            self.move_to(s);
+            self.move_to(s, h);
         }
+        Effect::None
     }
 
-    pub(super) fn run_search(&mut self, needle: &str) {
+    /// Searches the run for `needle` (ASCII case folded) and moves to the first match at or
+    /// after the cursor.
+    pub fn run_search(&mut self, needle: &str, h: usize) -> Effect {
         self.search = needle.to_string();
         self.matches.clear();
-        let Some(v) = &self.view else { return };
+        let Some(v) = &self.view else { return Effect::None };
         if needle.is_empty() {
-            return;
+            return Effect::None;
         }
         let hay = v.text.to_ascii_lowercase();
         let pat = needle.to_ascii_lowercase();
@@ -100,16 +96,17 @@ impl App {
         match self.matches.iter().find(|m| m.1 > here).or(self.matches.first()) {
             Some(&(b, _)) => {
                 let s = v.step_at_byte(b);
-                self.move_to(s);
+                self.move_to(s, h);
+                Effect::None
             }
-            None => self.message = format!("'{needle}' not found"),
+            None => Effect::Message(format!("'{needle}' not found")),
         }
     }
 
     /// Moves to the start of the next (or this / the previous) word, sentence or reasoning
     /// step, as the analysis module segments the run.
-    pub(super) fn segment_move(&mut self, what: Unit, forward: bool) {
-        let Some(v) = &mut self.view else { return };
+    pub(super) fn segment_move(&mut self, what: Unit, forward: bool, h: usize) -> Effect {
+        let Some(v) = &mut self.view else { return Effect::None };
         v.resegment();
         let seg = &v.segments;
         let starts: Vec<usize> = match what {
@@ -124,23 +121,26 @@ impl App {
             starts.iter().rev().copied().find(|&s| s < c)
         };
         match target {
-            Some(t) => self.move_to(t),
+            Some(t) => {
+                self.move_to(t, h);
+                Effect::None
+            }
             None => {
                 let name = match what {
                     Unit::Word => "word",
                     Unit::Sentence => "sentence",
                     Unit::Step => "reasoning step",
                 };
-                self.message = format!("no {} {name}", if forward { "next" } else { "previous" });
+                Effect::Message(format!("no {} {name}", if forward { "next" } else { "previous" }))
             }
         }
     }
 
-    pub(super) fn line_move(&mut self, delta: isize) {
+    pub(super) fn line_move(&mut self, delta: isize, h: usize) {
         let Some(v) = &self.view else { return };
         let line = v.line_of(self.cursor) as isize + delta;
         let line = line.clamp(0, v.lines.len() as isize - 1) as usize;
         let s = v.first_step_of_line(line);
-        self.move_to(s);
+        self.move_to(s, h);
     }
 }

@@ -1,8 +1,8 @@
-//! The inspector component: the token under the cursor (id, text with invisible characters
+//! The inspector pane: the token under the cursor (id, text with invisible characters
 //! shown, logprob, probability, entropy, rank) and its top-k alternatives as bars; for a run
 //! recorded from a server, where it came from and what the server did not supply (a step
 //! without a logprob says so rather than showing a number).
-//! Depends on `app`, `run_view` and `theme`.
+//! May import the viewer, `run_view`, `provenance`, `components::widgets` and `theme`.
 
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -10,30 +10,14 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 use unicode_width::UnicodeWidthStr;
 
-use super::app::App;
-use super::provenance;
-use super::run_view::RunView;
 use super::trace::{entropy_key, logprob_key};
 use crate::sanitize::visible_token;
 use crate::trace::UNKNOWN_TOKEN;
-
-/// `text` cut to `w` columns (with `…`) and padded to exactly `w`.
-pub fn fit(text: &str, w: usize) -> String {
-    let mut out = String::new();
-    let mut used = 0;
-    for c in text.chars() {
-        let cw = c.to_string().width();
-        if used + cw > w.saturating_sub(1) && text.width() > w {
-            out.push('…');
-            used += 1;
-            break;
-        }
-        out.push(c);
-        used += cw;
-    }
-    out.push_str(&" ".repeat(w.saturating_sub(used)));
-    out
-}
+use crate::tui::components::ctx::Ctx;
+use crate::tui::components::viewer::Viewer;
+use crate::tui::components::widgets::fit;
+use crate::tui::provenance;
+use crate::tui::run_view::RunView;
 
 /// `text` in rows of at most `w` columns, broken between words (a longer word is cut).
 fn words(text: &str, w: usize) -> Vec<String> {
@@ -50,13 +34,13 @@ fn words(text: &str, w: usize) -> Vec<String> {
     rows
 }
 
-pub fn draw(app: &App, f: &mut Frame, area: Rect) {
-    let t = &app.theme;
+pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
+    let t = cx.theme;
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(t.get("ui.border"))
         .title(Span::styled(" Inspector ", t.get("ui.title")));
-    let Some(s) = app.view.as_ref().and_then(|v| v.steps.get(app.cursor)) else {
+    let Some(s) = vw.view.as_ref().and_then(|v| v.steps.get(vw.cursor)) else {
         f.render_widget(Paragraph::new("no token").block(block), area);
         return;
     };
@@ -109,7 +93,7 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
             Span::styled(format!("{:.1} ms", s.t_us as f64 / 1000.0), text),
         ]),
     ];
-    if let Some(n) = app.note_at_cursor().and_then(|i| app.view.as_ref()?.notes.get(i)) {
+    if let Some(n) = vw.note_at_cursor().and_then(|i| vw.view.as_ref()?.notes.get(i)) {
         let first = n.text.lines().next().unwrap_or("");
         lines.push(Line::from(vec![
             Span::styled("note   ", t.get("note.marker")),
@@ -119,7 +103,7 @@ pub fn draw(app: &App, f: &mut Frame, area: Rect) {
             ),
         ]));
     }
-    if let Some(run) = app.view.as_ref().map(|v| &v.run).filter(|r| provenance::is_remote(r)) {
+    if let Some(run) = vw.view.as_ref().map(|v| &v.run).filter(|r| provenance::is_remote(r)) {
         // The short form; the sessions screen's run header has all of it.
         for (k, v) in provenance::rows(run) {
             let key = match k {

@@ -222,6 +222,29 @@ fn impossible_block_counts_and_dimensions_are_refused() {
     );
 }
 
+/// Strings from a GGUF file that reach an error message cannot drive the terminal.
+#[test]
+fn gguf_strings_in_errors_are_sanitized() {
+    let dir = tempfile::tempdir().unwrap();
+    let pre = write_tiny(dir.path(), &Tiny { pre: "\u{1b}]0;p\u{7}", ..Tiny::llama() });
+    let template = write_tiny(
+        dir.path(),
+        &Tiny {
+            template: Some("{{ raise_exception('boom \u{1b}]0;pwned\u{7}') }}"),
+            arch: "qwen2",
+            ..Tiny::llama()
+        },
+    );
+    for (model, needle) in [(pre, "␛]0;p"), (template, "boom ␛]0;pwned")] {
+        let out =
+            thinkdbg(dir.path()).args(["run", "--model"]).arg(&model).arg("hi").output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "{err:?}");
+        assert!(err.contains(needle), "{err}");
+    }
+}
+
 #[test]
 fn a_prompt_longer_than_the_context_is_refused() {
     let dir = tempfile::tempdir().unwrap();

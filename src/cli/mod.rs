@@ -114,7 +114,10 @@ pub fn main() -> ExitCode {
             }) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {err:#}");
+            // Errors quote what they found (GGUF strings, a template's exception, a server's
+            // message): untrusted text, made safe here for every error at once.
+            let msg = format!("{err:#}");
+            eprintln!("error: {}", crate::sanitize::for_terminal(&msg, true));
             ExitCode::FAILURE
         }
         Err(payload) => {

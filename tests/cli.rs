@@ -245,6 +245,41 @@ fn gguf_strings_in_errors_are_sanitized() {
     }
 }
 
+/// Files that are not regular files are refused at once (a FIFO would block forever), an
+/// unwritable log file is said, and a dumb terminal gets no UI.
+#[test]
+fn odd_files_and_terminals_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.gguf");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    for path in [fifo.as_path(), std::path::Path::new("/dev/urandom")] {
+        fails_with(
+            thinkdbg(dir.path())
+                .args(["model", "info"])
+                .arg(path)
+                .timeout(std::time::Duration::from_secs(20)),
+            "is not a regular file, not a GGUF file",
+        );
+    }
+    let model = write_tiny(dir.path(), &Tiny::llama());
+    let out = thinkdbg(dir.path())
+        .env("THINKDBG_LOG_FILE", model.join("cannot-be-here.log"))
+        .args(["ls"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("warning: cannot write the log file"), "{err}");
+    fails_with(
+        thinkdbg(dir.path())
+            .env("TERM", "dumb")
+            .args(["record", "--tui", "--model"])
+            .arg(&model)
+            .arg("hi"),
+        "TERM is 'dumb'",
+    );
+}
+
 #[test]
 fn a_prompt_longer_than_the_context_is_refused() {
     let dir = tempfile::tempdir().unwrap();

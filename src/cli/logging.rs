@@ -11,12 +11,27 @@ fn default_log_path() -> Option<PathBuf> {
 }
 
 /// Starts logging; keep the guard alive for the life of the program. A log file that cannot
-/// be opened disables logging rather than stopping the program.
+/// be opened disables logging rather than stopping the program; when the user named it
+/// (`--log-file`, `THINKDBG_LOG_FILE`), a warning says so.
 pub fn init(path: Option<&Path>) -> Option<WorkerGuard> {
+    let named = path.is_some();
     let path = path.map(Path::to_path_buf).or_else(default_log_path)?;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).ok()?;
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).ok()?;
+    let opened = std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::OpenOptions::new().create(true).append(true).open(&path));
+    let file = match opened {
+        Ok(f) => f,
+        Err(e) => {
+            if named {
+                let shown = path.display().to_string();
+                eprintln!(
+                    "warning: cannot write the log file '{}': {e}; logging is off",
+                    crate::sanitize::for_terminal(&shown, false)
+                );
+            }
+            return None;
+        }
+    };
     let (writer, guard) = tracing_appender::non_blocking(file);
     let filter = EnvFilter::try_from_env("THINKDBG_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let ok = tracing_subscriber::fmt()

@@ -87,6 +87,9 @@ pub fn run(args: &RecordArgs, store_flag: Option<&Path>, offline: bool) -> Resul
     if args.remote.endpoint.is_some() {
         return super::record_remote::run(args, store_flag);
     }
+    if args.tui {
+        crate::tui::terminal::check()?;
+    }
     let request = args.gen.request()?;
     let path = args.gen.source()?.resolve(offline)?;
     let store = Arc::new(super::store_args::open(store_flag)?);

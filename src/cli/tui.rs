@@ -28,6 +28,7 @@ pub fn run(
         }
         bail!("the terminal UI needs a terminal; use a subcommand (see 'thinkdbg --help')");
     }
+    tui::terminal::check()?;
     let opts = tui::Options { theme: theme.map(str::to_string), live: None, model };
     tui::run(Arc::new(store), opts)?;
     Ok(ExitCode::SUCCESS)

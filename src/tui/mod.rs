@@ -111,6 +111,7 @@ pub fn build_app(store: Option<Arc<Store>>, theme: Option<&str>) -> Result<App> 
 
 /// Runs the UI until the user quits.
 pub fn run(store: Arc<Store>, opts: Options) -> Result<()> {
+    terminal::check()?;
     let mut app = build_app(Some(store), opts.theme.as_deref())?;
     if let Some((jobs, id)) = opts.live {
         app.jobs = jobs;

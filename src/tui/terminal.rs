@@ -33,6 +33,17 @@ pub fn restore() {
     );
 }
 
+/// Whether this terminal can show the UI: not one that declares itself `dumb` (no cursor
+/// addressing; the UI would fill it with escape codes).
+pub fn check() -> io::Result<()> {
+    if std::env::var_os("TERM").is_some_and(|t| t == "dumb") {
+        return Err(io::Error::other(
+            "TERM is 'dumb', which cannot show the UI; use the subcommands (ls, show, flags, diff, export)",
+        ));
+    }
+    Ok(())
+}
+
 impl Guard {
     pub fn enter() -> io::Result<Guard> {
         let previous = std::panic::take_hook();

@@ -162,14 +162,14 @@ impl Gguf {
     /// data lies inside the file.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
+        // Checked before opening: opening a FIFO blocks until a writer comes.
+        let kind = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?.file_type();
+        if !kind.is_file() {
+            let what = if kind.is_dir() { "a directory" } else { "not a regular file" };
+            return Err(Error::Source(format!("'{}' is {what}, not a GGUF file", path.display())));
+        }
         let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
         let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
-        if path.is_dir() {
-            return Err(Error::Source(format!(
-                "'{}' is a directory, not a GGUF file",
-                path.display()
-            )));
-        }
         let mut c = Cursor { r: BufReader::with_capacity(1 << 20, file), pos: 0, len, path };
         if len < 4 {
             let mut magic = [0u8; 4];

@@ -458,6 +458,9 @@ pub enum Origin {
     User,
 }
 
+/// Most alternatives a step keeps (`--top-logprobs`, imports, servers that send more).
+pub const MAX_ALTERNATIVES: usize = 100;
+
 /// A place in a run worth a look, over the half-open step range `start..end`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Flag {

@@ -352,3 +352,27 @@ fn an_import_killed_part_way_leaves_nothing_behind() {
     }
     assert!(cut >= 5, "only {cut} of 20 kills came during the import ({whole:?} in all)");
 }
+
+/// With debug logging on, the log file never holds an endpoint's user info or `api_key` query
+/// (the HTTP client logs request URLs at debug level).
+#[test]
+fn debug_logs_keep_no_credentials() {
+    use thinkdbg::remote::loopback::{serve, SSE_HEAD};
+    let dir = tempfile::tempdir().unwrap();
+    let mut resp = SSE_HEAD.to_vec();
+    let chunk = r#"{"model":"m","choices":[{"index":0,"delta":{"content":"A"},"logprobs":null,"finish_reason":"stop"}]}"#;
+    resp.extend_from_slice(format!("data: {chunk}\r\n\r\ndata: [DONE]\r\n\r\n").as_bytes());
+    let base = serve(vec![resp]).unwrap();
+    let url = base.replace("http://", "http://user:hunter2pw@") + "/v1?api_key=SECRETKEY42";
+    let log = dir.path().join("debug.log");
+    let out = thinkdbg(dir.path())
+        .env("THINKDBG_LOG", "debug")
+        .env("THINKDBG_LOG_FILE", &log)
+        .args(["record", "--endpoint", &url, "--remote-model", "m", "hi"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("DEBUG") || text.contains("INFO"), "nothing logged: {text}");
+    assert!(!text.contains("hunter2pw") && !text.contains("SECRETKEY42"), "{text}");
+}

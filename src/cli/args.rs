@@ -93,8 +93,12 @@ impl GenArgs {
         if self.max_tokens == 0 {
             bail!("'--max-tokens' must be at least 1");
         }
-        if self.top_logprobs > 100 {
-            bail!("'--top-logprobs' is {}; at most 100 alternatives are kept", self.top_logprobs);
+        if self.top_logprobs > crate::trace::MAX_ALTERNATIVES {
+            bail!(
+                "'--top-logprobs' is {}; at most {} alternatives are kept",
+                self.top_logprobs,
+                crate::trace::MAX_ALTERNATIVES
+            );
         }
         let spec = SamplerSpec {
             temperature: self.temperature,

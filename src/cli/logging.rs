@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
+/// The HTTP client's log level, fixed.
+const QUIET_HTTP: &str = "ureq=info";
+
 fn default_log_path() -> Option<PathBuf> {
     directories::ProjectDirs::from("", "", "thinkdbg").map(|d| d.data_dir().join("thinkdbg.log"))
 }
@@ -34,6 +37,10 @@ pub fn init(path: Option<&Path>) -> Option<WorkerGuard> {
     };
     let (writer, guard) = tracing_appender::non_blocking(file);
     let filter = EnvFilter::try_from_env("THINKDBG_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // The HTTP client logs every request's URL (user info and `api_key` query included) at
+    // debug level: it never logs below info, whatever THINKDBG_LOG asks. Our own lines name
+    // endpoints without credentials (`remote::redact`).
+    let filter = filter.add_directive(QUIET_HTTP.parse().unwrap_or_default());
     let ok = tracing_subscriber::fmt()
         .with_writer(writer)
         .with_ansi(false)

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::sanitize::json_line;
 use crate::trace::{
-    Flag, LayerRoute, Note, Routing, Run, RunId, RunRecord, Session, SessionId, SessionRecord, Step,
+    Flag, LayerRoute, Note, Routing, Run, RunId, RunRecord, Session, SessionId, SessionRecord,
+    Step, MAX_ALTERNATIVES,
 };
 
 /// Name and version written in the header line.
@@ -302,9 +303,6 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<Vec<SessionRecord>, ParseError> {
         }
     }
 }
-
-/// Most alternatives a step may carry (as `--top-logprobs` allows).
-pub const MAX_ALTERNATIVES: usize = 100;
 
 /// A step's numbers must be ones a model can produce (`null`, read as NaN, is an unknown
 /// value: a server that sent no logprob).

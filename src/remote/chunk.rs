@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::error::{quote, Error, Result};
-use crate::trace::{Phase, RemoteInfo, Step, TopToken, UNKNOWN_TOKEN};
+use crate::trace::{Phase, RemoteInfo, Step, TopToken, MAX_ALTERNATIVES, UNKNOWN_TOKEN};
 
 #[derive(Debug, Default, Deserialize)]
 struct Chunk {
@@ -134,6 +134,9 @@ struct Counts {
     extra_dropped: u32,
     extra_as_think: u32,
     mismatched_chunks: u32,
+    /// Steps that came with more alternatives than are kept, and the most seen on one.
+    top_cut: u32,
+    top_most: usize,
 }
 
 /// Assembles steps from chunks, remembering what the server supplied.
@@ -156,6 +159,15 @@ impl Assembler {
         let mut a = Assembler { top_requested, ..Assembler::default() };
         a.inline.in_think = starts_in_think;
         a
+    }
+
+    /// How many alternatives a step keeps: those asked for (any the server sends, up to the
+    /// cap, when none were asked for).
+    fn alternatives_kept(&self) -> usize {
+        match self.top_requested {
+            0 => MAX_ALTERNATIVES,
+            n => n.min(MAX_ALTERNATIVES),
+        }
     }
 
     pub fn steps(&self) -> u32 {
@@ -344,9 +356,14 @@ impl Assembler {
             } else {
                 self.content_phase(&text)
             };
-            let top = e
-                .top_logprobs
-                .unwrap_or_default()
+            let mut given = e.top_logprobs.unwrap_or_default();
+            let keep = self.alternatives_kept();
+            if given.len() > keep {
+                self.counts.top_cut += 1;
+                self.counts.top_most = self.counts.top_most.max(given.len());
+                given.truncate(keep);
+            }
+            let top = given
                 .into_iter()
                 .map(|t| TopToken {
                     id: UNKNOWN_TOKEN,
@@ -394,6 +411,14 @@ impl Assembler {
             notes.push(format!(
                 "logprobs included {} tokens not in the streamed text (reasoning tokens already streamed, SGLang #25055): dropped",
                 c.extra_dropped
+            ));
+        }
+        if c.top_cut > 0 {
+            notes.push(format!(
+                "the server sent up to {} alternatives per token on {} steps; the first {} were kept",
+                c.top_most,
+                c.top_cut,
+                self.alternatives_kept()
             ));
         }
         if c.mismatched_chunks > 0 {

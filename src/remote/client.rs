@@ -58,9 +58,10 @@ pub struct RemoteRequest {
 #[derive(Debug)]
 pub enum Ended {
     Complete(StopReason),
-    /// The stream broke after tokens arrived; the run is `Interrupted` with what arrived.
+    /// The stream broke (or went wrong) after tokens arrived, or the user stopped it; the run
+    /// is `Interrupted` with what arrived.
     Interrupted(Error),
-    /// Nothing usable came, or the server sent something wrong; the run is `Failed`.
+    /// Nothing usable came before the stream ended or went wrong; the run is `Failed`.
     Failed(Error),
 }
 
@@ -162,11 +163,22 @@ fn open(
             Err(Error::Http { endpoint: shown.into(), status, message: server_message(&text) })
         }
         Err(ureq::Error::Transport(t)) => {
-            Err(Error::Connect { endpoint: shown.into(), message: transport_message(&t) })
+            let (endpoint, message) = (shown.into(), transport_message(&t));
+            use ureq::ErrorKind as K;
+            Err(match t.kind() {
+                K::Dns | K::ConnectionFailed | K::ProxyConnect => {
+                    Error::Connect { endpoint, message }
+                }
+                // Connected, then no (or no readable) response: not a refused connection.
+                _ => Error::NoResponse { endpoint, message },
+            })
         }
     }
 }
 
+/// Retried before the first token: a refused connection (or DNS), HTTP 429/502/503/504, and a
+/// stream that opened and broke before its first token. A server that accepted the connection
+/// and never answered is not retried (it would hang again).
 fn retryable(e: &Error) -> bool {
     match e {
         Error::Connect { .. } | Error::Broken { .. } => true,
@@ -345,9 +357,8 @@ pub fn record(
                         tracing::warn!(endpoint = %shown, attempt, "retrying before the first token: {e}");
                         std::thread::sleep(Duration::from_millis(500 << attempt.min(5)));
                     }
-                    Err(e @ (Error::Idle { .. } | Error::Broken { .. })) if got_tokens => {
-                        break Ended::Interrupted(e)
-                    }
+                    // Steps arrived: whatever cut the stream, they are kept.
+                    Err(e) if got_tokens => break Ended::Interrupted(e),
                     Err(e) => break Ended::Failed(e),
                     // The user stopped it: what arrived is kept, as for a broken stream.
                     Ok(true) => break Ended::Interrupted(Error::Cancelled),

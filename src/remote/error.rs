@@ -9,6 +9,8 @@ pub enum Error {
     NoApiKey(String),
     #[error("cannot connect to '{endpoint}': {message}")]
     Connect { endpoint: String, message: String },
+    #[error("'{endpoint}' accepted the connection but sent no response: {message}")]
+    NoResponse { endpoint: String, message: String },
     #[error("'{endpoint}' answered HTTP {status}: {message}")]
     Http { endpoint: String, status: u16, message: String },
     #[error(

@@ -22,6 +22,11 @@ pub enum ReadError {
     Bad(Error),
 }
 
+/// The longest line (and event) a stream may send. A streamed chunk is a few kilobytes, a few
+/// hundred with routed experts of every layer; anything near this is a broken or hostile server,
+/// and without a cap one line could take all the memory there is.
+pub const MAX_LINE: usize = 16 << 20;
+
 pub struct SseReader<R> {
     inner: R,
     line_no: usize,
@@ -38,17 +43,53 @@ impl<R: BufRead> SseReader<R> {
         self.line_no
     }
 
+    /// Reads up to and including the next `\n` into `buf`, but stops once `buf` holds more than
+    /// `MAX_LINE` bytes (the caller then refuses the line). Returns the bytes read.
+    fn read_line(&mut self) -> Result<usize, ReadError> {
+        let mut n = 0;
+        loop {
+            let chunk = match self.inner.fill_buf() {
+                Ok(c) => c,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(ReadError::Io(e)),
+            };
+            if chunk.is_empty() {
+                return Ok(n);
+            }
+            let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (chunk.len(), false),
+            };
+            self.buf.extend_from_slice(&chunk[..take]);
+            self.inner.consume(take);
+            n += take;
+            if done || self.buf.len() > MAX_LINE {
+                return Ok(n);
+            }
+        }
+    }
+
     /// The next event, or `None` at the end of the stream.
     pub fn next_event(&mut self) -> Result<Option<Event>, ReadError> {
         let mut data: Option<Event> = None;
         loop {
             self.buf.clear();
-            let n = self.inner.read_until(b'\n', &mut self.buf).map_err(ReadError::Io)?;
+            let n = self.read_line()?;
             if n == 0 {
                 return Ok(data);
             }
             self.line_no += 1;
             let line = self.line_no;
+            if self.buf.len() > MAX_LINE || data.as_ref().is_some_and(|d| d.data.len() > MAX_LINE) {
+                return Err(ReadError::Bad(Error::Sse {
+                    line,
+                    message: format!("a line or event longer than {} MiB", MAX_LINE >> 20),
+                    content: quote(
+                        &String::from_utf8_lossy(&self.buf[..self.buf.len().min(200)]),
+                        200,
+                    ),
+                }));
+            }
             let raw = match std::str::from_utf8(&self.buf) {
                 Ok(s) => s.trim_end_matches(['\n', '\r']),
                 Err(e) => {
@@ -141,5 +182,22 @@ mod tests {
     #[test]
     fn an_event_cut_by_the_end_of_stream_is_returned() {
         assert_eq!(events("data: x"), vec![Ok(Event { line: 1, data: "x".into() })]);
+    }
+
+    #[test]
+    fn an_endless_line_or_event_is_refused_at_the_cap() {
+        // A server that sends one line without end: refused, not read into memory.
+        let mut r = SseReader::new(std::io::BufReader::new(std::io::repeat(b'a')));
+        match r.next_event() {
+            Err(ReadError::Bad(e)) => assert!(e.to_string().contains("longer than 16 MiB"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(r.buf.len() <= MAX_LINE + 64 * 1024);
+        // Many short data lines that add up to an endless event.
+        let line = format!("data: {}\n", "b".repeat(1 << 20));
+        let text = line.repeat(20);
+        let got = events(&text);
+        let err = got.last().unwrap().clone().unwrap_err();
+        assert!(err.contains("longer than 16 MiB"), "{err}");
     }
 }

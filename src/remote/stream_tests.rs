@@ -162,6 +162,23 @@ fn vllm_stream_with_reasoning_field_and_npy_routed_experts() {
     assert!(err.contains("11 data bytes"), "{err}");
 }
 
+/// A server that sends far more alternatives than were asked for (200,000) is cut to those
+/// asked for, and the run's notes say so.
+#[test]
+fn alternatives_beyond_the_request_are_cut_and_noted() {
+    let many: Vec<(String, f64)> = (0..200_000).map(|i| (format!("t{i}"), -1.0)).collect();
+    let many: Vec<(&str, f64)> = many.iter().map(|(t, l)| (t.as_str(), *l)).collect();
+    let chunks = vec![chunk("reasoning_content", "", "Yes", Some(vec![entry("Yes", -0.1, &many)]))];
+    let (steps, a) = assemble(&chunks);
+    assert_eq!(steps[0].top.len(), 2);
+    let info = a.info("m");
+    assert!(
+        info.notes.iter().any(|n| n.contains("up to 200000 alternatives") && n.contains("first 2")),
+        "{:?}",
+        info.notes
+    );
+}
+
 #[test]
 fn reasoning_chunks_with_null_logprobs_are_kept_and_reported() {
     let chunks = vec![
@@ -353,8 +370,9 @@ fn a_malformed_sse_line_names_its_line_and_content_and_keeps_the_steps() {
     let mut resp = sse(&[answer("A")], false);
     resp.extend_from_slice(b"data: {\"choices\": [oops\r\n\r\n");
     let (out, events) = go(&opts(&serve(vec![resp])));
+    // A token had arrived: the run is interrupted, not failed.
     let msg = match &out.ended {
-        Ended::Failed(e) => e.to_string(),
+        Ended::Interrupted(e) => e.to_string(),
         other => panic!("{other:?}"),
     };
     assert!(
@@ -410,13 +428,62 @@ fn a_json_answer_is_not_taken_for_a_stream() {
 
 #[test]
 fn an_error_event_in_the_stream_is_reported() {
+    // After a token: the run keeps it and is interrupted, with the server's words.
     let resp = sse(&[answer("A"), json!({"error": {"message": "KV cache full"}})], false);
     let (out, _) = go(&opts(&serve(vec![resp])));
     let msg = match &out.ended {
-        Ended::Failed(e) => e.to_string(),
+        Ended::Interrupted(e) => e.to_string(),
         other => panic!("{other:?}"),
     };
     assert!(msg.contains("KV cache full") && msg.contains("line 3"), "{msg}");
+    // Before any token: nothing usable came, the run failed.
+    let resp = sse(&[json!({"error": {"message": "KV cache full"}})], false);
+    let (out, _) = go(&opts(&serve(vec![resp])));
+    assert!(matches!(out.ended, Ended::Failed(Error::Server { .. })), "{:?}", out.ended);
+}
+
+#[test]
+fn a_connection_closed_inside_an_event_after_tokens_is_interrupted() {
+    let mut resp = sse(&[answer("A"), answer("B"), answer("C")], false);
+    resp.extend_from_slice(b"data: {\"choices\": [{\"de");
+    let (out, events) = go(&opts(&serve(vec![resp])));
+    assert!(matches!(out.ended, Ended::Interrupted(_)), "{:?}", out.ended);
+    assert_eq!(out.steps, 3);
+    assert!(matches!(last_event(&events), Event::Interrupted(_)));
+}
+
+/// A server that accepts the connection and never sends a status line is one clear error,
+/// and is not retried (it would hang again), unlike a refused connection.
+#[test]
+fn a_server_that_never_answers_is_not_retried() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for sock in listener.incoming().take(3) {
+            let Ok(sock) = sock else { return };
+            count.fetch_add(1, Ordering::SeqCst);
+            let _ = super::loopback::read_request(&sock);
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_secs(4));
+                drop(sock);
+            });
+        }
+    });
+    let mut o = opts(&url);
+    o.retries = 2;
+    let (out, _) = go(&o);
+    let msg = match &out.ended {
+        Ended::Failed(e @ Error::NoResponse { .. }) => e.to_string(),
+        other => panic!("{other:?}"),
+    };
+    assert!(msg.contains("accepted the connection but sent no response"), "{msg}");
+    assert!(!msg.contains("cannot connect"), "{msg}");
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
 }
 
 #[test]

@@ -376,3 +376,56 @@ fn debug_logs_keep_no_credentials() {
     assert!(text.contains("DEBUG") || text.contains("INFO"), "nothing logged: {text}");
     assert!(!text.contains("hunter2pw") && !text.contains("SECRETKEY42"), "{text}");
 }
+
+/// Text from an imported file (model fields, a user flag's label) reaches no terminal raw:
+/// `show`, `flags` and `stats` print escapes as symbols, `stats --json` escapes DEL, C1 and
+/// bidirectional controls as `ls --json` does.
+#[test]
+fn imported_text_cannot_drive_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_tiny(dir.path(), &Tiny::qwen3());
+    let out = stdout(
+        thinkdbg(dir.path())
+            .args(["record", "-n", "6", "--ignore-eos", "--model"])
+            .arg(&model)
+            .arg("hi"),
+    );
+    let run = out.lines().last().unwrap().to_string();
+    let file = dir.path().join("x.jsonl");
+    stdout(
+        thinkdbg(dir.path()).args(["export", run.as_str(), "--format", "jsonl", "-o"]).arg(&file),
+    );
+    let hostile = "\u{1b}]0;pwned\u{7}\u{1b}]52;c;Zm9v\u{7}\u{1b}[2J\u{7f}\u{9b}\u{202e}";
+    let mut lines: Vec<String> = Vec::new();
+    let mut run_id = 0u64;
+    for l in std::fs::read_to_string(&file).unwrap().lines() {
+        let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+        if v["type"] == "run" {
+            v["model"]["arch"] = hostile.into();
+            v["model"]["quant"] = hostile.into();
+            run_id = v["id"].as_u64().unwrap();
+        }
+        lines.push(v.to_string());
+    }
+    lines.push(
+        serde_json::json!({"type": "flag", "run": run_id, "start": 0, "end": 1,
+            "kind": {"user": hostile}, "severity": "warn", "detail": hostile, "origin": "user"})
+        .to_string(),
+    );
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let imported = stdout(thinkdbg(dir.path()).arg("import").arg(&file));
+    let new_run = imported.lines().last().unwrap().to_string();
+    for args in [
+        vec!["show", new_run.as_str()],
+        vec!["flags", new_run.as_str()],
+        vec!["stats", new_run.as_str()],
+        vec!["stats", "--json", new_run.as_str()],
+        vec!["ls"],
+        vec!["ls", "--json"],
+    ] {
+        let text = stdout(thinkdbg(dir.path()).args(&args));
+        for bad in ['\u{1b}', '\u{7}', '\u{7f}', '\u{9b}', '\u{202e}'] {
+            assert!(!text.contains(bad), "{args:?} printed {bad:?} raw: {text:?}");
+        }
+    }
+}

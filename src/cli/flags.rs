@@ -96,7 +96,7 @@ pub fn run(args: &FlagsArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
             "{:>6}..{:<6} {sev_styled} {:<15} {}{origin}  | {}",
             f.start,
             f.end,
-            f.kind.as_str(),
+            for_terminal(&f.kind.as_str(), false),
             for_terminal(&f.detail, false),
             for_terminal(&short, false)
         )?;

@@ -45,8 +45,8 @@ pub fn run(args: &ShowArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
         out,
         "model {} ({}, {})",
         for_terminal(&run.model.name, false),
-        run.model.arch,
-        run.model.quant
+        for_terminal(&run.model.arch, false),
+        for_terminal(&run.model.quant, false)
     )?;
     let s = &run.sampler;
     writeln!(

@@ -32,12 +32,13 @@ pub fn run(args: &StatsArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
     if args.json {
         let mut v = serde_json::to_value(&a.stats)?;
         v["run"] = serde_json::Value::String(id.to_string());
-        writeln!(out, "{}", serde_json::to_string(&v)?)?;
+        // Labels in the statistics are the user's or an import's text: escaped like `ls --json`.
+        writeln!(out, "{}", crate::sanitize::json_line(&v)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     writeln!(out, "run {id}")?;
     for (k, v) in lines(&a.stats) {
-        writeln!(out, "  {k:<22} {v}")?;
+        writeln!(out, "  {k:<22} {}", crate::sanitize::for_terminal(&v, false))?;
     }
     if let Some(moe) = &a.stats.moe {
         writeln!(out, "  expert usage ({} experts; balance 1 = even)", moe.experts)?;

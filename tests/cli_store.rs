@@ -429,3 +429,59 @@ fn imported_text_cannot_drive_the_terminal() {
         }
     }
 }
+
+/// A small file system mounted for one test, unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// `None` where this process may not mount (not root): the test says so and stops.
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        let at = dir.join("small");
+        std::fs::create_dir_all(&at).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&at)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(Tmpfs(at))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// An import too big for the disk is refused before anything is written: no hang, and the
+/// store (with the run it held) opens and reads as before.
+#[test]
+fn an_import_that_would_fill_the_disk_is_refused_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(fs) = Tmpfs::mount(dir.path(), "12m") else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let store = fs.0.join("store");
+    let small = dir.path().join("small.jsonl");
+    std::fs::write(&small, big_export(50)).unwrap();
+    let cmd = |args: &[&std::ffi::OsStr]| {
+        let mut c = thinkdbg(dir.path());
+        c.env("THINKDBG_STORE", &store).args(args).timeout(Duration::from_secs(60));
+        c
+    };
+    let first = stdout(&mut cmd(&["import".as_ref(), small.as_os_str()]));
+    let kept = first.lines().last().unwrap().to_string();
+    // One step of 10 MiB: more than the file system has room for in sled's log.
+    let big = dir.path().join("big.jsonl");
+    let text = big_export(1).replace("\" w0\"", &format!("\"{}\"", "x".repeat(10 << 20)));
+    std::fs::write(&big, text).unwrap();
+    let out = cmd(&["import".as_ref(), big.as_os_str()]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("not enough free space") && err.contains("nothing was written"), "{err}");
+    let ls = stdout(&mut cmd(&["ls".as_ref()]));
+    assert_eq!(ls.lines().filter(|l| l.contains(&kept)).count(), 1, "{ls}");
+    stdout(&mut cmd(&["show".as_ref(), kept.as_ref()]));
+}

@@ -25,6 +25,8 @@ pub enum Error {
     },
     #[error("the store writer stopped: {0}")]
     Writer(String),
+    #[error("not enough free space for the store '{path}': {needed_mib} MiB needed, {available_mib} MiB free; nothing was written")]
+    NoSpace { path: PathBuf, needed_mib: u64, available_mib: u64 },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -61,6 +61,7 @@ fn remove(store: &Store, pending: &Pending) -> Result<()> {
 /// Imports parsed sessions under fresh ids. A failure part-way (an I/O error) removes what
 /// was written, so the store is left as it was; so does the next open after a crash.
 pub fn import(store: &Store, records: Vec<SessionRecord>) -> Result<Imported> {
+    store.ensure_space(estimated_bytes(&records))?;
     // Fresh ids for every run and session first, so parents inside the file can be remapped
     // and the whole import is known before anything is written.
     let mut new_ids: HashMap<RunId, RunId> = HashMap::new();
@@ -89,6 +90,32 @@ pub fn import(store: &Store, records: Vec<SessionRecord>) -> Result<Imported> {
             Err(e)
         }
     }
+}
+
+/// About how many bytes the records take once encoded (text dominates: steps and their
+/// alternatives).
+fn estimated_bytes(records: &[SessionRecord]) -> u64 {
+    let text = |s: &str| s.len() as u64 + 8;
+    records
+        .iter()
+        .flat_map(|r| &r.runs)
+        .map(|r| {
+            let steps: u64 = r
+                .steps
+                .iter()
+                .map(|(s, routing)| {
+                    let top: u64 = s.top.iter().map(|t| text(&t.text) + 8).sum();
+                    let routes = routing.as_ref().map_or(0, |x| 16 * x.layers.len() as u64);
+                    text(&s.text) + top + routes + 32
+                })
+                .sum();
+            let run = r
+                .run
+                .as_ref()
+                .map_or(0, |x| text(&x.rendered_prompt) + 4 * x.prompt_tokens.len() as u64 + 512);
+            steps + run
+        })
+        .sum()
 }
 
 fn write_all(

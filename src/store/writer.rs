@@ -43,6 +43,7 @@ pub fn start(
     store: Arc<Store>,
     run: Run,
 ) -> Result<(StoreRecorder, JoinHandle<Result<WriterOutcome>>)> {
+    store.ensure_space(0)?;
     store.put_run(&run)?;
     store.flush()?;
     let (tx, rx) = mpsc::channel::<Event>();
@@ -111,6 +112,14 @@ fn write_loop(store: &Store, mut run: Run, rx: &mpsc::Receiver<Event>) -> Result
         }
         if last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
             write(&mut pending, &mut written)?;
+            if let Err(e) = store.ensure_space(0) {
+                // sled does not survive a full disk: stop while there is room to say so.
+                run.status = RunStatus::Interrupted;
+                run.timings.generated_tokens = written as u32;
+                store.put_run(&run)?;
+                store.flush()?;
+                return Err(e);
+            }
             store.flush()?;
             // The kill test reads these lines: every step counted here is durable.
             tracing::info!(run = %run.id, steps = written, "checkpoint flushed");

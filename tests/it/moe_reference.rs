@@ -98,7 +98,7 @@ pub fn spec_of(args: &[String]) -> SynthSpec {
 #[test]
 fn synthetic_moe_models_decode_like_llama_cpp() {
     let fx: Fixture =
-        serde_json::from_str(include_str!("fixtures/moe/greedy.json")).expect("fixture");
+        serde_json::from_str(include_str!("../fixtures/moe/greedy.json")).expect("fixture");
     let dir = tempfile::tempdir().unwrap();
     for case in &fx.cases {
         let path = dir.path().join(format!("{}.gguf", case.name));

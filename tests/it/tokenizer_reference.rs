@@ -3,7 +3,7 @@
 //! special=true) must tokenize to exactly the same ids, and decode back to its text.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use thinkdbg::engine::gguf::Gguf;
 use thinkdbg::engine::tokenizer::{StreamDecoder, Tokenizer, VocabSpec};

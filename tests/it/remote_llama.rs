@@ -5,7 +5,7 @@
 //! The interpreter is `THINKDBG_PYTHON` (default `python3`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::path::Path;

@@ -14,7 +14,7 @@
 //! first steps by whole nats and fails these checks.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::AtomicBool;
 
@@ -94,8 +94,8 @@ fn fixture(text: &str) -> Fixture {
 
 #[test]
 fn greedy_decoding_matches_llama_cpp_within_its_own_precision_envelope() {
-    let reference = fixture(include_str!("fixtures/smollm2/greedy.json"));
-    let f32kv = fixture(include_str!("fixtures/smollm2/greedy_f32kv.json"));
+    let reference = fixture(include_str!("../fixtures/smollm2/greedy.json"));
+    let f32kv = fixture(include_str!("../fixtures/smollm2/greedy_f32kv.json"));
     assert!(reference.cases.len() >= 5);
     let mut baseline = Agreement::default();
     for (r, alt) in reference.cases.iter().zip(&f32kv.cases) {

@@ -4,7 +4,7 @@
 //! key is kept `Interrupted` with the steps received; an HTTP error shows the server's message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! no panic.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use assert_cmd::Command;
 use common::{write_tiny, Tiny};

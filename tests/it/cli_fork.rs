@@ -3,7 +3,7 @@
 //! its parent and fork step; wrong models and steps are refused with clear errors.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use assert_cmd::Command;
 use common::{thinkdbg, write_tiny, Tiny};

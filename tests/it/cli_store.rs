@@ -2,7 +2,7 @@
 //! `import`, `rm`, a store held by another process, and recording killed with SIGKILL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

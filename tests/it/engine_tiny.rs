@@ -3,7 +3,7 @@
 //! log-distributions, top-k order, think/answer phases, and clear errors for bad input.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::AtomicBool;
 

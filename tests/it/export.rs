@@ -3,7 +3,7 @@
 //! CLI; the HTML is parsed and must hold none of it live, the Markdown no raw control byte.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -5,7 +5,7 @@
 //! and deleted) and export again; resample from a reasoning step.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! structure (experts, shared expert, gating rule, dense and MoE layers) is listed correctly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 #[test]
 fn model_info_lists_the_moe_structure_of_an_r1_shaped_file() {

@@ -3,7 +3,7 @@
 //! the flags recompute, user flags stay), a coloured-or-marked diff and its `--stat` summary.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -2,6 +2,7 @@
 //! here is a module of it, so the candle-heavy library is linked into one executable instead
 //! of one per file. `common` holds what the modules share. Run one module with
 //! `cargo test --test it engine_tiny::`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

@@ -8,7 +8,6 @@
 //! the diverging logits (llama.cpp's f16 KV cache moves hidden states enough to flip such a
 //! choice, and a flipped expert changes the logits by far more than 0.005). The final logits (after prompt + 31 tokens, in one batched prefill, which also
 //! exercises grouping tokens by expert) are compared too, with max |Δ| reported.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::atomic::AtomicBool;
 

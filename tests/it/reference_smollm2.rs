@@ -12,9 +12,6 @@
 //! precision envelope: it must agree with llama.cpp's default at least about as well as
 //! llama.cpp with an f32 cache does. A real bug (a wrong RoPE, norm or mask) diverges at the
 //! first steps by whole nats and fails these checks.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-use crate::common;
 
 use std::sync::atomic::AtomicBool;
 
@@ -22,6 +19,8 @@ use serde::Deserialize;
 use thinkdbg::engine::generate::{EngineEvent, Prompt, RunRequest};
 use thinkdbg::engine::{Engine, LoadOptions};
 use thinkdbg::trace::{Message, RoutingDetail, SamplerSpec};
+
+use crate::common::demo_model;
 
 #[derive(Deserialize)]
 struct Fixture {
@@ -103,7 +102,7 @@ fn greedy_decoding_matches_llama_cpp_within_its_own_precision_envelope() {
         baseline.add(r, &alt.tokens, &alt.logprobs);
     }
 
-    let path = common::demo_model();
+    let path = demo_model();
     let mut engine = Engine::load(&path, &LoadOptions::default(), &mut |_, _| {}).unwrap();
     let mut ours = Agreement::default();
     for case in &reference.cases {

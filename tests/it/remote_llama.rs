@@ -3,37 +3,24 @@
 //! the recorded steps match the server's non-streaming answer to the same greedy request, and
 //! a server killed mid-stream leaves an `Interrupted` run with the steps that arrived.
 //! The interpreter is `THINKDBG_PYTHON` (default `python3`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-use crate::common;
 
 use std::io::Read;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-use common::llama_server::Server;
 
 use serde_json::{json, Value};
 use thinkdbg::store::Store;
 use thinkdbg::trace::{LogprobKind, Phase, RunId, RunSource, RunStatus, UNKNOWN_TOKEN};
 
+use crate::common::llama_server::Server;
+use crate::common::{run_id, thinkdbg, thinkdbg_std};
+
 const PROMPT: &str = "Count from 1 to 500, separated by commas.";
 
-fn thinkdbg_std(dir: &Path) -> Command {
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("thinkdbg"));
-    cmd.env("THINKDBG_CACHE", dir.join("cache"))
-        .env("THINKDBG_LOG_FILE", dir.join("test.log"))
-        .env("THINKDBG_STORE", dir.join("store"))
-        .env_remove("THINKDBG_MODEL")
-        .env("NO_COLOR", "1");
-    cmd
-}
-
-fn run_id(stdout: &[u8]) -> RunId {
+/// The run id on the last line of a command's stdout.
+fn last_run_id(stdout: &[u8]) -> RunId {
     let text = String::from_utf8_lossy(stdout);
-    let last = text.lines().last().unwrap_or_default().trim().to_string();
-    RunId(u64::from_str_radix(last.trim_start_matches('r'), 16).unwrap())
+    run_id(text.lines().last().unwrap_or_default().trim())
 }
 
 #[test]
@@ -43,13 +30,13 @@ fn records_from_a_real_llama_cpp_server_and_survives_its_death() {
     let n = 24;
 
     // 1. A complete greedy recording with top-5 alternatives.
-    let out = common::thinkdbg(dir.path())
+    let out = thinkdbg(dir.path())
         .args(["record", "--endpoint", &format!("{}/v1", server.url), "--remote-model", "demo"])
         .args(["-n", &n.to_string(), "--top-logprobs", "5", "--seed", "7", "-t", "0", PROMPT])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let id = run_id(&out.stdout);
+    let id = last_run_id(&out.stdout);
 
     // The server's non-streaming answer to the same request.
     let reference: Value = ureq::post(&format!("{}/v1/chat/completions", server.url))
@@ -130,7 +117,7 @@ fn records_from_a_real_llama_cpp_server_and_survives_its_death() {
     rec.stdout.take().unwrap().read_to_end(&mut stdout).unwrap();
     assert!(!status.success(), "{stderr}");
     assert!(stderr.contains("kept as interrupted"), "{stderr}");
-    let id2 = run_id(&stdout);
+    let id2 = last_run_id(&stdout);
     let store = Store::open(&dir.path().join("store")).unwrap();
     let run = store.run(id2).unwrap().unwrap();
     assert_eq!(run.status, RunStatus::Interrupted, "{stderr}");

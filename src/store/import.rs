@@ -67,12 +67,14 @@ pub fn import(store: &Store, records: Vec<SessionRecord>) -> Result<Imported> {
     let mut new_ids: HashMap<RunId, RunId> = HashMap::new();
     let mut pending = Pending::default();
     for rec in &records {
-        pending.sessions.push(SessionId(store.new_id()?));
         for r in rec.runs.iter().filter_map(|r| r.run.as_ref()) {
             let id = RunId(store.new_id()?);
             new_ids.insert(r.id, id);
             pending.runs.push(id);
         }
+    }
+    for _ in &records {
+        pending.sessions.push(SessionId(store.new_id()?));
     }
     store.meta.insert(PENDING_KEY, encode(&pending)?)?;
     store.flush()?;

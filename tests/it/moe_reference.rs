@@ -8,7 +8,6 @@
 //! the diverging logits (llama.cpp's f16 KV cache moves hidden states enough to flip such a
 //! choice, and a flipped expert changes the logits by far more than 0.005). The final logits (after prompt + 31 tokens, in one batched prefill, which also
 //! exercises grouping tokens by expert) are compared too, with max |Δ| reported.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::atomic::AtomicBool;
 
@@ -99,7 +98,7 @@ pub fn spec_of(args: &[String]) -> SynthSpec {
 #[test]
 fn synthetic_moe_models_decode_like_llama_cpp() {
     let fx: Fixture =
-        serde_json::from_str(include_str!("fixtures/moe/greedy.json")).expect("fixture");
+        serde_json::from_str(include_str!("../fixtures/moe/greedy.json")).expect("fixture");
     let dir = tempfile::tempdir().unwrap();
     for case in &fx.cases {
         let path = dir.path().join(format!("{}.gguf", case.name));

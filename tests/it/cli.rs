@@ -1,15 +1,11 @@
 //! The `thinkdbg` binary, end to end, on tiny models: `run` in its three output modes,
 //! `model info`, and every kind of bad input giving a one-line error, a non-zero exit code and
 //! no panic.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use assert_cmd::Command;
-use common::{write_tiny, Tiny};
 use predicates::prelude::*;
 
-use common::thinkdbg;
+use crate::common::{thinkdbg, write_tiny, Tiny};
 
 /// Asserts a failure whose one error line, the last on stderr, contains `needle`; no panic.
 fn fails_with(cmd: &mut Command, needle: &str) {

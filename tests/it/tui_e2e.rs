@@ -3,44 +3,24 @@
 //! compare with the parent, fork at a token (an alternative, then typed text), export the
 //! fork in all three formats from the export dialog; annotate (a note edited, user flags added
 //! and deleted) and export again; resample from a reasoning step.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{thinkdbg, write_tiny, Tiny};
 use thinkdbg::runs::resample::FinalAnswer;
 use thinkdbg::store::Store;
 use thinkdbg::trace::{FlagKind, Origin, RunStatus};
 use thinkdbg::tui::components::{Overlay, Screen};
 use thinkdbg::tui::jobs::ModelChoice;
-use thinkdbg::tui::keymap::Keymap;
-use thinkdbg::tui::theme::ThemeSet;
 use thinkdbg::tui::{Action, App, FlagRow};
 
-/// Feeds the engine's events to the app until no run is in flight.
-fn pump(app: &mut App) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let mut events = 0;
-    loop {
-        while let Some(ev) = app.jobs.poll() {
-            app.update(Action::Job(Box::new(ev)));
-            events += 1;
-        }
-        if !app.jobs.busy() && app.jobs.loading.is_none() {
-            return events;
-        }
-        assert!(Instant::now() < deadline, "the run did not end");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
+use crate::common::tui::{self, type_text};
+use crate::common::{record, thinkdbg, write_tiny, Tiny};
 
-fn type_text(app: &mut App, text: &str) {
-    for c in text.chars() {
-        app.update(Action::Input(c));
-    }
+/// Feeds the engine's events to the app until no run is in flight (loading a tiny model and
+/// recording take seconds; 300 s leaves room for a loaded machine).
+fn pump(app: &mut App) -> usize {
+    tui::pump(app, Duration::from_secs(300))
 }
 
 fn set_export_path(app: &mut App, path: &std::path::Path) {
@@ -55,20 +35,11 @@ fn set_export_path(app: &mut App, path: &std::path::Path) {
 fn edit_rerun_compare_fork_and_export_through_actions() {
     let dir = tempfile::tempdir().unwrap();
     let model = write_tiny(dir.path(), &Tiny::qwen2());
-    let out = thinkdbg(dir.path())
-        .args(["record", "-n", "40", "--ignore-eos", "-t", "0.8", "--seed", "3"])
-        .args(["--top-logprobs", "5", "--model"])
-        .arg(&model)
-        .arg("what is two and two?")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let args = ["-n", "40", "--ignore-eos", "-t", "0.8", "--seed", "3", "--top-logprobs", "5"];
+    record(dir.path(), &model, &args, "what is two and two?");
     let store = Arc::new(Store::open(&dir.path().join("store")).unwrap());
-    let themes = ThemeSet::builtin();
-    let theme = themes.load("dark", false).unwrap();
-    let mut app = App::new(Some(store.clone()), Keymap::merged(None).unwrap(), themes, theme);
+    let mut app = tui::app_with(Some(store.clone()));
     app.jobs.model = ModelChoice { spec: Some(model.to_str().unwrap().into()), offline: true };
-    app.reload().unwrap();
     let parent = app.viewer.view.as_ref().unwrap().run.clone();
     let parent_steps = store.steps(parent.id).unwrap().steps;
     assert_eq!(parent_steps.len(), 40);
@@ -191,20 +162,11 @@ fn cursor_to(app: &mut App, i: usize) {
 fn annotate_export_and_resample_through_actions() {
     let dir = tempfile::tempdir().unwrap();
     let model = write_tiny(dir.path(), &Tiny::qwen2());
-    let out = thinkdbg(dir.path())
-        .args(["record", "-n", "24", "--ignore-eos", "-t", "0.8", "--seed", "5"])
-        .args(["--top-logprobs", "5", "--model"])
-        .arg(&model)
-        .arg("what is two and two?")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let args = ["-n", "24", "--ignore-eos", "-t", "0.8", "--seed", "5", "--top-logprobs", "5"];
+    record(dir.path(), &model, &args, "what is two and two?");
     let store = Arc::new(Store::open(&dir.path().join("store")).unwrap());
-    let themes = ThemeSet::builtin();
-    let theme = themes.load("dark", false).unwrap();
-    let mut app = App::new(Some(store.clone()), Keymap::merged(None).unwrap(), themes, theme);
+    let mut app = tui::app_with(Some(store.clone()));
     app.jobs.model = ModelChoice { spec: Some(model.to_str().unwrap().into()), offline: true };
-    app.reload().unwrap();
     let parent = app.viewer.view.as_ref().unwrap().run.clone();
     let parent_steps = store.steps(parent.id).unwrap().steps;
     app.update(Action::ScreenTrace);

@@ -2,12 +2,9 @@
 //! screen, the prompt editor, the fork picker, the note editor, the user-flag prompt, a note in
 //! the trace and the flags list, the export dialog and the resample form and panel on hand-made runs in a real store, and the
 //! actions behind them (alignment-following cursor, divergence jump, editor validation).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 
-use ratatui::backend::TestBackend;
-use ratatui::Terminal;
 use thinkdbg::runs::resample::{FinalAnswer, Summary};
 use thinkdbg::store::Store;
 use thinkdbg::trace::{
@@ -16,12 +13,9 @@ use thinkdbg::trace::{
 };
 use thinkdbg::tui::components::resample::{Outcome, ResampleJob};
 use thinkdbg::tui::components::{Overlay, Screen};
-use thinkdbg::tui::keymap::Keymap;
-use thinkdbg::tui::theme::ThemeSet;
-use thinkdbg::tui::{ui, Action, App, FlagRow};
+use thinkdbg::tui::{Action, App, FlagRow};
 
-const BIG: (u16, u16) = (120, 40);
-const SMALL: (u16, u16) = (80, 24);
+use crate::common::tui::{app_with, snap, type_text};
 
 fn step(i: u32, id: u32, text: &str, lp: f32) -> Step {
     let phase = if i < 8 { Phase::Think } else { Phase::Answer };
@@ -85,25 +79,7 @@ fn loop_app() -> (tempfile::TempDir, App) {
             runs: vec![RunId(10), RunId(11)],
         })
         .unwrap();
-    let themes = ThemeSet::builtin();
-    let theme = themes.load("dark", false).unwrap();
-    let mut app = App::new(Some(Arc::new(store)), Keymap::merged(None).unwrap(), themes, theme);
-    app.reload().unwrap();
-    (dir, app)
-}
-
-fn render(app: &mut App, size: (u16, u16)) -> Terminal<TestBackend> {
-    app.update(Action::Resize(size.0, size.1));
-    let mut term = Terminal::new(TestBackend::new(size.0, size.1)).unwrap();
-    term.draw(|f| ui::draw(app, f)).unwrap();
-    term
-}
-
-fn snap(app: &mut App, name: &str) {
-    for (label, size) in [("big", BIG), ("small", SMALL)] {
-        let term = render(app, size);
-        insta::assert_snapshot!(format!("{name}_{label}"), term.backend());
-    }
+    (dir, app_with(Some(Arc::new(store))))
 }
 
 /// Opens the fork (second run) and compares it with its parent.
@@ -126,7 +102,7 @@ fn compare_screen_opens_at_the_fork_and_marks_the_divergence() {
     assert_eq!(c.divergence(), Some(4));
     assert_eq!(c.cmp.answers_agree, Some(false));
     assert!(c.diff_a[4] && !c.diff_a[3] && !c.diff_a[8]);
-    snap(&mut app, "compare");
+    snap!(&mut app, "compare");
 }
 
 #[test]
@@ -180,7 +156,7 @@ fn prompt_editor_is_prefilled_and_edits_fields() {
     for c in "What is 3 + 3?".chars() {
         app.update(Action::Input(c));
     }
-    snap(&mut app, "prompt_editor");
+    snap!(&mut app, "prompt_editor");
     // max_tokens: typing a letter makes it invalid; submit reports the field and stays open.
     for _ in 0..5 {
         app.update(Action::FieldNext);
@@ -206,20 +182,14 @@ fn fork_picker_lists_the_alternatives_and_typed_text() {
     let Some(Overlay::Fork(p)) = &app.overlay else { panic!("no picker") };
     assert_eq!(p.at, 4);
     assert_eq!(p.options.len(), 2, "the chosen token is not offered");
-    snap(&mut app, "fork_picker");
+    snap!(&mut app, "fork_picker");
     app.update(Action::FieldNext);
     let Some(Overlay::Fork(p)) = &app.overlay else { panic!() };
     assert_eq!(p.sel, 1);
     for c in " minus".chars() {
         app.update(Action::Input(c));
     }
-    snap(&mut app, "fork_picker_typed");
-}
-
-fn type_text(app: &mut App, text: &str) {
-    for c in text.chars() {
-        app.update(Action::Input(c));
-    }
+    snap!(&mut app, "fork_picker_typed");
 }
 
 /// The trace of the first run with steps `from..=to` selected in visual mode.
@@ -250,7 +220,7 @@ fn note_editor_writes_edits_and_deletes_a_multi_line_note() {
     type_text(&mut app, "adds 2 and 2");
     app.update(Action::Input('\n'));
     type_text(&mut app, "check \u{1b}[31mthis\u{7}");
-    snap(&mut app, "note_editor");
+    snap!(&mut app, "note_editor");
     app.update(Action::InputSubmit);
     assert!(app.overlay.is_none(), "{}", app.message);
     assert_eq!(app.viewer.mark, None, "saving ends visual mode");
@@ -260,7 +230,7 @@ fn note_editor_writes_edits_and_deletes_a_multi_line_note() {
     assert_eq!(notes[0].text, "adds 2 and 2\ncheck \u{1b}[31mthis\u{7}");
     // The trace shows it (cursor inside: the inspector shows the note's first line).
     assert_eq!(app.viewer.note_at_cursor(), Some(0));
-    snap(&mut app, "trace_note");
+    snap!(&mut app, "trace_note");
 
     // No selection and the cursor in the note: `a` edits it.
     app.update(Action::Note);
@@ -282,7 +252,7 @@ fn note_editor_writes_edits_and_deletes_a_multi_line_note() {
     while app.viewer.flag_sel < at {
         app.update(Action::Down);
     }
-    snap(&mut app, "flags_note");
+    snap!(&mut app, "flags_note");
     app.update(Action::DeleteAnnotation);
     assert!(store.notes(RunId(10)).unwrap().is_empty(), "{}", app.message);
     assert!(app.viewer.view.as_ref().unwrap().notes.is_empty());
@@ -300,7 +270,7 @@ fn user_flag_prompt_adds_edits_and_deletes_a_user_flag() {
     type_text(&mut app, "wrong sum");
     app.update(Action::FieldNext);
     type_text(&mut app, "2 + 2 is not 5");
-    snap(&mut app, "user_flag_prompt");
+    snap!(&mut app, "user_flag_prompt");
     app.update(Action::InputSubmit);
     assert!(app.overlay.is_none(), "{}", app.message);
     let flags = store.flags(RunId(10)).unwrap();
@@ -350,7 +320,7 @@ fn export_dialog_offers_the_three_formats() {
     let Some(Overlay::Export(d)) = &app.overlay else { panic!("no export dialog") };
     assert_eq!(d.path, "thinkdbg-ra.md");
     app.update(Action::FieldNext);
-    snap(&mut app, "export_dialog");
+    snap!(&mut app, "export_dialog");
 }
 
 /// A finished continuation of run 10 from step 8 with the answer `words`.
@@ -378,7 +348,7 @@ fn resample_form_and_panel_with_a_finished_summary() {
     app.update(Action::Input('3'));
     let Some(Overlay::Resample(f)) = &app.overlay else { panic!() };
     assert_eq!(f.samples, "3", "only digits");
-    snap(&mut app, "resample_form");
+    snap!(&mut app, "resample_form");
     app.update(Action::Back);
 
     // The panel once three continuations have ended: two changed the answer to 5.
@@ -414,7 +384,7 @@ fn resample_form_and_panel_with_a_finished_summary() {
     app.update(Action::ResamplePanel);
     assert!(matches!(app.overlay, Some(Overlay::ResamplePanel)));
     app.update(Action::FieldNext);
-    snap(&mut app, "resample_panel");
+    snap!(&mut app, "resample_panel");
     // Enter compares the selected continuation with the parent, at the resample point.
     app.update(Action::InputSubmit);
     assert!(app.overlay.is_none(), "{}", app.message);

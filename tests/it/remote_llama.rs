@@ -4,37 +4,24 @@
 //! a server killed mid-stream leaves an `Interrupted` run with the steps that arrived.
 //! The interpreter is `THINKDBG_PYTHON` (default `python3`), with the package installed into the
 //! cache when it has none.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::io::Read;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-use common::llama_server::Server;
 
 use serde_json::{json, Value};
 use thinkdbg::store::Store;
 use thinkdbg::trace::{LogprobKind, Phase, RunId, RunSource, RunStatus, UNKNOWN_TOKEN};
 
+use crate::common::llama_server::Server;
+use crate::common::{run_id, thinkdbg, thinkdbg_std};
+
 const PROMPT: &str = "Count from 1 to 500, separated by commas.";
 
-fn thinkdbg_std(dir: &Path) -> Command {
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("thinkdbg"));
-    cmd.env("THINKDBG_CACHE", dir.join("cache"))
-        .env("THINKDBG_LOG_FILE", dir.join("test.log"))
-        .env("THINKDBG_STORE", dir.join("store"))
-        .env_remove("THINKDBG_MODEL")
-        .env("NO_COLOR", "1");
-    cmd
-}
-
-fn run_id(stdout: &[u8]) -> RunId {
+/// The run id on the last line of a command's stdout.
+fn last_run_id(stdout: &[u8]) -> RunId {
     let text = String::from_utf8_lossy(stdout);
-    let last = text.lines().last().unwrap_or_default().trim().to_string();
-    RunId(u64::from_str_radix(last.trim_start_matches('r'), 16).unwrap())
+    run_id(text.lines().last().unwrap_or_default().trim())
 }
 
 #[test]
@@ -48,13 +35,13 @@ fn records_from_a_real_llama_cpp_server_and_survives_its_death() {
     // with other numerics (0.03 nats on some builds), so both this request and the reference
     // below start from the same state: after a short raw-text request.
     flush_prompt_cache(&server.url);
-    let out = common::thinkdbg(dir.path())
+    let out = thinkdbg(dir.path())
         .args(["record", "--endpoint", &format!("{}/v1", server.url), "--remote-model", "demo"])
         .args(["-n", &n.to_string(), "--top-logprobs", "5", "--seed", "7", "-t", "0", PROMPT])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let id = run_id(&out.stdout);
+    let id = last_run_id(&out.stdout);
 
     // The server's non-streaming answer to the same request, from the same cache state.
     flush_prompt_cache(&server.url);
@@ -136,7 +123,7 @@ fn records_from_a_real_llama_cpp_server_and_survives_its_death() {
     rec.stdout.take().unwrap().read_to_end(&mut stdout).unwrap();
     assert!(!status.success(), "{stderr}");
     assert!(stderr.contains("kept as interrupted"), "{stderr}");
-    let id2 = run_id(&stdout);
+    let id2 = last_run_id(&stdout);
     let store = Store::open(&dir.path().join("store")).unwrap();
     let run = store.run(id2).unwrap().unwrap();
     assert_eq!(run.status, RunStatus::Interrupted, "{stderr}");

@@ -1,25 +1,12 @@
 //! `thinkdbg fork` end to end on a tiny model: the child run replays the parent's prefix
 //! exactly, takes the chosen token at the fork step, is stored in the parent's session with
 //! its parent and fork step; wrong models and steps are refused with clear errors.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use assert_cmd::Command;
-use common::{thinkdbg, write_tiny, Tiny};
 use predicates::prelude::*;
 use thinkdbg::store::Store;
 use thinkdbg::trace::{RunId, RunStatus, Step};
 
-fn last_line(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().lines().last().unwrap().to_string()
-}
-
-fn run_id(text: &str) -> RunId {
-    RunId(u64::from_str_radix(text.trim_start_matches('r'), 16).unwrap())
-}
+use crate::common::{last_line, record, run_id, thinkdbg, write_tiny, Tiny};
 
 fn steps(store: &Store, id: RunId) -> Vec<Step> {
     store.steps(id).unwrap().steps
@@ -29,13 +16,8 @@ fn steps(store: &Store, id: RunId) -> Vec<Step> {
 fn fork_replays_the_prefix_and_takes_the_chosen_alternative() {
     let dir = tempfile::tempdir().unwrap();
     let model = write_tiny(dir.path(), &Tiny::qwen2());
-    let parent = last_line(
-        thinkdbg(dir.path())
-            .args(["record", "-n", "12", "--ignore-eos", "-t", "0.8", "--seed", "3"])
-            .args(["--top-logprobs", "5", "--model"])
-            .arg(&model)
-            .arg("where do we fork?"),
-    );
+    let args = ["-n", "12", "--ignore-eos", "-t", "0.8", "--seed", "3", "--top-logprobs", "5"];
+    let parent = record(dir.path(), &model, &args, "where do we fork?").id;
     let child = last_line(
         thinkdbg(dir.path())
             .args(["fork", &parent, "--at", "5", "--alt", "2", "--model"])
@@ -87,12 +69,7 @@ fn fork_refuses_another_model_and_impossible_steps() {
     let model = write_tiny(dir.path(), &Tiny::qwen2());
     std::fs::create_dir(dir.path().join("other")).unwrap();
     let other = write_tiny(&dir.path().join("other"), &Tiny::llama());
-    let parent = last_line(
-        thinkdbg(dir.path())
-            .args(["record", "-n", "4", "--ignore-eos", "--model"])
-            .arg(&model)
-            .arg("x"),
-    );
+    let parent = record(dir.path(), &model, &["-n", "4", "--ignore-eos"], "x").id;
     thinkdbg(dir.path())
         .args(["fork", &parent, "--at", "1", "--model"])
         .arg(&other)
@@ -129,12 +106,8 @@ fn fork_refuses_another_model_and_impossible_steps() {
 fn resample_records_n_continuations_from_the_replayed_prefix() {
     let dir = tempfile::tempdir().unwrap();
     let model = write_tiny(dir.path(), &Tiny::qwen3());
-    let parent = last_line(
-        thinkdbg(dir.path())
-            .args(["record", "-n", "10", "--ignore-eos", "--top-logprobs", "3", "--model"])
-            .arg(&model)
-            .arg("resample me"),
-    );
+    let args = ["-n", "10", "--ignore-eos", "--top-logprobs", "3"];
+    let parent = record(dir.path(), &model, &args, "resample me").id;
     let out = thinkdbg(dir.path())
         .args(["resample", &parent, "--at", "4", "-N", "3", "--model"])
         .arg(&model)

@@ -1,6 +1,5 @@
 //! The session store: the writer's batching and completion, recovery of interrupted runs, the
 //! schema check, corrupt values, JSONL export/import round trips and malformed imports.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 

@@ -1,19 +1,18 @@
 //! `model synth` and `model info` on a full-depth synthetic DeepSeek-R1 shape: the MoE
 //! structure (experts, shared expert, gating rule, dense and MoE layers) is listed correctly.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common::{record, stdout, thinkdbg};
 
 #[test]
 fn model_info_lists_the_moe_structure_of_an_r1_shaped_file() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r1.gguf");
-    common::thinkdbg(dir.path())
+    thinkdbg(dir.path())
         .args(["model", "synth", "--arch", "deepseek2", "--shape", "r1-narrow", "--out"])
         .arg(&out)
         .assert()
         .success();
-    let info = common::thinkdbg(dir.path()).args(["model", "info"]).arg(&out).assert().success();
+    let info = thinkdbg(dir.path()).args(["model", "info"]).arg(&out).assert().success();
     let text = String::from_utf8(info.get_output().stdout.clone()).unwrap();
     for want in [
         "architecture  deepseek2 (supported)",
@@ -27,24 +26,20 @@ fn model_info_lists_the_moe_structure_of_an_r1_shaped_file() {
     }
 }
 
-fn stdout(cmd: &mut assert_cmd::Command) -> String {
-    String::from_utf8(cmd.assert().success().get_output().stdout.clone()).unwrap()
-}
-
 /// `--routing off|selected|full` on `run --jsonl`, and `record` keeping the prompt's routing
 /// in the store, from where the JSONL export carries it (`--no-prompt-routing` drops it).
 #[test]
 fn routing_detail_and_prompt_routing_through_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("moe.gguf");
-    common::thinkdbg(dir.path())
+    thinkdbg(dir.path())
         .args(["model", "synth", "--arch", "qwen3moe", "--shape", "tiny", "--out"])
         .arg(&model)
         .assert()
         .success();
     let run = |detail: &str| {
         let out = stdout(
-            common::thinkdbg(dir.path())
+            thinkdbg(dir.path())
                 .args(["run", "--jsonl", "-n", "3", "--ignore-eos", "--routing", detail])
                 .arg("--model")
                 .arg(&model)
@@ -70,7 +65,7 @@ fn routing_detail_and_prompt_routing_through_the_cli() {
     assert!(selected.iter().all(|s| s["routing"][0]["experts"].is_array()));
     let off = run("off");
     assert!(off.iter().all(|s| s.get("routing").is_none()), "{off:?}");
-    common::thinkdbg(dir.path())
+    thinkdbg(dir.path())
         .args(["run", "--routing", "most", "--model"])
         .arg(&model)
         .arg("hi")
@@ -78,21 +73,10 @@ fn routing_detail_and_prompt_routing_through_the_cli() {
         .failure()
         .stderr(predicates::str::contains("unknown routing detail 'most'"));
 
-    let record = |extra: &[&str]| {
-        let out = stdout(
-            common::thinkdbg(dir.path())
-                .args(["record", "-n", "2", "--ignore-eos"])
-                .args(extra)
-                .arg("--model")
-                .arg(&model)
-                .arg("hello"),
-        );
-        out.lines().last().unwrap().to_string()
-    };
-    let with = record(&[]);
-    let without = record(&["--no-prompt-routing"]);
-    let export =
-        |id: &str| stdout(common::thinkdbg(dir.path()).args(["export", id, "--format", "jsonl"]));
+    let with = record(dir.path(), &model, &["-n", "2", "--ignore-eos"], "hello").id;
+    let without =
+        record(dir.path(), &model, &["-n", "2", "--ignore-eos", "--no-prompt-routing"], "hello").id;
+    let export = |id: &str| stdout(thinkdbg(dir.path()).args(["export", id, "--format", "jsonl"]));
     let text = export(&with);
     let lines: Vec<serde_json::Value> =
         text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();

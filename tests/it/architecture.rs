@@ -1,8 +1,6 @@
 //! The layers of the crate (README, "Code layout"; `src/lib.rs`), checked on the source: no
 //! module imports from a layer above it or sideways where the map says it must not, the TUI's
 //! components never reach back into `App`, and no source file grows past 600 lines.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::path::{Path, PathBuf};
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -1,19 +1,17 @@
 //! Markdown and HTML exports end to end: a run whose text is hostile (HTML, `javascript:`
 //! links, terminal escapes, bidi overrides) is imported into a store and exported through the
 //! CLI; the HTML is parsed and must hold none of it live, the Markdown no raw control byte.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::path::Path;
 
-use common::thinkdbg;
 use scraper::{Html, Selector};
 use thinkdbg::export::jsonl;
 use thinkdbg::trace::{
     Flag, FlagKind, LayerRoute, Message, Note, Origin, Phase, Routing, Run, RunId, RunRecord,
     RunStatus, SamplerSpec, Session, SessionId, SessionRecord, Severity, Step, TopToken,
 };
+
+use crate::common::thinkdbg;
 
 const HOSTILE: &[&str] = &[
     "<think>",

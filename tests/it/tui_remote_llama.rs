@@ -2,47 +2,61 @@
 //! driven only through Actions on a real store, switches the dialog to the endpoint, runs, and
 //! the new run (steps, provenance, parent) is in the store; a long run cancelled with the cancel
 //! key is kept `Interrupted` with the steps received; an HTTP error shows the server's message.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//!
+//! The dialog names an environment variable for the API key, which the App's recording thread
+//! reads. Setting a variable in this process would race the other modules' tests, which run in
+//! its other threads (C code's `getenv` against `setenv`), so the test runs itself again in a
+//! child process of this test binary that has the variable from its start (`rerun_with_key`).
 
-mod common;
-
+use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::llama_server::Server;
 use thinkdbg::store::Store;
 use thinkdbg::trace::{
     LogprobKind, Message, Phase, Run, RunId, RunSource, RunStatus, SamplerSpec, Session, SessionId,
     Step, StopReason, TopToken,
 };
-use thinkdbg::tui::components::editor::{PromptEditor, ENDPOINT, KEY_ENV, MODEL, SOURCE};
-use thinkdbg::tui::components::Overlay;
-use thinkdbg::tui::keymap::Keymap;
-use thinkdbg::tui::theme::ThemeSet;
+use thinkdbg::tui::components::editor::{ENDPOINT, KEY_ENV, MODEL, SOURCE};
 use thinkdbg::tui::{Action, App};
+
+use crate::common::llama_server::Server;
+use crate::common::tui::{self, app_with, editor, type_text};
 
 const PROMPT: &str = "Count from 1 to 500, separated by commas.";
 
-/// Feeds the run's events to the app until `done` holds or no run is in flight.
-fn pump_until(app: &mut App, done: impl Fn(&App) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        while let Some(ev) = app.jobs.poll() {
-            app.update(Action::Job(Box::new(ev)));
-        }
-        if done(app) || !app.jobs.busy() {
-            return;
-        }
-        assert!(Instant::now() < deadline, "the run did not end: {}", app.message);
-        std::thread::sleep(Duration::from_millis(2));
+/// The variable the dialog is told to read the API key from, and the (fake) key in it.
+const KEY_VAR: &str = "THINKDBG_TEST_LLAMA_KEY";
+const KEY: &str = "sk-not-a-real-key-1234";
+
+/// Outside the child process (`KEY_VAR` is not `KEY`): runs this module's test `name` alone in
+/// a new process of this test binary with `KEY_VAR` set to `KEY`, fails if it failed or did not
+/// run, and returns true. Inside the child: returns false, and the test goes on.
+fn rerun_with_key(name: &str) -> bool {
+    if std::env::var(KEY_VAR).as_deref() == Ok(KEY) {
+        return false;
     }
+    // The test's name as the harness knows it: the module path without the crate.
+    let module = module_path!().split_once("::").map_or(module_path!(), |(_, m)| m);
+    let test = format!("{module}::{name}");
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([test.as_str(), "--exact", "--nocapture", "--test-threads", "1"])
+        .env(KEY_VAR, KEY)
+        .output()
+        .unwrap();
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "'{test}' failed in its process:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("test result: ok. 1 passed;"),
+        "'{test}' did not run in its process:\n{stdout}\n{stderr}"
+    );
+    true
 }
 
-fn editor(app: &App) -> &PromptEditor {
-    match &app.overlay {
-        Some(Overlay::Editor(e)) => e,
-        _ => panic!("no editor open: {}", app.message),
-    }
+/// Feeds the run's events to the app until `done` holds or no run is in flight.
+fn pump_until(app: &mut App, done: impl Fn(&App) -> bool) {
+    tui::pump_until(app, Duration::from_secs(120), done);
 }
 
 fn focus(app: &mut App, field: usize) {
@@ -61,9 +75,7 @@ fn set(app: &mut App, field: usize, text: &str) {
     for _ in 0..editor(app).values[field].chars().count() {
         app.update(Action::InputBackspace);
     }
-    for c in text.chars() {
-        app.update(Action::Input(c));
-    }
+    type_text(app, text);
 }
 
 /// An embedded run with the prompt, as the parent to edit.
@@ -102,13 +114,13 @@ fn parent_store(dir: &std::path::Path) -> Arc<Store> {
 
 #[test]
 fn the_run_dialog_records_from_a_real_llama_cpp_server() {
+    if rerun_with_key("the_run_dialog_records_from_a_real_llama_cpp_server") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     let store = parent_store(dir.path());
-    let themes = ThemeSet::builtin();
-    let theme = themes.load("dark", false).unwrap();
-    let mut app = App::new(Some(store.clone()), Keymap::merged(None).unwrap(), themes, theme);
-    app.reload().unwrap();
+    let mut app = app_with(Some(store.clone()));
     app.update(Action::ScreenTrace);
 
     // 1. Edit, switch the source to the server, run: a child of the edited run.
@@ -117,8 +129,7 @@ fn the_run_dialog_records_from_a_real_llama_cpp_server() {
     app.update(Action::Input(' '));
     set(&mut app, ENDPOINT, &format!("{}/v1", server.url));
     set(&mut app, MODEL, "demo");
-    std::env::set_var("THINKDBG_TEST_LLAMA_KEY", "sk-not-a-real-key-1234");
-    set(&mut app, KEY_ENV, "THINKDBG_TEST_LLAMA_KEY");
+    set(&mut app, KEY_ENV, KEY_VAR);
     app.update(Action::InputSubmit);
     assert!(app.overlay.is_none(), "{}", app.message);
     let id = app.viewer.live.expect("the run is followed");
@@ -150,7 +161,7 @@ fn the_run_dialog_records_from_a_real_llama_cpp_server() {
     // 2. A long run, cancelled with the cancel key once steps arrive: Interrupted, kept.
     app.update(Action::EditRerun);
     assert!(editor(&app).remote(), "a remote run re-runs on its endpoint");
-    assert_eq!(editor(&app).values[KEY_ENV], "THINKDBG_TEST_LLAMA_KEY");
+    assert_eq!(editor(&app).values[KEY_ENV], KEY_VAR);
     set(&mut app, 6, "1500");
     app.update(Action::InputSubmit);
     let long = app.viewer.live.unwrap();

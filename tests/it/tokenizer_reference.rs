@@ -1,12 +1,11 @@
 //! The GGUF tokenizer against llama.cpp on the demo model (SmolLM2-135M-Instruct, pre 'smollm'):
 //! every case in `tests/fixtures/smollm2/tokenize.json` (ids from llama.cpp with add_bos=false,
 //! special=true) must tokenize to exactly the same ids, and decode back to its text.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use thinkdbg::engine::gguf::Gguf;
 use thinkdbg::engine::tokenizer::{StreamDecoder, Tokenizer, VocabSpec};
+
+use crate::common::demo_model;
 
 #[derive(serde::Deserialize)]
 struct Fixture {
@@ -20,7 +19,7 @@ struct Case {
 }
 
 fn demo_tokenizer() -> Result<(Tokenizer, VocabSpec), Box<dyn std::error::Error>> {
-    let gguf = Gguf::open(common::demo_model())?;
+    let gguf = Gguf::open(demo_model())?;
     let spec = VocabSpec::from_gguf(&gguf)?;
     let (tk, warnings) = Tokenizer::from_spec(&spec, false)?;
     assert!(warnings.is_empty(), "{warnings:?}");

@@ -1,38 +1,27 @@
 //! The store subcommands end to end on tiny models: `record`, `ls`, `show`, `export`,
 //! `import`, `rm`, a store held by another process, and recording killed with SIGKILL.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::path::Path;
 use std::time::Duration;
 
-use assert_cmd::Command;
-use common::{write_tiny, Tiny};
 use predicates::prelude::*;
 use thinkdbg::store::Store;
 use thinkdbg::trace::RunStatus;
 
-use common::thinkdbg;
-
-fn stdout(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
+use crate::common::{record, stdout, thinkdbg, thinkdbg_std, write_tiny, Tiny};
 
 #[test]
 fn record_list_show_export_import_remove() {
     let dir = tempfile::tempdir().unwrap();
     let model = write_tiny(dir.path(), &Tiny::qwen3());
-    let out = stdout(
-        thinkdbg(dir.path())
-            .args(["record", "--label", "R1", "-n", "10", "--ignore-eos", "--model"])
-            .arg(&model)
-            .arg("what is 6 times 7?"),
+    let rec = record(
+        dir.path(),
+        &model,
+        &["--label", "R1", "-n", "10", "--ignore-eos"],
+        "what is 6 times 7?",
     );
-    let run_id = out.lines().last().unwrap().to_string();
-    assert!(run_id.starts_with('r'), "{out}");
+    let run_id = rec.id;
+    assert!(run_id.starts_with('r'), "{}", rec.stdout);
     let ls = stdout(thinkdbg(dir.path()).args(["ls", "--json"]));
     let v: serde_json::Value = serde_json::from_str(ls.lines().next().unwrap()).unwrap();
     assert_eq!(v["run"], run_id.as_str());
@@ -42,13 +31,8 @@ fn record_list_show_export_import_remove() {
     assert_eq!(v["steps"], 10);
     let session = v["session"].as_str().unwrap().to_string();
     // A second run in the same session.
-    let out = stdout(
-        thinkdbg(dir.path())
-            .args(["record", "--session", &session, "--label", "R1-Zero", "-n", "4", "--model"])
-            .arg(&model)
-            .arg("what is 6 times 7?"),
-    );
-    let second = out.lines().last().unwrap().to_string();
+    let args = ["--session", &session, "--label", "R1-Zero", "-n", "4"];
+    let second = record(dir.path(), &model, &args, "what is 6 times 7?").id;
     let table = stdout(thinkdbg(dir.path()).arg("ls"));
     assert!(
         table.contains("what is 6 times 7?")
@@ -125,12 +109,11 @@ fn acknowledged(log: &Path) -> usize {
 fn a_recording_killed_at_random_keeps_every_flushed_step() {
     let dir = tempfile::tempdir().unwrap();
     let model = write_tiny(dir.path(), &Tiny { context: 1 << 20, ..Tiny::llama() });
-    let bin = assert_cmd::cargo::cargo_bin("thinkdbg");
     let mut seed = 0x2545_F491_4F6C_DD1Du64;
     for trial in 0..20 {
         let store_path = dir.path().join(format!("store{trial}"));
         let log = dir.path().join(format!("log{trial}"));
-        let mut child = std::process::Command::new(&bin)
+        let mut child = thinkdbg_std(dir.path())
             .args(["--store"])
             .arg(&store_path)
             .args(["--log-file"])
@@ -138,7 +121,6 @@ fn a_recording_killed_at_random_keeps_every_flushed_step() {
             .args(["record", "--ignore-eos", "-n", "200000", "--top-logprobs", "20", "--model"])
             .arg(&model)
             .arg("count forever")
-            .env("THINKDBG_CACHE", dir.path().join("cache"))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -201,20 +183,10 @@ fn bench_store_reports_both_rates() {
 fn a_closed_stdout_ends_quietly() {
     let dir = tempfile::tempdir().unwrap();
     let model = write_tiny(dir.path(), &Tiny::qwen3());
-    let out = stdout(
-        thinkdbg(dir.path())
-            .args(["record", "-n", "10", "--ignore-eos", "--model"])
-            .arg(&model)
-            .arg("hi"),
-    );
-    let run = out.lines().last().unwrap().to_string();
+    let run = record(dir.path(), &model, &["-n", "10", "--ignore-eos"], "hi").id;
     for args in [&["ls"][..], &["ls", "--json"], &["show", run.as_str()]] {
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("thinkdbg"))
+        let mut child = thinkdbg_std(dir.path())
             .args(args)
-            .env("THINKDBG_STORE", dir.path().join("store"))
-            .env("THINKDBG_LOG_FILE", dir.path().join("test.log"))
-            .env("THINKDBG_CACHE", dir.path().join("cache"))
-            .env("THINKDBG_CONFIG", dir.path().join("config.toml"))
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()

@@ -1,18 +1,16 @@
 //! The engine on tiny random `llama`, `qwen2` and `qwen3` models written as GGUF: loading,
 //! agreement with an independent naive forward pass, deterministic generation, proper
 //! log-distributions, top-k order, think/answer phases, and clear errors for bad input.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::sync::atomic::AtomicBool;
 
 use candle_core::quantized::GgmlDType;
-use common::{write_tiny, Naive, Tiny};
 use thinkdbg::engine::generate::{Prompt, RunRequest};
 use thinkdbg::engine::{Engine, LoadOptions};
 use thinkdbg::record::Event;
 use thinkdbg::trace::{Message, Phase, RoutingDetail, SamplerSpec, Step, StopReason};
+
+use crate::common::{write_tiny, Naive, Tiny};
 
 fn load(path: &std::path::Path) -> Engine {
     Engine::load(path, &LoadOptions::default(), &mut |_, _| {}).unwrap()

@@ -1,12 +1,9 @@
 //! The terminal UI on ratatui's TestBackend: insta snapshots of every screen and overlay at
 //! 120×40 and a small size, built from the sample sessions (plus a hand-made MoE run and a
 //! run of escape-sequence payloads), and the movement / search / flag actions behind them.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 
-use ratatui::backend::TestBackend;
-use ratatui::Terminal;
 use thinkdbg::store::Store;
 use thinkdbg::trace::{
     Flag, FlagKind, LayerRoute, Origin, Phase, Routing, Run, RunId, SamplerSpec, SessionId,
@@ -14,21 +11,10 @@ use thinkdbg::trace::{
 };
 use thinkdbg::tui::components::viewer::ColourBy;
 use thinkdbg::tui::components::Screen;
-use thinkdbg::tui::keymap::Keymap;
 use thinkdbg::tui::run_view::RunView;
-use thinkdbg::tui::theme::ThemeSet;
-use thinkdbg::tui::{samples, ui, Action, App};
+use thinkdbg::tui::{samples, Action, App};
 
-const BIG: (u16, u16) = (120, 40);
-const SMALL: (u16, u16) = (80, 24);
-
-fn app_with(store: Option<Arc<Store>>) -> App {
-    let themes = ThemeSet::builtin();
-    let theme = themes.load("dark", false).unwrap();
-    let mut app = App::new(store, Keymap::merged(None).unwrap(), themes, theme);
-    app.reload().unwrap();
-    app
-}
+use crate::common::tui::{app_with, render, screen_text, snap, BIG, SMALL};
 
 /// A store holding the samples, with flags on the first run so the Flags screen has some.
 fn sample_app() -> (tempfile::TempDir, App) {
@@ -65,29 +51,11 @@ fn sample_app() -> (tempfile::TempDir, App) {
     (dir, app)
 }
 
-fn render(app: &mut App, size: (u16, u16)) -> Terminal<TestBackend> {
-    app.update(Action::Resize(size.0, size.1));
-    let mut term = Terminal::new(TestBackend::new(size.0, size.1)).unwrap();
-    term.draw(|f| ui::draw(app, f)).unwrap();
-    term
-}
-
-fn snap(app: &mut App, name: &str) {
-    for (label, size) in [("big", BIG), ("small", SMALL)] {
-        let term = render(app, size);
-        insta::assert_snapshot!(format!("{name}_{label}"), term.backend());
-    }
-}
-
-fn screen_text(app: &mut App, size: (u16, u16)) -> String {
-    render(app, size).backend().to_string()
-}
-
 #[test]
 fn sessions_screen() {
     let (_d, mut app) = sample_app();
     assert_eq!(app.sessions.runs.len(), 4);
-    snap(&mut app, "sessions");
+    snap!(&mut app, "sessions");
 }
 
 #[test]
@@ -101,7 +69,7 @@ fn trace_screen_moves_and_colours() {
         app.update(Action::NextToken);
     }
     assert_eq!(app.viewer.cursor, 5);
-    snap(&mut app, "trace_code");
+    snap!(&mut app, "trace_code");
     app.update(Action::LineDown);
     app.update(Action::LineDown);
     let v = app.viewer.view.clone().unwrap();
@@ -120,7 +88,7 @@ fn trace_screen_moves_and_colours() {
         app.viewer.view.as_ref().unwrap().steps[c].logprob < thinkdbg::tui::run_view::LOW_LOGPROB
     );
     assert!(app.viewer.view.as_ref().unwrap().steps[..c].iter().all(|s| s.logprob >= -1.2));
-    snap(&mut app, "trace_syntax_low");
+    snap!(&mut app, "trace_syntax_low");
 }
 
 #[test]
@@ -154,7 +122,7 @@ fn search_jumps_to_matches_and_filter_narrows_sessions() {
         app.update(Action::Input(c));
     }
     assert_eq!(app.sessions.visible.len(), 1, "only the prime run's text mentions python");
-    snap(&mut app, "sessions_filter");
+    snap!(&mut app, "sessions_filter");
     app.update(Action::InputSubmit);
     app.update(Action::Open);
     app.update(Action::Search);
@@ -171,14 +139,14 @@ fn search_jumps_to_matches_and_filter_narrows_sessions() {
     app.update(Action::SearchPrev);
     app.update(Action::SearchPrev);
     assert_eq!(app.viewer.cursor, v.step_at_byte(app.viewer.matches[4].0), "wraps around");
-    snap(&mut app, "trace_search");
+    snap!(&mut app, "trace_search");
 }
 
 #[test]
 fn flags_screen_groups_by_kind_and_jumps() {
     let (_d, mut app) = sample_app();
     app.update(Action::ScreenFlags);
-    snap(&mut app, "flags");
+    snap!(&mut app, "flags");
     assert_eq!(app.viewer.flag_order(), vec![0, 2, 1], "low-confidence flags together");
     app.update(Action::Down);
     app.update(Action::Open);
@@ -199,7 +167,7 @@ fn help_overlay_lists_the_keymap() {
     app.update(Action::Help);
     let text = screen_text(&mut app, BIG);
     assert!(text.contains("Next reasoning step"), "{text}");
-    snap(&mut app, "help_trace");
+    snap!(&mut app, "help_trace");
     app.update(Action::Back);
     assert!(!app.help.open);
 }
@@ -276,7 +244,7 @@ fn escape_payloads_are_shown_as_symbols() {
     assert!(text.contains("␛]52;c;cm0gLXJmIH4=␇"), "{text}");
     assert!(text.contains("⟨U+202E⟩fdp.exe"), "{text}");
     assert!(text.contains("⟨U+009B⟩31m"), "{text}");
-    snap(&mut app, "trace_escapes");
+    snap!(&mut app, "trace_escapes");
 }
 
 /// A hand-built MoE run: 4 layers, 4 of 16 experts per token with gate weights.
@@ -322,12 +290,12 @@ fn routing_screen_for_a_moe_run() {
     }
     app.update(Action::NextLayer);
     assert_eq!(app.viewer.layer, 1);
-    snap(&mut app, "routing");
+    snap!(&mut app, "routing");
     app.update(Action::ScreenTrace);
     app.update(Action::CycleColour);
     app.update(Action::CycleColour);
     assert_eq!(app.viewer.colour, ColourBy::Expert);
-    snap(&mut app, "trace_expert");
+    snap!(&mut app, "trace_expert");
 }
 
 #[test]

@@ -3,13 +3,10 @@
 //! run's provenance, a multi-line message), a remote run's provenance in the inspector and the
 //! run header, steps without logprobs shown as such, ids-only routing without made-up weights,
 //! and a refused connection reported in the UI without a crash.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ratatui::backend::TestBackend;
-use ratatui::Terminal;
 use thinkdbg::remote::loopback;
 use thinkdbg::store::Store;
 use thinkdbg::trace::{
@@ -19,12 +16,9 @@ use thinkdbg::trace::{
 use thinkdbg::tui::action::Caret;
 use thinkdbg::tui::components::editor::{ENDPOINT, KEY_ENV, MODEL, SOURCE, USER};
 use thinkdbg::tui::components::{Overlay, Screen};
-use thinkdbg::tui::keymap::Keymap;
-use thinkdbg::tui::theme::ThemeSet;
-use thinkdbg::tui::{ui, Action, App};
+use thinkdbg::tui::{Action, App};
 
-const BIG: (u16, u16) = (120, 40);
-const SMALL: (u16, u16) = (80, 24);
+use crate::common::tui::{app_with, editor, pump, render, screen_cells, snap, type_text, BIG};
 
 const WORDS: &[&str] = &[
     "<think>",
@@ -142,63 +136,7 @@ fn app() -> (tempfile::TempDir, App) {
             runs: vec![RunId(20), RunId(21)],
         })
         .unwrap();
-    let themes = ThemeSet::builtin();
-    let theme = themes.load("dark", false).unwrap();
-    let mut app = App::new(Some(Arc::new(store)), Keymap::merged(None).unwrap(), themes, theme);
-    app.reload().unwrap();
-    (dir, app)
-}
-
-fn render(app: &mut App, size: (u16, u16)) -> Terminal<TestBackend> {
-    app.update(Action::Resize(size.0, size.1));
-    let mut term = Terminal::new(TestBackend::new(size.0, size.1)).unwrap();
-    term.draw(|f| ui::draw(app, f)).unwrap();
-    term
-}
-
-fn screen_text(app: &mut App, size: (u16, u16)) -> String {
-    let term = render(app, size);
-    let buf = term.backend().buffer();
-    let mut out = String::new();
-    for y in 0..buf.area.height {
-        for x in 0..buf.area.width {
-            out.push_str(buf[(x, y)].symbol());
-        }
-        out.push('\n');
-    }
-    out
-}
-
-fn snap(app: &mut App, name: &str) {
-    for (label, size) in [("big", BIG), ("small", SMALL)] {
-        let term = render(app, size);
-        insta::assert_snapshot!(format!("{name}_{label}"), term.backend());
-    }
-}
-
-fn type_text(app: &mut App, text: &str) {
-    for c in text.chars() {
-        app.update(Action::Input(c));
-    }
-}
-
-fn editor(app: &App) -> &thinkdbg::tui::components::editor::PromptEditor {
-    match &app.overlay {
-        Some(Overlay::Editor(e)) => e,
-        _ => panic!("no editor open: {}", app.message),
-    }
-}
-
-/// Feeds the background jobs' events to the app until none is left running (60 s at most).
-fn wait_for_jobs(app: &mut App) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while app.jobs.busy() {
-        while let Some(ev) = app.jobs.poll() {
-            app.update(Action::Job(Box::new(ev)));
-        }
-        assert!(Instant::now() < deadline, "the run did not end");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    (dir, app_with(Some(Arc::new(store))))
 }
 
 #[test]
@@ -207,25 +145,25 @@ fn a_remote_runs_inspector_shows_provenance_and_says_when_logprobs_are_missing()
     assert_eq!(app.viewer.view.as_ref().unwrap().run.id, RunId(20));
     app.update(Action::ScreenTrace);
     app.update(Action::NextToken);
-    let text = screen_text(&mut app, BIG);
+    let text = screen_cells(&mut app, BIG);
     assert!(text.contains("no logprobs from server"), "{text}");
     assert!(!text.contains("NaN"), "{text}");
     assert!(text.contains("http://gpu-node-7:30000/v1"), "{text}");
     assert!(text.contains("id ?"), "{text}");
-    snap(&mut app, "remote_inspector_no_logprobs");
+    snap!(&mut app, "remote_inspector_no_logprobs");
     for _ in 0..3 {
         app.update(Action::NextToken);
     }
-    let text = screen_text(&mut app, BIG);
+    let text = screen_cells(&mut app, BIG);
     assert!(text.contains("rank 1"), "chosen by text when ids are unknown:\n{text}");
     assert!(!text.contains("NaN"), "{text}");
-    snap(&mut app, "remote_inspector");
+    snap!(&mut app, "remote_inspector");
 }
 
 #[test]
 fn the_run_header_lists_what_the_server_did_not_supply() {
     let (_d, mut app) = app();
-    let text = screen_text(&mut app, BIG);
+    let text = screen_cells(&mut app, BIG);
     for want in [
         "endpoint http://gpu-node-7:30000/v1",
         "logprobs raw (before sampling)",
@@ -234,7 +172,7 @@ fn the_run_header_lists_what_the_server_did_not_supply() {
     ] {
         assert!(text.contains(want), "'{want}' missing:\n{text}");
     }
-    snap(&mut app, "remote_run_header");
+    snap!(&mut app, "remote_run_header");
 }
 
 #[test]
@@ -242,10 +180,10 @@ fn ids_only_routing_shows_no_weights() {
     let (_d, mut app) = app();
     app.update(Action::ScreenRouting);
     app.update(Action::NextToken);
-    let text = screen_text(&mut app, BIG);
+    let text = screen_cells(&mut app, BIG);
     assert!(text.contains("weights unknown"), "{text}");
     assert!(!text.contains(":0."), "no made-up weights:\n{text}");
-    snap(&mut app, "remote_routing_ids_only");
+    snap!(&mut app, "remote_routing_ids_only");
 }
 
 #[test]
@@ -282,7 +220,7 @@ fn the_run_dialog_switches_to_an_endpoint_and_takes_multi_line_messages() {
     app.update(Action::FieldNext);
     assert_eq!(editor(&app).focus, KEY_ENV);
     type_text(&mut app, "OPENAI_API_KEY");
-    snap(&mut app, "run_dialog_endpoint");
+    snap!(&mut app, "run_dialog_endpoint");
     // The key's variable is read when the run starts: an unset one is reported by name.
     app.update(Action::Back);
     app.update(Action::EditRerun);
@@ -329,14 +267,14 @@ fn a_refused_connection_is_reported_in_the_ui() {
     app.update(Action::InputSubmit);
     assert!(app.overlay.is_none(), "{}", app.message);
     let child = app.viewer.live.expect("the run is followed");
-    wait_for_jobs(&mut app);
+    pump(&mut app, Duration::from_secs(60));
     assert!(app.message.contains("cannot connect"), "{}", app.message);
     let store = app.store.clone().unwrap();
     let run = store.run(child).unwrap().unwrap();
     assert!(matches!(run.status, RunStatus::Failed(_)), "{:?}", run.status);
     assert_eq!(run.parent, Some((RunId(20), 0)));
     assert_eq!(app.screen, Screen::Trace);
-    let text = screen_text(&mut app, BIG);
+    let text = screen_cells(&mut app, BIG);
     assert!(text.contains("failed before its first token"), "{text}");
     assert!(text.contains("cannot connect"), "{text}");
 }
@@ -377,7 +315,7 @@ fn a_server_without_logprobs_is_recorded_and_says_so() {
     type_text(&mut app, &url);
     app.update(Action::InputSubmit);
     let child = app.viewer.live.expect("the run is followed");
-    wait_for_jobs(&mut app);
+    pump(&mut app, Duration::from_secs(60));
     assert!(app.message.contains("the server sent no logprobs"), "{}", app.message);
     let store = app.store.clone().unwrap();
     let run = store.run(child).unwrap().unwrap();
@@ -391,7 +329,7 @@ fn a_server_without_logprobs_is_recorded_and_says_so() {
     let RunSource::Remote { server, .. } = &v.run.source else { panic!("{:?}", v.run.source) };
     assert_eq!(server.model, "plain-server");
     assert!(server.missing.iter().any(|m| m == "logprobs on 3 of 3 steps"), "{server:?}");
-    let text = screen_text(&mut app, BIG);
+    let text = screen_cells(&mut app, BIG);
     assert!(text.contains("no logprobs from server"), "{text}");
     assert!(!text.contains("NaN"), "{text}");
     // No confidence colour on a step without a logprob: 'Two' is drawn in the thinking colour.

@@ -4,10 +4,6 @@
 //! sample sessions, a tiny model written here), mutated by flipped, inserted and removed bytes
 //! and truncation. Every parser must answer with a value or an error: a panic, a hang or an
 //! allocation the size of a corrupt length fails the test (the last aborts the process).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -73,8 +69,8 @@ fn tiny_gguf() -> &'static [u8] {
     static SEED: OnceLock<Vec<u8>> = OnceLock::new();
     SEED.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let t = common::Tiny { n_layer: 1, ..common::Tiny::llama() };
-        std::fs::read(common::write_tiny(dir.path(), &t)).unwrap()
+        let t = crate::common::Tiny { n_layer: 1, ..crate::common::Tiny::llama() };
+        std::fs::read(crate::common::write_tiny(dir.path(), &t)).unwrap()
     })
 }
 

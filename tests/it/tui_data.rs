@@ -1,7 +1,6 @@
 //! The data files of the terminal UI: the default keymap parses, has no conflicting bindings
 //! and describes every action; every theme in `themes/` parses and defines every key; user
 //! overrides merge as documented.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use thinkdbg::tui::action::{Action, ACTIONS};
 use thinkdbg::tui::keymap::{Key, Keymap, Resolved, MODES};

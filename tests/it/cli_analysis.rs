@@ -1,26 +1,16 @@
 //! `flags`, `stats`, `diff` and `bench analysis|diff` end to end on runs written straight
 //! into a store: flags listed and filtered, thresholds from the config file (a change makes
 //! the flags recompute, user flags stay), a coloured-or-marked diff and its `--stat` summary.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::path::Path;
 
-use assert_cmd::Command;
-use common::thinkdbg;
 use thinkdbg::store::Store;
 use thinkdbg::trace::{
     Flag, FlagKind, Message, Origin, Phase, Run, RunId, SamplerSpec, Session, SessionId, Severity,
     Step, StopReason,
 };
 
-fn stdout(cmd: &mut Command) -> (String, String) {
-    let out = cmd.output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(out.status.success(), "{err}");
-    (String::from_utf8(out.stdout).unwrap(), err)
-}
+use crate::common::{output, record, stdout, thinkdbg, write_tiny, Tiny};
 
 /// Word-level steps for a think block and an answer.
 fn steps(think: &str, answer: &str) -> Vec<Step> {
@@ -96,18 +86,17 @@ fn flags_are_listed_filtered_and_recomputed_when_thresholds_change() {
     let dir = tempfile::tempdir().unwrap();
     let ids = store_with(dir.path(), &[steps(THINK, "The sum is \\boxed{55}.")], true);
     let run = &ids[0];
-    let (out, err) = stdout(thinkdbg(dir.path()).args(["flags", run]));
+    let (out, err) = output(thinkdbg(dir.path()).args(["flags", run]));
     assert!(err.contains("analysed run"), "{err}");
     assert!(out.contains("repetition") && out.contains("repeated 4×"), "{out}");
     assert!(out.contains("backtrack") && out.contains("'Wait'"), "{out}");
     assert!(out.contains("look here (user)"), "{out}");
     assert!(!out.contains('\u{1b}'), "NO_COLOR: {out:?}");
     // Stored now: a second call reads them back.
-    let (again, err) = stdout(thinkdbg(dir.path()).args(["flags", run]));
+    let (again, err) = output(thinkdbg(dir.path()).args(["flags", run]));
     assert_eq!(again, out);
     assert!(!err.contains("analysed run"), "{err}");
-    let (only, _) =
-        stdout(thinkdbg(dir.path()).args(["flags", run, "--kind", "repetition", "--json"]));
+    let only = stdout(thinkdbg(dir.path()).args(["flags", run, "--kind", "repetition", "--json"]));
     assert_eq!(only.lines().count(), 1, "{only}");
     let v: serde_json::Value = serde_json::from_str(only.trim()).unwrap();
     assert_eq!(v["kind"], "repetition");
@@ -115,7 +104,7 @@ fn flags_are_listed_filtered_and_recomputed_when_thresholds_change() {
     // Raise the loop threshold: the loop is no longer flagged, the user flag stays.
     std::fs::write(dir.path().join("config.toml"), "[analysis.repetition]\nmin_repeats = 6\n")
         .unwrap();
-    let (out, err) = stdout(thinkdbg(dir.path()).args(["flags", run]));
+    let (out, err) = output(thinkdbg(dir.path()).args(["flags", run]));
     assert!(err.contains("analysed run"), "{err}");
     assert!(!out.contains("repetition") && out.contains("look here (user)"), "{out}");
 }
@@ -139,13 +128,13 @@ fn stats_report_tokens_language_and_flags() {
     let dir = tempfile::tempdir().unwrap();
     let s = steps(THINK, "The sum is \\boxed{55}.");
     let ids = store_with(dir.path(), std::slice::from_ref(&s), false);
-    let (out, _) = stdout(thinkdbg(dir.path()).args(["stats", &ids[0], "--json"]));
+    let out = stdout(thinkdbg(dir.path()).args(["stats", &ids[0], "--json"]));
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["tokens"], s.len());
     assert_eq!(v["target_language"], "eng");
     assert_eq!(v["target_language_ratio"], 1.0);
     assert_eq!(v["backtracks"], 1);
-    let (text, _) = stdout(thinkdbg(dir.path()).args(["stats", &ids[0]]));
+    let text = stdout(thinkdbg(dir.path()).args(["stats", &ids[0]]));
     assert!(text.contains("target-language ratio  1.000") && text.contains("perplexity"), "{text}");
 }
 
@@ -155,28 +144,28 @@ fn diff_marks_the_fork_and_summarises() {
     let a = steps(THINK, "The sum is \\boxed{55}.");
     let b = steps(&THINK.replace("make eleven", "make twelve"), "The sum is \\boxed{60}.");
     let ids = store_with(dir.path(), &[a, b], false);
-    let (out, _) = stdout(thinkdbg(dir.path()).args(["diff", &ids[0], &ids[1], "--context", "0"]));
+    let out = stdout(thinkdbg(dir.path()).args(["diff", &ids[0], &ids[1], "--context", "0"]));
     assert!(out.contains("aligned by tokens"), "{out}");
     assert!(out.contains("▶[- eleven,-]{+ twelve,+}"), "{out}");
     assert!(out.contains("[- \\boxed{55}.-]{+ \\boxed{60}.+}"), "{out}");
     assert!(out.contains("first divergence ▶ at a step"), "{out}");
     assert!(out.contains("answers: a '55', b '60': differ"), "{out}");
     assert!(!out.contains('\u{1b}'), "{out:?}");
-    let (stat, _) = stdout(thinkdbg(dir.path()).args(["diff", "--stat", &ids[0], &ids[1]]));
+    let stat = stdout(thinkdbg(dir.path()).args(["diff", "--stat", &ids[0], &ids[1]]));
     assert!(stat.contains("changes: 2 replaced, 0 only in a, 0 only in b"), "{stat}");
     assert!(stat.contains("reasoning steps:") && stat.contains("perplexity"), "{stat}");
     assert!(!stat.contains("[-"), "{stat}");
-    let (same, _) = stdout(thinkdbg(dir.path()).args(["diff", &ids[0], &ids[0]]));
+    let same = stdout(thinkdbg(dir.path()).args(["diff", &ids[0], &ids[0]]));
     assert!(same.contains("no divergence") && !same.contains("▶["), "{same}");
 }
 
 #[test]
 fn bench_analysis_and_diff_report_times() {
     let dir = tempfile::tempdir().unwrap();
-    let (out, _) = stdout(thinkdbg(dir.path()).args(["bench", "analysis", "--steps", "3000"]));
+    let out = stdout(thinkdbg(dir.path()).args(["bench", "analysis", "--steps", "3000"]));
     assert!(out.contains("analysis: 3000 steps") && out.contains(" ms"), "{out}");
     let json = dir.path().join("d.json");
-    let (out, _) = stdout(
+    let out = stdout(
         thinkdbg(dir.path()).args(["bench", "diff", "--steps", "2000", "--json"]).arg(&json),
     );
     assert!(out.contains("nearly_equal") && out.contains("unrelated"), "{out}");
@@ -188,15 +177,10 @@ fn bench_analysis_and_diff_report_times() {
 #[test]
 fn record_stores_the_analysis_beside_the_run() {
     let dir = tempfile::tempdir().unwrap();
-    let model = common::write_tiny(dir.path(), &common::Tiny::qwen3());
-    let (out, err) = stdout(
-        thinkdbg(dir.path())
-            .args(["record", "-n", "12", "--ignore-eos", "--model"])
-            .arg(&model)
-            .arg("hi"),
-    );
-    assert!(err.contains("analysis: "), "{err}");
-    let id = out.lines().last().unwrap().to_string();
+    let model = write_tiny(dir.path(), &Tiny::qwen3());
+    let rec = record(dir.path(), &model, &["-n", "12", "--ignore-eos"], "hi");
+    assert!(rec.stderr.contains("analysis: "), "{}", rec.stderr);
+    let id = rec.id;
     let store = Store::open(&dir.path().join("store")).unwrap();
     let rid = match store.resolve(&id).unwrap() {
         thinkdbg::store::Target::Run(r) => r,

@@ -12,9 +12,6 @@
 //! precision envelope: it must agree with llama.cpp's default at least about as well as
 //! llama.cpp with an f32 cache does. A real bug (a wrong RoPE, norm or mask) diverges at the
 //! first steps by whole nats and fails these checks.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::sync::atomic::AtomicBool;
 
@@ -23,6 +20,8 @@ use thinkdbg::engine::generate::{Prompt, RunRequest};
 use thinkdbg::engine::{Engine, LoadOptions};
 use thinkdbg::record::Event;
 use thinkdbg::trace::{Message, RoutingDetail, SamplerSpec};
+
+use crate::common::demo_model;
 
 #[derive(Deserialize)]
 struct Fixture {
@@ -95,8 +94,8 @@ fn fixture(text: &str) -> Fixture {
 
 #[test]
 fn greedy_decoding_matches_llama_cpp_within_its_own_precision_envelope() {
-    let reference = fixture(include_str!("fixtures/smollm2/greedy.json"));
-    let f32kv = fixture(include_str!("fixtures/smollm2/greedy_f32kv.json"));
+    let reference = fixture(include_str!("../fixtures/smollm2/greedy.json"));
+    let f32kv = fixture(include_str!("../fixtures/smollm2/greedy_f32kv.json"));
     assert!(reference.cases.len() >= 5);
     let mut baseline = Agreement::default();
     for (r, alt) in reference.cases.iter().zip(&f32kv.cases) {
@@ -104,7 +103,7 @@ fn greedy_decoding_matches_llama_cpp_within_its_own_precision_envelope() {
         baseline.add(r, &alt.tokens, &alt.logprobs);
     }
 
-    let path = common::demo_model();
+    let path = demo_model();
     let mut engine = Engine::load(&path, &LoadOptions::default(), &mut |_, _| {}).unwrap();
     let mut ours = Agreement::default();
     for case in &reference.cases {

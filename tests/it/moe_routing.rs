@@ -4,7 +4,6 @@
 //! engine recorded, for prompt tokens (batched prefill) and a decode step; with
 //! `--routing full` the recorded router distribution must be the recomputed softmax. The
 //! engine-level test checks what a run records: prompt routing, per-step routing, `off`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use candle_core::quantized::GgmlDType;
 use candle_core::Device;

@@ -1,0 +1,110 @@
+//! Terminal UI fixtures: an `App` on a store with the built-in dark theme and the default
+//! keymap, rendering it on ratatui's `TestBackend` at the two snapshot sizes, the `snap!`
+//! macro (insta snapshots named after the calling module), typing into it, and feeding it its
+//! background jobs' events until they end.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+use thinkdbg::store::Store;
+use thinkdbg::tui::components::editor::PromptEditor;
+use thinkdbg::tui::components::Overlay;
+use thinkdbg::tui::keymap::Keymap;
+use thinkdbg::tui::theme::ThemeSet;
+use thinkdbg::tui::{ui, Action, App};
+
+/// The snapshot sizes: a roomy terminal and the classic 80×24.
+pub const BIG: (u16, u16) = (120, 40);
+pub const SMALL: (u16, u16) = (80, 24);
+
+/// An App on `store` (or none) with the default keymap and the built-in dark theme, its
+/// sessions read.
+pub fn app_with(store: Option<Arc<Store>>) -> App {
+    let themes = ThemeSet::builtin();
+    let theme = themes.load("dark", false).unwrap();
+    let mut app = App::new(store, Keymap::merged(None).unwrap(), themes, theme);
+    app.reload().unwrap();
+    app
+}
+
+/// Draws the app on a fresh `TestBackend` of `size` (after telling it the size).
+pub fn render(app: &mut App, size: (u16, u16)) -> Terminal<TestBackend> {
+    app.update(Action::Resize(size.0, size.1));
+    let mut term = Terminal::new(TestBackend::new(size.0, size.1)).unwrap();
+    term.draw(|f| ui::draw(app, f)).unwrap();
+    term
+}
+
+/// The screen at `size` as `TestBackend` prints it: each row quoted, one per line.
+pub fn screen_text(app: &mut App, size: (u16, u16)) -> String {
+    render(app, size).backend().to_string()
+}
+
+/// The screen at `size` as its cells' symbols, one row per line, nothing added.
+pub fn screen_cells(app: &mut App, size: (u16, u16)) -> String {
+    let term = render(app, size);
+    let buf = term.backend().buffer();
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            out.push_str(buf[(x, y)].symbol());
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Snapshots the app at `BIG` and `SMALL` as `{name}_big` and `{name}_small`. A macro, so that
+/// insta names and places the snapshots after the calling module (`it__tui__…` in
+/// `tests/it/snapshots/`), not after this one.
+macro_rules! snap {
+    ($app:expr, $name:expr) => {
+        for (label, size) in
+            [("big", $crate::common::tui::BIG), ("small", $crate::common::tui::SMALL)]
+        {
+            let term = $crate::common::tui::render($app, size);
+            insta::assert_snapshot!(format!("{}_{label}", $name), term.backend());
+        }
+    };
+}
+pub(crate) use snap;
+
+/// Types `text` into whatever has the focus, one `Input` per character.
+pub fn type_text(app: &mut App, text: &str) {
+    for c in text.chars() {
+        app.update(Action::Input(c));
+    }
+}
+
+/// The open prompt editor (the run dialog); fails the test if there is none.
+pub fn editor(app: &App) -> &PromptEditor {
+    match &app.overlay {
+        Some(Overlay::Editor(e)) => e,
+        _ => panic!("no editor open: {}", app.message),
+    }
+}
+
+/// Feeds the background jobs' events to the app until `done` holds or nothing is left
+/// running or loading, failing the test after `limit`; returns the number of events fed.
+pub fn pump_until(app: &mut App, limit: Duration, done: impl Fn(&App) -> bool) -> usize {
+    let deadline = Instant::now() + limit;
+    let mut events = 0;
+    loop {
+        while let Some(ev) = app.jobs.poll() {
+            app.update(Action::Job(Box::new(ev)));
+            events += 1;
+        }
+        if done(app) || (!app.jobs.busy() && app.jobs.loading.is_none()) {
+            return events;
+        }
+        assert!(Instant::now() < deadline, "the run did not end in {limit:?}: {}", app.message);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Feeds the background jobs' events to the app until every run has ended (see `pump_until`).
+pub fn pump(app: &mut App, limit: Duration) -> usize {
+    pump_until(app, limit, |_| false)
+}

@@ -215,15 +215,7 @@ fn a_full_stdout_is_a_clear_error() {
     let run = out.lines().last().unwrap().to_string();
     for args in [&["ls"][..], &["ls", "--json"], &["show", run.as_str()]] {
         let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
-        let out = std::process::Command::new(assert_cmd::cargo::cargo_bin!("thinkdbg"))
-            .args(args)
-            .env("THINKDBG_STORE", dir.path().join("store"))
-            .env("THINKDBG_LOG_FILE", dir.path().join("test.log"))
-            .env("THINKDBG_CACHE", dir.path().join("cache"))
-            .env("THINKDBG_CONFIG", dir.path().join("config.toml"))
-            .stdout(full)
-            .output()
-            .unwrap();
+        let out = thinkdbg_std(dir.path()).args(args).stdout(full).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
@@ -284,12 +276,10 @@ fn an_import_killed_part_way_leaves_nothing_behind() {
     let file = dir.path().join("big.jsonl");
     std::fs::write(&file, big_export(STEPS)).unwrap();
     let import = |store: &Path| {
-        std::process::Command::new(assert_cmd::cargo::cargo_bin!("thinkdbg"))
+        thinkdbg_std(dir.path())
             .arg("import")
             .arg(&file)
             .env("THINKDBG_STORE", store)
-            .env("THINKDBG_LOG_FILE", dir.path().join("test.log"))
-            .env("THINKDBG_CONFIG", dir.path().join("config.toml"))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

@@ -20,7 +20,7 @@ use thinkdbg::engine::generate::{EngineEvent, Prompt, RunRequest};
 use thinkdbg::engine::{Engine, LoadOptions};
 use thinkdbg::trace::{Message, RoutingDetail, SamplerSpec};
 
-use crate::common::demo_model;
+use crate::common::{demo_model, heavy};
 
 #[derive(Deserialize)]
 struct Fixture {
@@ -93,6 +93,7 @@ fn fixture(text: &str) -> Fixture {
 
 #[test]
 fn greedy_decoding_matches_llama_cpp_within_its_own_precision_envelope() {
+    let _heavy = heavy();
     let reference = fixture(include_str!("../fixtures/smollm2/greedy.json"));
     let f32kv = fixture(include_str!("../fixtures/smollm2/greedy_f32kv.json"));
     assert!(reference.cases.len() >= 5);

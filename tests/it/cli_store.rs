@@ -8,7 +8,7 @@ use predicates::prelude::*;
 use thinkdbg::store::Store;
 use thinkdbg::trace::RunStatus;
 
-use crate::common::{record, stdout, thinkdbg, thinkdbg_std, write_tiny, Tiny};
+use crate::common::{heavy, record, stdout, thinkdbg, thinkdbg_std, write_tiny, Tiny};
 
 #[test]
 fn record_list_show_export_import_remove() {
@@ -107,6 +107,7 @@ fn acknowledged(log: &Path) -> usize {
 
 #[test]
 fn a_recording_killed_at_random_keeps_every_flushed_step() {
+    let _heavy = heavy();
     let dir = tempfile::tempdir().unwrap();
     let model = write_tiny(dir.path(), &Tiny { context: 1 << 20, ..Tiny::llama() });
     let mut seed = 0x2545_F491_4F6C_DD1Du64;

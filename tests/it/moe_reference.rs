@@ -22,6 +22,8 @@ use thinkdbg::engine::{models, Engine, LoadOptions};
 use thinkdbg::record::Event;
 use thinkdbg::trace::{RoutingDetail, SamplerSpec};
 
+use crate::common::heavy;
+
 #[derive(Deserialize)]
 struct Fixture {
     max_tokens: usize,
@@ -97,6 +99,7 @@ pub fn spec_of(args: &[String]) -> SynthSpec {
 
 #[test]
 fn synthetic_moe_models_decode_like_llama_cpp() {
+    let _heavy = heavy();
     let fx: Fixture =
         serde_json::from_str(include_str!("../fixtures/moe/greedy.json")).expect("fixture");
     let dir = tempfile::tempdir().unwrap();

@@ -21,7 +21,7 @@ use thinkdbg::engine::{Engine, LoadOptions};
 use thinkdbg::record::Event;
 use thinkdbg::trace::{Message, RoutingDetail, SamplerSpec};
 
-use crate::common::demo_model;
+use crate::common::{demo_model, heavy};
 
 #[derive(Deserialize)]
 struct Fixture {
@@ -94,6 +94,7 @@ fn fixture(text: &str) -> Fixture {
 
 #[test]
 fn greedy_decoding_matches_llama_cpp_within_its_own_precision_envelope() {
+    let _heavy = heavy();
     let reference = fixture(include_str!("../fixtures/smollm2/greedy.json"));
     let f32kv = fixture(include_str!("../fixtures/smollm2/greedy_f32kv.json"));
     assert!(reference.cases.len() >= 5);

@@ -14,7 +14,7 @@ use thinkdbg::store::Store;
 use thinkdbg::trace::{LogprobKind, Phase, RunId, RunSource, RunStatus, UNKNOWN_TOKEN};
 
 use crate::common::llama_server::Server;
-use crate::common::{run_id, thinkdbg, thinkdbg_std};
+use crate::common::{heavy, run_id, thinkdbg, thinkdbg_std};
 
 const PROMPT: &str = "Count from 1 to 500, separated by commas.";
 
@@ -26,6 +26,7 @@ fn last_run_id(stdout: &[u8]) -> RunId {
 
 #[test]
 fn records_from_a_real_llama_cpp_server_and_survives_its_death() {
+    let _heavy = heavy();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     let n = 24;

@@ -20,6 +20,7 @@ use thinkdbg::trace::{
 use thinkdbg::tui::components::editor::{ENDPOINT, KEY_ENV, MODEL, SOURCE};
 use thinkdbg::tui::{Action, App};
 
+use crate::common::heavy;
 use crate::common::llama_server::Server;
 use crate::common::tui::{self, app_with, editor, type_text};
 
@@ -114,6 +115,8 @@ fn parent_store(dir: &std::path::Path) -> Arc<Store> {
 
 #[test]
 fn the_run_dialog_records_from_a_real_llama_cpp_server() {
+    // Held in this process while the child runs the test (and again, uselessly, in the child).
+    let _heavy = heavy();
     if rerun_with_key("the_run_dialog_records_from_a_real_llama_cpp_server") {
         return;
     }

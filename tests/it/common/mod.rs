@@ -1,8 +1,9 @@
 //! What the test modules share: the `thinkdbg` binary with its data kept in a test's own
 //! directory and the helpers around running it (`stdout`, `record`, `run_id`), the demo model,
 //! tiny GGUF models from an independent writer (`tiny`) with a naive forward pass to check the
-//! engine against (`naive`), a real llama.cpp server (`llama_server`), and the terminal UI
-//! fixtures (`tui`: an App on a store, rendering, snapshots, feeding it its jobs' events).
+//! engine against (`naive`), a real llama.cpp server (`llama_server`), the terminal UI
+//! fixtures (`tui`: an App on a store, rendering, snapshots, feeding it its jobs' events), and
+//! `heavy`, the lock that keeps the CPU-bound tests from running at the same time.
 
 pub mod llama_server;
 pub mod naive;
@@ -10,6 +11,7 @@ pub mod tiny;
 pub mod tui;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use thinkdbg::trace::RunId;
 
@@ -75,6 +77,17 @@ pub fn record(dir: &Path, model: &Path, args: &[&str], prompt: &str) -> Recorded
 /// The run id in a run's name as printed (`r<hex>`, by `record` and `fork`).
 pub fn run_id(text: &str) -> RunId {
     RunId(u64::from_str_radix(text.trim_start_matches('r'), 16).unwrap())
+}
+
+/// Held by the tests that keep every core busy for seconds (the real model decoding, the
+/// llama.cpp servers, synthetic MoE decoding, a recording killed twenty times), so that no two
+/// of them run at once. They were separate test binaries, which cargo runs one after another;
+/// two at once on a small machine slow each other down several times over (thread pools
+/// that spin, and more threads than cores). The other tests still run beside them. A heavy test
+/// that fails does not fail the next one (the poisoned lock is taken anyway).
+pub fn heavy() -> MutexGuard<'static, ()> {
+    static HEAVY: Mutex<()> = Mutex::new(());
+    HEAVY.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The demo model, fetched into the cache on first use (as `.ci/run` does before the tests).

@@ -272,6 +272,8 @@ fn big_export(steps: u32) -> String {
 /// next open removes what a cut-short import wrote. 20 kills spread over the import's length.
 #[test]
 fn an_import_killed_part_way_leaves_nothing_behind() {
+    // Its kill times come from a timed import: nothing CPU-bound runs beside it.
+    let _heavy = crate::common::heavy();
     const STEPS: u32 = 30_000;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("big.jsonl");

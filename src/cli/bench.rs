@@ -152,7 +152,7 @@ fn bench_store(
     let raw_s = crate::store::raw_batch_insert_seconds(&dir.join("raw"), &encoded)?;
 
     // The store writer, fed as fast as the engine could: encoding, batching, checkpoints.
-    let store = Arc::new(Store::open(&dir.join("store"))?);
+    let store = Arc::new(Store::open_scratch(&dir.join("store"))?);
     let run = scratch_run(&store, "bench")?;
     let (mut rec, handle) = writer::start(store.clone(), run)?;
     let start = Instant::now();

@@ -194,7 +194,7 @@ pub fn run(args: &DecodeArgs, offline: bool) -> Result<serde_json::Value> {
         routing,
         prompt_routing: routing != RoutingDetail::Off,
     };
-    let store = Arc::new(Store::open(&scratch.path().join("store"))?);
+    let store = Arc::new(Store::open_scratch(&scratch.path().join("store"))?);
     let moe = engine.info.experts > 0;
     let modes: Vec<&Mode> = MODES.iter().filter(|m| moe || !m.moe_only).collect();
     // Warm-up: page the weights in, start candle's thread pool.

@@ -86,7 +86,7 @@ pub fn bench(a: &RemoteBenchArgs, dir: &Path) -> Result<serde_json::Value> {
     };
     let url = remote::chat_url(&a.endpoint)?;
     let body = remote::client::body(&opts, &req).to_string();
-    let store = Arc::new(Store::open(&dir.join("store"))?);
+    let store = Arc::new(Store::open_scratch(&dir.join("store"))?);
     let (mut raw_s, mut rec_s, mut steps, mut capture) = (vec![], vec![], 0, Vec::new());
     for _ in 0..a.repeat.max(1) {
         let (s, bytes) = raw(&url, &body)?;

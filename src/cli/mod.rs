@@ -25,6 +25,7 @@ mod run;
 mod show;
 mod stats;
 mod store_args;
+mod store_cmd;
 mod tui;
 
 use std::process::ExitCode;
@@ -97,6 +98,9 @@ pub enum Command {
     /// Fetch the demo model or describe a GGUF file.
     #[command(subcommand)]
     Model(model::ModelCommand),
+    /// Check a store, or salvage the runs of a damaged one into a new store.
+    #[command(subcommand)]
+    Store(store_cmd::StoreCommand),
 }
 
 /// Parses the arguments, runs the command and prints any error as one line on stderr.
@@ -185,6 +189,7 @@ fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Flags(args)) => flags::run(&args, cli.store.as_deref()),
         Some(Command::Stats(args)) => stats::run(&args, cli.store.as_deref()),
         Some(Command::Diff(args)) => diff::run(&args, cli.store.as_deref()),
+        Some(Command::Store(cmd)) => store_cmd::run(&cmd, cli.store.as_deref()),
         None => {
             let model =
                 crate::tui::jobs::ModelChoice { spec: cli.model.clone(), offline: cli.offline };

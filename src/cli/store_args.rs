@@ -24,6 +24,14 @@ pub fn open(flag: Option<&Path>) -> Result<Store> {
             "note: run '{r}' was left recording by a process that stopped; marked interrupted"
         );
     }
+    if !store.lost().is_empty() {
+        let runs: Vec<String> = store.lost().iter().map(|r| r.to_string()).collect();
+        eprintln!(
+            "warning: the database of store '{}' lost runs or changes that their backups hold ({}); 'thinkdbg store salvage --to NEW' recovers them",
+            path.display(),
+            runs.join(", ")
+        );
+    }
     let cut = store.rolled_back().len();
     if cut > 0 {
         eprintln!(

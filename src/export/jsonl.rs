@@ -121,12 +121,20 @@ pub fn session_lines(rec: &SessionRecord) -> serde_json::Result<Vec<String>> {
     Ok(out)
 }
 
-/// A line of a JSONL file that cannot be imported, and why.
+/// A line of a JSONL file that cannot be imported, and why (line 0: the whole file).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("line {line}: {message}")]
 pub struct ParseError {
     pub line: usize,
     pub message: String,
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            0 => f.write_str(&self.message),
+            n => write!(f, "line {n}: {}", self.message),
+        }
+    }
 }
 
 /// Parses a JSONL export into sessions, checking references and order.
@@ -288,8 +296,31 @@ pub fn parse(text: &str) -> Result<Vec<SessionRecord>, ParseError> {
     Ok(sessions)
 }
 
-/// `parse` over bytes: a line that is not UTF-8 is named like any other bad line.
+/// The most a gzipped file may expand to (a file that expands further is refused rather than
+/// allowed to fill memory).
+pub const MAX_GUNZIPPED: u64 = 1 << 30;
+
+/// `parse` over bytes: a line that is not UTF-8 is named like any other bad line. Gzipped
+/// bytes (the store's backups) are decompressed first.
 pub fn parse_bytes(bytes: &[u8]) -> Result<Vec<SessionRecord>, ParseError> {
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        use std::io::Read;
+        let mut text = Vec::new();
+        let mut gz = flate2::read::GzDecoder::new(bytes).take(MAX_GUNZIPPED + 1);
+        let bad = |message: String| ParseError { line: 0, message };
+        gz.read_to_end(&mut text).map_err(|e| bad(format!("not a valid gzip file: {e}")))?;
+        if text.len() as u64 > MAX_GUNZIPPED {
+            return Err(bad(format!(
+                "expands to over {} MiB; decompress it first",
+                MAX_GUNZIPPED >> 20
+            )));
+        }
+        return parse_utf8(&text);
+    }
+    parse_utf8(bytes)
+}
+
+fn parse_utf8(bytes: &[u8]) -> Result<Vec<SessionRecord>, ParseError> {
     match std::str::from_utf8(bytes) {
         Ok(text) => parse(text),
         Err(e) => {

@@ -51,11 +51,19 @@ pub fn ensure(store: &Store, id: RunId, cfg: &AnalysisConfig, force: bool) -> Re
     let flags = merge_flags(&store.flags(id)?, &a.flags);
     let mut stats = a.stats;
     stats.flags_by_kind = flags_by_kind(&flags);
-    store.put_flags(id, &flags)?;
-    store.put_analysis(
-        id,
-        &StoredAnalysis { fingerprint, steps: steps.len(), stats: stats.clone() },
-    )?;
-    store.flush()?;
+    let kept = store
+        .put_flags(id, &flags)
+        .and_then(|()| {
+            store.put_analysis(
+                id,
+                &StoredAnalysis { fingerprint, steps: steps.len(), stats: stats.clone() },
+            )
+        })
+        .and_then(|()| store.flush());
+    match kept {
+        // A read-only store is analysed afresh each time it is read.
+        Err(crate::store::Error::ReadOnly(_)) => {}
+        other => other?,
+    }
     Ok(Analysed { steps, flags, stats, recomputed: true, unreadable })
 }

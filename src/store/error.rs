@@ -9,6 +9,10 @@ pub enum Error {
     InUse(PathBuf),
     #[error("store '{path}' has schema version {found}, newer than this thinkdbg understands ({supported}); upgrade thinkdbg")]
     NewerSchema { path: PathBuf, found: u32, supported: u32 },
+    #[error("store '{path}' is damaged ({message}) and cannot be opened; nothing was changed. 'thinkdbg store check' shows which runs can be recovered, 'thinkdbg store salvage --to NEW' copies them into a new store")]
+    Damaged { path: PathBuf, message: String },
+    #[error("store '{0}' is read-only (opened from a copy): it can be read but not changed")]
+    ReadOnly(PathBuf),
     #[error("store '{path}' cannot be opened: {message}")]
     Open { path: PathBuf, message: String },
     #[error("corrupt value in tree '{tree}' at {place}: {message}")]

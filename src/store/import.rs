@@ -45,6 +45,13 @@ pub(super) fn roll_back_unfinished(store: &Store) -> Result<Vec<RunId>> {
     Ok(pending.runs)
 }
 
+/// The runs an unfinished import was writing (read by `salvage`, which does not roll back).
+pub(super) fn pending_runs(store: &Store) -> Vec<RunId> {
+    let raw = store.meta.get(PENDING_KEY).ok().flatten();
+    raw.and_then(|v| decode::<Pending>(&v, "meta", String::new).ok())
+        .map_or_else(Vec::new, |p| p.runs)
+}
+
 fn remove(store: &Store, pending: &Pending) -> Result<()> {
     for r in &pending.runs {
         match store.run(*r) {
@@ -92,6 +99,21 @@ pub fn import(store: &Store, records: Vec<SessionRecord>) -> Result<Imported> {
             Err(e)
         }
     }
+}
+
+/// Writes salvaged sessions into a new store under their own ids (a parent run that was not
+/// recovered is dropped), and moves the id counter past them.
+pub(super) fn restore(store: &Store, records: Vec<SessionRecord>) -> Result<()> {
+    store.ensure_space(estimated_bytes(&records))?;
+    let ids: HashMap<RunId, RunId> = records
+        .iter()
+        .flat_map(|r| &r.runs)
+        .filter_map(|r| r.run.as_ref().map(|x| (x.id, x.id)))
+        .collect();
+    let sessions: Vec<SessionId> = records.iter().map(|r| r.session.id).collect();
+    let highest = ids.keys().map(|r| r.0).chain(sessions.iter().map(|s| s.0)).max().unwrap_or(0);
+    store.reserve_ids(highest)?;
+    write_all(store, records, &sessions, &ids)
 }
 
 /// About how many bytes the records take once encoded (text dominates: steps and their

@@ -10,11 +10,14 @@
 //! that batches a producer's steps to disk; `import` writes parsed `trace::SessionRecord`s and
 //! `records` reads them back. Depends on `trace` and `record` only.
 
+pub mod backup;
 pub mod codec;
 pub mod error;
 pub mod import;
+mod open;
 pub mod records;
 pub mod routing_codec;
+pub mod salvage;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -49,6 +52,13 @@ pub struct Store {
     analysis: sled::Tree,
     recovered: Vec<RunId>,
     rolled_back: Vec<RunId>,
+    /// Runs whose backup is newer than the database, or that the database no longer has.
+    lost: Vec<RunId>,
+    /// JSONL copies of ended runs (`backup`); `None` for scratch and read-only stores.
+    backups: Option<backup::Backups>,
+    /// Set when the store's files cannot be written (read-only media): the store was opened
+    /// from a temporary copy, kept here, and every change is refused.
+    read_only: Option<tempfile::TempDir>,
 }
 
 /// Steps read back, with the values that could not be decoded reported separately.
@@ -67,34 +77,36 @@ impl Store {
         directories::ProjectDirs::from("", "", "thinkdbg").map(|d| d.data_dir().join("store"))
     }
 
-    /// Opens (creating if needed) the store at `path`, checks its schema version and marks
-    /// runs another process left `Recording` as `Interrupted`.
+    /// Opens (creating if needed) the store at `path`, checks its schema version, marks runs
+    /// another process left `Recording` as `Interrupted`, removes an import a crash cut short
+    /// and brings the runs' backups up to date. A store on read-only media is opened from a
+    /// temporary copy, and every change to it is refused (`read_only`).
     pub fn open(path: &Path) -> Result<Store> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| Error::Io { path: parent.to_path_buf(), source: e })?;
+        open::open(path, open::Options { backups: true, recover: true })
+    }
+
+    /// Opens a store without backups: scratch stores (benchmarks) that nobody will salvage.
+    pub fn open_scratch(path: &Path) -> Result<Store> {
+        open::open(path, open::Options { backups: false, recover: true })
+    }
+
+    /// Whether the store could only be opened from a copy (read-only media).
+    pub fn read_only(&self) -> bool {
+        self.read_only.is_some()
+    }
+
+    /// Refuses a change to a read-only store.
+    fn writable(&self) -> Result<()> {
+        match self.read_only {
+            Some(_) => Err(Error::ReadOnly(self.path.clone())),
+            None => Ok(()),
         }
-        let db = open_db(path)?;
-        let tree = |name: &str| db.open_tree(name);
-        let mut store = Store {
-            path: path.to_path_buf(),
-            meta: tree("meta")?,
-            sessions: tree("sessions")?,
-            runs: tree("runs")?,
-            steps: tree("steps")?,
-            routing: tree("routing")?,
-            prompt_routing: tree("prompt_routing")?,
-            flags: tree("flags")?,
-            notes: tree("notes")?,
-            analysis: tree("analysis")?,
-            db,
-            recovered: Vec::new(),
-            rolled_back: Vec::new(),
-        };
-        store.check_schema()?;
-        store.rolled_back = import::roll_back_unfinished(&store)?;
-        store.recover()?;
-        Ok(store)
+    }
+
+    fn changed(&self, run: RunId) {
+        if let Some(b) = &self.backups {
+            b.mark(run);
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -104,6 +116,12 @@ impl Store {
     /// Runs found `Recording` when the store was opened and marked `Interrupted`.
     pub fn recovered(&self) -> &[RunId] {
         &self.recovered
+    }
+
+    /// Runs whose backup holds changes the database lost (a damaged log that sled read only up
+    /// to the damage), or that the database lost altogether: `store salvage` recovers them.
+    pub fn lost(&self) -> &[RunId] {
+        &self.lost
     }
 
     /// Runs of an import that a crash cut short, removed when the store was opened (an
@@ -175,9 +193,11 @@ impl Store {
         Ok(())
     }
 
-    /// Forces everything written so far to disk.
+    /// Forces everything written so far to disk, then writes the backups of the ended runs
+    /// that changed.
     pub fn flush(&self) -> Result<()> {
         self.db.flush()?;
+        backup::sync_dirty(self);
         Ok(())
     }
 
@@ -186,6 +206,7 @@ impl Store {
     /// is in the same log as the records that use it, so a crash can never reuse an id that
     /// reached disk.
     pub fn new_id(&self) -> Result<u64> {
+        self.writable()?;
         let next = self.meta.update_and_fetch(NEXT_ID_KEY, |old| {
             let n = old.and_then(|v| v.try_into().ok()).map_or(0, u64::from_be_bytes);
             Some((n + 1).to_be_bytes().to_vec())
@@ -193,7 +214,20 @@ impl Store {
         Ok(next.and_then(|v| v.as_ref().try_into().ok()).map_or(1, u64::from_be_bytes))
     }
 
+    /// Moves the id counter to at least `highest`, so that `new_id` never returns an id up to
+    /// it (a store restored under its old ids).
+    pub(super) fn reserve_ids(&self, highest: u64) -> Result<()> {
+        self.writable()?;
+        self.meta.update_and_fetch(NEXT_ID_KEY, |old| {
+            let n = old.and_then(|v| v.try_into().ok()).map_or(0, u64::from_be_bytes);
+            Some(n.max(highest).to_be_bytes().to_vec())
+        })?;
+        Ok(())
+    }
+
     pub fn put_session(&self, s: &Session) -> Result<()> {
+        self.writable()?;
+        s.runs.iter().for_each(|r| self.changed(*r));
         self.sessions.insert(id_key(s.id.0), encode(s)?)?;
         Ok(())
     }
@@ -215,6 +249,8 @@ impl Store {
     }
 
     pub fn put_run(&self, r: &Run) -> Result<()> {
+        self.writable()?;
+        self.changed(r.id);
         self.runs.insert(id_key(r.id.0), encode(r)?)?;
         Ok(())
     }
@@ -253,6 +289,8 @@ impl Store {
     /// Appends steps (and their routing) in two batches: routing first, so a step on disk
     /// always has its routing.
     pub fn put_steps(&self, run: RunId, steps: &[(Step, Option<Routing>)]) -> Result<()> {
+        self.writable()?;
+        self.changed(run);
         let mut routing = sled::Batch::default();
         let mut batch = sled::Batch::default();
         let mut any_routing = false;
@@ -310,6 +348,8 @@ impl Store {
 
     /// Replaces a run's prompt routing: one entry per prompt position, in order.
     pub fn put_prompt_routing(&self, run: RunId, routing: &[Routing]) -> Result<()> {
+        self.writable()?;
+        self.changed(run);
         for k in self.prompt_routing.scan_prefix(run_prefix(run)).keys() {
             self.prompt_routing.remove(k?)?;
         }
@@ -334,7 +374,14 @@ impl Store {
         Ok(out)
     }
 
-    fn put_list<T: serde::Serialize>(tree: &sled::Tree, run: RunId, items: &[T]) -> Result<()> {
+    fn put_list<T: serde::Serialize>(
+        &self,
+        tree: &sled::Tree,
+        run: RunId,
+        items: &[T],
+    ) -> Result<()> {
+        self.writable()?;
+        self.changed(run);
         for k in tree.scan_prefix(run_prefix(run)).keys() {
             tree.remove(k?)?;
         }
@@ -360,7 +407,7 @@ impl Store {
 
     /// Replaces a run's flags.
     pub fn put_flags(&self, run: RunId, flags: &[Flag]) -> Result<()> {
-        Self::put_list(&self.flags, run, flags)
+        self.put_list(&self.flags, run, flags)
     }
 
     pub fn flags(&self, run: RunId) -> Result<Vec<Flag>> {
@@ -371,6 +418,7 @@ impl Store {
     /// settings behind its automatic flags), replacing the previous value. The store does not
     /// know the type: `analysis` owns it.
     pub fn put_analysis<T: serde::Serialize>(&self, run: RunId, value: &T) -> Result<()> {
+        self.writable()?;
         self.analysis.insert(id_key(run.0), encode(value)?)?;
         Ok(())
     }
@@ -385,7 +433,7 @@ impl Store {
 
     /// Replaces a run's notes.
     pub fn put_notes(&self, run: RunId, notes: &[Note]) -> Result<()> {
-        Self::put_list(&self.notes, run, notes)
+        self.put_list(&self.notes, run, notes)
     }
 
     pub fn notes(&self, run: RunId) -> Result<Vec<Note>> {
@@ -410,6 +458,8 @@ impl Store {
 
     /// Deletes everything kept under a run id, whether or not its run record was written.
     fn purge_run(&self, id: RunId) -> Result<()> {
+        self.writable()?;
+        backup::forget(self, id)?;
         for tree in [&self.steps, &self.routing, &self.prompt_routing, &self.flags, &self.notes] {
             for k in tree.scan_prefix(run_prefix(id)).keys() {
                 tree.remove(k?)?;
@@ -422,6 +472,7 @@ impl Store {
 
     /// Deletes a session and all its runs.
     pub fn remove_session(&self, id: SessionId) -> Result<()> {
+        self.writable()?;
         let s = self.session(id)?.ok_or_else(|| Error::NotFound(id.to_string()))?;
         for r in &s.runs {
             if self.run(*r)?.is_some() {
@@ -455,28 +506,12 @@ impl Store {
     }
 }
 
-/// Opens the sled database, turning its lock error into `InUse`. sled releases its file lock
-/// from a background thread after the last handle drops, so a lock held by this same process
-/// is retried for up to half a second before giving up.
-fn open_db(path: &Path) -> Result<sled::Db> {
-    let mut attempts = 0;
-    loop {
-        match sled::Config::new().path(path).flush_every_ms(Some(500)).open() {
-            Ok(db) => return Ok(db),
-            Err(e) => {
-                let msg = e.to_string();
-                let locked = msg.contains("could not acquire lock")
-                    || msg.contains("WouldBlock")
-                    || msg.contains("Resource temporarily unavailable");
-                if !locked {
-                    return Err(Error::Open { path: path.to_path_buf(), message: msg });
-                }
-                attempts += 1;
-                if attempts >= 10 {
-                    return Err(Error::InUse(path.to_path_buf()));
-                }
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
+impl Drop for Store {
+    /// Changes not yet flushed reach disk (sled would flush them too) and so do their runs'
+    /// backups.
+    fn drop(&mut self) {
+        if self.read_only.is_none() && self.db.flush().is_ok() {
+            backup::sync_dirty(self);
         }
     }
 }

@@ -8,7 +8,7 @@ use predicates::prelude::*;
 use thinkdbg::store::Store;
 use thinkdbg::trace::RunStatus;
 
-use crate::common::{heavy, record, stdout, thinkdbg, thinkdbg_std, write_tiny, Tiny};
+use crate::common::{heavy, record, stdout, thinkdbg, thinkdbg_std, write_tiny, Tiny, Tmpfs};
 
 #[test]
 fn record_list_show_export_import_remove() {
@@ -392,30 +392,6 @@ fn imported_text_cannot_drive_the_terminal() {
         for bad in ['\u{1b}', '\u{7}', '\u{7f}', '\u{9b}', '\u{202e}'] {
             assert!(!text.contains(bad), "{args:?} printed {bad:?} raw: {text:?}");
         }
-    }
-}
-
-/// A small file system mounted for one test, unmounted when dropped.
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    /// `None` where this process may not mount (not root): the test says so and stops.
-    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
-        let at = dir.join("small");
-        std::fs::create_dir_all(&at).unwrap();
-        let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&at)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then_some(Tmpfs(at))
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
     }
 }
 

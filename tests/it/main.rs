@@ -20,6 +20,7 @@ mod moe_routing;
 mod reference_smollm2;
 mod remote_llama;
 mod store;
+mod store_salvage;
 mod tokenizer_reference;
 mod tui;
 mod tui_data;

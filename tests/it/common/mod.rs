@@ -94,3 +94,27 @@ pub fn heavy() -> MutexGuard<'static, ()> {
 pub fn demo_model() -> PathBuf {
     thinkdbg::engine::source::demo_model(false).expect("the demo model could not be fetched")
 }
+
+/// A small file system mounted for one test, unmounted when dropped.
+pub struct Tmpfs(pub PathBuf);
+
+impl Tmpfs {
+    /// `None` where this process may not mount (not root): the test says so and stops.
+    pub fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        let at = dir.join("small");
+        std::fs::create_dir_all(&at).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&at)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(Tmpfs(at))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}

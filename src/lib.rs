@@ -7,7 +7,8 @@
 //! 2. Producers and pure functions: `engine` (GGUF models on candle, a worker thread),
 //!    `remote` (OpenAI-compatible servers), `analysis`, `compare` (→ `analysis`), `export`
 //!    (JSONL written and parsed, Markdown, HTML). None imports another but `compare`.
-//! 3. `store`: sled behind `Store`, the writer thread (a `Recorder`), recovery, import.
+//! 3. `store`: sled behind `Store`, the writer thread (a `Recorder`), recovery, import, and
+//!    its JSONL backups (written with `export::jsonl`) with check and salvage.
 //! 4. `runs`: services both front ends use (analysis kept in the store, replay, resample,
 //!    remote recording); never imports `cli` or `tui`.
 //! 5. Front ends: `cli` (arguments and printing; only it and `main` use `anyhow`) and `tui`

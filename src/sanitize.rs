@@ -40,6 +40,25 @@ pub fn for_terminal(s: &str, keep_newlines: bool) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Text that is safe to write to a terminal and otherwise unchanged: every character that
+/// `for_terminal` escapes except `\n` and `\t` (which cannot drive a terminal) becomes the
+/// same visible symbol. The CLI's output streams (`cli::out`) pass everything through this.
+pub fn for_output(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(|c| c != '\t' && needs_escape(c, true)) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    let mut rest = s;
+    while let Some(i) = rest.find(|c: char| c != '\t' && needs_escape(c, true)) {
+        out.push_str(&rest[..i]);
+        let c = rest[i..].chars().next().unwrap_or('\u{FFFD}');
+        out.push_str(&for_terminal(c.encode_utf8(&mut [0u8; 4]), true));
+        rest = &rest[i + c.len_utf8()..];
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
 /// Shows invisible characters of a single token for inspection: space as `·`, newline as
 /// `↵`, tab as `→`, and every control as in `for_terminal`.
 pub fn visible_token(s: &str) -> String {
@@ -72,6 +91,15 @@ mod tests {
         assert!(matches!(for_terminal("hello\nworld", true), Cow::Borrowed(_)));
         assert_eq!(for_terminal("a\nb", false), "a␤b");
         assert_eq!(for_terminal("a\tb", true), "a    b");
+    }
+
+    #[test]
+    fn output_keeps_tabs_and_newlines_and_escapes_the_rest() {
+        assert!(matches!(for_output("a\tb\nc"), Cow::Borrowed(_)));
+        assert_eq!(
+            for_output("a\t\u{1b}]0;x\u{7}\n\u{9b}\r\u{202e}"),
+            "a\t␛]0;x␇\n⟨U+009B⟩␍⟨U+202E⟩"
+        );
     }
 
     #[test]

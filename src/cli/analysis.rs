@@ -18,7 +18,7 @@ pub fn config() -> Result<AnalysisConfig> {
 pub fn ensure(store: &Store, id: RunId, cfg: &AnalysisConfig, force: bool) -> Result<Analysed> {
     let a = crate::runs::analysis::ensure(store, id, cfg, force)?;
     for e in &a.unreadable {
-        eprintln!("warning: {e}");
+        errln!("warning: {e}");
     }
     Ok(a)
 }
@@ -26,7 +26,7 @@ pub fn ensure(store: &Store, id: RunId, cfg: &AnalysisConfig, force: bool) -> Re
 /// Says on stderr that a run was analysed now (stale or missing results).
 pub fn note_recomputed(a: &Analysed, id: RunId) {
     if a.recomputed {
-        eprintln!("analysed run '{id}' under the current thresholds");
+        errln!("analysed run '{id}' under the current thresholds");
     }
 }
 
@@ -36,9 +36,9 @@ pub fn after_record(store: &Store, id: RunId) {
     match result {
         Ok(a) => {
             let n = a.flags.iter().filter(|f| f.origin == crate::trace::Origin::Auto).count();
-            eprintln!("analysis: {n} flags (thinkdbg flags {id})");
+            errln!("analysis: {n} flags (thinkdbg flags {id})");
         }
-        Err(e) => eprintln!("warning: analysis of run '{id}' failed: {e:#}"),
+        Err(e) => errln!("warning: analysis of run '{id}' failed: {e:#}"),
     }
 }
 

@@ -165,9 +165,9 @@ fn bench_store(
     let writer_s = start.elapsed().as_secs_f64();
     let raw_rate = f64::from(steps) / raw_s;
     let writer_rate = outcome.steps_written as f64 / writer_s;
-    println!("store: {steps} steps, top-{top}, routing {layers} layers x {experts} experts, {bytes_per_step} bytes/step encoded");
-    println!("  sled raw apply_batch(64) + flush   {raw_rate:>10.0} steps/s");
-    println!(
+    outln!("store: {steps} steps, top-{top}, routing {layers} layers x {experts} experts, {bytes_per_step} bytes/step encoded");
+    outln!("  sled raw apply_batch(64) + flush   {raw_rate:>10.0} steps/s");
+    outln!(
         "  store writer (encode, batch, flush) {writer_rate:>10.0} steps/s   ({:.2}x raw)",
         writer_rate / raw_rate
     );
@@ -282,15 +282,15 @@ fn bench_analysis(n: u32) -> Result<serde_json::Value> {
     let t = Instant::now();
     let a = crate::analysis::analyze(&run, "Compute the sum of the numbers.", &steps, &[], &cfg);
     let analyze_s = t.elapsed().as_secs_f64();
-    println!(
+    outln!(
         "analysis: {n} steps ({} words, {} sentences, {} reasoning steps, {} flags)",
         seg.words.len(),
         seg.sentences.len(),
         seg.steps.len(),
         a.flags.len()
     );
-    println!("  segment                           {:>10.1} ms", segment_s * 1e3);
-    println!("  analyze (segment, flags, stats)   {:>10.1} ms", analyze_s * 1e3);
+    outln!("  segment                           {:>10.1} ms", segment_s * 1e3);
+    outln!("  analyze (segment, flags, stats)   {:>10.1} ms", analyze_s * 1e3);
     Ok(serde_json::json!({
         "part": "analysis", "steps": n, "segment_ms": segment_s * 1e3, "analyze_ms": analyze_s * 1e3,
         "flags": a.flags.len(),
@@ -309,13 +309,13 @@ fn bench_diff(n: u32, budget_ms: u64) -> Result<serde_json::Value> {
     let run = bench_run(&a);
     let budget = std::time::Duration::from_millis(budget_ms);
     let mut report = serde_json::json!({"part": "diff", "steps": n, "budget_ms": budget_ms});
-    println!("diff: two runs of {n} steps each, budget {budget_ms} ms");
+    outln!("diff: two runs of {n} steps each, budget {budget_ms} ms");
     for (name, b) in [("nearly_equal", &near), ("unrelated", &other)] {
         let t = Instant::now();
         let c = crate::compare::compare((&run, &a), (&run, b), budget);
         let s = t.elapsed().as_secs_f64();
         let (eq, _) = c.equal_steps();
-        println!(
+        outln!(
             "  {name:<14} {:>10.1} ms   ({} ops, {eq} equal steps{})",
             s * 1e3,
             c.ops.len(),
@@ -371,10 +371,10 @@ pub fn run(args: &BenchArgs, offline: bool) -> Result<ExitCode> {
                     .with_context(|| format!("the defaults of part '{name}'"))?
                     .part;
                 parts.push(run_part(&part, offline)?);
-                println!();
+                outln!();
             }
             let total_s = start.elapsed().as_secs_f64();
-            println!(
+            outln!(
                 "all parts in {total_s:.1} s (remote needs a server: thinkdbg bench remote --endpoint URL)"
             );
             serde_json::json!({"parts": parts, "total_s": total_s})

@@ -167,7 +167,7 @@ fn synthesize(spec: &str, quant: &str, dir: &std::path::Path) -> Result<PathBuf>
     let path = dir.join(format!("{arch}-{shape}.gguf"));
     let t = Instant::now();
     synth::write(&synth::SynthSpec { dims, quant, seed: 1 }, &path)?;
-    eprintln!("wrote synthetic {arch}:{shape} in {:.1} s", t.elapsed().as_secs_f64());
+    errln!("wrote synthetic {arch}:{shape} in {:.1} s", t.elapsed().as_secs_f64());
     Ok(path)
 }
 
@@ -214,7 +214,7 @@ pub fn run(args: &DecodeArgs, offline: bool) -> Result<serde_json::Value> {
     let base = decode.first().copied().unwrap_or(0.0);
     let load = load_average();
     let weight_bytes = weight_bytes_per_token(&path)?;
-    println!(
+    outln!(
         "decode: {} on {} ({:.1} s to load), {threads} threads, {prompt_tokens}-token prompt, {} tokens x {} runs per mode, load average {}",
         engine.info.name,
         engine.device,
@@ -223,16 +223,20 @@ pub fn run(args: &DecodeArgs, offline: bool) -> Result<serde_json::Value> {
         args.reps,
         load.map_or("-".into(), |l| format!("{l:.2}"))
     );
-    println!(
+    outln!(
         "  {:<10} {:>12} {:>13} {:>10} {:>10}",
-        "mode", "decode tok/s", "prefill tok/s", "overhead", "weight GB/s"
+        "mode",
+        "decode tok/s",
+        "prefill tok/s",
+        "overhead",
+        "weight GB/s"
     );
     let mut rows = Vec::new();
     for ((mode, s), &tok_s) in modes.iter().zip(&samples).zip(&decode) {
         let prefill = median(s.iter().map(|x| x.prefill_tok_s).collect());
         let overhead = if base > 0.0 { 100.0 * (1.0 - tok_s / base) } else { 0.0 };
         let gb_s = weight_bytes as f64 * tok_s / 1e9;
-        println!("  {:<10} {tok_s:>12.1} {prefill:>13.1} {overhead:>9.1}% {gb_s:>10.1}", mode.name);
+        outln!("  {:<10} {tok_s:>12.1} {prefill:>13.1} {overhead:>9.1}% {gb_s:>10.1}", mode.name);
         rows.push(serde_json::json!({
             "mode": mode.name, "top_logprobs": mode.top, "store": mode.store,
             "routing": mode.routing,

@@ -108,16 +108,16 @@ pub fn bench(a: &RemoteBenchArgs, dir: &Path) -> Result<serde_json::Value> {
     }
     let per = |s: f64| s * 1e6 / f64::from(steps.max(1));
     let (r, c, rr, rc) = (median(raw_s), median(rec_s), median(rrec.clone()), median(rraw.clone()));
-    println!(
+    outln!(
         "bench remote: {steps} tokens, top-{} logprobs, {} bytes of SSE",
         a.top_logprobs,
         capture.len()
     );
-    println!("  real server, raw stream     {:>9.1} us/token (median of {})", per(r), a.repeat);
-    println!("  real server, recorded       {:>9.1} us/token", per(c));
-    println!("  replay, raw stream          {:>9.1} us/token (median of {reps})", per(rc));
-    println!("  replay, recorded            {:>9.1} us/token", per(rr));
-    println!("  recording overhead (replay) {:>9.1} us/token", per(rr - rc));
+    outln!("  real server, raw stream     {:>9.1} us/token (median of {})", per(r), a.repeat);
+    outln!("  real server, recorded       {:>9.1} us/token", per(c));
+    outln!("  replay, raw stream          {:>9.1} us/token (median of {reps})", per(rc));
+    outln!("  replay, recorded            {:>9.1} us/token", per(rr));
+    outln!("  recording overhead (replay) {:>9.1} us/token", per(rr - rc));
     Ok(serde_json::json!({
         "part": "remote", "steps": steps, "top_logprobs": a.top_logprobs, "sse_bytes": capture.len(),
         "server_raw_us_per_token": per(r), "server_recorded_us_per_token": per(c),

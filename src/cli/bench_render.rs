@@ -195,16 +195,16 @@ pub fn bench_render(
     let (cm, c50, c99, cmax) = stats(compare_ms);
     let (fm, f50, f99, fmax) = stats(frame_ms);
     let (km, k50, k99, kmax) = stats(key_ms);
-    println!("render: {steps}-token run, trace screen {width}x{height}, {frames} frames");
-    println!(
+    outln!("render: {steps}-token run, trace screen {width}x{height}, {frames} frames");
+    outln!(
         "  load (index, segment, highlight)   {load_ms:>8.1} ms   RSS +{:.1} MiB",
         rss as f64 / 1024.0
     );
-    println!("  frame                 mean {fm:>6.2} ms  p50 {f50:>6.2}  p99 {f99:>6.2}  max {fmax:>6.2}");
-    println!("  keypress to frame     mean {km:>6.2} ms  p50 {k50:>6.2}  p99 {k99:>6.2}  max {kmax:>6.2}");
-    println!("  jump to end (G)       {end_ms:>6.2} ms");
-    println!("  compare: build        {compare_build_ms:>8.1} ms (align two {steps}-token runs, analyse both)");
-    println!("  compare frame         mean {cm:>6.2} ms  p50 {c50:>6.2}  p99 {c99:>6.2}  max {cmax:>6.2}");
+    outln!("  frame                 mean {fm:>6.2} ms  p50 {f50:>6.2}  p99 {f99:>6.2}  max {fmax:>6.2}");
+    outln!("  keypress to frame     mean {km:>6.2} ms  p50 {k50:>6.2}  p99 {k99:>6.2}  max {kmax:>6.2}");
+    outln!("  jump to end (G)       {end_ms:>6.2} ms");
+    outln!("  compare: build        {compare_build_ms:>8.1} ms (align two {steps}-token runs, analyse both)");
+    outln!("  compare frame         mean {cm:>6.2} ms  p50 {c50:>6.2}  p99 {c99:>6.2}  max {cmax:>6.2}");
     Ok(serde_json::json!({
         "part": "render", "steps": steps, "width": width, "height": height, "frames": frames,
         "load_ms": load_ms, "rss_mib": rss as f64 / 1024.0,

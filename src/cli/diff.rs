@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
-use crossterm::style::Stylize;
+use crossterm::style::{ContentStyle, Stylize};
 
 use super::analysis::{config, run_id, use_color};
+use super::out::Out;
 use super::store_args::open;
 use crate::compare::{compare_with, AlignBy, AlignOp, Choice, Comparison, Side};
 use crate::sanitize::{for_terminal, visible_token};
@@ -47,7 +48,7 @@ pub fn run(args: &DiffArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
         let run = store.run(id)?.ok_or_else(|| anyhow::anyhow!("no run '{text}'"))?;
         let read = store.steps(id)?;
         for e in &read.errors {
-            eprintln!("warning: {e}");
+            errln!("warning: {e}");
         }
         Ok((run, read.steps, store.routing(id)?))
     };
@@ -60,8 +61,7 @@ pub fn run(args: &DiffArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
         Duration::from_millis(args.budget_ms),
     );
     let color = use_color();
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut out = super::out::Out::stdout();
     header(&mut out, &ra, &sa, &rb, &sb, &c)?;
     if args.stat {
         summary(&mut out, &c, sa.len(), sb.len())?;
@@ -110,7 +110,7 @@ fn joined(steps: &[Step], r: std::ops::Range<usize>) -> String {
 }
 
 fn text_diff(
-    out: &mut impl Write,
+    out: &mut Out<impl Write>,
     c: &Comparison,
     sa: &[Step],
     sb: &[Step],
@@ -123,7 +123,7 @@ fn text_diff(
         if Some(k) == first_change {
             let mark = "▶";
             if color {
-                write!(out, "{}", mark.yellow().bold())?;
+                out.styled(mark, ContentStyle::new().yellow().bold())?;
             } else {
                 write!(out, "{mark}")?;
             }
@@ -147,7 +147,7 @@ fn text_diff(
                     let skipped = format!("…[{} equal steps]…", a.len());
                     write!(out, "{}", for_terminal(&h, true))?;
                     if color {
-                        write!(out, "{}", skipped.dim())?;
+                        out.styled(&skipped, ContentStyle::new().dim())?;
                     } else {
                         write!(out, "{skipped}")?;
                     }
@@ -159,7 +159,7 @@ fn text_diff(
                 if !del.is_empty() {
                     let d = for_terminal(&del, true);
                     if color {
-                        write!(out, "{}", d.as_ref().red().crossed_out())?;
+                        out.styled(&d, ContentStyle::new().red().crossed_out())?;
                     } else {
                         write!(out, "[-{d}-]")?;
                     }
@@ -167,7 +167,7 @@ fn text_diff(
                 if !ins.is_empty() {
                     let i = for_terminal(&ins, true);
                     if color {
-                        write!(out, "{}", i.as_ref().green())?;
+                        out.styled(&i, ContentStyle::new().green())?;
                     } else {
                         write!(out, "{{+{i}+}}")?;
                     }

@@ -49,7 +49,7 @@ fn stats_rows(store: &Store, runs: &[RunId]) -> Result<Vec<Vec<(String, String)>
                 super::stats::lines(&a.stats).into_iter().map(|(k, v)| (k.to_string(), v)).collect()
             }
             Err(e) => {
-                eprintln!("warning: run '{id}' could not be analysed: {e:#}");
+                errln!("warning: run '{id}' could not be analysed: {e:#}");
                 Vec::new()
             }
         })
@@ -93,7 +93,7 @@ pub fn run(args: &ExportArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
         Some(path) => {
             std::fs::write(path, text).with_context(|| format!("writing '{}'", path.display()))?
         }
-        None => std::io::stdout().lock().write_all(text.as_bytes())?,
+        None => super::out::Out::stdout().write_all(text.as_bytes())?,
     }
     Ok(ExitCode::SUCCESS)
 }

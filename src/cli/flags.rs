@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use crossterm::style::Stylize;
+use crossterm::style::{ContentStyle, Stylize};
 
 use super::analysis::{config, ensure, note_recomputed, run_id, use_color};
 use super::store_args::open;
@@ -55,8 +55,7 @@ pub fn run(args: &FlagsArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
     let a = ensure(&store, id, &cfg, args.recompute)?;
     note_recomputed(&a, id);
     let color = use_color();
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut out = super::out::Out::stdout();
     let wanted = |name: &str| {
         args.kind.is_empty()
             || args.kind.iter().any(|k| k == name || (k == "user" && name.starts_with("user:")))
@@ -84,18 +83,18 @@ pub fn run(args: &FlagsArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
             Severity::Error => "error",
         };
         let sev_text = format!("{sev:<5}");
-        let sev_styled = match (color, f.severity) {
-            (false, _) => sev_text,
-            (true, Severity::Error) => sev_text.red().bold().to_string(),
-            (true, Severity::Warn) => sev_text.yellow().to_string(),
-            (true, Severity::Info) => sev_text.dim().to_string(),
+        let style = match (color, f.severity) {
+            (false, _) => ContentStyle::new(),
+            (true, Severity::Error) => ContentStyle::new().red().bold(),
+            (true, Severity::Warn) => ContentStyle::new().yellow(),
+            (true, Severity::Info) => ContentStyle::new().dim(),
         };
         let origin = if f.origin == Origin::User { " (user)" } else { "" };
+        write!(out, "{:>6}..{:<6} ", f.start, f.end)?;
+        out.styled(&sev_text, style)?;
         writeln!(
             out,
-            "{:>6}..{:<6} {sev_styled} {:<15} {}{origin}  | {}",
-            f.start,
-            f.end,
+            " {:<15} {}{origin}  | {}",
             for_terminal(&f.kind.as_str(), false),
             for_terminal(&f.detail, false),
             for_terminal(&short, false)

@@ -94,11 +94,11 @@ pub fn run(args: &ForkArgs, store_flag: Option<&Path>, offline: bool) -> Result<
     let label = args.label.clone().unwrap_or_else(|| format!("fork@{}", args.at));
     let child = parent.child(&store, args.at, label, sampler)?;
     let child_id = child.id;
-    eprintln!("forking run '{}' at step {} with {described}", parent.run.id, args.at);
+    errln!("forking run '{}' at step {} with {described}", parent.run.id, args.at);
     let outcomes = record_all(&store, path, LoadOptions::default(), vec![(child, request)])?;
     for o in &outcomes {
-        eprintln!("{} steps, stop: {}", o.steps_written, o.run.stop.map_or("-", |s| s.as_str()));
+        errln!("{} steps, stop: {}", o.steps_written, o.run.stop.map_or("-", |s| s.as_str()));
     }
-    println!("{child_id}");
+    outln!("{child_id}");
     Ok(ExitCode::SUCCESS)
 }

@@ -24,9 +24,9 @@ pub fn run(args: &ImportArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
         jsonl::parse_bytes(&bytes).with_context(|| format!("'{}'", args.file.display()))?;
     let store = open(store_flag)?;
     let done = import::import(&store, records)?;
-    eprintln!("imported {} session(s), {} run(s)", done.sessions.len(), done.runs.len());
+    errln!("imported {} session(s), {} run(s)", done.sessions.len(), done.runs.len());
     for r in done.runs {
-        println!("{r}");
+        outln!("{r}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -27,7 +27,7 @@ pub fn init(path: Option<&Path>) -> Option<WorkerGuard> {
         Err(e) => {
             if named {
                 let shown = path.display().to_string();
-                eprintln!(
+                errln!(
                     "warning: cannot write the log file '{}': {e}; logging is off",
                     crate::sanitize::for_terminal(&shown, false)
                 );

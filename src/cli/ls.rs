@@ -32,11 +32,11 @@ pub fn run(args: &LsArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
     sessions.sort_by_key(|s| s.created_at);
     let (runs, errors) = store.runs_lossy()?;
     for e in &errors {
-        eprintln!("warning: {e}");
+        errln!("warning: {e}");
     }
     for s in &sessions {
         if !args.json {
-            println!("{}  {}  {}", s.id, date(s.created_at), for_terminal(&s.title, false));
+            outln!("{}  {}  {}", s.id, date(s.created_at), for_terminal(&s.title, false));
         }
         for r in runs.iter().filter(|r| r.session == s.id) {
             let steps = store.step_count(r.id);
@@ -50,9 +50,9 @@ pub fn run(args: &LsArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
                     "steps": steps,
                     "created": r.created_at,
                 });
-                println!("{}", json_line(&v)?);
+                outln!("{}", json_line(&v)?);
             } else {
-                println!(
+                outln!(
                     "  {:<8} {:<10} {:<36} {:>6} tok  {:<11}  {}",
                     r.id.to_string(),
                     for_terminal(r.label.as_deref().unwrap_or("-"), false),
@@ -65,7 +65,7 @@ pub fn run(args: &LsArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
         }
     }
     if sessions.is_empty() && !args.json {
-        eprintln!(
+        errln!(
             "the store '{}' has no sessions yet; record one with 'thinkdbg record PROMPT'",
             store.path().display()
         );

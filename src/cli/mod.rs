@@ -1,6 +1,22 @@
 //! The command line: clap arguments (raw) turned into validated settings, one file per
 //! subcommand, and logging to a file. This module and `main` are the only users of `anyhow`.
 
+/// `println!` through `out::print_out`: sanitized (see `out`).
+macro_rules! outln {
+    () => { $crate::cli::out::print_out(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::cli::out::print_out(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `print!` through `out::print_out`: sanitized (see `out`).
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::cli::out::print_out(format_args!($($arg)*)) };
+}
+
+/// `eprintln!` through `out::print_err`: sanitized (see `out`).
+macro_rules! errln {
+    ($($arg:tt)*) => { $crate::cli::out::print_err(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 mod analysis;
 mod args;
 mod bench;
@@ -15,6 +31,7 @@ mod import;
 mod logging;
 mod ls;
 mod model;
+pub mod out;
 mod progress;
 mod record;
 mod record_remote;
@@ -121,7 +138,7 @@ pub fn main() -> ExitCode {
             // Errors quote what they found (GGUF strings, a template's exception, a server's
             // message): untrusted text, made safe here for every error at once.
             let msg = format!("{err:#}");
-            eprintln!("error: {}", crate::sanitize::for_terminal(&msg, true));
+            errln!("error: {}", crate::sanitize::for_terminal(&msg, true));
             ExitCode::FAILURE
         }
         Err(payload) => {
@@ -134,7 +151,7 @@ pub fn main() -> ExitCode {
                 // The reader is done (`thinkdbg show … | head`): not a fault.
                 Some(why) if why.contains("Broken pipe") => ExitCode::SUCCESS,
                 Some(why) => {
-                    eprintln!("error: cannot write to standard output{why}");
+                    errln!("error: cannot write to standard output{why}");
                     ExitCode::FAILURE
                 }
                 None => std::panic::resume_unwind(payload),

@@ -52,12 +52,12 @@ pub fn run(cmd: &ModelCommand, offline: bool) -> Result<ExitCode> {
     match cmd {
         ModelCommand::FetchDemo => {
             let path = source::demo_model(offline)?;
-            println!("{}", path.display());
+            outln!("{}", path.display());
         }
         ModelCommand::Info { model, tensors } => {
             let path = ModelSource::parse(model.as_deref())?.resolve(offline)?;
             let g = Gguf::open(&path)?;
-            print!("{}", info_text(&g, *tensors)?);
+            out!("{}", info_text(&g, *tensors)?);
         }
         ModelCommand::Synth { arch, shape, quant, seed, layers, out } => {
             let mut dims = synth::Dims::named(arch, shape)?;
@@ -71,7 +71,7 @@ pub fn run(cmd: &ModelCommand, offline: bool) -> Result<ExitCode> {
                 other => anyhow::bail!("unknown --quant '{other}' (q8_0, q4_k, f32)"),
             };
             synth::write(&synth::SynthSpec { dims, quant, seed: *seed }, out)?;
-            eprintln!("wrote {}", out.display());
+            errln!("wrote {}", out.display());
         }
     }
     Ok(ExitCode::SUCCESS)

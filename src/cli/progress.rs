@@ -38,9 +38,9 @@ impl LoadProgress {
             Event::Loaded { model, load_ms, warnings } => {
                 self.bar.finish_and_clear();
                 for w in warnings {
-                    eprintln!("warning: {}", for_terminal(w, false));
+                    errln!("warning: {}", for_terminal(w, false));
                 }
-                eprintln!(
+                errln!(
                     "{} ({}, {}, {} layers) loaded in {load_ms} ms",
                     for_terminal(&model.name, false),
                     model.arch,

@@ -118,8 +118,8 @@ pub fn run(args: &RecordArgs, store_flag: Option<&Path>, offline: bool) -> Resul
         let _ = engine.join();
         ui?;
         let stop = store.run(run_id)?.and_then(|r| r.stop).map_or("-", |s| s.as_str());
-        eprintln!("{} steps, stop: {stop}", store.step_count(run_id));
-        println!("{run_id}");
+        errln!("{} steps, stop: {stop}", store.step_count(run_id));
+        outln!("{run_id}");
         return Ok(ExitCode::SUCCESS);
     }
     let (tx, rx) = mpsc::channel();
@@ -144,12 +144,12 @@ pub fn run(args: &RecordArgs, store_flag: Option<&Path>, offline: bool) -> Resul
     let engine_result = engine.join().map_err(|_| anyhow!("the engine thread panicked"))?;
     let outcome = writer_handle.join().map_err(|_| anyhow!("the store writer panicked"))??;
     if let Some(msg) = failed {
-        eprintln!("error: {msg} (run '{run_id}' kept as failed, {} steps)", outcome.steps_written);
+        errln!("error: {msg} (run '{run_id}' kept as failed, {} steps)", outcome.steps_written);
         return Ok(ExitCode::FAILURE);
     }
     engine_result?;
     let r = &outcome.run;
-    eprintln!(
+    errln!(
         "{} steps, stop: {}, {:.1} tok/s, model {}, session {}",
         outcome.steps_written,
         r.stop.map_or("-", |s| s.as_str()),
@@ -158,6 +158,6 @@ pub fn run(args: &RecordArgs, store_flag: Option<&Path>, offline: bool) -> Resul
         r.session
     );
     super::analysis::after_record(&store, run_id);
-    println!("{run_id}");
+    outln!("{run_id}");
     Ok(ExitCode::SUCCESS)
 }

@@ -103,14 +103,14 @@ pub fn run(args: &RecordArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
         .iter()
         .chain(std::iter::once(&format!("not supplied: {}", info.missing.join(", "))))
     {
-        eprintln!("note: {}", for_terminal(line, false));
+        errln!("note: {}", for_terminal(line, false));
     }
     if !info.routing_format.is_empty() {
-        eprintln!("routed experts: {}", for_terminal(&info.routing_format, false));
+        errln!("routed experts: {}", for_terminal(&info.routing_format, false));
     }
     let code = match &outcome.ended {
         Ended::Complete(stop) => {
-            eprintln!(
+            errln!(
                 "{} steps, stop: {}, {:.1} tok/s, model {}, session {}",
                 steps_written,
                 stop.as_str(),
@@ -121,14 +121,14 @@ pub fn run(args: &RecordArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
             ExitCode::SUCCESS
         }
         Ended::Interrupted(e) => {
-            eprintln!("error: {e} (run '{run_id}' kept as interrupted, {steps_written} steps)");
+            errln!("error: {e} (run '{run_id}' kept as interrupted, {steps_written} steps)");
             ExitCode::FAILURE
         }
         Ended::Failed(e) => {
-            eprintln!("error: {e} (run '{run_id}' kept as failed, {steps_written} steps)");
+            errln!("error: {e} (run '{run_id}' kept as failed, {steps_written} steps)");
             return Ok(ExitCode::FAILURE);
         }
     };
-    println!("{run_id}");
+    outln!("{run_id}");
     Ok(code)
 }

@@ -63,31 +63,28 @@ pub fn run(args: &ResampleArgs, store_flag: Option<&Path>, offline: bool) -> Res
     let (path, sampler) = args.replay.prepare(&parent, at, offline)?;
     let sampler = resample::sampler(&sampler, args.temperature, at)?;
     let jobs = resample::plan(&store, &parent, at, samples, &sampler)?;
-    eprintln!(
+    errln!(
         "resampling run '{}' from step {at}: {} continuations at temperature {}",
-        parent.run.id, samples, sampler.temperature
+        parent.run.id,
+        samples,
+        sampler.temperature
     );
     let outcomes = record_all(&store, path, LoadOptions::default(), jobs)?;
     let original = FinalAnswer::of(&parent.steps);
-    println!("parent {}: {}", parent.run.id, original.short());
+    outln!("parent {}: {}", parent.run.id, original.short());
     let mut answers = Vec::with_capacity(outcomes.len());
     for o in &outcomes {
         let answer = FinalAnswer::of(&store.steps(o.run.id)?.steps);
         let differs = original.changed(&answer);
-        println!(
-            "{} {} {}",
-            o.run.id,
-            if differs { "changed " } else { "same    " },
-            answer.short()
-        );
+        outln!("{} {} {}", o.run.id, if differs { "changed " } else { "same    " }, answer.short());
         answers.push((o.run.id, answer));
     }
     let summary = Summary::new(&original, &answers);
     for g in &summary.groups {
         let what = if g.changed { "changed" } else { "same" };
-        println!("{:>4}× {} ({what})", g.runs.len(), g.answer);
+        outln!("{:>4}× {} ({what})", g.runs.len(), g.answer);
     }
-    println!(
+    outln!(
         "answer changed in {} of {} continuations from step {at} (importance {:.2})",
         summary.changed,
         summary.total,

@@ -24,11 +24,11 @@ pub fn run(args: &RmArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
         match t {
             Target::Run(r) => {
                 store.remove_run(r)?;
-                eprintln!("removed run {r}");
+                errln!("removed run {r}");
             }
             Target::Session(s) => {
                 store.remove_session(s)?;
-                eprintln!("removed session {s}");
+                errln!("removed session {s}");
             }
         }
     }

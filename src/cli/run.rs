@@ -3,14 +3,14 @@
 //! or exactly one JSON object per step with `--jsonl`. Everything meant for people other than
 //! the generated text goes to stderr.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::{mpsc, Arc};
 
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
-use crossterm::style::Stylize;
+use crossterm::style::{ContentStyle, Stylize};
 
 use super::args::GenArgs;
 use super::progress::LoadProgress;
@@ -57,7 +57,7 @@ enum Mode {
 impl Printer {
     fn step(
         &mut self,
-        out: &mut impl Write,
+        out: &mut super::out::Out<impl Write>,
         step: &Step,
         routing: Option<&Routing>,
         stop_token: bool,
@@ -103,7 +103,7 @@ impl Printer {
                 self.phase = Some(step.phase);
                 let text = for_terminal(&step.text, true);
                 if self.color && step.phase == Phase::Think {
-                    write!(out, "{}", text.as_ref().dim().italic())?;
+                    out.styled(&text, ContentStyle::new().dim().italic())?;
                 } else {
                     write!(out, "{text}")?;
                 }
@@ -125,8 +125,7 @@ pub fn run(args: &RunArgs, offline: bool) -> Result<ExitCode> {
     let cancel = Arc::new(AtomicBool::new(false));
     let handle =
         worker::spawn_run(path.clone(), args.gen.load_options(), request, Box::new(tx), cancel)?;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut out = super::out::Out::stdout();
     let mode = if args.jsonl {
         Mode::Jsonl
     } else if args.show_logprobs {
@@ -134,8 +133,7 @@ pub fn run(args: &RunArgs, offline: bool) -> Result<ExitCode> {
     } else {
         Mode::Text
     };
-    let color =
-        mode == Mode::Text && stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let color = mode == Mode::Text && super::analysis::use_color();
     let mut printer = Printer { color, mode, phase: None };
     let progress = LoadProgress::new(&path);
     let mut stop_ids: Vec<u32> = Vec::new();
@@ -146,7 +144,7 @@ pub fn run(args: &RunArgs, offline: bool) -> Result<ExitCode> {
                 progress.show(&ev);
             }
             Event::Started { prompt_tokens, stop_ids: ids, .. } => {
-                eprintln!("prompt: {} tokens", prompt_tokens.len());
+                errln!("prompt: {} tokens", prompt_tokens.len());
                 stop_ids = ids;
             }
             // `run` prints steps only; `record` stores the prompt's routing.
@@ -163,7 +161,7 @@ pub fn run(args: &RunArgs, offline: bool) -> Result<ExitCode> {
                 if mode == Mode::Text {
                     writeln!(out)?;
                 }
-                eprintln!(
+                errln!(
                     "{} tokens, stop: {}, prefill {:.1} tok/s, decode {:.1} tok/s",
                     timings.generated_tokens,
                     stop.as_str(),

@@ -1,12 +1,12 @@
 //! `thinkdbg show RUN`: the transcript of a recorded run, or (`--steps`) a per-token table.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use crossterm::style::Stylize;
+use crossterm::style::{ContentStyle, Stylize};
 
 use super::ls::status_name;
 use super::store_args::{date, open};
@@ -31,11 +31,10 @@ pub fn run(args: &ShowArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
     let Some(run) = store.run(id)? else { bail!("no run '{}'", args.run) };
     let read = store.steps(id)?;
     for e in &read.errors {
-        eprintln!("warning: {e}");
+        errln!("warning: {e}");
     }
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let color = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let mut out = super::out::Out::stdout();
+    let color = super::analysis::use_color();
     let status = match &run.status {
         crate::trace::RunStatus::Failed(m) => format!("failed: {}", for_terminal(m, false)),
         s => status_name(s).to_string(),
@@ -84,7 +83,7 @@ pub fn run(args: &ShowArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
             phase = Some(st.phase);
             let text = for_terminal(&st.text, true);
             if color && st.phase == Phase::Think {
-                write!(out, "{}", text.as_ref().dim().italic())?;
+                out.styled(&text, ContentStyle::new().dim().italic())?;
             } else {
                 write!(out, "{text}")?;
             }

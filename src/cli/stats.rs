@@ -27,8 +27,7 @@ pub fn run(args: &StatsArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
     let id = run_id(&store, &args.run)?;
     let a = ensure(&store, id, &cfg, false)?;
     note_recomputed(&a, id);
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut out = super::out::Out::stdout();
     if args.json {
         let mut v = serde_json::to_value(&a.stats)?;
         v["run"] = serde_json::Value::String(id.to_string());

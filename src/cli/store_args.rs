@@ -20,13 +20,11 @@ pub fn open(flag: Option<&Path>) -> Result<Store> {
     let path = store_path(flag)?;
     let store = Store::open(&path)?;
     for r in store.recovered() {
-        eprintln!(
-            "note: run '{r}' was left recording by a process that stopped; marked interrupted"
-        );
+        errln!("note: run '{r}' was left recording by a process that stopped; marked interrupted");
     }
     if !store.lost().is_empty() {
         let runs: Vec<String> = store.lost().iter().map(|r| r.to_string()).collect();
-        eprintln!(
+        errln!(
             "warning: the database of store '{}' lost runs or changes that their backups hold ({}); 'thinkdbg store salvage --to NEW' recovers them",
             path.display(),
             runs.join(", ")
@@ -34,7 +32,7 @@ pub fn open(flag: Option<&Path>) -> Result<Store> {
     }
     let cut = store.rolled_back().len();
     if cut > 0 {
-        eprintln!(
+        errln!(
             "note: an import was cut short by a process that stopped; its {cut} run(s) were removed (import the file again)"
         );
     }

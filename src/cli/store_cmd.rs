@@ -32,10 +32,10 @@ pub fn run(cmd: &StoreCommand, store_flag: Option<&Path>) -> Result<ExitCode> {
             let report = salvage::check(&path)?;
             print_report(&path, &report);
             if report.healthy() {
-                println!("every run reads whole from the database");
+                outln!("every run reads whole from the database");
                 Ok(ExitCode::SUCCESS)
             } else {
-                println!(
+                outln!(
                     "{} of {} run(s) can be recovered: 'thinkdbg store salvage --to NEW' copies them into a new store",
                     report.recovered(),
                     report.runs.len()
@@ -46,7 +46,7 @@ pub fn run(cmd: &StoreCommand, store_flag: Option<&Path>) -> Result<ExitCode> {
         StoreCommand::Salvage { to } => {
             let report = salvage::salvage(&path, to)?;
             print_report(&path, &report);
-            println!(
+            outln!(
                 "recovered {} of {} run(s) into '{}'",
                 report.recovered(),
                 report.runs.len(),
@@ -69,10 +69,10 @@ fn print_report(path: &Path, report: &Report) {
         }
         Database::Unreadable(why) => format!("database unreadable: {why}"),
     };
-    println!("store '{}': {db}", path.display());
-    println!("backups: {} file(s)", report.backup_files);
+    outln!("store '{}': {db}", path.display());
+    outln!("backups: {} file(s)", report.backup_files);
     for b in &report.bad_backups {
-        println!("  unreadable backup {b}");
+        outln!("  unreadable backup {b}");
     }
     for r in &report.runs {
         let (what, why) = match &r.outcome {
@@ -86,6 +86,6 @@ fn print_report(path: &Path, report: &Report) {
             _ => "",
         };
         let why = why.map(|w| format!(": {w}")).unwrap_or_default();
-        println!("  {:<6} {:>6} steps  {what}{why}{backup}", r.id.to_string(), r.steps);
+        outln!("  {:<6} {:>6} steps  {what}{why}{backup}", r.id.to_string(), r.steps);
     }
 }

@@ -17,10 +17,11 @@ pub fn run(
     model: tui::jobs::ModelChoice,
 ) -> Result<ExitCode> {
     let store = super::store_args::open(store_flag)?;
-    let empty = store.sessions()?.is_empty();
+    // A store whose database lost its runs is not an empty one to fill with samples.
+    let empty = store.sessions()?.is_empty() && store.lost().is_empty();
     if import_samples || empty {
         let n = tui::samples::import_samples(&store)?;
-        eprintln!("imported {n} sample run(s) into '{}'", store.path().display());
+        errln!("imported {n} sample run(s) into '{}'", store.path().display());
     }
     if !std::io::stdout().is_terminal() {
         if import_samples {

@@ -93,7 +93,7 @@ pub fn files(dir: &Path) -> Vec<File> {
             Some(File { run, revision, fingerprint, path: e.path() })
         })
         .collect();
-    out.sort_by(|a, b| (a.run, a.revision).cmp(&(b.run, b.revision)));
+    out.sort_by_key(|a| (a.run, a.revision));
     out
 }
 

@@ -8,7 +8,8 @@
 //! returns a run's steps in order. Only one process may own a store; opening it marks runs
 //! left `Recording` by a crashed process as `Interrupted`. `writer` is a `record::Recorder`
 //! that batches a producer's steps to disk; `import` writes parsed `trace::SessionRecord`s and
-//! `records` reads them back. Depends on `trace` and `record` only.
+//! `records` reads them back; `backup` keeps every ended run as JSONL too (`export::jsonl`) and
+//! `salvage` gets runs out of a damaged store. Depends on `trace`, `record` and `export::jsonl`.
 
 pub mod backup;
 pub mod codec;

@@ -118,8 +118,7 @@ fn examine(path: &Path) -> Result<(Report, Vec<SessionRecord>)> {
     let (database, db) = open_damaged(&copy_path);
     let mut report =
         Report { database, backup_files: 0, bad_backups: Vec::new(), runs: Vec::new() };
-    let mut from_db: BTreeMap<RunId, std::result::Result<Found, (String, Option<Found>)>> =
-        BTreeMap::new();
+    let mut from_db: BTreeMap<RunId, DbRead> = BTreeMap::new();
     let mut revisions: BTreeMap<RunId, u64> = BTreeMap::new();
     let mut current: BTreeSet<RunId> = BTreeSet::new();
     if let Some(db) = db {
@@ -154,16 +153,17 @@ fn examine(path: &Path) -> Result<(Report, Vec<SessionRecord>)> {
     report.bad_backups = bad;
     let ids: BTreeSet<RunId> = from_db.keys().chain(backups.keys()).copied().collect();
     let mut found: Vec<Found> = Vec::new();
-    let mut from_db = from_db;
     let mut backups = backups;
     for id in ids {
         let whole = report.database == Database::Whole;
         let db_rev = revisions.get(&id).copied().unwrap_or(0);
         let (outcome, chosen) = match (from_db.remove(&id), backups.remove(&id)) {
-            (Some(Ok(f)), None) => (Outcome::Database, Some(f)),
-            (Some(Ok(f)), Some((rev, _))) if whole && rev <= db_rev => (Outcome::Database, Some(f)),
+            (Some(DbRead::Whole(f)), None) => (Outcome::Database, Some(f)),
+            (Some(DbRead::Whole(f)), Some((rev, _))) if whole && rev <= db_rev => {
+                (Outcome::Database, Some(f))
+            }
             // What the log still holds may miss later changes that its backup has.
-            (Some(Ok(_)), Some((_, b))) => {
+            (Some(DbRead::Whole(_)), Some((_, b))) => {
                 let why = if whole {
                     "the database lost its later changes"
                 } else {
@@ -171,10 +171,12 @@ fn examine(path: &Path) -> Result<(Report, Vec<SessionRecord>)> {
                 };
                 (Outcome::Backup(why.into()), Some(b))
             }
-            (Some(Err((why, _))), Some((_, b))) => (Outcome::Backup(why), Some(b)),
+            (Some(DbRead::Broken(why, _)), Some((_, b))) => (Outcome::Backup(why), Some(b)),
             (None, Some((_, b))) => (Outcome::Backup(not_in_db(&report.database)), Some(b)),
-            (Some(Err((why, Some(partial)))), None) => (Outcome::Partial(why), Some(partial)),
-            (Some(Err((why, None))), None) => (Outcome::Lost(why), None),
+            (Some(DbRead::Broken(why, Some(partial))), None) => {
+                (Outcome::Partial(why), Some(partial))
+            }
+            (Some(DbRead::Broken(why, None)), None) => (Outcome::Lost(why), None),
             (None, None) => continue,
         };
         let steps = chosen.as_ref().map_or(0, |f| f.record.steps.len());
@@ -197,7 +199,7 @@ fn not_in_db(db: &Database) -> String {
 fn refuse_if_in_use(path: &Path) -> Result<()> {
     use fs2::FileExt;
     let Ok(f) = std::fs::File::open(path.join("db")) else { return Ok(()) };
-    match f.try_lock_shared() {
+    match FileExt::try_lock_shared(&f) {
         Ok(()) => {
             let _ = FileExt::unlock(&f);
             Ok(())
@@ -225,16 +227,21 @@ fn open_damaged(copy: &Path) -> (Database, Option<sled::Db>) {
     }
 }
 
-/// A run read from the database: whole, or why not (with what could be read of it).
-fn read_from_db(
-    store: &Store,
-    id: RunId,
-    pending: bool,
-) -> std::result::Result<Found, (String, Option<Found>)> {
+/// A run as the database holds it.
+enum DbRead {
+    Whole(Found),
+    /// Why it is not whole, and what could be read of it.
+    Broken(String, Option<Found>),
+}
+
+/// Reads a run from the database.
+fn read_from_db(store: &Store, id: RunId, pending: bool) -> DbRead {
     let run = match store.run(id) {
         Ok(Some(r)) => r,
-        Ok(None) => return Err(("listed by its session, but its record is missing".into(), None)),
-        Err(e) => return Err((format!("its record cannot be read: {e}"), None)),
+        Ok(None) => {
+            return DbRead::Broken("listed by its session, but its record is missing".into(), None)
+        }
+        Err(e) => return DbRead::Broken(format!("its record cannot be read: {e}"), None),
     };
     let session = store.session(run.session).ok().flatten();
     let partial = || -> Option<Found> {
@@ -256,27 +263,27 @@ fn read_from_db(
         })
     };
     if pending {
-        return Err(("part of an import that did not finish".into(), None));
+        return DbRead::Broken("part of an import that did not finish".into(), None);
     }
     if run.status == RunStatus::Recording {
-        return Err(("the database holds it only as recording".into(), partial()));
+        return DbRead::Broken("the database holds it only as recording".into(), partial());
     }
     if session.is_none() {
-        return Err((format!("its session '{}' cannot be read", run.session), partial()));
+        return DbRead::Broken(format!("its session '{}' cannot be read", run.session), partial());
     }
     match records::run_record(store, id) {
         Ok(record) if record.steps.len() as u32 == run.timings.generated_tokens => {
-            Ok(Found { record, session })
+            DbRead::Whole(Found { record, session })
         }
-        Ok(record) => Err((
+        Ok(record) => DbRead::Broken(
             format!(
                 "the database holds {} of its {} steps",
                 record.steps.len(),
                 run.timings.generated_tokens
             ),
             partial(),
-        )),
-        Err(e) => Err((format!("{e}"), partial())),
+        ),
+        Err(e) => DbRead::Broken(format!("{e}"), partial()),
     }
 }
 

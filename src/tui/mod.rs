@@ -112,7 +112,14 @@ pub fn build_app(store: Option<Arc<Store>>, theme: Option<&str>) -> Result<App> 
 /// Runs the UI until the user quits.
 pub fn run(store: Arc<Store>, opts: Options) -> Result<()> {
     terminal::check()?;
+    let lost: Vec<String> = store.lost().iter().map(|r| r.to_string()).collect();
     let mut app = build_app(Some(store), opts.theme.as_deref())?;
+    if !lost.is_empty() {
+        app.message = format!(
+            "the store's database lost runs or changes their backups hold ({}): quit and run 'thinkdbg store salvage --to NEW'",
+            lost.join(", ")
+        );
+    }
     if let Some((jobs, id)) = opts.live {
         app.jobs = jobs;
         app.follow(id);

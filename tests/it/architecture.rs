@@ -95,11 +95,18 @@ fn every_module_imports_only_from_the_layers_below() {
             ]
             .concat(),
         ),
-        // Layer 3: the store knows the vocabularies only.
+        // Layer 3: the store knows the vocabularies, and the JSONL format its backups are
+        // written in (no other export, no producer).
         (
             "store",
-            [&front[..], &["crate::runs"], &producers, &["crate::analysis", "crate::compare"]]
-                .concat(),
+            [
+                &front[..],
+                &["crate::runs", "crate::engine", "crate::remote"],
+                &["crate::export::markdown", "crate::export::html", "crate::export::annotate"],
+                &["crate::export::render", "crate::export::Kind"],
+                &["crate::analysis", "crate::compare"],
+            ]
+            .concat(),
         ),
         // Layer 4: services for both front ends, which they never import.
         ("runs", front.to_vec()),
@@ -129,4 +136,26 @@ fn no_source_file_is_over_600_lines() {
         })
         .collect();
     assert!(long.is_empty(), "split by responsibility: {}", long.join(", "));
+}
+
+/// The CLI writes to stdout and stderr only through `cli/out.rs`, which sanitizes everything
+/// (issue 16: a string from a file, a server or the user must not drive the terminal on any
+/// surface, without each command having to remember it).
+#[test]
+fn the_cli_prints_only_through_its_sanitizing_output() {
+    let mut files = Vec::new();
+    sources(&src().join("cli"), &mut files);
+    files.push(src().join("main.rs"));
+    let printing = ["println!(", "print!(", "eprint!(", "io::stdout()", "io::stderr()", "dbg!("];
+    let mut found = Vec::new();
+    for f in files.iter().filter(|f| !f.ends_with("cli/out.rs")) {
+        for line in code(f).lines() {
+            // Asking whether a stream is a terminal writes nothing.
+            let line = line.replace("io::stdout().is_terminal()", "");
+            if printing.iter().any(|p| line.contains(p)) {
+                found.push(format!("{}: {}", f.display(), line.trim()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "printing around cli/out.rs:\n{}", found.join("\n"));
 }

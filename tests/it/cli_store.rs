@@ -365,7 +365,11 @@ fn imported_text_cannot_drive_the_terminal() {
     let mut run_id = 0u64;
     for l in std::fs::read_to_string(&file).unwrap().lines() {
         let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+        if v["type"] == "session" {
+            v["title"] = hostile.into();
+        }
         if v["type"] == "run" {
+            v["label"] = hostile.into();
             v["model"]["arch"] = hostile.into();
             v["model"]["quant"] = hostile.into();
             run_id = v["id"].as_u64().unwrap();
@@ -387,8 +391,14 @@ fn imported_text_cannot_drive_the_terminal() {
         vec!["stats", "--json", new_run.as_str()],
         vec!["ls"],
         vec!["ls", "--json"],
+        vec!["diff", run.as_str(), new_run.as_str()],
+        vec!["export", new_run.as_str(), "--format", "md"],
+        vec!["export", new_run.as_str(), "--format", "html"],
+        vec!["show", "no-such-run\u{1b}]0;x\u{7}"],
     ] {
-        let text = stdout(thinkdbg(dir.path()).args(&args));
+        let out = thinkdbg(dir.path()).args(&args).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
         for bad in ['\u{1b}', '\u{7}', '\u{7f}', '\u{9b}', '\u{202e}'] {
             assert!(!text.contains(bad), "{args:?} printed {bad:?} raw: {text:?}");
         }

@@ -492,6 +492,10 @@ pub struct RunRecord {
     pub notes: Vec<Note>,
 }
 
+/// How far above 0 a logprob may be and still be a probability of 1 (rounding in another
+/// tool's output); anything higher is impossible, refused by import and not recorded.
+pub const LOGPROB_SLACK: f32 = 1e-3;
+
 /// A session with its runs, in the order they are written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionRecord {

@@ -17,6 +17,11 @@ pub struct ImportArgs {
 }
 
 pub fn run(args: &ImportArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
+    let kind = std::fs::metadata(&args.file)
+        .with_context(|| format!("reading '{}'", args.file.display()))?
+        .file_type();
+    // A FIFO or a device (`/dev/urandom`) never ends: reading it whole would fill memory.
+    anyhow::ensure!(kind.is_file(), "'{}' is not a regular file", args.file.display());
     let bytes =
         std::fs::read(&args.file).with_context(|| format!("reading '{}'", args.file.display()))?;
     // Parse before opening the store: a bad file never touches it.

@@ -220,6 +220,9 @@ pub fn parse(text: &str) -> Result<Vec<SessionRecord>, ParseError> {
                         ),
                     ));
                 }
+                check_routing(&p.routing).map_err(|m| {
+                    bad(n, format!("prompt position {} of run '{}': {m}", p.position, p.run))
+                })?;
                 rec.prompt_routing.push(Routing { layers: p.routing });
             }
             Line::Step(s) => {
@@ -237,9 +240,11 @@ pub fn parse(text: &str) -> Result<Vec<SessionRecord>, ParseError> {
                         ),
                     ));
                 }
-                check_step(&s.step).map_err(|m| {
-                    bad(n, format!("step {} of run '{}': {m}", s.step.index, s.run))
-                })?;
+                check_step(&s.step)
+                    .and_then(|()| s.routing.as_deref().map_or(Ok(()), check_routing))
+                    .map_err(|m| {
+                        bad(n, format!("step {} of run '{}': {m}", s.step.index, s.run))
+                    })?;
                 rec.steps.push((s.step, s.routing.map(|layers| Routing { layers })));
             }
             Line::Flag(f) => {
@@ -286,14 +291,93 @@ pub fn parse(text: &str) -> Result<Vec<SessionRecord>, ParseError> {
         }
     }
     // A parent outside the file would point at an unrelated run once imported: it is dropped.
-    for (_, si, ri) in run_lines {
+    for &(_, si, ri) in &run_lines {
         if let Some(run) = sessions[si].runs[ri].run.as_mut() {
             if run.parent.is_some_and(|(p, _)| !run_index.contains_key(&p)) {
                 run.parent = None;
             }
         }
     }
+    check_parents(&sessions, &run_index, &run_lines)?;
     Ok(sessions)
+}
+
+/// A fork point inside its parent's steps, and no run its own ancestor.
+fn check_parents(
+    sessions: &[SessionRecord],
+    run_index: &HashMap<RunId, (usize, usize)>,
+    run_lines: &[(usize, usize, usize)],
+) -> Result<(), ParseError> {
+    let parent_of = |id: RunId| {
+        let &(si, ri) = run_index.get(&id)?;
+        sessions[si].runs[ri].run.as_ref()?.parent
+    };
+    for &(n, si, ri) in run_lines {
+        let Some(run) = sessions[si].runs[ri].run.as_ref() else { continue };
+        let Some((p, at)) = run.parent else { continue };
+        if let Some(&(psi, pri)) = run_index.get(&p) {
+            let steps = sessions[psi].runs[pri].steps.len();
+            if at as usize > steps {
+                let message = format!(
+                    "run '{}' forks from step {at} of run '{p}', which has {steps} steps",
+                    run.id
+                );
+                return Err(ParseError { line: n, message });
+            }
+        }
+        // Walk up at most as many links as there are runs: more means a cycle.
+        let mut at_run = p;
+        for _ in 0..=run_index.len() {
+            if at_run == run.id {
+                let message = format!("run '{}' is its own ancestor (a cycle of parents)", run.id);
+                return Err(ParseError { line: n, message });
+            }
+            match parent_of(at_run) {
+                Some((next, _)) => at_run = next,
+                None => break,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// MoE routing as a model produces it: each expert once per layer, a weight per expert, and
+/// expert ids inside the router's distribution when there is one.
+fn check_routing(layers: &[LayerRoute]) -> Result<(), String> {
+    for l in layers {
+        let mut seen = l.experts.clone();
+        seen.sort_unstable();
+        seen.dedup();
+        if seen.len() != l.experts.len() {
+            return Err(format!("layer {} routes to an expert twice", l.layer));
+        }
+        if let Some(w) = &l.weights {
+            if w.len() != l.experts.len() {
+                return Err(format!(
+                    "layer {}: {} weights for {} experts",
+                    l.layer,
+                    w.len(),
+                    l.experts.len()
+                ));
+            }
+            if w.iter().any(|x| !x.is_finite() || *x < 0.0) {
+                return Err(format!(
+                    "layer {}: a gate weight that is not a finite number ≥ 0",
+                    l.layer
+                ));
+            }
+        }
+        if let Some(r) = &l.router {
+            if let Some(e) = l.experts.iter().find(|&&e| e as usize >= r.len()) {
+                return Err(format!(
+                    "layer {}: expert {e} is outside the router's {} experts",
+                    l.layer,
+                    r.len()
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The most a gzipped file may expand to (a file that expands further is refused rather than
@@ -338,8 +422,7 @@ fn parse_utf8(bytes: &[u8]) -> Result<Vec<SessionRecord>, ParseError> {
 /// A step's numbers must be ones a model can produce (`null`, read as NaN, is an unknown
 /// value: a server that sent no logprob).
 fn check_step(step: &Step) -> Result<(), String> {
-    // Rounding in another tool's output may put a certain token a hair above 0.
-    const SLACK: f32 = 1e-3;
+    const SLACK: f32 = crate::trace::LOGPROB_SLACK;
     if step.logprob > SLACK {
         return Err(format!("logprob {} is above 0 (a probability over 1)", step.logprob));
     }

@@ -137,6 +137,8 @@ struct Counts {
     /// Steps that came with more alternatives than are kept, and the most seen on one.
     top_cut: u32,
     top_most: usize,
+    /// Logprobs above 0 (a probability over 1) that the server sent, recorded as unknown.
+    impossible: u32,
 }
 
 /// Assembles steps from chunks, remembering what the server supplied.
@@ -371,13 +373,26 @@ impl Assembler {
                         Some(b) => String::from_utf8_lossy(&b).into_owned(),
                         None => t.token,
                     },
-                    logprob: t.logprob.map_or(f32::NAN, |l| l as f32),
+                    logprob: self.logprob(t.logprob),
                 })
                 .collect();
-            let logprob = e.logprob.map_or(f32::NAN, |l| l as f32);
+            let logprob = self.logprob(e.logprob);
             out.push(self.step(text, phase, logprob, top, t_us));
         }
         out
+    }
+
+    /// A logprob as sent; one above 0 (beyond rounding) is impossible and recorded as unknown,
+    /// as an import would refuse it.
+    fn logprob(&mut self, sent: Option<f64>) -> f32 {
+        match sent {
+            Some(l) if l > f64::from(crate::trace::LOGPROB_SLACK) || l.is_nan() => {
+                self.counts.impossible += 1;
+                f32::NAN
+            }
+            Some(l) => l as f32,
+            None => f32::NAN,
+        }
     }
 
     /// What the server supplied and left out, and the bugs met.
@@ -399,6 +414,12 @@ impl Assembler {
             notes.push(format!(
                 "reasoning chunks came with 'logprobs: null' (SGLang #26778): {} thinking steps recorded without logprobs, one per chunk",
                 c.think_no_logprobs
+            ));
+        }
+        if c.impossible > 0 {
+            notes.push(format!(
+                "the server sent {} logprobs above 0 (a probability over 1): recorded as unknown",
+                c.impossible
             ));
         }
         if c.extra_as_think > 0 {

@@ -206,6 +206,11 @@ struct Session<'a> {
     first_us: Option<u64>,
     last_us: u64,
     done: bool,
+    /// Steps recorded; the server is not trusted to honour `max_tokens`: a step past it ends
+    /// the stream (`capped`).
+    recorded: u32,
+    max_steps: u32,
+    capped: bool,
 }
 
 impl Session<'_> {
@@ -266,8 +271,15 @@ impl Session<'_> {
                 }
             }
             for step in steps {
+                // Every step is at least one token: more steps than `max_tokens` means the
+                // server ignores it (a stream that would never end).
+                if self.max_steps > 0 && self.recorded >= self.max_steps {
+                    self.capped = true;
+                    return Ok(false);
+                }
                 self.first_us.get_or_insert(t_us);
                 self.last_us = t_us;
+                self.recorded += 1;
                 self.recorder.record(Event::Step { step, routing: None });
             }
         }
@@ -279,7 +291,7 @@ impl Session<'_> {
             load_ms: 0,
             prompt_tokens: usage.prompt_tokens.unwrap_or(0),
             prefill_us: self.first_us.unwrap_or(0),
-            generated_tokens: self.asm.steps(),
+            generated_tokens: self.recorded,
             decode_us: self.last_us.saturating_sub(self.first_us.unwrap_or(0)),
         }
     }
@@ -326,6 +338,9 @@ pub fn record(
         first_us: None,
         last_us: 0,
         done: false,
+        recorded: 0,
+        max_steps: u32::try_from(req.sampler.max_tokens).unwrap_or(u32::MAX),
+        capped: false,
     };
     let ended = match super::chat_url(&opts.endpoint) {
         Err(e) => Ended::Failed(e),
@@ -362,6 +377,7 @@ pub fn record(
                     Err(e) => break Ended::Failed(e),
                     // The user stopped it: what arrived is kept, as for a broken stream.
                     Ok(true) => break Ended::Interrupted(Error::Cancelled),
+                    Ok(false) if s.capped => break Ended::Complete(StopReason::MaxTokens),
                     Ok(false) if s.done || s.asm.finish.is_some() => {
                         break Ended::Complete(stop_of(s.asm.finish.as_deref()))
                     }
@@ -382,6 +398,12 @@ pub fn record(
         }
     };
     let mut info = s.asm.info(&opts.model);
+    if s.capped {
+        info.notes.push(format!(
+            "the server kept streaming past max_tokens ({}): the client stopped reading there",
+            s.max_steps
+        ));
+    }
     let routing = s.routing(&mut info);
     match &ended {
         Ended::Complete(stop) => {
@@ -390,5 +412,5 @@ pub fn record(
         Ended::Failed(e) => s.recorder.record(Event::Failed(e.to_string())),
         Ended::Interrupted(e) => s.recorder.record(Event::Interrupted(e.to_string())),
     }
-    RemoteOutcome { info, routing, steps: s.asm.steps(), ended }
+    RemoteOutcome { info, routing, steps: s.recorded, ended }
 }

@@ -179,6 +179,42 @@ fn alternatives_beyond_the_request_are_cut_and_noted() {
     );
 }
 
+/// A logprob above 0 (a probability over 1) is not recorded as sent: it is unknown, and the
+/// notes say so, so the run's export imports again.
+#[test]
+fn impossible_logprobs_are_recorded_as_unknown_and_noted() {
+    let chunks = vec![chunk(
+        "reasoning_content",
+        "",
+        "Yes",
+        Some(vec![entry("Yes", 5.0, &[("Yes", 5.0), ("No", -2.0)])]),
+    )];
+    let (steps, a) = assemble(&chunks);
+    assert!(steps[0].logprob.is_nan() && steps[0].top[0].logprob.is_nan());
+    assert_eq!(steps[0].top[1].logprob, -2.0);
+    let info = a.info("m");
+    assert!(info.notes.iter().any(|n| n.contains("2 logprobs above 0")), "{:?}", info.notes);
+}
+
+/// A server that ignores `max_tokens` and streams on is cut off there: the run is complete
+/// at `max_tokens` steps, and its notes say why.
+#[test]
+fn a_server_that_ignores_max_tokens_is_cut_off() {
+    let events: Vec<Value> = (0..40).map(|i| answer(&format!("w{i} "))).collect();
+    let o = opts(&serve(vec![sse(&events, false)]));
+    let req = RemoteRequest {
+        messages: vec![Message::new("user", "hi")],
+        sampler: SamplerSpec { max_tokens: 5, ..SamplerSpec::default() },
+        top_logprobs: 2,
+    };
+    let mut rec = Vec::new();
+    let out = record(&o, &req, &mut rec, &AtomicBool::new(false));
+    assert!(matches!(out.ended, Ended::Complete(StopReason::MaxTokens)), "{:?}", out.ended);
+    assert_eq!(out.steps, 5);
+    assert_eq!(rec.iter().filter(|e| matches!(e, Event::Step { .. })).count(), 5);
+    assert!(out.info.notes.iter().any(|n| n.contains("past max_tokens (5)")), "{:?}", out.info);
+}
+
 #[test]
 fn reasoning_chunks_with_null_logprobs_are_kept_and_reported() {
     let chunks = vec![

@@ -216,6 +216,19 @@ fn impossible_block_counts_and_dimensions_are_refused() {
         thinkdbg(dir.path()).args(["model", "info"]).arg(&file),
         "tensor 'blk.0.ffn_up.weight' claims dimensions",
     );
+    // A dimension of 0 (candle would build a slice from a dangling pointer).
+    let mut patched = bytes.clone();
+    patched[at..at + 8].copy_from_slice(&0u64.to_le_bytes());
+    let file = dir.path().join("empty.gguf");
+    std::fs::write(&file, &patched).unwrap();
+    for args in [&["model", "info"][..], &["run", "-n", "2", "--model"][..]] {
+        let mut cmd = thinkdbg(dir.path());
+        cmd.args(args).arg(&file);
+        if args[0] == "run" {
+            cmd.arg("hi");
+        }
+        fails_with(&mut cmd, "tensor 'blk.0.ffn_up.weight' has a dimension of 0");
+    }
 }
 
 /// Strings from a GGUF file that reach an error message cannot drive the terminal.
@@ -255,6 +268,14 @@ fn odd_files_and_terminals_are_clear_errors() {
                 .arg(path)
                 .timeout(std::time::Duration::from_secs(20)),
             "is not a regular file, not a GGUF file",
+        );
+        // An import would read a device or a FIFO forever.
+        fails_with(
+            thinkdbg(dir.path())
+                .arg("import")
+                .arg(path)
+                .timeout(std::time::Duration::from_secs(20)),
+            "is not a regular file",
         );
     }
     let model = write_tiny(dir.path(), &Tiny::llama());

@@ -398,6 +398,70 @@ fn malformed_imports_name_the_line_and_change_nothing() {
     assert_eq!(before, (store.sessions().unwrap().len(), store.runs().unwrap().len()));
 }
 
+/// Parents and routing that no recording produces: a cycle of parents, a fork point past the
+/// parent's steps, an expert chosen twice in a layer, weights that do not match the experts.
+#[test]
+fn impossible_parents_and_routing_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db")).unwrap();
+    let mut run = new_run(&store, "x");
+    run.status = RunStatus::Complete;
+    store.put_run(&run).unwrap();
+    store.put_steps(run.id, &(0..3).map(|i| (step(i), None)).collect::<Vec<_>>()).unwrap();
+    let good = export(&store, run.session);
+    let (a, b) = (run.id.0, run.id.0 + 1000);
+    // A second run: the first one's lines under another id.
+    let second: Vec<String> = good
+        .lines()
+        .skip(2)
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let key = if v["type"] == "run" { "id" } else { "run" };
+            v[key] = b.into();
+            v.to_string()
+        })
+        .collect();
+    let two = format!("{good}{}\n", second.join("\n"));
+    assert_eq!(jsonl::parse(&two).unwrap()[0].runs.len(), 2);
+    let with_parents = |pa: Option<(u64, u32)>, pb: Option<(u64, u32)>| {
+        let mut out = Vec::new();
+        for l in two.lines() {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            if v["type"] == "run" {
+                let p = if v["id"] == a { pa } else { pb };
+                v["parent"] =
+                    p.map_or(serde_json::Value::Null, |(r, at)| serde_json::json!([r, at]));
+            }
+            out.push(v.to_string());
+        }
+        out.join("\n")
+    };
+    let cycle = jsonl::parse(&with_parents(Some((b, 1)), Some((a, 1)))).unwrap_err().to_string();
+    assert!(cycle.contains("is its own ancestor"), "{cycle}");
+    let past = jsonl::parse(&with_parents(None, Some((a, 1_000_000)))).unwrap_err().to_string();
+    assert!(past.contains("forks from step 1000000 of run") && past.contains("3 steps"), "{past}");
+    assert!(jsonl::parse(&with_parents(None, Some((a, 2)))).is_ok());
+    let routed = |layer: &str| {
+        let mut lines: Vec<String> = good.lines().map(str::to_string).collect();
+        let mut v: serde_json::Value = serde_json::from_str(&lines[4]).unwrap();
+        v["routing"] = serde_json::from_str(layer).unwrap();
+        lines[4] = v.to_string();
+        jsonl::parse(&lines.join("\n"))
+    };
+    assert!(routed(r#"[{"layer":0,"experts":[1,2],"weights":[0.6,0.4]}]"#).is_ok());
+    for (bad, want) in [
+        (r#"[{"layer":9,"experts":[1,1],"weights":[0.5,0.5]}]"#, "routes to an expert twice"),
+        (r#"[{"layer":9,"experts":[1,2],"weights":[2.0]}]"#, "1 weights for 2 experts"),
+        (
+            r#"[{"layer":9,"experts":[1,5],"weights":[0.5,0.5],"router":[0.1,0.2]}]"#,
+            "expert 5 is outside",
+        ),
+    ] {
+        let err = routed(bad).unwrap_err().to_string();
+        assert!(err.starts_with("line 5: step 1 of run") && err.contains(want), "{err}");
+    }
+}
+
 fn arb_step(index: u32) -> impl Strategy<Value = Step> {
     (
         any::<u32>(),

@@ -211,6 +211,11 @@ impl Gguf {
             let ttype = TensorType::from_ggml(c.u32(&name)?);
             let offset = c.u64(&name)?;
             ne.reverse();
+            // candle builds an empty slice from the data pointer of a zero-element tensor
+            // (undefined behaviour); no model has one.
+            if ne.contains(&0) {
+                return Err(c.corrupt(format!("tensor '{name}' has a dimension of 0: {ne:?}")));
+            }
             if ne.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).is_none() {
                 return Err(c.corrupt(format!(
                     "tensor '{name}' claims dimensions {ne:?}, more elements than can be counted"

@@ -1,6 +1,6 @@
 //! Drawing the resample form and the resample panel (progress of every continuation, then the
 //! final answers grouped with counts and the counterfactual importance). No I/O; answers
-//! arrive sanitized (`FinalAnswer::short`) and labels pass through `sanitize`. May import its
+//! arrive sanitized (`FinalAnswer::short`) and labels pass through `tui::text`. May import its
 //! component, `components::ctx`, `components::widgets` and `theme`.
 
 use ratatui::layout::Rect;
@@ -10,9 +10,9 @@ use ratatui::Frame;
 
 use super::form::ResampleForm;
 use super::{Outcome, ResampleJob};
-use crate::sanitize::for_terminal;
 use crate::tui::components::ctx::Ctx;
 use crate::tui::components::widgets::{dialog, fit};
+use crate::tui::text::shown;
 use crate::tui::theme::Theme;
 
 impl ResampleForm {
@@ -29,7 +29,7 @@ impl ResampleForm {
                 Span::styled(format!("{value}{cursor}"), t.get("ui.text")),
             ])
         };
-        let preview = for_terminal(&r.preview.replace('\n', " "), false).into_owned();
+        let preview = shown(&r.preview.replace('\n', " ")).into_owned();
         let lines = vec![
             Line::from(vec![
                 Span::styled("from       ", t.get("editor.field")),
@@ -70,7 +70,7 @@ fn progress_line(t: &Theme, r: &ResampleJob, i: usize, w: usize) -> Line<'static
             (format!("{} {}", if changed { "changed" } else { "same   " }, a.short()), t.get(key))
         }
         Outcome::Cancelled => ("cancelled".to_string(), t.get("ui.warning")),
-        Outcome::Failed(m) => (format!("failed: {}", for_terminal(m, false)), t.get("ui.error")),
+        Outcome::Failed(m) => (format!("failed: {}", shown(m)), t.get("ui.error")),
     };
     let bar_w = 12usize;
     let filled = (r.tokens[i] * bar_w).checked_div(r.max_tokens).unwrap_or(0).min(bar_w);

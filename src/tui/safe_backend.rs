@@ -237,10 +237,11 @@ mod tests {
     fn no_raw_escape_or_invisible_byte_reaches_a_real_terminal() {
         let mut bytes = Vec::<u8>::new();
         let buf = hostile_buffer();
-        let mut guard = SafeBackend::new(CrosstermBackend::new(&mut bytes));
-        guard.draw(all_cells(&buf)).unwrap();
-        Backend::flush(&mut guard).unwrap();
-        drop(guard);
+        {
+            let mut guard = SafeBackend::new(CrosstermBackend::new(&mut bytes));
+            guard.draw(all_cells(&buf)).unwrap();
+            Backend::flush(&mut guard).unwrap();
+        }
         let text = String::from_utf8(bytes).unwrap();
         assert!(!text.chars().any(|c| is_invisible(c) || (c.is_control() && c != '\u{1b}')));
         // Every ESC starts one of crossterm's own CSI sequences (cursor moves, colours).

@@ -119,7 +119,8 @@ fn stepping_over_invisible_tokens_keeps_every_pane_in_its_columns() {
         app.update(Action::NextToken);
     }
     let text = screen(render(&mut app, BIG).backend().buffer());
-    for shown in ["Zero⟨U+200D⟩ width⟨U+200B⟩ space⟨U+FEFF⟩ e◌\u{301}", "esc:␛[2J", "⟨U+202E⟩txt"] {
+    for shown in ["Zero⟨U+200D⟩ width⟨U+200B⟩ space⟨U+FEFF⟩ e◌\u{301}", "esc:␛[2J", "⟨U+202E⟩txt"]
+    {
         assert!(text.contains(shown), "no '{shown}':\n{text}");
     }
 }

@@ -139,3 +139,168 @@ mod json_tests {
         assert_eq!(back, v);
     }
 }
+
+/// True for characters that draw nothing and take no column (or a column a terminal may not
+/// give them): the zero-width spaces and joiners, the bidirectional marks, the line and
+/// paragraph separators, word joiner and invisible operators, the byte order mark, soft
+/// hyphen, Hangul fillers, Mongolian variation selectors, interlinear annotation controls and
+/// tags — the `Format` characters and the `Default_Ignorable_Code_Point`s that are not
+/// combining marks. `for_display` shows each as `⟨U+XXXX⟩`.
+pub fn is_invisible(c: char) -> bool {
+    is_bidi_control(c)
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{17B4}'
+                | '\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{3164}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+                | '\u{FFF0}'..='\u{FFFB}'
+                | '\u{1BCA0}'..='\u{1BCA3}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0000}'..='\u{E0FFF}'
+        )
+}
+
+/// How `display_chars` shows white space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Whitespace {
+    /// As text: a newline becomes `␤`, a tab four spaces.
+    Line,
+    /// As text, keeping newlines (for text drawn over several rows).
+    Lines,
+    /// As one token to inspect: space `·`, newline `↵`, tab `→`.
+    Token,
+}
+
+/// One character of untrusted text as it is shown: `at` is its byte offset in the text,
+/// `shown` what is drawn for it, `escaped` whether that differs from the character itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DisplayChar {
+    pub at: usize,
+    pub shown: String,
+    pub escaped: bool,
+}
+
+/// Whether `c` is drawn as itself by `display_chars`, given whether a base character
+/// precedes it.
+fn plain(c: char, has_base: bool) -> bool {
+    !c.is_control()
+        && !is_invisible(c)
+        && (has_base || unicode_width::UnicodeWidthChar::width(c) != Some(0))
+}
+
+/// Untrusted text, character by character, as a terminal must show it so that what is drawn
+/// takes exactly the columns that `unicode-width` gives it: controls and bidirectional
+/// controls as in `for_terminal`, the other invisible characters (`is_invisible`: U+200B,
+/// U+200D, U+FEFF, …) as `⟨U+XXXX⟩`, and a zero-width character that has no base before it
+/// (a combining mark at the start, or after a newline or an escaped character) on a dotted
+/// circle, `◌́`, so it takes one column instead of none.
+pub fn display_chars(s: &str, ws: Whitespace) -> impl Iterator<Item = DisplayChar> + '_ {
+    let mut has_base = false;
+    s.char_indices().map(move |(at, c)| {
+        let base_before = has_base;
+        has_base = true;
+        let shown = match (c, ws) {
+            ('\n', Whitespace::Lines) => {
+                has_base = false;
+                return DisplayChar { at, shown: "\n".into(), escaped: false };
+            }
+            (' ', Whitespace::Token) => "·".to_string(),
+            ('\n', Whitespace::Token) => "↵".to_string(),
+            ('\t', Whitespace::Token) => "→".to_string(),
+            _ if plain(c, base_before) => {
+                return DisplayChar { at, shown: c.to_string(), escaped: false };
+            }
+            _ if c.is_control() || is_bidi_control(c) => {
+                has_base = false;
+                for_terminal(c.encode_utf8(&mut [0u8; 4]), false).into_owned()
+            }
+            _ if is_invisible(c) => {
+                has_base = false;
+                format!("⟨U+{:04X}⟩", c as u32)
+            }
+            // A zero-width character with nothing to sit on.
+            _ => format!("◌{c}"),
+        };
+        DisplayChar { at, shown, escaped: true }
+    })
+}
+
+/// `s` as `display_chars` shows it, in one string; borrowed when nothing needs showing
+/// differently. With `keep_newlines`, newlines stay (and a mark after one gets its `◌`).
+pub fn for_display(s: &str, keep_newlines: bool) -> Cow<'_, str> {
+    let ws = if keep_newlines { Whitespace::Lines } else { Whitespace::Line };
+    let mut has_base = false;
+    let clean = s.chars().all(|c| {
+        let ok = (keep_newlines && c == '\n') || plain(c, has_base);
+        has_base = c != '\n';
+        ok
+    });
+    if clean {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(display_chars(s, ws).map(|d| d.shown).collect())
+}
+
+/// One token as `visible_token` shows it (space `·`, newline `↵`, tab `→`), with invisible
+/// characters and base-less marks shown as `for_display` shows them.
+pub fn token_for_display(s: &str) -> String {
+    display_chars(s, Whitespace::Token).map(|d| d.shown).collect()
+}
+
+#[cfg(test)]
+mod display_tests {
+    use super::*;
+    use unicode_width::UnicodeWidthStr;
+
+    #[test]
+    fn invisible_characters_are_named_and_controls_pictured() {
+        assert_eq!(
+            for_display("a\u{200D}b\u{200B}c\u{FEFF}", false),
+            "a⟨U+200D⟩b⟨U+200B⟩c⟨U+FEFF⟩"
+        );
+        assert_eq!(for_display("x\u{1b}]0;pwned\u{7}", false), "x␛]0;pwned␇");
+        assert_eq!(for_display("\u{202e}\u{2066}", false), "⟨U+202E⟩⟨U+2066⟩");
+        assert_eq!(for_display("a\nb", false), "a␤b");
+        assert_eq!(for_display("a\nb", true), "a\nb");
+        assert_eq!(token_for_display(" \u{200D}\n"), "·⟨U+200D⟩↵");
+    }
+
+    #[test]
+    fn a_mark_without_a_base_sits_on_a_dotted_circle() {
+        assert_eq!(for_display("\u{301}", false), "◌\u{301}");
+        assert_eq!(for_display("\u{301}\u{302}", false), "◌\u{301}\u{302}");
+        assert_eq!(for_display("\u{1b}\u{301}", false), "␛◌\u{301}");
+        assert_eq!(for_display("a\n\u{301}", true), "a\n◌\u{301}");
+        assert_eq!(for_display("\u{200D}\u{301}", false), "⟨U+200D⟩◌\u{301}");
+        // With a base, marks stay as they are and the text is not copied.
+        assert!(matches!(for_display("e\u{301}", false), Cow::Borrowed(_)));
+        assert!(matches!(for_display("नमस्ते", false), Cow::Borrowed(_)));
+        assert_eq!(token_for_display(" \u{301}"), "·\u{301}");
+    }
+
+    #[test]
+    fn shown_text_takes_a_column_per_visible_character() {
+        let evil = "\u{301}a\u{200D}\u{200B}\u{FEFF}\u{1b}[2J\u{9b}\u{2028}\u{E0041}";
+        let shown = for_display(evil, false);
+        assert!(!shown.chars().any(|c| c.is_control() || is_invisible(c)), "{shown}");
+        // Every character but the marks on their base takes at least one column.
+        for d in display_chars(evil, Whitespace::Line) {
+            assert!(d.shown.width() >= 1, "{:?}", d);
+        }
+        assert_eq!(display_chars("é", Whitespace::Line).count(), 1);
+        assert_eq!(
+            display_chars("e\u{301}", Whitespace::Line).nth(1).map(|d| d.escaped),
+            Some(false)
+        );
+    }
+}

@@ -4,11 +4,17 @@
 # a flag from the Flags screen, opens help, annotates a span (note and user flag) and exports
 # it to Markdown, quits, and checks the captured screens and that
 # the terminal is restored (normal screen, cursor shown, no mouse mode, same stty settings).
+# Then it imports tests/fixtures/invisible/invisible.jsonl (tokens U+200D, U+200B, U+FEFF, a
+# lone U+0301, ESC, U+202E; an OSC sequence in the model's arch and quant), steps over every
+# token and checks that the inspector shows the step under the cursor and that no row of the
+# real terminal is shifted (issue 16, item 6).
 # Usage: tests/tui_tmux.sh [BINARY] (default target/debug/thinkdbg). Screens are kept in
 # $TMUX_CHECK_OUT (default a temporary directory) for a look.
 set -euo pipefail
 
 BIN=$(realpath "${1:-target/debug/thinkdbg}")
+FIXTURE=$(realpath "$(dirname "$0")/fixtures/invisible/invisible.jsonl")
+export LC_ALL=C.UTF-8
 OUT=${TMUX_CHECK_OUT:-$(mktemp -d)}
 mkdir -p "$OUT"
 WORK=$(mktemp -d)
@@ -97,4 +103,30 @@ wait_for "shell-is-back" after
 [ "$($T display -p -t check '#{mouse_any_flag}')" = 0 ] || fail "mouse mode left on"
 diff "$WORK/stty.before" "$WORK/stty.after" > /dev/null || fail "terminal modes changed: $(diff "$WORK/stty.before" "$WORK/stty.after")"
 grep -qF "imported 4 sample run(s)" "$WORK/stderr" || fail "samples not imported on first start"
+
+# Zero-width and control characters. A row the terminal drew in fewer columns than the
+# buffer has its right-hand panes shifted left: the border `││` between the two top panes
+# must be at the same display column (wc -L counts columns) on each of their rows.
+same_columns() {
+    local widths
+    widths=$(awk 'NR > 2 && /^└/ { exit } NR > 2' "$1" | grep -F '││' | sed 's/││.*//' | while IFS= read -r l; do printf '%s' "$l" | wc -L; done | sort -u)
+    [ "$(printf '%s\n' "$widths" | wc -l)" = 1 ] || fail "rows shifted in $1: border at columns $(echo $widths)"
+}
+"$BIN" import "$FIXTURE" --store "$WORK/zstore" > /dev/null 2>&1 || fail "could not import $FIXTURE"
+$T send-keys -t check "clear; THINKDBG_CONFIG=$WORK/cfg $BIN --store $WORK/zstore --log-file $WORK/zlog 2>$WORK/zstderr; echo EXIT=\$? > $WORK/zexit" Enter
+wait_for "Sessions · 1 runs" z_sessions
+for shown in "llama␛]0;pwned␇" "Q4_1␛]0;pwned␇"; do
+    grep -qF "$shown" "$OUT/z_sessions.txt" || fail "arch or quant: no '$shown'"
+done
+same_columns "$OUT/z_sessions.txt"
+$T send-keys -t check Enter
+for i in $(seq 0 21); do
+    wait_for "#$i  id $((3200 + 7 * i))" "z_step$i"
+    same_columns "$OUT/z_step$i.txt"
+    $T send-keys -t check l
+done
+grep -qF "Zero⟨U+200D⟩ width⟨U+200B⟩ space⟨U+FEFF⟩ e◌́ esc:␛[2J" "$OUT/z_step21.txt" || fail "invisible characters not shown"
+$T send-keys -t check q
+for _ in $(seq 1 100); do [ -f "$WORK/zexit" ] && break; sleep 0.1; done
+grep -qx "EXIT=0" "$WORK/zexit" || fail "second run: exit status $(cat "$WORK/zexit" 2>/dev/null): $(cat "$WORK/zstderr")"
 echo "tui_tmux: ok (screens in $OUT)"

@@ -21,10 +21,10 @@ use crate::record::{Event, Recorder, Tee};
 use crate::remote::RemoteRequest;
 use crate::runs::remote::{self as remote_run, Endpoint, Recorded};
 use crate::runs::replay::Parent;
-use crate::sanitize::for_terminal;
 use crate::store::writer::{self, WriterOutcome};
 use crate::store::Store;
 use crate::trace::{Run, RunId};
+use crate::tui::text::shown;
 
 /// What the engine said, and about which run (`None`: the model load).
 #[derive(Debug, Clone, PartialEq)]
@@ -83,7 +83,7 @@ fn summary(rec: &Recorded) -> String {
     use crate::remote::Ended as E;
     let id = rec.run.id;
     let n = rec.steps_written;
-    let model = for_terminal(&rec.outcome.info.model, false);
+    let model = shown(&rec.outcome.info.model);
     let mut msg = match &rec.outcome.ended {
         E::Complete(stop) => format!(
             "run '{id}' finished ({}): {n} steps from '{model}'; C compares with its parent",
@@ -98,7 +98,7 @@ fn summary(rec: &Recorded) -> String {
     if rec.no_logprobs() {
         msg.push_str(" · the server sent no logprobs");
     }
-    for_terminal(&msg, false).into_owned()
+    shown(&msg).into_owned()
 }
 
 /// The engine worker (started on the first run) and the runs it is working on.

@@ -18,7 +18,8 @@
 //!   `highlight` (syntect), `provenance` (where a run came from), `keymap` (bindings from
 //!   data files), `action`, `jobs` (the one job channel every live run reaches the UI
 //!   through, `record --tui` included), `theme` (styles from data files), `terminal` (the
-//!   guard), `samples`, `error`.
+//!   guard), `safe_backend` (the cell guard every frame passes), `text` (the only way
+//!   untrusted text is shown), `samples`, `error`.
 //!
 //! Depends on the crate's `store`, `trace`, `record`, `sanitize`, `analysis`, `compare`,
 //! `export`, `runs`, `remote` and `engine` (the worker and the prompt and request types);
@@ -34,8 +35,10 @@ pub mod jobs;
 pub mod keymap;
 mod provenance;
 pub mod run_view;
+pub mod safe_backend;
 pub mod samples;
 pub mod terminal;
+pub mod text;
 pub mod theme;
 pub mod ui;
 

@@ -1,11 +1,11 @@
 //! Where a run came from, for the run header and the inspector: for a run recorded from a
 //! server, the endpoint (stored without credentials), the model id the server reported, what
 //! its logprobs are, where the reasoning text came from, the routed-experts format, what the
-//! server did not supply and the server bugs met. Every value passes through `sanitize`.
-//! Depends on `trace` only.
+//! server did not supply and the server bugs met. Every value passes through `tui::text`.
+//! Depends on `trace` and `tui::text` only.
 
-use crate::sanitize::for_terminal;
 use crate::trace::{LogprobKind, Run, RunSource};
+use crate::tui::text::shown;
 
 pub fn kind_label(k: LogprobKind) -> &'static str {
     match k {
@@ -16,7 +16,7 @@ pub fn kind_label(k: LogprobKind) -> &'static str {
 
 /// `(key, value)` rows describing the run's source; empty for an embedded run.
 pub fn rows(run: &Run) -> Vec<(&'static str, String)> {
-    let clean = |s: &str| for_terminal(s, false).into_owned();
+    let clean = |s: &str| shown(s).into_owned();
     match &run.source {
         RunSource::Embedded => Vec::new(),
         RunSource::Imported => vec![("source", "imported".into())],

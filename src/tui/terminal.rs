@@ -1,6 +1,7 @@
 //! The terminal guard: raw mode, the alternate screen and bracketed paste on entry, all
 //! undone (mouse capture too) when the guard drops and in the panic hook, so a crash never
-//! leaves the user's shell broken. Depends on nothing else in the tui.
+//! leaves the user's shell broken. Every frame goes through `safe_backend`'s guard, so no
+//! cell can write a control or zero-width character. Depends on `safe_backend` only.
 
 use std::io::{self, Stdout};
 
@@ -13,7 +14,9 @@ use ratatui::crossterm::terminal::{
 };
 use ratatui::Terminal;
 
-pub type Term = Terminal<CrosstermBackend<Stdout>>;
+use crate::tui::safe_backend::SafeBackend;
+
+pub type Term = Terminal<SafeBackend<CrosstermBackend<Stdout>>>;
 
 /// Owns the terminal while the UI runs.
 pub struct Guard {
@@ -57,7 +60,7 @@ impl Guard {
             restore();
             return Err(e);
         }
-        match Terminal::new(CrosstermBackend::new(out)) {
+        match Terminal::new(SafeBackend::new(CrosstermBackend::new(out))) {
             Ok(terminal) => Ok(Guard { terminal }),
             Err(e) => {
                 restore();

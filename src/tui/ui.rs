@@ -6,11 +6,12 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
+use unicode_width::UnicodeWidthStr;
 
 use super::app::{cx, App};
 use super::components::ctx::Ctx;
 use super::components::{compare, Overlay, Screen};
-use crate::sanitize::for_terminal;
+use crate::tui::text::shown;
 
 /// The smallest terminal the layout works in.
 pub const MIN_SIZE: (u16, u16) = (60, 16);
@@ -105,7 +106,7 @@ fn draw_status(app: &App, f: &mut Frame, area: Rect) {
         let prompt = if app.screen == Screen::Sessions { "filter: " } else { "/" };
         let line = Line::from(vec![
             Span::styled(prompt, st.patch(t.get("ui.help.key"))),
-            Span::styled(format!("{}▏", for_terminal(input, false)), st),
+            Span::styled(format!("{}▏", shown(input)), st),
         ]);
         f.render_widget(Paragraph::new(line).style(st), area);
         return;
@@ -119,20 +120,17 @@ fn draw_status(app: &App, f: &mut Frame, area: Rect) {
             left.push_str(&format!("· tok {}/{} · {} ", vw.cursor + 1, v.len(), s.phase.as_str()));
         }
         if !vw.search.is_empty() {
-            left.push_str(&format!(
-                "· /{} ({}) ",
-                for_terminal(&vw.search, false),
-                vw.matches.len()
-            ));
+            left.push_str(&format!("· /{} ({}) ", shown(&vw.search), vw.matches.len()));
         }
     }
     left.push_str(&format!("· theme {} ", app.theme.name));
     let right = if app.message.is_empty() {
         "? help  q quit ".to_string()
     } else {
-        format!("{} ", app.message)
+        // Messages carry names, paths and server errors: shown like any untrusted text.
+        format!("{} ", shown(&app.message))
     };
-    let pad = usize::from(area.width).saturating_sub(left.chars().count() + right.chars().count());
+    let pad = usize::from(area.width).saturating_sub(left.width() + right.width());
     let line = Line::from(vec![
         Span::styled(left, st),
         Span::styled(" ".repeat(pad), st),

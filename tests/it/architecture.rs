@@ -124,6 +124,29 @@ fn tui_components_never_import_the_app() {
     assert!(found.is_empty(), "{}", found.join("\n"));
 }
 
+/// Untrusted text reaches the TUI's frame only through `tui::text` (which shows invisible
+/// and zero-width characters) and its cells only through `tui::safe_backend`: no other file
+/// of the tui calls `sanitize` (whose `for_terminal` leaves zero-width characters raw), and
+/// the terminal is the guarded one.
+#[test]
+fn the_tui_shows_untrusted_text_through_one_module() {
+    let mut files = Vec::new();
+    sources(&src().join("tui"), &mut files);
+    let own = ["text.rs", "safe_backend.rs"];
+    let found: Vec<String> = files
+        .iter()
+        .filter(|f| !own.iter().any(|o| f.ends_with(Path::new("tui").join(o))))
+        .filter(|f| {
+            let text = code(f);
+            ["sanitize", "for_terminal", "visible_token"].iter().any(|w| text.contains(w))
+        })
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(found.is_empty(), "use tui::text instead of sanitize in: {}", found.join(", "));
+    let terminal = code(&src().join("tui/terminal.rs"));
+    assert!(terminal.contains("Terminal<SafeBackend<CrosstermBackend<"), "{terminal}");
+}
+
 #[test]
 fn no_source_file_is_over_600_lines() {
     let mut files = Vec::new();

@@ -25,6 +25,7 @@ mod tokenizer_reference;
 mod tui;
 mod tui_data;
 mod tui_e2e;
+mod tui_invisible;
 mod tui_loop;
 mod tui_remote;
 mod tui_remote_llama;

@@ -8,7 +8,7 @@
 //!
 //! May import every component, `action`, `jobs`, `keymap`, `theme`, `run_view` and `error`,
 //! and the crate's `store`, `trace`, `analysis`, `engine`, `remote`, `runs`, `record`,
-//! `export` and `sanitize`. Nothing in `components` imports it.
+//! `export` and `tui::text`. Nothing in `components` imports it.
 
 mod annotations;
 mod events;

@@ -11,7 +11,6 @@ use crate::remote::RemoteRequest;
 use crate::runs::remote::Endpoint;
 use crate::runs::replay::Parent;
 use crate::runs::resample::{self, FinalAnswer};
-use crate::sanitize::visible_token;
 use crate::trace::{RoutingDetail, RunId};
 use crate::tui::components::compare::CompareState;
 use crate::tui::components::editor::PromptEditor;
@@ -22,6 +21,7 @@ use crate::tui::components::resample::{Outcome, ResampleJob};
 use crate::tui::components::{Overlay, Screen};
 use crate::tui::error::{Error, Result};
 use crate::tui::run_view::RunView;
+use crate::tui::text::shown_token;
 
 impl App {
     /// Enter in a dialog: does what it describes; on failure the dialog stays open and the
@@ -177,9 +177,9 @@ impl App {
         let (forced_text, what) = match &choice {
             ForkChoice::Token(t) => {
                 forced.push(t.id);
-                (None, visible_token(&t.text))
+                (None, shown_token(&t.text))
             }
-            ForkChoice::Text(s) => (Some(s.clone()), visible_token(s)),
+            ForkChoice::Text(s) => (Some(s.clone()), shown_token(s)),
         };
         let mut sampler = parent.run.sampler.clone();
         sampler.max_tokens = sampler.max_tokens.max(p.at as usize + 1);

@@ -4,7 +4,7 @@
 //! for MoE runs, the layers whose expert usage differs most. Owns the two runs, their
 //! alignment and the cursor (`App` keeps one `CompareState` once a comparison is open); drawing
 //! does no I/O. May import `components`, `run_view`, `theme`, `action` and the crate's
-//! `analysis`, `compare`, `trace` and `sanitize`.
+//! `analysis`, `compare`, `trace` and `tui::text`.
 
 use std::time::Duration;
 
@@ -19,10 +19,10 @@ use super::ctx::Ctx;
 use super::Effect;
 use crate::analysis::{AnalysisConfig, RunStats};
 use crate::compare::{compare_with, AlignOp, Comparison, Side};
-use crate::sanitize::{for_terminal, visible_token};
 use crate::trace::{Phase, Routing, Step};
 use crate::tui::action::Action;
 use crate::tui::run_view::RunView;
+use crate::tui::text::{shown, shown_token};
 use crate::tui::theme::Theme;
 
 /// How long the alignment may take before it falls back to a coarser one.
@@ -187,7 +187,7 @@ fn stat_line(s: &RunStats) -> String {
 
 fn header(t: &Theme, c: &CompareState, width: usize) -> Vec<Line<'static>> {
     let (dim, text) = (t.get("ui.dim"), t.get("ui.text"));
-    let clip = |s: String| for_terminal(&s, false).chars().take(width).collect::<String>();
+    let clip = |s: String| shown(&s).chars().take(width).collect::<String>();
     let answer = match c.cmp.answers_agree {
         Some(true) => Span::styled("answers agree", t.get("compare.same")),
         Some(false) => Span::styled("answers differ", t.get("compare.diff")),
@@ -196,7 +196,7 @@ fn header(t: &Theme, c: &CompareState, width: usize) -> Vec<Line<'static>> {
     let div = match &c.cmp.first_divergence {
         Some(d) => {
             let pick = |ch: &Option<crate::compare::Choice>| {
-                ch.as_ref().map_or("(end)".into(), |c| visible_token(&c.text))
+                ch.as_ref().map_or("(end)".into(), |c| shown_token(&c.text))
             };
             format!(
                 "first divergence: A#{} {} / B#{} {}",
@@ -288,7 +288,7 @@ fn pane_rows(
                 rows.push(Line::from(std::mem::take(&mut row)));
                 used = 0;
             }
-            let mut shown = for_terminal(piece, false).into_owned();
+            let mut shown = shown(piece).into_owned();
             if shown.is_empty() && (i == cursor || piece.is_empty() && pieces.len() == 1) {
                 shown = if s.text.is_empty() { "∅".into() } else { String::new() };
             }
@@ -322,7 +322,7 @@ fn pane(t: &Theme, f: &mut Frame, area: Rect, which: (&RunView, &[bool], usize, 
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(t.get("ui.border"))
-        .title(Span::styled(format!(" {} ", for_terminal(&name(v), false)), t.get("ui.title")));
+        .title(Span::styled(format!(" {} ", shown(&name(v))), t.get("ui.title")));
     let inner = block.inner(area);
     let h = usize::from(inner.height).max(1);
     let steps = window(v, cursor, usize::from(inner.width), h);
@@ -336,13 +336,13 @@ fn topk(t: &Theme, v: &RunView, step: usize, rows: usize) -> Vec<Line<'static>> 
     let Some(s) = v.steps.get(step) else { return vec![Line::from("no token")] };
     let mut out = vec![Line::from(vec![
         Span::styled(format!("#{} ", s.index), t.get("ui.dim")),
-        Span::styled(visible_token(&s.text), t.get("ui.cursor")),
+        Span::styled(shown_token(&s.text), t.get("ui.cursor")),
         Span::styled(format!(" {:.3}", s.logprob), t.get("ui.text")),
     ])];
     for alt in s.top.iter().take(rows.saturating_sub(1)) {
         let st = if alt.id == s.token_id { t.get("ui.selection") } else { t.get("ui.text") };
         out.push(Line::from(Span::styled(
-            format!("{:>8.3} {}", alt.logprob, visible_token(&alt.text)),
+            format!("{:>8.3} {}", alt.logprob, shown_token(&alt.text)),
             st,
         )));
     }

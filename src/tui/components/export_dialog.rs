@@ -1,7 +1,7 @@
 //! The export dialog: the shown run as Markdown, HTML or JSONL, to a file whose path can be
 //! edited. Owns the format and path; submitting asks `App` to write the file. May import
 //! `components::ctx` (never `components/mod.rs`, whose `Overlay` holds it), `theme`, `action`
-//! and the crate's `export`, `trace` and `sanitize`.
+//! `text` and the crate's `export` and `trace`.
 
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -10,9 +10,9 @@ use ratatui::Frame;
 
 use super::ctx::Ctx;
 use crate::export::Kind;
-use crate::sanitize::for_terminal;
 use crate::trace::RunId;
 use crate::tui::action::Action;
+use crate::tui::text::{shown, typable};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExportDialog {
@@ -54,6 +54,9 @@ impl ExportDialog {
     }
 
     pub fn input(&mut self, c: char) {
+        if !typable(c, false) {
+            return;
+        }
         self.default_path = false;
         self.path.push(c);
     }
@@ -93,7 +96,7 @@ impl ExportDialog {
             Line::from(""),
             Line::from(vec![
                 Span::styled("file   ", t.get("editor.field.focus")),
-                Span::styled(format!("{}▏", for_terminal(&d.path, false)), t.get("ui.text")),
+                Span::styled(format!("{}▏", shown(&d.path)), t.get("ui.text")),
             ]),
             Line::from(""),
             Line::from(Span::styled(

@@ -1,8 +1,8 @@
 //! The user-flag dialog: a label and an optional detail over a span of steps. Owns the flag
-//! being written; submitting asks `App` to store it. Everything typed passes through
-//! `sanitize` before the terminal. May import `components::ctx`, `components::widgets` and
+//! being written; submitting asks `App` to store it. Typing or pasting keeps no control,
+//! bidirectional or invisible character (`text::typable`). May import `components::ctx`, `components::widgets` and
 //! `components::note_editor` (never `components/mod.rs`, whose `Overlay` holds it),
-//! `run_view`, `theme`, `action` and the crate's `trace`, `export` and `sanitize`.
+//! `run_view`, `theme`, `text`, `action` and the crate's `trace` and `export`.
 
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -13,10 +13,10 @@ use super::ctx::Ctx;
 use super::note_editor::excerpt;
 use super::widgets::dialog;
 use crate::export::annotate::span_text;
-use crate::sanitize::for_terminal;
 use crate::trace::{Flag, FlagKind, Origin, RunId, Severity};
 use crate::tui::action::Action;
 use crate::tui::run_view::RunView;
+use crate::tui::text::{shown, typable};
 
 /// A user flag being added or edited over steps `start..end` of `run`.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,7 +65,12 @@ impl FlagEditor {
         self.focus = (self.focus + 1) % 2;
     }
 
+    /// Keeps only what `text::typable` allows (no control, bidirectional or invisible
+    /// character): a label ends up in `flags` output and in exports.
     pub fn input(&mut self, c: char) {
+        if !typable(c, false) {
+            return;
+        }
         if self.focus == 0 { &mut self.label } else { &mut self.detail }.push(c);
     }
 
@@ -85,7 +90,10 @@ impl FlagEditor {
 
     /// The flag to store; a label is required.
     pub fn build(&self) -> Result<Flag, String> {
-        let label = self.label.trim();
+        // A flag being edited may come from an import: it is stored clean too.
+        let clean = |s: &str| s.chars().filter(|&c| typable(c, false)).collect::<String>();
+        let (label, detail) = (clean(&self.label), clean(&self.detail));
+        let label = label.trim();
         if label.is_empty() {
             return Err("the flag needs a label".into());
         }
@@ -94,7 +102,7 @@ impl FlagEditor {
             end: self.end,
             kind: FlagKind::User(label.to_string()),
             severity: self.editing.as_ref().map_or(Severity::Warn, |f| f.severity),
-            detail: self.detail.trim().to_string(),
+            detail: detail.trim().to_string(),
             origin: Origin::User,
         })
     }
@@ -118,7 +126,7 @@ impl FlagEditor {
             let cursor = if focus { "▏" } else { "" };
             Line::from(vec![
                 Span::styled(name, st),
-                Span::styled(format!("{}{cursor}", for_terminal(value, false)), t.get("ui.text")),
+                Span::styled(format!("{}{cursor}", shown(value)), t.get("ui.text")),
             ])
         };
         let lines = vec![

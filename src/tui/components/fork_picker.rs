@@ -2,7 +2,7 @@
 //! without the chosen token), or typed text; submitting asks `App` to fork the run there with
 //! the choice. Owns the choice being made. May import `components::ctx` (never
 //! `components/mod.rs`, whose `Overlay` holds it), `theme`, `action` and the crate's `trace`
-//! and `sanitize`.
+//! and `tui::text`.
 
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -10,9 +10,9 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use ratatui::Frame;
 
 use super::ctx::Ctx;
-use crate::sanitize::{for_terminal, visible_token};
 use crate::trace::{RunId, Step, TopToken};
 use crate::tui::action::Action;
+use crate::tui::text::{shown, shown_token};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ForkPicker {
@@ -91,7 +91,7 @@ impl ForkPicker {
         f.render_widget(block, popup);
         let mut lines = vec![Line::from(vec![
             Span::styled("chosen ", t.get("ui.dim")),
-            Span::styled(visible_token(&p.chosen.text), t.get("ui.cursor")),
+            Span::styled(shown_token(&p.chosen.text), t.get("ui.cursor")),
             Span::styled(format!("  {:.3}", p.chosen.logprob), t.get("ui.dim")),
         ])];
         if p.options.is_empty() {
@@ -108,7 +108,7 @@ impl ForkPicker {
                     "{} {:>8.3}  {}  (id {})",
                     if sel { "▶" } else { " " },
                     o.logprob,
-                    visible_token(&o.text),
+                    shown_token(&o.text),
                     o.id
                 ),
                 st,
@@ -116,7 +116,7 @@ impl ForkPicker {
         }
         lines.push(Line::from(vec![
             Span::styled("or type: ", t.get("editor.field.focus")),
-            Span::styled(format!("{}▏", for_terminal(&p.text, false)), t.get("ui.text")),
+            Span::styled(format!("{}▏", shown(&p.text)), t.get("ui.text")),
         ]));
         lines.push(Line::from(Span::styled(
             "↑/↓ pick · type text · enter fork · esc cancel",

@@ -16,7 +16,7 @@
 //! Screens and the resample panel return `Effect`s and may import this file and the dialogs.
 //! Nothing here imports `app`, `ui`, `dispatch` or the event loop in `tui/mod.rs`; below
 //! `components` are the tui's `action`, `theme`, `keymap`, `run_view`, `highlight`,
-//! `provenance` and `error`, and the crate's `trace`, `sanitize`, `store`, `analysis`,
+//! `provenance` and `error`, and the crate's `trace`, `tui::text`, `store`, `analysis`,
 //! `compare`, `export`, `record` and `runs`.
 
 pub mod compare;

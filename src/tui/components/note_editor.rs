@@ -1,8 +1,9 @@
 //! The note editor dialog: multi-line text over a span of steps (Enter is a new line, Ctrl-S
 //! saves, Esc cancels). Owns the note being written; submitting asks `App` to store it.
-//! Everything typed passes through `sanitize` before the terminal. May import
+//! Typing or pasting keeps no control (but newlines), bidirectional or invisible character
+//! (`text::typable`), and the text is drawn through `tui::text`. May import
 //! `components::ctx` and `components::widgets` (never `components/mod.rs`, whose `Overlay`
-//! holds it), `run_view`, `theme`, `action` and the crate's `trace`, `export` and `sanitize`.
+//! holds it), `run_view`, `theme`, `text`, `action` and the crate's `trace` and `export`.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -12,10 +13,10 @@ use ratatui::Frame;
 use super::ctx::Ctx;
 use super::widgets::dialog;
 use crate::export::annotate::span_text;
-use crate::sanitize::for_terminal;
 use crate::trace::{Note, RunId};
 use crate::tui::action::Action;
 use crate::tui::run_view::RunView;
+use crate::tui::text::{shown, typable};
 
 /// What the note editor's footer says (and the keys the dispatcher gives it).
 pub const NOTE_KEYS: &str = "enter new line · ctrl-s save · esc cancel";
@@ -47,7 +48,9 @@ impl NoteEditor {
     }
 
     pub fn input(&mut self, c: char) {
-        self.text.push(c);
+        if typable(c, true) {
+            self.text.push(c);
+        }
     }
 
     pub fn backspace(&mut self) {
@@ -65,7 +68,9 @@ impl NoteEditor {
 
     /// The note to store; an empty text is refused.
     pub fn build(&self) -> Result<Note, String> {
-        let text = self.text.trim_end().to_string();
+        // A note being edited may come from an import: it is stored clean too.
+        let text: String = self.text.chars().filter(|&c| typable(c, true)).collect();
+        let text = text.trim_end().to_string();
         if text.trim().is_empty() {
             return Err("the note is empty; type something or press esc".into());
         }
@@ -79,7 +84,7 @@ pub fn excerpt(view: Option<&RunView>, start: u32, end: u32, max: usize) -> Stri
     let lo = (start as usize).min(v.len());
     let hi = (end as usize).clamp(lo, v.len());
     let text: String = v.steps[lo..hi].iter().map(|s| s.text.as_str()).collect();
-    let one = for_terminal(&text.replace('\n', " "), false).into_owned();
+    let one = shown(&text.replace('\n', " ")).into_owned();
     let mut out: String = one.chars().take(max).collect();
     if one.chars().count() > max {
         out.push('…');
@@ -119,9 +124,7 @@ impl NoteEditor {
         let mut lines: Vec<Line> = e
             .text
             .split('\n')
-            .map(|l| {
-                Line::from(Span::styled(for_terminal(l, false).into_owned(), t.get("ui.text")))
-            })
+            .map(|l| Line::from(Span::styled(shown(l).into_owned(), t.get("ui.text"))))
             .collect();
         if let Some(last) = lines.last_mut() {
             last.spans.push(Span::styled("▏", t.get("editor.field.focus")));

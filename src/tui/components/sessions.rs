@@ -2,7 +2,7 @@
 //! filtered by what is typed, and a summary of the selected run with an entropy sparkline.
 //! Owns the run list read from the store, the filter and the selection; the selected run is
 //! shown by the viewer (`Effect::Show`). May import `components`, `run_view`, `provenance`,
-//! `theme`, `action`, `error` and the crate's `store`, `trace` and `sanitize`.
+//! `theme`, `action`, `error` and the crate's `store`, `trace` and `tui::text`.
 
 use std::sync::Arc;
 
@@ -14,12 +14,12 @@ use ratatui::Frame;
 use super::ctx::Ctx;
 use super::widgets::{buckets, date, fit};
 use super::Effect;
-use crate::sanitize::for_terminal;
 use crate::store::Store;
 use crate::trace::{Run, RunId, RunStatus, Session};
 use crate::tui::action::Action;
 use crate::tui::error::Result;
 use crate::tui::run_view::RunView;
+use crate::tui::text::{shown, shown_lines};
 
 /// One run in the sessions list.
 #[derive(Debug, Clone)]
@@ -174,7 +174,7 @@ impl Sessions {
                 " Sessions · {} of {} runs match '{}' ",
                 self.visible.len(),
                 self.runs.len(),
-                for_terminal(&self.filter, false)
+                shown(&self.filter)
             )
         };
         let block = Block::default()
@@ -191,7 +191,7 @@ impl Sessions {
             if last_session != Some(e.run.session) {
                 last_session = Some(e.run.session);
                 let title = self.session_of(&e.run).map_or("", |s| s.title.as_str());
-                let head = format!("{} {}", e.run.session, for_terminal(title, false));
+                let head = format!("{} {}", e.run.session, shown(title));
                 lines.push(Line::from(Span::styled(fit(&head, w), t.get("ui.title"))));
             }
             if row == self.selected {
@@ -199,13 +199,13 @@ impl Sessions {
             }
             let label = e.run.label.as_deref().unwrap_or("-");
             let when = date(e.run.created_at);
-            let label = fit(&for_terminal(label, false), 12);
+            let label = fit(&shown(label), 12);
             // Narrow lists drop the model and the date before the counts.
             let text = if w >= 72 {
                 format!(
                     "  {:<5} {label} {} {:>6} tok {:<11} {:>3} flags  {}",
                     e.run.id.to_string(),
-                    fit(&for_terminal(&e.run.model.name, false), 12),
+                    fit(&shown(&e.run.model.name), 12),
                     e.steps,
                     status(&e.run.status),
                     e.flags,
@@ -273,20 +273,17 @@ impl Sessions {
             n => format!("mean {:.2} nats", known.iter().sum::<f32>() / n as f32),
         };
         let mut lines = vec![
-            kv(
-                "run",
-                format!("{} {}", r.id, for_terminal(r.label.as_deref().unwrap_or(""), false)),
-            ),
+            kv("run", format!("{} {}", r.id, shown(r.label.as_deref().unwrap_or("")))),
             kv(
                 "model",
                 if r.model.arch.is_empty() {
-                    for_terminal(&r.model.name, false).into_owned()
+                    shown(&r.model.name).into_owned()
                 } else {
                     format!(
                         "{} ({}, {})",
-                        for_terminal(&r.model.name, false),
-                        r.model.arch,
-                        r.model.quant
+                        shown(&r.model.name),
+                        shown(&r.model.arch),
+                        shown(&r.model.quant)
                     )
                 },
             ),
@@ -298,7 +295,7 @@ impl Sessions {
                 "status",
                 match &r.status {
                     crate::trace::RunStatus::Failed(msg) => {
-                        format!("failed: {}", for_terminal(msg, false))
+                        format!("failed: {}", shown(msg))
                     }
                     s => format!("{} · stop {}", status(s), r.stop.map_or("-", |x| x.as_str())),
                 },
@@ -321,8 +318,8 @@ impl Sessions {
             kv("date", date(r.created_at)),
             Line::from(Span::styled("prompt", dim)),
         ]);
-        for l in for_terminal(prompt, true).lines() {
-            lines.push(Line::from(Span::styled(l.to_string(), txt)));
+        for l in shown_lines(prompt) {
+            lines.push(Line::from(Span::styled(l, txt)));
         }
         f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), text_area);
         f.render_widget(Paragraph::new(Span::styled("entropy over the run", dim)), spark_title);

@@ -11,8 +11,8 @@ use ratatui::Frame;
 use unicode_width::UnicodeWidthChar;
 
 use super::{PromptEditor, FIELDS, KEY_ENV, KINDS, LOGPROBS, SOURCE, SOURCES, USER};
-use crate::sanitize::for_terminal;
 use crate::tui::components::ctx::Ctx;
+use crate::tui::text::shown;
 use crate::tui::theme::Theme;
 
 /// Width of the label column (label and one space).
@@ -81,13 +81,13 @@ fn field_rows(t: &Theme, e: &PromptEditor, width: usize) -> (Vec<Line<'static>>,
             ]));
             continue;
         }
-        let mut shown = value.clone();
+        let mut with_caret = value.clone();
         if focus {
-            shown.insert(e.caret.min(shown.len()), '▏');
+            with_caret.insert(e.caret.min(with_caret.len()), '▏');
         }
         let mut first = true;
-        for line in shown.split('\n') {
-            let clean = for_terminal(line, false);
+        for line in with_caret.split('\n') {
+            let clean = shown(line);
             for piece in wrap(&clean, val_w) {
                 if focus && piece.contains('▏') {
                     caret_row = rows.len();

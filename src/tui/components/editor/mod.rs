@@ -5,7 +5,7 @@
 //! of the same session. Owns the fields being edited (`update`); submitting asks `App` to start
 //! the run. Drawing is in `draw.rs`. Never holds an API key. May import `components::ctx` (never
 //! `components/mod.rs`, whose `Overlay` holds it), `theme`, `action` and the crate's `engine`
-//! (the prompt type), `runs`, `trace` and `sanitize`.
+//! (the prompt type), `runs`, `trace` and `tui::text`.
 
 mod draw;
 

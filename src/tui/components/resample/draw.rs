@@ -1,6 +1,6 @@
 //! Drawing the resample form and the resample panel (progress of every continuation, then the
 //! final answers grouped with counts and the counterfactual importance). No I/O; answers
-//! arrive sanitized (`FinalAnswer::short`) and labels pass through `sanitize`. May import its
+//! (`FinalAnswer::short`) and labels pass through `tui::text`. May import its
 //! component, `components::ctx`, `components::widgets` and `theme`.
 
 use ratatui::layout::Rect;
@@ -10,9 +10,9 @@ use ratatui::Frame;
 
 use super::form::ResampleForm;
 use super::{Outcome, ResampleJob};
-use crate::sanitize::for_terminal;
 use crate::tui::components::ctx::Ctx;
 use crate::tui::components::widgets::{dialog, fit};
+use crate::tui::text::shown;
 use crate::tui::theme::Theme;
 
 impl ResampleForm {
@@ -29,7 +29,7 @@ impl ResampleForm {
                 Span::styled(format!("{value}{cursor}"), t.get("ui.text")),
             ])
         };
-        let preview = for_terminal(&r.preview.replace('\n', " "), false).into_owned();
+        let preview = shown(&r.preview.replace('\n', " ")).into_owned();
         let lines = vec![
             Line::from(vec![
                 Span::styled("from       ", t.get("editor.field")),
@@ -67,10 +67,13 @@ fn progress_line(t: &Theme, r: &ResampleJob, i: usize, w: usize) -> Line<'static
         Outcome::Done(a) => {
             let changed = r.original.changed(a);
             let key = if changed { "resample.changed" } else { "compare.same" };
-            (format!("{} {}", if changed { "changed" } else { "same   " }, a.short()), t.get(key))
+            (
+                format!("{} {}", if changed { "changed" } else { "same   " }, shown(&a.short())),
+                t.get(key),
+            )
         }
         Outcome::Cancelled => ("cancelled".to_string(), t.get("ui.warning")),
-        Outcome::Failed(m) => (format!("failed: {}", for_terminal(m, false)), t.get("ui.error")),
+        Outcome::Failed(m) => (format!("failed: {}", shown(m)), t.get("ui.error")),
     };
     let bar_w = 12usize;
     let filled = (r.tokens[i] * bar_w).checked_div(r.max_tokens).unwrap_or(0).min(bar_w);
@@ -103,7 +106,7 @@ impl ResampleJob {
         let w = usize::from(inner.width);
         let mut lines = vec![Line::from(vec![
             Span::styled("original answer  ", t.get("editor.field")),
-            Span::styled(fit(&r.original.short(), w.saturating_sub(17)), t.get("ui.text")),
+            Span::styled(fit(&shown(&r.original.short()), w.saturating_sub(17)), t.get("ui.text")),
         ])];
         match &r.summary {
             Some(s) if s.total == 0 => lines.push(Line::from(Span::styled(
@@ -128,7 +131,7 @@ impl ResampleJob {
                     let what = if g.changed { "changed" } else { "same" };
                     let key = if g.changed { "resample.changed" } else { "compare.same" };
                     lines.push(Line::from(Span::styled(
-                        fit(&format!("{:>4}×  {}  ({what})", g.runs.len(), g.answer), w),
+                        fit(&format!("{:>4}×  {}  ({what})", g.runs.len(), shown(&g.answer)), w),
                         t.get(key),
                     )));
                 }

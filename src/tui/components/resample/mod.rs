@@ -5,7 +5,7 @@
 //! step, whose tokens are resampled too, as `thinkdbg resample --reasoning-step` does); `App`
 //! starts them on the job channel. The plan and the answer summary are
 //! `crate::runs::resample`'s; drawing is in `draw.rs`. May import `components`, `theme`,
-//! `action`, and the crate's `record`, `runs`, `store`, `trace` and `sanitize`.
+//! `action`, and the crate's `record`, `runs`, `store`, `trace` and `tui::text`.
 
 mod draw;
 pub mod form;

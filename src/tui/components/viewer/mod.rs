@@ -8,7 +8,7 @@
 //! `Effect::Submit`). Drawing is in `draw/`, one file per pane.
 //!
 //! May import `components`, `run_view`, `theme`, `action`, `provenance` and the crate's
-//! `analysis`, `record`, `runs`, `trace`, `export` and `sanitize`.
+//! `analysis`, `record`, `runs`, `trace`, `export` and `tui::text`.
 
 pub mod draw;
 mod navigate;

@@ -8,12 +8,12 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 
 use super::timeline::flag_key;
-use crate::sanitize::for_terminal;
 use crate::trace::Severity;
 use crate::tui::components::ctx::Ctx;
 use crate::tui::components::viewer::Viewer;
 use crate::tui::components::widgets::fit;
 use crate::tui::run_view::RunView;
+use crate::tui::text::shown;
 
 /// The text of at most 12 steps from `start` (within `start..end`).
 fn excerpt(v: &RunView, start: u32, end: u32) -> String {
@@ -49,7 +49,7 @@ pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
             last_kind = Some(&fl.kind);
             let n = v.flags.iter().filter(|x| x.kind == fl.kind).count();
             lines.push(Line::from(Span::styled(
-                fit(&format!("▲ {} ({n})", for_terminal(&fl.kind.label(), false)), w),
+                fit(&format!("▲ {} ({n})", shown(&fl.kind.label())), w),
                 t.get(flag_key(&fl.kind)).patch(t.get("ui.title")),
             )));
         }
@@ -66,8 +66,8 @@ pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
             "  steps {:>5}..{:<5} {sev} {}  «{}»",
             fl.start,
             fl.end,
-            for_terminal(&fl.detail, false),
-            for_terminal(&excerpt, false)
+            shown(&fl.detail),
+            shown(&excerpt)
         );
         let st = if row == vw.flag_sel { t.get("ui.selection") } else { t.get("ui.text") };
         lines.push(Line::from(Span::styled(fit(&text, w), st)));
@@ -90,8 +90,8 @@ pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
             "  steps {:>5}..{:<5} note  {}{more}  «{}»",
             n.start,
             n.end,
-            for_terminal(first, false),
-            for_terminal(&excerpt(v, n.start, n.end), false)
+            shown(first),
+            shown(&excerpt(v, n.start, n.end))
         );
         let st = if row == vw.flag_sel { t.get("ui.selection") } else { t.get("note.span") };
         lines.push(Line::from(Span::styled(fit(&text, w), st)));

@@ -11,13 +11,13 @@ use ratatui::Frame;
 use unicode_width::UnicodeWidthStr;
 
 use super::trace::{entropy_key, logprob_key};
-use crate::sanitize::visible_token;
 use crate::trace::UNKNOWN_TOKEN;
 use crate::tui::components::ctx::Ctx;
 use crate::tui::components::viewer::Viewer;
 use crate::tui::components::widgets::fit;
 use crate::tui::provenance;
 use crate::tui::run_view::RunView;
+use crate::tui::text::shown_token;
 
 /// `text` in rows of at most `w` columns, broken between words (a longer word is cut).
 fn words(text: &str, w: usize) -> Vec<String> {
@@ -69,10 +69,7 @@ pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
     let mut lines = vec![
         Line::from(vec![
             Span::styled("token  ", dim),
-            Span::styled(
-                fit(&visible_token(&s.text), inner_w.saturating_sub(7)),
-                t.get("ui.cursor"),
-            ),
+            Span::styled(fit(&shown_token(&s.text), inner_w.saturating_sub(7)), t.get("ui.cursor")),
         ]),
         Line::from(vec![
             Span::styled("step   ", dim),
@@ -98,7 +95,7 @@ pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
         lines.push(Line::from(vec![
             Span::styled("note   ", t.get("note.marker")),
             Span::styled(
-                fit(&crate::sanitize::for_terminal(first, false), inner_w.saturating_sub(7)),
+                fit(&crate::tui::text::shown(first), inner_w.saturating_sub(7)),
                 t.get("note.span"),
             ),
         ]));
@@ -149,7 +146,7 @@ pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
         let style = if chosen { t.get("ui.selection") } else { text };
         lines.push(Line::from(vec![
             Span::styled(marker.to_string(), t.get("ui.help.key")),
-            Span::styled(fit(&visible_token(&alt.text), tok_w), style),
+            Span::styled(fit(&shown_token(&alt.text), tok_w), style),
             if p.is_nan() {
                 Span::styled("     ?  ", dim)
             } else {

@@ -9,9 +9,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 
-use crate::sanitize::visible_token;
 use crate::tui::components::ctx::Ctx;
 use crate::tui::components::viewer::Viewer;
+use crate::tui::text::shown_token;
 
 /// Heat bucket 0..=4 of a gate weight.
 pub fn heat(w: f32) -> usize {
@@ -37,7 +37,7 @@ pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
     };
     let [grid_area, usage_area] =
         Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(area);
-    let tok = v.steps.get(vw.cursor).map(|s| visible_token(&s.text)).unwrap_or_default();
+    let tok = v.steps.get(vw.cursor).map(|s| shown_token(&s.text)).unwrap_or_default();
     let route = v.routing_at(vw.cursor);
     // Servers return expert ids only: no weights are made up for them.
     let ids_only = route.is_some_and(|r| r.layers.iter().all(|l| l.weights.is_none()));

@@ -1,7 +1,7 @@
 //! The trace pane: the run's text, think and answer distinct, coloured by logprob,
 //! entropy, top expert or syntax, with the cursor token, search matches and the span mark.
 //! Only the visible lines are laid out, so a 100k-token run draws as fast as a short one.
-//! Every character passes through `sanitize`. May import the viewer, `run_view` and `theme`.
+//! Every character passes through `tui::text`. May import the viewer, `run_view` and `theme`.
 
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
@@ -10,11 +10,11 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 use unicode_width::UnicodeWidthStr;
 
-use crate::sanitize::for_terminal;
 use crate::trace::{Phase, RunStatus};
 use crate::tui::components::ctx::Ctx;
 use crate::tui::components::viewer::{ColourBy, Viewer};
 use crate::tui::run_view::RunView;
+use crate::tui::text::{shown, shown_chars, Whitespace};
 use crate::tui::theme::Theme;
 
 /// The theme key for a logprob (probability buckets 0.9 / 0.5 / 0.1).
@@ -142,7 +142,11 @@ impl Layout<'_> {
             }
             self.row_w += cw;
             match self.row.last_mut() {
-                Some(last) if last.style == style => last.content.to_mut().push_str(&text),
+                // A mark stays in its base's span whatever its own style, so that no span
+                // starts with a zero-width character (ratatui would give it a cell).
+                Some(last) if last.style == style || cw == 0 => {
+                    last.content.to_mut().push_str(&text)
+                }
                 _ => self.row.push(Span::styled(text, style)),
             }
         }
@@ -169,11 +173,13 @@ impl Layout<'_> {
                 pieces.push(("✎".to_string(), t.get("note.marker")));
             }
             let offset = v.offsets[i];
-            for (bi, c) in text[from..to].char_indices() {
-                if c == '\n' {
+            // The token (from a line start) is the unit a mark's base is looked for in: a
+            // token that starts with a combining mark shows it on `◌`.
+            for d in shown_chars(&text[from..to], Whitespace::Lines) {
+                if d.shown == "\n" {
                     continue;
                 }
-                let b = offset + from + bi;
+                let b = offset + from + d.at;
                 let mut st = base;
                 if v.in_code(b) {
                     st = match (self.vw.colour, v.highlight_at(b)) {
@@ -181,11 +187,10 @@ impl Layout<'_> {
                         _ => st.patch(t.get("code.block")),
                     };
                 }
-                let mut buf = [0u8; 4];
-                let shown = for_terminal(c.encode_utf8(&mut buf), false).into_owned();
-                if c.is_control() || shown.chars().count() > 1 || shown != c.to_string() {
+                if d.escaped {
                     st = st.patch(t.get("token.control"));
                 }
+                let shown = d.shown;
                 if self.in_match(b) {
                     st = st.patch(t.get("ui.match"));
                 }
@@ -250,8 +255,7 @@ pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
         f.render_widget(p, area);
         return;
     };
-    let label =
-        v.run.label.as_deref().map(|l| format!(" {}", for_terminal(l, false))).unwrap_or_default();
+    let label = v.run.label.as_deref().map(|l| format!(" {}", shown(l))).unwrap_or_default();
     let live = if vw.live == Some(v.run.id) && v.run.status == RunStatus::Recording {
         " ● live"
     } else {
@@ -281,7 +285,7 @@ pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
         .border_style(t.get("ui.border.focus"))
         .title(Span::styled(title, t.get("ui.title")));
     if let (true, crate::trace::RunStatus::Failed(msg)) = (v.is_empty(), &v.run.status) {
-        let text = format!("This run failed before its first token:\n{}", for_terminal(msg, false));
+        let text = format!("This run failed before its first token:\n{}", shown(msg));
         let p = Paragraph::new(text)
             .style(t.get("ui.warning"))
             .wrap(ratatui::widgets::Wrap { trim: false });

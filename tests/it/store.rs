@@ -296,11 +296,12 @@ fn export_import_export_is_identical_apart_from_ids() {
         .unwrap();
     // Prompt routing, one position with the full router distribution.
     let mut full = routing(7);
-    full.layers[0] = full.layers[0].clone().with_router(&[0.25, 0.5, 0.125, 0.125]);
+    full.layers[0] =
+        full.layers[0].clone().with_router(&[0.25, 0.5, 0.125, 0.0, 0.0, 0.0, 0.0, 0.125]);
     store.put_prompt_routing(run.id, &[routing(5), full]).unwrap();
     let first = export(&store, run.session);
     assert!(first.contains("\"type\":\"prompt_routing\""), "{first}");
-    assert!(first.contains("\"router\":[0.25,0.5,0.125,0.125]"), "{first}");
+    assert!(first.contains("\"router\":[0.25,0.5,0.125,0.0,0.0,0.0,0.0,0.125]"), "{first}");
     let records = jsonl::parse(&first).unwrap();
     let done = import::import(&store, records.clone()).unwrap();
     assert_eq!(done.runs.len(), 1);
@@ -492,20 +493,24 @@ fn arb_routing() -> impl Strategy<Value = Option<Routing>> {
         prop::collection::vec(
             (
                 any::<u16>(),
-                prop::collection::vec(any::<u16>(), 0..8),
-                prop::option::of(prop::collection::vec(0.0f32..1.0, 0..8)),
-                prop::option::of(prop::collection::vec(0.0f32..1.0, 0..6)),
+                // As a model routes: each expert once, a weight per expert, ids inside the
+                // router's distribution (import refuses anything else).
+                prop::collection::btree_set(0u16..16, 0..8),
+                prop::option::of(prop::collection::vec(0.0f32..1.0, 8)),
+                prop::option::of(prop::collection::vec(0.0f32..1.0, 16)),
             ),
             0..4,
         )
         .prop_map(|layers| Routing {
             layers: layers
                 .into_iter()
-                .map(|(layer, experts, weights, router)| LayerRoute {
-                    layer,
-                    experts,
-                    weights,
-                    router,
+                .map(|(layer, experts, weights, router)| {
+                    let experts: Vec<u16> = experts.into_iter().collect();
+                    let weights = weights.map(|mut w| {
+                        w.truncate(experts.len());
+                        w
+                    });
+                    LayerRoute { layer, experts, weights, router }
                 })
                 .collect(),
         }),

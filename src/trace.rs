@@ -173,6 +173,8 @@ fn f32_or_nan<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<f32, D::Er
 pub struct TopToken {
     pub id: u32,
     pub text: String,
+    /// NaN when unknown (a server that sent an impossible value).
+    #[serde(deserialize_with = "f32_or_nan")]
     pub logprob: f32,
 }
 
@@ -513,6 +515,14 @@ mod tests {
         assert_eq!(FlagKind::LanguageSwitch.label(), "language switch");
         assert_eq!(FlagKind::User("my_tag".into()).as_str(), "user:my_tag");
         assert_eq!(FlagKind::User("my_tag".into()).label(), "user: my_tag");
+    }
+
+    #[test]
+    fn an_unknown_alternative_logprob_round_trips_through_json() {
+        let t = TopToken { id: 1, text: "a".into(), logprob: f32::NAN };
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(json, r#"{"id":1,"text":"a","logprob":null}"#);
+        assert!(serde_json::from_str::<TopToken>(&json).unwrap().logprob.is_nan());
     }
 
     #[test]

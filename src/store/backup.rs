@@ -193,6 +193,7 @@ fn sync_run(store: &Store, dir: &Path, id: RunId) -> Result<()> {
     if run.status == RunStatus::Recording {
         return Ok(());
     }
+    let started = std::time::Instant::now();
     let rec = super::records::single_run(store, id)?;
     let mut text = crate::export::jsonl::header().map_err(json_error)?;
     text.push('\n');
@@ -221,6 +222,8 @@ fn sync_run(store: &Store, dir: &Path, id: RunId) -> Result<()> {
     for old in existing {
         let _ = std::fs::remove_file(old.path);
     }
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    tracing::info!(run = %id, steps = rec.runs.first().map_or(0, |r| r.steps.len()), json_bytes = text.len(), ms, "backup written");
     Ok(())
 }
 

@@ -269,15 +269,39 @@ fn odd_files_and_terminals_are_clear_errors() {
                 .timeout(std::time::Duration::from_secs(20)),
             "is not a regular file, not a GGUF file",
         );
-        // An import would read a device or a FIFO forever.
-        fails_with(
-            thinkdbg(dir.path())
-                .arg("import")
-                .arg(path)
-                .timeout(std::time::Duration::from_secs(20)),
-            "is not a regular file",
-        );
     }
+    // An import refuses a device, and gives up on a pipe that is not an export at its first
+    // line (an endless stream would otherwise fill memory); a pipe carrying an export imports.
+    fails_with(
+        thinkdbg(dir.path())
+            .args(["import", "/dev/urandom"])
+            .timeout(std::time::Duration::from_secs(20)),
+        "is not a regular file or a pipe",
+    );
+    let feed = |bytes: Vec<u8>, endless: bool| {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+            while w.write_all(&bytes).is_ok() && endless {}
+        })
+    };
+    let writer = feed(b"\x00garbage without end\n".repeat(1000), true);
+    fails_with(
+        thinkdbg(dir.path()).arg("import").arg(&fifo).timeout(std::time::Duration::from_secs(20)),
+        "line 1: not a valid thinkdbg JSONL line",
+    );
+    writer.join().unwrap();
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sessions/sky-blue.jsonl");
+    let writer = feed(std::fs::read(sample).unwrap(), false);
+    let out = thinkdbg(dir.path())
+        .arg("import")
+        .arg(&fifo)
+        .timeout(std::time::Duration::from_secs(20))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    writer.join().unwrap();
     let model = write_tiny(dir.path(), &Tiny::llama());
     let out = thinkdbg(dir.path())
         .env("THINKDBG_LOG_FILE", model.join("cannot-be-here.log"))

@@ -303,9 +303,27 @@ pub enum LogprobKind {
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
     Recording,
+    /// Ended by itself: an end-of-turn token, the token cap or a full context.
     Complete,
+    /// Cut short by something that went wrong (a crash, a broken stream, a full disk).
     Interrupted,
     Failed(String),
+    /// Stopped by the user (a key in the UI, Ctrl-C): the steps so far are kept, flushed when
+    /// it stopped. Last, so that stores written before it existed decode as before.
+    Cancelled,
+}
+
+impl RunStatus {
+    /// The status as `ls`, the UI and the exports name it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RunStatus::Recording => "recording",
+            RunStatus::Complete => "complete",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::Failed(_) => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
 }
 
 /// Why generation stopped.

@@ -18,12 +18,7 @@ pub struct LsArgs {
 }
 
 pub fn status_name(s: &RunStatus) -> &'static str {
-    match s {
-        RunStatus::Recording => "recording",
-        RunStatus::Complete => "complete",
-        RunStatus::Interrupted => "interrupted",
-        RunStatus::Failed(_) => "failed",
-    }
+    s.as_str()
 }
 
 pub fn run(args: &LsArgs, store_flag: Option<&Path>) -> Result<ExitCode> {

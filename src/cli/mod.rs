@@ -28,6 +28,7 @@ mod export;
 mod flags;
 mod fork;
 mod import;
+mod interrupt;
 mod logging;
 mod ls;
 mod model;

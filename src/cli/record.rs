@@ -122,6 +122,7 @@ pub fn run(args: &RecordArgs, store_flag: Option<&Path>, offline: bool) -> Resul
         outln!("{run_id}");
         return Ok(ExitCode::SUCCESS);
     }
+    let interrupt = super::interrupt::Interrupt::cancels(&cancel)?;
     let (tx, rx) = mpsc::channel();
     let progress = LoadProgress::new(&path);
     let engine = worker::spawn_run(
@@ -157,7 +158,11 @@ pub fn run(args: &RecordArgs, store_flag: Option<&Path>, offline: bool) -> Resul
         for_terminal(&r.model.name, false),
         r.session
     );
-    super::analysis::after_record(&store, run_id);
+    if interrupt.seen() {
+        errln!("stopped: run '{run_id}' is kept as cancelled");
+    } else {
+        super::analysis::after_record(&store, run_id);
+    }
     outln!("{run_id}");
-    Ok(ExitCode::SUCCESS)
+    Ok(interrupt.exit(ExitCode::SUCCESS))
 }

@@ -95,7 +95,9 @@ pub fn run(args: &RecordArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
     let mut run = new_run(&store, args, &request.prompt, request.sampler.clone())?;
     ep.prepare(&mut run);
     let run_id = run.id;
-    let rec = remote_run::record(&store, run, &opts, &req, None, &AtomicBool::new(false))?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    let interrupt = super::interrupt::Interrupt::cancels(&cancel)?;
+    let rec = remote_run::record(&store, run, &opts, &req, None, &cancel)?;
     let (run, outcome, steps_written) = (&rec.run, &rec.outcome, rec.steps_written);
     let info = &outcome.info;
     for line in info
@@ -119,6 +121,10 @@ pub fn run(args: &RecordArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
                 run.session
             );
             ExitCode::SUCCESS
+        }
+        Ended::Interrupted(_) if interrupt.seen() => {
+            errln!("stopped: run '{run_id}' is kept as cancelled, {steps_written} steps");
+            ExitCode::from(super::interrupt::INTERRUPTED)
         }
         Ended::Interrupted(e) => {
             errln!("error: {e} (run '{run_id}' kept as interrupted, {steps_written} steps)");

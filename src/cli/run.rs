@@ -123,6 +123,7 @@ pub fn run(args: &RunArgs, offline: bool) -> Result<ExitCode> {
     let path = args.gen.source()?.resolve(offline)?;
     let (tx, rx) = mpsc::channel();
     let cancel = Arc::new(AtomicBool::new(false));
+    let interrupt = super::interrupt::Interrupt::cancels(&cancel)?;
     let handle =
         worker::spawn_run(path.clone(), args.gen.load_options(), request, Box::new(tx), cancel)?;
     let mut out = super::out::Out::stdout();
@@ -178,5 +179,5 @@ pub fn run(args: &RunArgs, offline: bool) -> Result<ExitCode> {
         return Err(anyhow!(msg));
     }
     joined.with_context(|| format!("running '{}'", path.display()))?;
-    Ok(ExitCode::SUCCESS)
+    Ok(interrupt.exit(ExitCode::SUCCESS))
 }

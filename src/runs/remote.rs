@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::record::{Event, Recorder};
 use crate::remote::{self, Ended, RemoteOptions, RemoteOutcome, RemoteRequest};
 use crate::store::{writer, Store};
-use crate::trace::{LogprobKind, RemoteInfo, Run, RunSource, StopReason};
+use crate::trace::{LogprobKind, RemoteInfo, Run, RunSource, RunStatus, StopReason};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -201,6 +201,7 @@ pub fn record(
     run.source = RunSource::Remote { endpoint: shown, server: outcome.info.clone() };
     if matches!(outcome.ended, Ended::Interrupted(remote::Error::Cancelled)) {
         run.stop = Some(StopReason::User);
+        run.status = RunStatus::Cancelled;
     }
     store.put_run(&run)?;
     if !outcome.routing.is_empty() {

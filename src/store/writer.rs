@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::error::{Error, Result};
 use super::Store;
 use crate::record::{Event, Recorder};
-use crate::trace::{Routing, Run, RunStatus, Step};
+use crate::trace::{Routing, Run, RunStatus, Step, StopReason};
 
 const BATCH_STEPS: usize = 64;
 const BATCH_EVERY: Duration = Duration::from_millis(50);
@@ -129,9 +129,13 @@ fn write_loop(store: &Store, mut run: Run, rx: &mpsc::Receiver<Event>) -> Result
     write(&mut pending, &mut written)?;
     store.flush()?;
     if run.status == RunStatus::Recording {
-        run.status = if finished { RunStatus::Complete } else { RunStatus::Interrupted };
+        run.status = match (finished, run.stop) {
+            (true, Some(StopReason::User)) => RunStatus::Cancelled,
+            (true, _) => RunStatus::Complete,
+            (false, _) => RunStatus::Interrupted,
+        };
     }
-    if run.status == RunStatus::Interrupted {
+    if matches!(run.status, RunStatus::Interrupted | RunStatus::Cancelled) {
         run.timings.generated_tokens = written as u32;
     }
     // Complete only now that every step is on disk.

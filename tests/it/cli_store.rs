@@ -153,6 +153,60 @@ fn a_recording_killed_at_random_keeps_every_flushed_step() {
     }
 }
 
+/// Ctrl-C (SIGINT) or SIGTERM on `record` stops the run, which is kept as `cancelled` with
+/// every step it recorded (flushed before the process exits, not found on the next open),
+/// and the command exits 130.
+#[test]
+fn an_interrupted_recording_is_cancelled_and_flushed() {
+    let _heavy = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_tiny(dir.path(), &Tiny { context: 1 << 20, ..Tiny::llama() });
+    for (trial, signal) in ["INT", "TERM"].iter().enumerate() {
+        let store_path = dir.path().join(format!("store{trial}"));
+        let log = dir.path().join(format!("log{trial}"));
+        let child = thinkdbg_std(dir.path())
+            .args(["--store"])
+            .arg(&store_path)
+            .args(["--log-file"])
+            .arg(&log)
+            .args(["record", "--ignore-eos", "-n", "200000", "--model"])
+            .arg(&model)
+            .arg("count forever")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Signalled once steps are on disk (the first checkpoint).
+        let start = std::time::Instant::now();
+        while acknowledged(&log) == 0 && start.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let kill = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "SIG{signal}: {err}");
+        assert!(err.contains("kept as cancelled"), "{err}");
+        let id = String::from_utf8_lossy(&out.stdout).lines().last().unwrap().to_string();
+        // Read without the recovery an open does: the status was written before the exit.
+        let ls =
+            stdout(thinkdbg(dir.path()).arg("--store").arg(&store_path).args(["ls", "--json"]));
+        let v: serde_json::Value = serde_json::from_str(ls.lines().next().unwrap()).unwrap();
+        assert_eq!(v["run"], id.as_str());
+        assert_eq!(v["status"], "cancelled", "SIG{signal}");
+        let store = Store::open(&store_path).unwrap();
+        assert!(store.recovered().is_empty(), "SIG{signal}: left recording");
+        let run = &store.runs().unwrap()[0];
+        let steps = store.step_count(run.id);
+        assert!(steps >= acknowledged(&log) && steps > 0, "SIG{signal}: {steps} steps");
+        assert_eq!(run.timings.generated_tokens as usize, steps);
+    }
+}
+
 #[test]
 fn bench_store_reports_both_rates() {
     let dir = tempfile::tempdir().unwrap();

@@ -392,3 +392,30 @@ fn resample_form_and_panel_with_a_finished_summary() {
     let c = app.compare.as_ref().unwrap();
     assert_eq!((c.a.run.id, c.b.run.id, c.cursor), (RunId(10), RunId(21), 8));
 }
+
+/// `q` while a run records asks first: the first `q` says what quitting does, another key
+/// stays, a second `q` quits; without a run in flight one `q` quits.
+#[test]
+fn quitting_while_a_run_records_asks_first() {
+    let (_d, mut app) = loop_app();
+    let store = app.store.clone().unwrap();
+    let mut run = store.run(RunId(10)).unwrap().unwrap();
+    run.id = RunId(store.new_id().unwrap());
+    run.status = thinkdbg::trace::RunStatus::Recording;
+    let (writer, handle) = thinkdbg::store::writer::start(store.clone(), run.clone()).unwrap();
+    let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    app.jobs.adopt(run.id, cancel.clone(), handle);
+    app.update(Action::Quit);
+    assert!(!app.quit && app.message.contains("a run is recording"), "{}", app.message);
+    app.update(Action::Down);
+    app.update(Action::Quit);
+    assert!(!app.quit, "another key in between asks again");
+    app.update(Action::Quit);
+    assert!(app.quit);
+    drop(writer);
+    app.jobs.shutdown();
+    assert!(cancel.load(std::sync::atomic::Ordering::Relaxed), "quitting cancels the run");
+    let (_d, mut idle) = loop_app();
+    idle.update(Action::Quit);
+    assert!(idle.quit);
+}

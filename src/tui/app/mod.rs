@@ -71,6 +71,8 @@ pub struct App {
     pub size: (u16, u16),
     pub message: String,
     pub quit: bool,
+    /// `q` was pressed while a run records: the next `q` stops it and quits.
+    pub quit_armed: bool,
     /// The search / filter line being typed, if any.
     pub input: Option<String>,
     /// The engine worker and the runs started from the UI.
@@ -102,6 +104,7 @@ impl App {
             size: (120, 40),
             message: String::new(),
             quit: false,
+            quit_armed: false,
             input: None,
             jobs: Jobs::new(ModelChoice::default()),
             help: Help::default(),
@@ -175,10 +178,24 @@ impl App {
         Ok(())
     }
 
+    /// Quits, unless a run is recording and this is the first ask: then says what quitting
+    /// does and waits for a second `q`.
+    fn request_quit(&mut self) {
+        if self.jobs.busy() && !self.quit_armed {
+            self.quit_armed = true;
+            self.message = "a run is recording: q again stops it (kept as cancelled) and quits; any other key stays".into();
+        } else {
+            self.quit = true;
+        }
+    }
+
     /// Applies one action. The only place the state changes.
     pub fn update(&mut self, action: Action) {
         if !matches!(action, Action::Resize(..) | Action::Job(_)) {
             self.message.clear();
+            if action != Action::Quit {
+                self.quit_armed = false;
+            }
         }
         if let Action::Job(ev) = action {
             self.on_job(*ev);
@@ -200,7 +217,7 @@ impl App {
         }
         let h = self.trace_height();
         match action {
-            Action::Quit => self.quit = true,
+            Action::Quit => self.request_quit(),
             Action::Help => self.help.show(),
             Action::Back if self.viewer.mark.is_some() && self.input.is_none() => {
                 self.viewer.mark = None
@@ -308,7 +325,7 @@ impl App {
         match effect {
             Effect::None => {}
             Effect::Message(m) => self.message = m,
-            Effect::Quit => self.quit = true,
+            Effect::Quit => self.request_quit(),
             Effect::Screen(s) => self.screen = s,
             Effect::Prompt(text) => self.input = Some(text),
             Effect::Show(id) => self.show(id),

@@ -32,12 +32,7 @@ pub struct RunEntry {
 }
 
 fn status(s: &RunStatus) -> &'static str {
-    match s {
-        RunStatus::Recording => "recording",
-        RunStatus::Complete => "complete",
-        RunStatus::Interrupted => "interrupted",
-        RunStatus::Failed(_) => "failed",
-    }
+    s.as_str()
 }
 
 /// The sessions screen's state.

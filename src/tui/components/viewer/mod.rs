@@ -20,7 +20,7 @@ use super::resample::form::ResampleForm;
 use super::{Annotation, Effect, Overlay, Screen};
 use crate::record::Event;
 use crate::runs::resample;
-use crate::trace::{Origin, RunId, RunStatus};
+use crate::trace::{Origin, RunId, RunStatus, StopReason};
 use crate::tui::action::Action;
 use crate::tui::run_view::{RunView, LOW_LOGPROB};
 
@@ -411,9 +411,15 @@ impl Viewer {
             Event::Finished { stop, timings } => {
                 v.run.stop = Some(stop);
                 v.run.timings = timings;
-                v.run.status = RunStatus::Complete;
+                v.run.status = match stop {
+                    StopReason::User => RunStatus::Cancelled,
+                    _ => RunStatus::Complete,
+                };
                 v.rehighlight(syntax);
-                return Some(format!("run finished: {}", stop.as_str()));
+                return Some(match stop {
+                    StopReason::User => "run cancelled: its steps so far are kept".to_string(),
+                    _ => format!("run finished: {}", stop.as_str()),
+                });
             }
             Event::Failed(msg) => {
                 v.run.status = RunStatus::Failed(msg.clone());

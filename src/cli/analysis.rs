@@ -52,6 +52,5 @@ pub fn run_id(store: &Store, text: &str) -> Result<RunId> {
 
 /// Whether colour may be used on stdout.
 pub fn use_color() -> bool {
-    use std::io::IsTerminal;
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    super::out::color()
 }

@@ -78,7 +78,24 @@ pub struct GenArgs {
     pub force: bool,
 }
 
+/// Applies `f` to a model argument that names a file (not `demo`, not `hf:…`).
+pub fn model_path(spec: &mut Option<String>, f: &mut dyn FnMut(&mut PathBuf)) {
+    if let Some(m) = spec.as_mut().filter(|m| *m != "demo" && !m.starts_with("hf:")) {
+        let mut p = PathBuf::from(m.as_str());
+        f(&mut p);
+        *m = p.to_string_lossy().into_owned();
+    }
+}
+
 impl GenArgs {
+    /// Every file named by the arguments (`serve` makes them absolute).
+    pub fn for_each_path(&mut self, f: &mut dyn FnMut(&mut PathBuf)) {
+        model_path(&mut self.model, f);
+        if let Some(t) = self.tokenizer.as_mut() {
+            f(t);
+        }
+    }
+
     /// The prompt text, reading stdin for '-'.
     fn prompt_text(&self) -> Result<String> {
         if self.prompt == "-" {

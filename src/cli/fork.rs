@@ -4,7 +4,6 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{bail, Result};
 use clap::Args;
@@ -78,7 +77,7 @@ fn choice(args: &ForkArgs, parent: &Parent) -> Result<(Vec<u32>, Option<String>,
 }
 
 pub fn run(args: &ForkArgs, store_flag: Option<&Path>, offline: bool) -> Result<ExitCode> {
-    let store = Arc::new(super::store_args::open(store_flag)?);
+    let store = super::store_args::open(store_flag)?;
     let parent = Parent::load(&store, &args.run)?;
     let (forced, forced_text, described) = choice(args, &parent)?;
     let (path, sampler) = args.replay.prepare(&parent, args.at, offline)?;

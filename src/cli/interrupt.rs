@@ -20,6 +20,15 @@ impl Interrupt {
     /// Routes SIGINT and SIGTERM to `cancel` for the rest of the process.
     pub fn cancels(cancel: &Arc<AtomicBool>) -> Result<Interrupt> {
         let seen = Arc::new(AtomicBool::new(false));
+        // Run for another process (`serve`): its going away is the interrupt; this process's
+        // signals are its own.
+        if let Some(r) = super::out::redirect() {
+            if let Ok(mut flags) = r.on_close.lock() {
+                flags.push(seen.clone());
+                flags.push(cancel.clone());
+            }
+            return Ok(Interrupt(seen));
+        }
         for sig in [SIGINT, SIGTERM] {
             // Registered first, so it sees `seen` as the earlier signal left it.
             signal_hook::flag::register_conditional_shutdown(

@@ -40,6 +40,7 @@ mod replay;
 mod resample;
 mod rm;
 mod run;
+mod serve;
 mod show;
 mod stats;
 mod store_args;
@@ -126,14 +127,25 @@ pub fn main() -> ExitCode {
     stdout_failures_unwind_quietly();
     let cli = Cli::parse();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_cli(cli)));
+    serve::cleanup();
     match outcome {
         Ok(Ok(code)) => code,
+        Ok(Err(err)) if err.downcast_ref::<store_args::HeldElsewhere>().is_some() => {
+            let held = err.downcast_ref::<store_args::HeldElsewhere>().map(|h| h.0.clone());
+            match held.map(|p| serve::forward(&p)) {
+                Some(Ok(code)) => code,
+                // The reader is done (`… | head`): not a fault.
+                Some(Err(e)) if broken_pipe(&e) => ExitCode::SUCCESS,
+                Some(Err(e)) => {
+                    errln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+                None => ExitCode::FAILURE,
+            }
+        }
         Ok(Err(err)) => {
             // A closed stdout (e.g. `| head`) is not an error worth reporting.
-            if err.chain().any(|e| {
-                e.downcast_ref::<std::io::Error>()
-                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            }) {
+            if broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
             // Errors quote what they found (GGUF strings, a template's exception, a server's
@@ -159,6 +171,14 @@ pub fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Whether `err` comes from writing to a closed pipe.
+fn broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// How `println!` words its panic when stdout cannot be written.
@@ -192,6 +212,16 @@ fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     }
     let _guard = logging::init(cli.log_file.as_deref());
+    dispatch(cli)
+}
+
+/// Runs a parsed command (here, or for another process: `serve`).
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    if serve_refuses(&cli) && out::is_redirected() {
+        anyhow::bail!(
+            "the terminal UI cannot be handed to the process that holds the store; close it first"
+        );
+    }
     match cli.command {
         Some(Command::Run(args)) => run::run(&args, cli.offline),
         Some(Command::Model(cmd)) => model::run(&cmd, cli.offline),
@@ -213,5 +243,33 @@ fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
                 crate::tui::jobs::ModelChoice { spec: cli.model.clone(), offline: cli.offline };
             tui::run(cli.store.as_deref(), cli.import_samples, cli.theme.as_deref(), model)
         }
+    }
+}
+
+/// Commands another process cannot run for this one: the terminal UI needs this terminal.
+fn serve_refuses(cli: &Cli) -> bool {
+    match &cli.command {
+        None => true,
+        Some(Command::Record(r)) => r.tui,
+        _ => false,
+    }
+}
+
+/// Every path argument of a command (made absolute when the command is run for another
+/// process, whose working directory differs: `serve`).
+fn for_each_path(cmd: &mut Command, f: &mut dyn FnMut(&mut std::path::PathBuf)) {
+    match cmd {
+        Command::Import(a) => f(&mut a.file),
+        Command::Export(a) => {
+            if let Some(p) = a.output.as_mut() {
+                f(p);
+            }
+        }
+        Command::Run(a) => a.gen.for_each_path(f),
+        Command::Record(a) => a.gen.for_each_path(f),
+        Command::Fork(a) => a.replay.for_each_path(f),
+        Command::Resample(a) => a.replay.for_each_path(f),
+        Command::Store(store_cmd::StoreCommand::Salvage { to }) => f(to),
+        _ => {}
     }
 }

@@ -16,16 +16,109 @@ use crossterm::style::{ContentStyle, StyledContent};
 
 use crate::sanitize::for_output;
 
+/// Where one stream of a command run for another process goes.
+pub type Sink = std::sync::Arc<dyn Fn(&[u8]) + Send + Sync>;
+
+/// Flags to set when the other process goes away.
+pub type OnClose =
+    std::sync::Arc<std::sync::Mutex<Vec<std::sync::Arc<std::sync::atomic::AtomicBool>>>>;
+
+/// Where a command's output goes when it runs for another process (`serve`): its two
+/// streams, and whether the other process's stdout is a terminal (for colour).
+#[derive(Clone)]
+pub struct Redirect {
+    pub stdout: Sink,
+    pub stderr: Sink,
+    pub color: bool,
+    /// Flags set when the other process goes away (its Ctrl-C): `interrupt` adds the
+    /// command's cancel flag here.
+    pub on_close:
+        std::sync::Arc<std::sync::Mutex<Vec<std::sync::Arc<std::sync::atomic::AtomicBool>>>>,
+}
+
+thread_local! {
+    static REDIRECT: std::cell::RefCell<Option<Redirect>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's output sent to `to`.
+pub fn redirected<T>(to: Redirect, f: impl FnOnce() -> T) -> T {
+    REDIRECT.with(|r| *r.borrow_mut() = Some(to));
+    let out = f();
+    REDIRECT.with(|r| *r.borrow_mut() = None);
+    out
+}
+
+/// Whether this thread's output goes to another process.
+pub fn is_redirected() -> bool {
+    REDIRECT.with(|r| r.borrow().is_some())
+}
+
+/// The redirection of this thread's output, if any.
+pub fn redirect() -> Option<Redirect> {
+    REDIRECT.with(|r| r.borrow().clone())
+}
+
+/// Whether colour may be used on (this command's) stdout.
+pub fn color() -> bool {
+    use std::io::IsTerminal;
+    match redirect() {
+        Some(r) => r.color,
+        None => io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    }
+}
+
 /// `print!` of sanitized text (used by `out!` / `outln!`).
 pub fn print_out(args: std::fmt::Arguments<'_>) {
     let text = args.to_string();
-    print!("{}", for_output(&text));
+    match redirect() {
+        Some(r) => (r.stdout)(for_output(&text).as_bytes()),
+        None => print!("{}", for_output(&text)),
+    }
 }
 
 /// `eprint!` of sanitized text (used by `err!` / `errln!`).
 pub fn print_err(args: std::fmt::Arguments<'_>) {
     let text = args.to_string();
-    eprint!("{}", for_output(&text));
+    match redirect() {
+        Some(r) => (r.stderr)(for_output(&text).as_bytes()),
+        None => eprint!("{}", for_output(&text)),
+    }
+}
+
+/// Writes bytes that another thinkdbg process's output layer produced (already sanitized,
+/// colour codes included) to this process's stdout or stderr, as they are.
+pub fn pass_through(to_stdout: bool, bytes: &[u8]) -> io::Result<()> {
+    if to_stdout {
+        let mut o = io::stdout().lock();
+        o.write_all(bytes)?;
+        o.flush()
+    } else {
+        let mut e = io::stderr().lock();
+        e.write_all(bytes)?;
+        e.flush()
+    }
+}
+
+/// Standard output, or the other process's when this thread runs a command for it.
+pub struct Stdout(Option<Redirect>, io::Stdout);
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &self.0 {
+            Some(r) => {
+                (r.stdout)(buf);
+                Ok(buf.len())
+            }
+            None => self.1.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &self.0 {
+            Some(_) => Ok(()),
+            None => self.1.flush(),
+        }
+    }
 }
 
 /// A sanitizing writer around a stream (`Out::stdout()`): `write!` / `writeln!` to it as to
@@ -36,9 +129,9 @@ pub struct Out<W: Write> {
     pending: Vec<u8>,
 }
 
-impl Out<io::StdoutLock<'static>> {
+impl Out<Stdout> {
     pub fn stdout() -> Self {
-        Out::new(io::stdout().lock())
+        Out::new(Stdout(redirect(), io::stdout()))
     }
 }
 

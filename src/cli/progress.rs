@@ -12,10 +12,13 @@ pub struct LoadProgress {
 
 impl LoadProgress {
     pub fn new(model: &Path) -> Self {
-        let bar = indicatif::ProgressBar::with_draw_target(
-            Some(0),
-            indicatif::ProgressDrawTarget::stderr(),
-        );
+        // A command run for another process must not draw on this one's terminal.
+        let target = if super::out::is_redirected() {
+            indicatif::ProgressDrawTarget::hidden()
+        } else {
+            indicatif::ProgressDrawTarget::stderr()
+        };
+        let bar = indicatif::ProgressBar::with_draw_target(Some(0), target);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
                 "loading {msg} {bar:30} {binary_bytes}/{binary_total_bytes}",

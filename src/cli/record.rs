@@ -92,7 +92,7 @@ pub fn run(args: &RecordArgs, store_flag: Option<&Path>, offline: bool) -> Resul
     }
     let request = args.gen.request()?;
     let path = args.gen.source()?.resolve(offline)?;
-    let store = Arc::new(super::store_args::open(store_flag)?);
+    let store = super::store_args::open(store_flag)?;
     let run = new_run(&store, args, &request.prompt, request.sampler.clone())?;
     let run_id = run.id;
     let (writer, writer_handle) = store::writer::start(store.clone(), run)?;

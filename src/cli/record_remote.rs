@@ -91,7 +91,7 @@ pub fn run(args: &RecordArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
         sampler: request.sampler.clone(),
         top_logprobs: request.top_logprobs,
     };
-    let store = Arc::new(super::store_args::open(store_flag)?);
+    let store = super::store_args::open(store_flag)?;
     let mut run = new_run(&store, args, &request.prompt, request.sampler.clone())?;
     ep.prepare(&mut run);
     let run_id = run.id;

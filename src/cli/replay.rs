@@ -35,6 +35,11 @@ pub struct ReplayArgs {
 }
 
 impl ReplayArgs {
+    /// The model file, when one is named (`serve` makes it absolute).
+    pub fn for_each_path(&mut self, f: &mut dyn FnMut(&mut std::path::PathBuf)) {
+        super::args::model_path(&mut self.model, f);
+    }
+
     /// The model file, checked against the parent, and the parent's sampler with the new
     /// length, which must reach past step `at`.
     pub fn prepare(

@@ -5,7 +5,6 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Result};
 use clap::Args;
@@ -57,7 +56,7 @@ pub fn run(args: &ResampleArgs, store_flag: Option<&Path>, offline: bool) -> Res
     if samples == 0 || samples > resample::MAX_SAMPLES {
         bail!("'--samples' is {samples}; give 1 to {}", resample::MAX_SAMPLES);
     }
-    let store = Arc::new(super::store_args::open(store_flag)?);
+    let store = super::store_args::open(store_flag)?;
     let parent = Parent::load(&store, &args.run)?;
     let at = start_step(args, &parent)?;
     let (path, sampler) = args.replay.prepare(&parent, at, offline)?;

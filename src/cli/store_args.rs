@@ -2,6 +2,7 @@
 //! and small formatting helpers shared by the store subcommands.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{anyhow, Result};
 
@@ -16,9 +17,44 @@ pub fn store_path(flag: Option<&Path>) -> Result<PathBuf> {
     }
 }
 
-pub fn open(flag: Option<&Path>) -> Result<Store> {
+thread_local! {
+    /// The store a command run for another process uses (`serve`): the one this process
+    /// holds.
+    static HELD: std::cell::RefCell<Option<Arc<Store>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` (a command run for another process) with `open` returning `store`.
+pub fn with_held<T>(store: Arc<Store>, f: impl FnOnce() -> T) -> T {
+    HELD.with(|h| *h.borrow_mut() = Some(store));
+    let out = f();
+    HELD.with(|h| *h.borrow_mut() = None);
+    out
+}
+
+/// The store is held by another process that takes commands (`serve`): `cli::main` hands
+/// this command to it.
+#[derive(Debug, thiserror::Error)]
+#[error("store '{}' is in use by another thinkdbg process", .0.display())]
+pub struct HeldElsewhere(pub PathBuf);
+
+/// Opens the store, or errs with `HeldElsewhere` when another process holds it and takes
+/// commands; once open, this process takes other processes' commands for it (`serve`).
+pub fn open(flag: Option<&Path>) -> Result<Arc<Store>> {
+    if let Some(held) = HELD.with(|h| h.borrow().clone()) {
+        return Ok(held);
+    }
     let path = store_path(flag)?;
-    let store = Store::open(&path)?;
+    if super::serve::holder_listens(&path) {
+        return Err(HeldElsewhere(path).into());
+    }
+    let store = match Store::open(&path) {
+        Ok(s) => Arc::new(s),
+        Err(crate::store::Error::InUse(p)) if super::serve::holder_listens(&p) => {
+            return Err(HeldElsewhere(p).into())
+        }
+        Err(e) => return Err(e.into()),
+    };
+    super::serve::listen(&store);
     for r in store.recovered() {
         errln!("note: run '{r}' was left recording by a process that stopped; marked interrupted");
     }

@@ -4,7 +4,6 @@
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{bail, Result};
 
@@ -31,6 +30,6 @@ pub fn run(
     }
     tui::terminal::check()?;
     let opts = tui::Options { theme: theme.map(str::to_string), live: None, model };
-    tui::run(Arc::new(store), opts)?;
+    tui::run(store, opts)?;
     Ok(ExitCode::SUCCESS)
 }

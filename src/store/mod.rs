@@ -57,6 +57,8 @@ pub struct Store {
     lost: Vec<RunId>,
     /// JSONL copies of ended runs (`backup`); `None` for scratch and read-only stores.
     backups: Option<backup::Backups>,
+    /// Counts changes to runs and sessions (`generation`).
+    generation: std::sync::atomic::AtomicU64,
     /// Set when the store's files cannot be written (read-only media): the store was opened
     /// from a temporary copy, kept here, and every change is refused.
     read_only: Option<tempfile::TempDir>,
@@ -102,6 +104,17 @@ impl Store {
             Some(_) => Err(Error::ReadOnly(self.path.clone())),
             None => Ok(()),
         }
+    }
+
+    /// A number that grows with every run or session written or removed, by any thread of
+    /// this process (the terminal UI reloads its lists when a command run for another process
+    /// changed them).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn bump(&self) {
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn changed(&self, run: RunId) {
@@ -228,6 +241,7 @@ impl Store {
 
     pub fn put_session(&self, s: &Session) -> Result<()> {
         self.writable()?;
+        self.bump();
         s.runs.iter().for_each(|r| self.changed(*r));
         self.sessions.insert(id_key(s.id.0), encode(s)?)?;
         Ok(())
@@ -251,6 +265,7 @@ impl Store {
 
     pub fn put_run(&self, r: &Run) -> Result<()> {
         self.writable()?;
+        self.bump();
         self.changed(r.id);
         self.runs.insert(id_key(r.id.0), encode(r)?)?;
         Ok(())
@@ -460,6 +475,7 @@ impl Store {
     /// Deletes everything kept under a run id, whether or not its run record was written.
     fn purge_run(&self, id: RunId) -> Result<()> {
         self.writable()?;
+        self.bump();
         backup::forget(self, id)?;
         for tree in [&self.steps, &self.routing, &self.prompt_routing, &self.flags, &self.notes] {
             for k in tree.scan_prefix(run_prefix(id)).keys() {

@@ -60,6 +60,7 @@ pub(super) fn from_db(path: &Path, db: sled::Db, backups: bool) -> Result<Store>
         rolled_back: Vec::new(),
         lost: Vec::new(),
         backups: backups.then(|| backup::Backups::new(path)),
+        generation: Default::default(),
         read_only: None,
     })
 }

@@ -134,6 +134,7 @@ pub fn run(store: Arc<Store>, opts: Options) -> Result<()> {
     let mut keys = Dispatcher::default();
     let mut dirty = true;
     let mut last_draw = Instant::now() - FRAME;
+    let mut seen_generation = app.store.as_ref().map_or(0, |s| s.generation());
     loop {
         // Drain everything pending before drawing once.
         while event::poll(Duration::ZERO)? {
@@ -163,6 +164,15 @@ pub fn run(store: Arc<Store>, opts: Options) -> Result<()> {
         }
         if app.quit {
             break;
+        }
+        // Runs and sessions changed by another thread (a command another process handed to
+        // this one, `cli::serve`): the lists are reloaded, the selection kept.
+        if let Some(g) = app.store.as_ref().map(|s| s.generation()) {
+            if g != seen_generation && !app.jobs.busy() {
+                seen_generation = g;
+                app.refresh_list();
+                dirty = true;
+            }
         }
         let since = last_draw.elapsed();
         if dirty && since >= FRAME {

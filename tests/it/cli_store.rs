@@ -490,3 +490,104 @@ fn an_import_that_would_fill_the_disk_is_refused_and_loses_nothing() {
     assert_eq!(ls.lines().filter(|l| l.contains(&kept)).count(), 1, "{ls}");
     stdout(&mut cmd(&["show".as_ref(), kept.as_ref()]));
 }
+
+/// With the store held by another process (here a long `record`; the terminal UI serves the
+/// same way), every command still works: it is handed to the holder over the store's socket,
+/// relative paths are the caller's, output and exit status come back, and a handed-over
+/// recording stopped with Ctrl-C is cancelled.
+#[test]
+fn commands_work_while_another_process_holds_the_store() {
+    let _heavy = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_tiny(dir.path(), &Tiny { context: 1 << 20, ..Tiny::llama() });
+    let store = dir.path().join("store");
+    let log = dir.path().join("holder.log");
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("sessions/sky-blue.jsonl");
+    stdout(thinkdbg(dir.path()).arg("--store").arg(&store).arg("import").arg(&sample));
+    let holder = thinkdbg_std(dir.path())
+        .arg("--store")
+        .arg(&store)
+        .arg("--log-file")
+        .arg(&log)
+        .args(["record", "--ignore-eos", "-n", "10000000", "--model"])
+        .arg(&model)
+        .arg("count forever")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while acknowledged(&log) == 0 && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(store.join("thinkdbg.sock").exists(), "the holder listens");
+    let on = |args: &[&str]| {
+        let mut c = thinkdbg(dir.path());
+        c.arg("--store").arg(&store).args(args).timeout(Duration::from_secs(120));
+        c
+    };
+    let ls = stdout(&mut on(&["ls", "--json"]));
+    let runs: Vec<serde_json::Value> =
+        ls.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(runs.len(), 2, "{ls}");
+    assert!(runs.iter().any(|r| r["status"] == "recording"), "{ls}");
+    let imported = runs.iter().find(|r| r["status"] == "complete").unwrap()["run"].clone();
+    let imported = imported.as_str().unwrap();
+    assert!(stdout(&mut on(&["show", imported])).contains("Why is the sky blue?"));
+    stdout(&mut on(&["flags", imported]));
+    stdout(&mut on(&["stats", "--json", imported]));
+    // A relative output path is the caller's, not the holder's.
+    let cwd = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&cwd).unwrap();
+    stdout(on(&["export", imported, "--format", "md", "-o", "out.md"]).current_dir(&cwd));
+    assert!(std::fs::read_to_string(cwd.join("out.md")).unwrap().contains("sky"));
+    // Errors and their exit status come back.
+    let out = on(&["show", "r999"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no run or session 'r999'"));
+    // A recording handed over and stopped with Ctrl-C (the caller exits; the holder cancels).
+    let mut second = thinkdbg_std(dir.path())
+        .arg("--store")
+        .arg(&store)
+        .args(["record", "--ignore-eos", "-n", "10000000", "--model"])
+        .arg(&model)
+        .arg("count again")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let started = loop {
+        let ls = stdout(&mut on(&["ls", "--json"]));
+        if ls.lines().count() == 3 || start.elapsed() > Duration::from_secs(60) {
+            break ls.lines().count() == 3;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let kill = std::process::Command::new("kill").args(["-INT", &second.id().to_string()]).status();
+    second.wait().unwrap();
+    assert!(started, "the second run never started");
+    assert!(kill.unwrap().success());
+    let start = std::time::Instant::now();
+    loop {
+        let ls = stdout(&mut on(&["ls", "--json"]));
+        let statuses: Vec<String> = ls
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["status"].to_string())
+            .collect();
+        if statuses.iter().any(|s| s == "\"cancelled\"") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "never cancelled: {ls}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The holder itself stops on Ctrl-C, and the socket goes with it.
+    let kill = std::process::Command::new("kill").args(["-INT", &holder.id().to_string()]).status();
+    assert!(kill.unwrap().success());
+    let out = holder.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!store.join("thinkdbg.sock").exists());
+    stdout(&mut on(&["ls"]));
+}

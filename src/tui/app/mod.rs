@@ -135,6 +135,21 @@ impl App {
         Ok(())
     }
 
+    /// Reloads the sessions list (runs another thread added or removed), keeping the run
+    /// shown selected.
+    pub fn refresh_list(&mut self) {
+        let Some(store) = self.store.clone() else { return };
+        match self.sessions.reload(&store) {
+            Ok(Some(m)) => self.message = m,
+            Ok(None) => {}
+            Err(e) => self.message = format!("could not reload the sessions: {e}"),
+        }
+        if let Some(i) = self.viewer.run_id().and_then(|id| self.sessions.row_of(id)) {
+            let e = self.sessions.select(i);
+            self.apply(e);
+        }
+    }
+
     /// Shows `view` as the current run (tests, benchmarks, live runs).
     pub fn set_view(&mut self, view: RunView) {
         self.viewer.set_view(view, &self.theme.syntax);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Drives the real thinkdbg binary in a tmux pane, as a user would: it opens the UI on a new
-# store (the samples are imported on first start), opens a run, steps through tokens, jumps to
+# store (the samples are imported on first start), runs `ls` and `import` from another shell
+# while the UI holds the store (the UI's list shows the import), opens a run, steps through tokens, jumps to
 # a flag from the Flags screen, opens help, annotates a span (note and user flag) and exports
 # it to Markdown, quits, and checks the captured screens and that
 # the terminal is restored (normal screen, cursor shown, no mouse mode, same stty settings).
@@ -42,6 +43,13 @@ $T send-keys -t check "stty -a > $WORK/stty.before; THINKDBG_CONFIG=$WORK/cfg $B
 wait_for "Sessions · 4 runs" sessions
 grep -qF "A farmer has 17 sheep" "$OUT/sessions.txt" || fail "sample session missing"
 [ "$($T display -p -t check '#{alternate_on}')" = 1 ] || fail "UI not on the alternate screen"
+
+# The UI holds the store: commands from another shell are handed to it, and its list shows
+# what they add (issue 17, item 5).
+"$BIN" --store "$WORK/store" ls > "$WORK/ls_beside" 2>&1 || fail "ls beside the UI: $(cat "$WORK/ls_beside")"
+grep -qF "A farmer has 17 sheep" "$WORK/ls_beside" || fail "ls beside the UI lists nothing"
+"$BIN" --store "$WORK/store" import "$FIXTURE" > "$WORK/import_beside" 2>&1 || fail "import beside the UI: $(cat "$WORK/import_beside")"
+wait_for "Sessions · 5 runs" sessions_refreshed
 
 $T send-keys -t check Enter
 wait_for "Inspector" trace

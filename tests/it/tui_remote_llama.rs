@@ -183,7 +183,7 @@ fn the_run_dialog_records_from_a_real_llama_cpp_server() {
     pump_until(&mut app, |_| false);
     assert!(app.message.contains("cancelled"), "{}", app.message);
     let run = store.run(long).unwrap().unwrap();
-    assert_eq!(run.status, RunStatus::Interrupted);
+    assert_eq!(run.status, RunStatus::Cancelled, "stopped by the user: cancelled, not interrupted");
     assert_eq!(run.stop, Some(StopReason::User));
     let kept = store.steps(long).unwrap().steps;
     assert!(kept.len() >= 5 && kept.len() < 1500, "{} steps", kept.len());

@@ -187,3 +187,19 @@ fn user_flags_survive_a_new_analysis() {
     assert_eq!(merged, vec![user, new_auto]);
     let _ = Phase::Think;
 }
+
+#[test]
+fn the_user_turn_of_a_rendered_prompt() {
+    let chatml = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n\
+Why is the sky blue?<|im_end|>\n<|im_start|>assistant\n<think>\n";
+    assert_eq!(user_text_of_rendered(chatml), "Why is the sky blue?");
+    let llama3 = "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>\
+<|start_header_id|>user<|end_header_id|>\n\nfirst<|eot_id|><|start_header_id|>assistant\
+<|end_header_id|>\n\nok<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nsecond<|eot_id|>";
+    assert_eq!(user_text_of_rendered(llama3), "second");
+    let r1 = "<｜begin▁of▁sentence｜>You are terse.<｜User｜>2+2?<｜Assistant｜><think>\n";
+    assert_eq!(user_text_of_rendered(r1), "2+2?");
+    // Plain text stays as it is; unknown special tokens are dropped.
+    assert_eq!(user_text_of_rendered("Once upon a time"), "Once upon a time");
+    assert_eq!(user_text_of_rendered("<|x|>a < b"), "a < b");
+}

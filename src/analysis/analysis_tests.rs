@@ -163,10 +163,8 @@ fn moe_usage_histograms_and_routing_entropy() {
 #[test]
 fn prompt_text_prefers_the_user_message_and_strips_special_tokens() {
     let mut r = run();
-    assert_eq!(
-        prompt_text(&r).split_whitespace().collect::<Vec<_>>(),
-        vec!["user", "q", "assistant"]
-    );
+    // A raw prompt: its user turn, not the markup around it.
+    assert_eq!(prompt_text(&r), "q");
     r.messages = vec![Message::new("system", "s"), Message::new("user", "hello there")];
     assert_eq!(prompt_text(&r), "hello there");
 }

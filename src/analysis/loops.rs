@@ -35,8 +35,10 @@ pub fn repetition(
     taken
 }
 
-/// A sentence (or line) as compared: its words joined by single spaces.
+/// A sentence (or line) as compared: its words joined by single spaces, without the think
+/// tags a first or last sentence may hold.
 fn normalized(s: &str) -> String {
+    let s = s.replace("<think>", " ").replace("</think>", " ");
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 

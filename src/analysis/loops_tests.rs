@@ -102,8 +102,12 @@ sum of the numbers above shows."
     // Lines without end punctuation, with their indentation varying.
     let think = "Plan:\n- check the remaining terms\n  - check the remaining terms\n\
 - check  the remaining terms\n-  check the remaining terms\nDone with the plan.";
-    let f = loops_of(&run_steps(Some(think), "ok"));
-    assert_eq!(f.len(), 1, "{f:?}");
+    let s = run_steps(Some(think), "ok");
+    let f = loops_of(&s);
+    let t = StepText::new(&s);
+    let sentences: Vec<&str> =
+        segment(&s).sentences.iter().map(|r| &t.text[t.bytes_of(r.clone())]).collect();
+    assert_eq!(f.len(), 1, "{f:?} {sentences:?}");
     assert!(f[0].detail.starts_with("line repeated 4×: '- check the"), "{}", f[0].detail);
 }
 

@@ -191,7 +191,8 @@ fn the_user_turn_of_a_rendered_prompt() {
     let chatml = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n\
 Why is the sky blue?<|im_end|>\n<|im_start|>assistant\n<think>\n";
     assert_eq!(user_text_of_rendered(chatml), "Why is the sky blue?");
-    let llama3 = "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>\
+    let llama3 =
+        "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>\
 <|start_header_id|>user<|end_header_id|>\n\nfirst<|eot_id|><|start_header_id|>assistant\
 <|end_header_id|>\n\nok<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nsecond<|eot_id|>";
     assert_eq!(user_text_of_rendered(llama3), "second");

@@ -41,7 +41,8 @@ pub fn configured_max_tokens() -> Result<usize> {
 
 /// `[generate] max_tokens` of one config file's text, if it sets it.
 fn max_tokens_in(path: &std::path::Path, text: &str) -> Result<Option<usize>> {
-    let table: toml::Table = text.parse().map_err(|e| anyhow::anyhow!("'{}': {e}", path.display()))?;
+    let table: toml::Table =
+        text.parse().map_err(|e| anyhow::anyhow!("'{}': {e}", path.display()))?;
     let Some(v) = table.get("generate").and_then(|r| r.get("max_tokens")) else {
         return Ok(None);
     };

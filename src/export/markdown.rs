@@ -313,9 +313,18 @@ mod tests {
 
     #[test]
     fn numbers_and_dashes_inside_text_stay_as_written() {
-        assert_eq!(escape("pi is 3.14, 1. or 2) and -5 + 2 = -3"), "pi is 3.14, 1. or 2) and -5 + 2 = -3");
-        assert_eq!(escape("2024 was a year.\n-5 degrees\n3.5 cups"), "2024 was a year.\\\n-5 degrees\\\n3.5 cups");
-        assert_eq!(escape("1) one\n+ two\n---\nC# and #1"), "1\\) one\\\n\\+ two\\\n\\---\\\nC# and #1");
+        assert_eq!(
+            escape("pi is 3.14, 1. or 2) and -5 + 2 = -3"),
+            "pi is 3.14, 1. or 2) and -5 + 2 = -3"
+        );
+        assert_eq!(
+            escape("2024 was a year.\n-5 degrees\n3.5 cups"),
+            "2024 was a year.\\\n-5 degrees\\\n3.5 cups"
+        );
+        assert_eq!(
+            escape("1) one\n+ two\n---\nC# and #1"),
+            "1\\) one\\\n\\+ two\\\n\\---\\\nC# and #1"
+        );
     }
 
     fn steps_of(texts: &[&str]) -> Vec<(Step, Option<crate::trace::Routing>)> {

@@ -216,6 +216,15 @@ fn run_section(out: &mut String, rec: &RunRecord, stats: &[(String, String)]) {
         out.push('\n');
     }
 
+    if run.messages.is_empty() && !run.rendered_prompt.is_empty() {
+        // A `--raw` run: the text as given.
+        let _ = writeln!(out, "**raw prompt**\n");
+        for line in escape(&run.rendered_prompt).split('\n') {
+            let _ = writeln!(out, "> {line}");
+        }
+        out.push('\n');
+    }
+
     let marks = Marks::new(rec.steps.len(), &rec.flags, &rec.notes);
     for (phase, range) in phase_sections(&rec.steps) {
         let title = match phase {

@@ -71,6 +71,8 @@ Why is the sky blue?<|im_end|>\n<|im_start|>assistant\n";
     let show = stdout(thinkdbg(dir.path()).args(["show", &id]));
     assert!(show.contains("[raw prompt] <|im_start|>system"), "{show}");
     assert!(show.contains("Why is the sky blue?"), "{show}");
+    let md = stdout(thinkdbg(dir.path()).args(["export", &id, "--format", "md"]));
+    assert!(md.contains("**raw prompt**\n\n> &lt;\\|im\\_start\\|&gt;system"), "{md}");
 }
 
 #[test]

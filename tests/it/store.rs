@@ -623,7 +623,7 @@ fn a_corrupt_run_does_not_hide_the_others() {
     let (runs, errors) = store.runs_lossy().unwrap();
     assert_eq!(runs.iter().map(|r| r.id).collect::<Vec<_>>(), vec![good]);
     assert_eq!(errors.len(), 1);
-    assert!(errors[0].to_string().contains("run 'rabc'"), "{}", errors[0]);
+    assert!(errors[0].to_string().contains("run 'r2748'"), "{}", errors[0]);
 }
 
 #[test]

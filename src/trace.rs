@@ -9,25 +9,25 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-/// Identifier of a session (a prompt under investigation and its runs).
+/// Identifier of a session (a prompt under investigation and its runs), shown as `s<decimal>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct SessionId(pub u64);
 
-/// Identifier of one run (one generation) inside a session.
+/// Identifier of one run (one generation) inside a session, shown as `r<decimal>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct RunId(pub u64);
 
 impl fmt::Display for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "s{:x}", self.0)
+        write!(f, "s{}", self.0)
     }
 }
 
 impl fmt::Display for RunId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "r{:x}", self.0)
+        write!(f, "r{}", self.0)
     }
 }
 
@@ -119,6 +119,27 @@ pub struct SamplerSpec {
     /// `--ignore-eos`.
     #[serde(default)]
     pub ignore_eos: bool,
+}
+
+/// `SamplerSpec::max_tokens` of a run without a cap: it generates until the end of its turn or
+/// until the context is full (the engine stops there whatever the cap). `u32::MAX`, so that
+/// JSON readers that hold numbers as doubles read it exactly.
+pub const NO_TOKEN_CAP: usize = u32::MAX as usize;
+
+impl SamplerSpec {
+    /// `max_tokens` as people read it: the number, or `none` for `NO_TOKEN_CAP`.
+    pub fn max_tokens_text(&self) -> String {
+        if self.max_tokens >= NO_TOKEN_CAP {
+            "none".into()
+        } else {
+            self.max_tokens.to_string()
+        }
+    }
+
+    /// Whether generation is capped below the end of the context.
+    pub fn capped(&self) -> bool {
+        self.max_tokens < NO_TOKEN_CAP
+    }
 }
 
 impl Default for SamplerSpec {
@@ -400,6 +421,14 @@ pub struct Run {
 }
 
 impl Run {
+    /// The step whose token was forced: a fork's fork step. A resampled continuation (label
+    /// `resample@…`) forces only the tokens before its fork step, so it has none.
+    pub fn forced_step(&self) -> Option<u32> {
+        let (_, at) = self.parent?;
+        let resampled = self.label.as_deref().is_some_and(|l| l.starts_with("resample@"));
+        (!resampled).then_some(at)
+    }
+
     /// A run about to be recorded by the embedded engine: status `Recording`, raw logprobs,
     /// everything learned while it runs (model, prompt tokens, timings) still empty.
     pub fn new_recording(id: RunId, session: SessionId, sampler: SamplerSpec) -> Self {
@@ -469,6 +498,17 @@ pub enum Severity {
     Info,
     Warn,
     Error,
+}
+
+impl Severity {
+    /// The word the CLI, the exports and JSON write: `info`, `warn`, `error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warn => "warn",
+            Severity::Error => "error",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -551,8 +591,9 @@ mod tests {
     }
 
     #[test]
-    fn ids_display_in_hex() {
-        assert_eq!(RunId(255).to_string(), "rff");
-        assert_eq!(SessionId(16).to_string(), "s10");
+    fn ids_display_in_decimal() {
+        // Decimal, so that ids sort as people expect: r10 after r9, not after rf.
+        assert_eq!(RunId(255).to_string(), "r255");
+        assert_eq!(SessionId(16).to_string(), "s16");
     }
 }

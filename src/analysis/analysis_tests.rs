@@ -163,10 +163,8 @@ fn moe_usage_histograms_and_routing_entropy() {
 #[test]
 fn prompt_text_prefers_the_user_message_and_strips_special_tokens() {
     let mut r = run();
-    assert_eq!(
-        prompt_text(&r).split_whitespace().collect::<Vec<_>>(),
-        vec!["user", "q", "assistant"]
-    );
+    // A raw prompt: its user turn, not the markup around it.
+    assert_eq!(prompt_text(&r), "q");
     r.messages = vec![Message::new("system", "s"), Message::new("user", "hello there")];
     assert_eq!(prompt_text(&r), "hello there");
 }
@@ -186,4 +184,21 @@ fn user_flags_survive_a_new_analysis() {
     let merged = merge_flags(&[old_auto, user.clone()], std::slice::from_ref(&new_auto));
     assert_eq!(merged, vec![user, new_auto]);
     let _ = Phase::Think;
+}
+
+#[test]
+fn the_user_turn_of_a_rendered_prompt() {
+    let chatml = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n\
+Why is the sky blue?<|im_end|>\n<|im_start|>assistant\n<think>\n";
+    assert_eq!(user_text_of_rendered(chatml), "Why is the sky blue?");
+    let llama3 =
+        "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>\
+<|start_header_id|>user<|end_header_id|>\n\nfirst<|eot_id|><|start_header_id|>assistant\
+<|end_header_id|>\n\nok<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nsecond<|eot_id|>";
+    assert_eq!(user_text_of_rendered(llama3), "second");
+    let r1 = "<｜begin▁of▁sentence｜>You are terse.<｜User｜>2+2?<｜Assistant｜><think>\n";
+    assert_eq!(user_text_of_rendered(r1), "2+2?");
+    // Plain text stays as it is; unknown special tokens are dropped.
+    assert_eq!(user_text_of_rendered("Once upon a time"), "Once upon a time");
+    assert_eq!(user_text_of_rendered("<|x|>a < b"), "a < b");
 }

@@ -14,7 +14,7 @@ use super::error::{Error, Result};
 pub const DEFAULT_CONFIG: &str = include_str!("../../assets/config.toml");
 
 /// Bumped when an analysis algorithm changes, so stored flags are recomputed.
-pub const ANALYSIS_VERSION: u32 = 1;
+pub const ANALYSIS_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -59,6 +59,8 @@ pub struct RepetitionConfig {
     pub min_repeats: usize,
     pub min_tokens: usize,
     pub error_repeats: usize,
+    pub sentence_window: usize,
+    pub min_sentence_chars: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -96,6 +98,8 @@ impl AnalysisConfig {
                 min_repeats: 3,
                 min_tokens: 12,
                 error_repeats: 8,
+                sentence_window: 4,
+                min_sentence_chars: 16,
             },
             answer: AnswerConfig { check_mismatch: true },
         }

@@ -1,5 +1,6 @@
 //! Analysis of recorded runs: segmentation (think/answer, words, sentences, reasoning steps),
-//! automatic flags (language switch, low confidence, entropy spike, repetition, backtracking,
+//! automatic flags (language switch, low confidence, entropy spike, repetition at token and
+//! sentence level with the spikes inside a loop folded into it, backtracking,
 //! think integrity, answer mismatch) and run statistics, under thresholds from the config
 //! file. Pure functions over `trace` types; must not depend on `store`, `tui` or `engine`.
 
@@ -8,6 +9,7 @@ pub mod error;
 pub mod flags;
 pub mod integrity;
 pub mod language;
+pub mod loops;
 pub mod segment;
 pub mod stats;
 #[cfg(test)]
@@ -43,19 +45,54 @@ pub struct StoredAnalysis {
     pub stats: RunStats,
 }
 
-/// The text a run's target language is read from: its last user message, else its rendered
-/// prompt without special tokens (`<|...|>`, `<think>`).
+/// The text a run's target language is read from: its last user message, else the last user
+/// turn of its rendered prompt (see `user_text_of_rendered`).
 pub fn prompt_text(run: &Run) -> String {
     if let Some(m) = run.messages.iter().rev().find(|m| m.role == "user") {
         return m.content.clone();
     }
+    user_text_of_rendered(&run.rendered_prompt)
+}
+
+/// Where a user turn opens and ends in the chat formats models are prompted in by hand
+/// (`--raw`): ChatML (Qwen, SmolLM), Llama 3, DeepSeek (R1 and its distills), Gemma,
+/// Phi-3, and Llama 2 / Mistral `[INST]`.
+const USER_TURNS: &[(&str, &[&str])] = &[
+    ("<|im_start|>user", &["<|im_end|>", "<|im_start|>"]),
+    ("<|start_header_id|>user<|end_header_id|>", &["<|eot_id|>", "<|start_header_id|>"]),
+    ("<｜User｜>", &["<｜Assistant｜>", "<｜end▁of▁sentence｜>"]),
+    ("<start_of_turn>user", &["<end_of_turn>", "<start_of_turn>"]),
+    ("<|user|>", &["<|end|>", "<|assistant|>"]),
+    ("[INST]", &["[/INST]"]),
+];
+
+/// The last user turn of a rendered prompt (the text a `--raw` run was given), without its
+/// special tokens; the whole text without them when no user turn is recognised.
+pub fn user_text_of_rendered(rendered: &str) -> String {
+    let last = USER_TURNS
+        .iter()
+        .filter_map(|(open, closes)| rendered.rfind(open).map(|at| (at + open.len(), *closes)))
+        .max_by_key(|(at, _)| *at);
+    let turn = match last {
+        Some((from, closes)) => {
+            let rest = &rendered[from..];
+            let end = closes.iter().filter_map(|c| rest.find(c)).min().unwrap_or(rest.len());
+            &rest[..end]
+        }
+        None => rendered,
+    };
+    without_special_tokens(turn).trim().to_string()
+}
+
+/// `text` with special tokens (`<|...|>`, `<｜...｜>`, `<think>`, `</think>`) replaced by spaces.
+fn without_special_tokens(text: &str) -> String {
     let mut out = String::new();
-    let mut rest = run.rendered_prompt.as_str();
+    let mut rest = text;
     while let Some(at) = rest.find('<') {
         out.push_str(&rest[..at]);
         let tag_end = rest[at..].find('>').filter(|e| {
             let tag = &rest[at..at + e + 1];
-            tag.starts_with("<|") || tag == "<think>" || tag == "</think>"
+            tag.starts_with("<|") || tag.starts_with("<｜") || tag == "<think>" || tag == "</think>"
         });
         match tag_end {
             Some(e) => {
@@ -122,13 +159,14 @@ pub fn analyze(
     }
     flags.extend(flags::low_confidence(steps, &cfg.confidence));
     flags.extend(flags::entropy_spikes(steps, &cfg.entropy));
-    flags.extend(flags::repetition(steps, &cfg.repetition));
+    flags.extend(loops::repetition(steps, &text, &segments, &cfg.repetition));
     flags.extend(flags::backtracks(&text, &segments));
     flags.extend(integrity::think_integrity(run, steps, &text, &segments));
     if cfg.answer.check_mismatch {
         flags.extend(integrity::answer_mismatch(&text, &segments));
     }
     flags.sort_by_key(|f| (f.start, f.end));
+    let flags = loops::fold_spikes(flags);
     let mut stats = stats::basic(run, steps, &flags, routing);
     // Backtracks per 1k count the chain of thought only.
     stats.backtracks = flags

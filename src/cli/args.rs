@@ -20,6 +20,41 @@ fn parse_routing(s: &str) -> Result<RoutingDetail> {
     })
 }
 
+/// `[generate] max_tokens` of the user's `config.toml` (see `analysis::config`), else of the
+/// built-in `assets/config.toml`; 0 (the default) is no cap (`trace::NO_TOKEN_CAP`).
+pub fn configured_max_tokens() -> Result<usize> {
+    let mut n = None;
+    if let Some(path) = crate::analysis::config::user_config_path().filter(|p| p.is_file()) {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| anyhow::anyhow!("reading '{}': {e}", path.display()))?;
+        n = max_tokens_in(&path, &text)?;
+    }
+    if n.is_none() {
+        let builtin = std::path::Path::new("assets/config.toml (built in)");
+        n = max_tokens_in(builtin, crate::analysis::config::DEFAULT_CONFIG)?;
+    }
+    Ok(match n {
+        None | Some(0) => crate::trace::NO_TOKEN_CAP,
+        Some(n) => n,
+    })
+}
+
+/// `[generate] max_tokens` of one config file's text, if it sets it.
+fn max_tokens_in(path: &std::path::Path, text: &str) -> Result<Option<usize>> {
+    let table: toml::Table =
+        text.parse().map_err(|e| anyhow::anyhow!("'{}': {e}", path.display()))?;
+    let Some(v) = table.get("generate").and_then(|r| r.get("max_tokens")) else {
+        return Ok(None);
+    };
+    match v.as_integer().and_then(|n| usize::try_from(n).ok()) {
+        Some(n) => Ok(Some(n)),
+        None => bail!(
+            "'{}': key 'generate.max_tokens' must be a whole number (0: no cap), not {v}",
+            path.display()
+        ),
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct GenArgs {
     /// The prompt (the user message; with --raw, the exact text). '-' reads it from stdin.
@@ -34,9 +69,11 @@ pub struct GenArgs {
     /// A system message (ignored with --raw).
     #[arg(long, value_name = "TEXT")]
     pub system: Option<String>,
-    /// Most tokens to generate.
-    #[arg(short = 'n', long, default_value_t = 512, value_name = "N")]
-    pub max_tokens: usize,
+    /// Most tokens to generate. Default: no cap, generate until the end of the turn or until
+    /// the context is full (reasoning models think for thousands of tokens); a cap for every
+    /// run can be set as `[generate] max_tokens` in config.toml (see `thinkdbg --help`).
+    #[arg(short = 'n', long, value_name = "N")]
+    pub max_tokens: Option<usize>,
     /// Sampling temperature; 0 is greedy.
     #[arg(short, long, default_value_t = 0.0)]
     pub temperature: f32,
@@ -107,9 +144,11 @@ impl GenArgs {
     }
 
     pub fn sampler(&self) -> Result<SamplerSpec> {
-        if self.max_tokens == 0 {
-            bail!("'--max-tokens' must be at least 1");
-        }
+        let max_tokens = match self.max_tokens {
+            Some(0) => bail!("'--max-tokens' must be at least 1"),
+            Some(n) => n,
+            None => configured_max_tokens()?,
+        };
         if self.top_logprobs > crate::trace::MAX_ALTERNATIVES {
             bail!(
                 "'--top-logprobs' is {}; at most {} alternatives are kept",
@@ -125,7 +164,7 @@ impl GenArgs {
             repeat_penalty: self.repeat_penalty,
             repeat_last_n: self.repeat_last_n,
             seed: self.seed,
-            max_tokens: self.max_tokens,
+            max_tokens,
             ignore_eos: self.ignore_eos,
         };
         // Check the settings now rather than after loading the model.
@@ -162,5 +201,21 @@ impl GenArgs {
 
     pub fn load_options(&self) -> LoadOptions {
         LoadOptions { force: self.force, tokenizer_json: self.tokenizer.clone() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_is_no_cap_and_the_config_can_set_one() {
+        let p = std::path::Path::new("c.toml");
+        let builtin = max_tokens_in(p, crate::analysis::config::DEFAULT_CONFIG).unwrap();
+        assert_eq!(builtin, Some(0));
+        assert_eq!(max_tokens_in(p, "[generate]\nmax_tokens = 4096\n").unwrap(), Some(4096));
+        assert_eq!(max_tokens_in(p, "[resample]\nsamples = 3\n").unwrap(), None);
+        let err = max_tokens_in(p, "[generate]\nmax_tokens = -1\n").unwrap_err().to_string();
+        assert!(err.contains("'c.toml'") && err.contains("'generate.max_tokens'"), "{err}");
     }
 }

@@ -77,11 +77,7 @@ pub fn run(args: &FlagsArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
         if excerpt.chars().count() > 60 {
             short.push('…');
         }
-        let sev = match f.severity {
-            Severity::Info => "info",
-            Severity::Warn => "warn",
-            Severity::Error => "error",
-        };
+        let sev = f.severity.as_str();
         let sev_text = format!("{sev:<5}");
         let style = match (color, f.severity) {
             (false, _) => ContentStyle::new(),

@@ -21,6 +21,32 @@ pub fn status_name(s: &RunStatus) -> &'static str {
     s.as_str()
 }
 
+/// `text` in exactly `width` terminal columns: cut with `…` when wider (wide characters count
+/// two columns), padded with spaces when narrower, so that the columns after it never shift.
+pub fn fit(text: &str, width: usize) -> String {
+    use unicode_width::UnicodeWidthChar;
+    let total: usize = text.chars().map(|c| c.width().unwrap_or(0)).sum();
+    let mut out = String::new();
+    let mut used = 0;
+    if total <= width {
+        out.push_str(text);
+        used = total;
+    } else {
+        for c in text.chars() {
+            let w = c.width().unwrap_or(0);
+            if used + w + 1 > width {
+                break;
+            }
+            out.push(c);
+            used += w;
+        }
+        out.push('…');
+        used += 1;
+    }
+    out.extend(std::iter::repeat_n(' ', width.saturating_sub(used)));
+    out
+}
+
 pub fn run(args: &LsArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
     let store = open(store_flag)?;
     let mut sessions = store.sessions()?;
@@ -48,10 +74,10 @@ pub fn run(args: &LsArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
                 outln!("{}", json_line(&v)?);
             } else {
                 outln!(
-                    "  {:<8} {:<10} {:<36} {:>6} tok  {:<11}  {}",
-                    r.id.to_string(),
-                    for_terminal(r.label.as_deref().unwrap_or("-"), false),
-                    for_terminal(&r.model.name, false).chars().take(36).collect::<String>(),
+                    "  {} {} {} {:>6} tok  {:<11}  {}",
+                    fit(&r.id.to_string(), 8),
+                    fit(&for_terminal(r.label.as_deref().unwrap_or("-"), false), 16),
+                    fit(&for_terminal(&r.model.name, false), 36),
                     steps,
                     status_name(&r.status),
                     date(r.created_at)
@@ -66,4 +92,19 @@ pub fn run(args: &LsArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fit;
+
+    #[test]
+    fn fit_cuts_and_pads_to_display_columns() {
+        assert_eq!(fit("R1", 5), "R1   ");
+        assert_eq!(fit("abcdef", 5), "abcd…");
+        assert_eq!(fit("abcde", 5), "abcde");
+        // Wide characters take two columns: three of them and the ellipsis fill 7 of 8.
+        assert_eq!(fit("深度求索推理模型", 8), "深度求… ");
+        assert_eq!(fit("", 0), "");
+    }
 }

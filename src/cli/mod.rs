@@ -53,21 +53,39 @@ use clap::{Parser, Subcommand};
 
 pub use args::GenArgs;
 
+/// The help heading of the options every subcommand takes: listed once, apart from the
+/// subcommand's own.
+const GLOBAL: &str = "Global options";
+
+/// Where the user's files are, for `--help`.
+fn files_help() -> String {
+    let shown = |p: Option<std::path::PathBuf>| {
+        p.map_or_else(|| "the platform config directory".into(), |p| p.display().to_string())
+    };
+    format!(
+        "Files: {} sets the analysis thresholds, [generate] max_tokens and [resample] samples \
+         (THINKDBG_CONFIG names another file); keymap.toml and themes/*.toml in {} set the \
+         terminal UI's keys and colours. Each overrides the built-in defaults key by key.",
+        shown(crate::analysis::config::user_config_path()),
+        shown(crate::tui::config_dir())
+    )
+}
+
 /// A terminal debugger for reasoning language models.
 #[derive(Debug, Parser)]
-#[command(name = "thinkdbg", version, about, long_about = None)]
+#[command(name = "thinkdbg", version, about, long_about = None, after_help = files_help())]
 pub struct Cli {
     /// Write logs to this file (default: thinkdbg.log in the data directory).
-    #[arg(long, global = true, env = "THINKDBG_LOG_FILE", value_name = "PATH")]
+    #[arg(help_heading = GLOBAL, long, global = true, env = "THINKDBG_LOG_FILE", value_name = "PATH")]
     pub log_file: Option<std::path::PathBuf>,
     /// Never download anything; models must already be cached.
-    #[arg(long, global = true, env = "THINKDBG_OFFLINE")]
+    #[arg(help_heading = GLOBAL, long, global = true, env = "THINKDBG_OFFLINE")]
     pub offline: bool,
     /// The session store (default: 'store' in the platform data directory).
-    #[arg(long, global = true, env = "THINKDBG_STORE", value_name = "PATH")]
+    #[arg(help_heading = GLOBAL, long, global = true, env = "THINKDBG_STORE", value_name = "PATH")]
     pub store: Option<std::path::PathBuf>,
     /// Compute threads (default: physical cores; same as CANDLE_NUM_THREADS).
-    #[arg(long, global = true, value_name = "N")]
+    #[arg(help_heading = GLOBAL, long, global = true, value_name = "N")]
     pub threads: Option<usize>,
     /// Import the sample sessions (real runs of the demo model) into the store, then open
     /// the terminal UI (without a terminal: import only).
@@ -75,7 +93,7 @@ pub struct Cli {
     pub import_samples: bool,
     /// Terminal UI theme: dark, light, high-contrast, colorblind or a user theme (also
     /// THINKDBG_THEME).
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(help_heading = GLOBAL, long, global = true, value_name = "NAME")]
     pub theme: Option<String>,
     /// The model the terminal UI re-runs, forks and resamples with (default: 'demo'); it must
     /// be the one the run was recorded with.

@@ -38,9 +38,10 @@ pub struct RecordArgs {
 
 fn title_of(prompt: &Prompt) -> String {
     let text = match prompt {
-        Prompt::Raw(t) => t.as_str(),
+        // The user's message inside the chat markup, not `<|im_start|>system …`.
+        Prompt::Raw(t) => crate::analysis::user_text_of_rendered(t),
         Prompt::Chat(m) => {
-            m.iter().rev().find(|m| m.role == "user").map_or("", |m| m.content.as_str())
+            m.iter().rev().find(|m| m.role == "user").map_or("", |m| m.content.as_str()).to_string()
         }
     };
     let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");

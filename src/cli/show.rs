@@ -47,19 +47,34 @@ pub fn run(args: &ShowArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
         for_terminal(&run.model.arch, false),
         for_terminal(&run.model.quant, false)
     )?;
+    let forced = run.forced_step();
     let s = &run.sampler;
     writeln!(
         out,
         "sampler temperature {} top-k {} top-p {} min-p {} repeat-penalty {} seed {} max-tokens {}",
-        s.temperature, s.top_k, s.top_p, s.min_p, s.repeat_penalty, s.seed, s.max_tokens
+        s.temperature,
+        s.top_k,
+        s.top_p,
+        s.min_p,
+        s.repeat_penalty,
+        s.seed,
+        s.max_tokens_text()
     )?;
+    if let Some((parent, at)) = run.parent {
+        let what = if forced == Some(at) { "forked" } else { "resampled" };
+        writeln!(out, "parent {parent}, {what} at step {at}")?;
+    }
     for m in &run.messages {
         writeln!(out, "[{}] {}", for_terminal(&m.role, false), for_terminal(&m.content, true))?;
+    }
+    if run.messages.is_empty() && !run.rendered_prompt.is_empty() {
+        // A `--raw` run: the prompt is the text as given.
+        writeln!(out, "[raw prompt] {}", for_terminal(&run.rendered_prompt, true))?;
     }
     writeln!(out)?;
     if args.steps {
         for st in &read.steps {
-            writeln!(
+            write!(
                 out,
                 "{:>6} {:<6} {:<24} lp {:>8.4}  p {:>6.2}%  H {:>6.3}",
                 st.index,
@@ -69,6 +84,10 @@ pub fn run(args: &ShowArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
                 100.0 * f64::from(st.logprob).exp(),
                 st.entropy
             )?;
+            if forced == Some(st.index) {
+                write!(out, "  forced{}", forced_rank(st))?;
+            }
+            writeln!(out)?;
         }
     } else {
         let mut phase = None;
@@ -91,4 +110,14 @@ pub fn run(args: &ShowArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
         writeln!(out)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where a forced token stood among the model's own alternatives: ` (rank N)`, or ` (not in
+/// the top K)`.
+fn forced_rank(st: &crate::trace::Step) -> String {
+    match st.top.iter().position(|t| t.id == st.token_id) {
+        Some(k) => format!(" (rank {})", k + 1),
+        None if st.top.is_empty() => String::new(),
+        None => format!(" (not in the top {})", st.top.len()),
+    }
 }

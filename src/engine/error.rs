@@ -28,8 +28,8 @@ pub enum Error {
     Tokenizer(String),
     #[error("chat template: {0}")]
     Template(String),
-    #[error("the prompt has {prompt} tokens but the context holds {context} (and {max_tokens} more are asked for)")]
-    PromptTooLong { prompt: usize, context: usize, max_tokens: usize },
+    #[error("the prompt has {prompt} tokens but the context holds {context}")]
+    PromptTooLong { prompt: usize, context: usize },
     #[error("model source: {0}")]
     Source(String),
     #[error("sampler: {0}")]

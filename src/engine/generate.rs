@@ -152,11 +152,7 @@ impl Engine {
             return Err(Error::Template("the prompt is empty".into()));
         }
         if prompt_ids.len() >= context {
-            return Err(Error::PromptTooLong {
-                prompt: prompt_ids.len(),
-                context,
-                max_tokens: req.sampler.max_tokens,
-            });
+            return Err(Error::PromptTooLong { prompt: prompt_ids.len(), context });
         }
         let vocab = self.tokenizer.vocab_size().max(self.model.vocab_size());
         let mut forced = req.forced.clone();

@@ -97,7 +97,7 @@ pub fn settings_rows(run: &Run) -> Vec<(&'static str, String)> {
         ("top-k / top-p / min-p", format!("{} / {} / {}", s.top_k, s.top_p, s.min_p)),
         ("repeat penalty", format!("{} over {}", s.repeat_penalty, s.repeat_last_n)),
         ("seed", s.seed.to_string()),
-        ("max tokens", s.max_tokens.to_string()),
+        ("max tokens", s.max_tokens_text()),
         ("logprobs", format!("{:?}", run.logprob_kind).to_lowercase()),
         ("status", format!("{:?}", run.status).to_lowercase()),
         ("stop", run.stop.map(|s| s.as_str().to_string()).unwrap_or_else(|| "-".into())),

@@ -253,10 +253,10 @@ fn run_section(out: &mut String, rec: &RunRecord, stats: &[(String, String)]) {
         for (i, f) in rec.flags.iter().enumerate() {
             let _ = writeln!(
                 out,
-                "<li id=\"{rid}-f{n}\"><a href=\"#{rid}-s{}\">⚑{n}</a> <strong>{}</strong> ({:?}, steps {}): {}</li>",
+                "<li id=\"{rid}-f{n}\"><a href=\"#{rid}-s{}\">⚑{n}</a> <strong>{}</strong> ({}, steps {}): {}</li>",
                 f.start,
                 escape(&f.kind.as_str()),
-                f.severity,
+                f.severity.as_str(),
                 span_text(f.start, f.end),
                 escape(&f.detail),
                 n = i + 1,

@@ -82,13 +82,17 @@ pub fn body(opts: &RemoteOptions, req: &RemoteRequest) -> Value {
         "messages": req.messages.iter().map(|m| json!({"role": m.role, "content": m.content})).collect::<Vec<_>>(),
         "stream": true,
         "stream_options": {"include_usage": true},
-        "max_tokens": s.max_tokens,
         "temperature": s.temperature,
         "top_p": s.top_p,
         "seed": s.seed,
         "logprobs": true,
         "top_logprobs": req.top_logprobs,
     });
+    // Without a cap the server's own default applies: until the end of the turn or the
+    // context.
+    if s.capped() {
+        b["max_tokens"] = json!(s.max_tokens);
+    }
     if s.top_k > 0 {
         b["top_k"] = json!(s.top_k);
     }

@@ -500,9 +500,9 @@ impl Store {
         self.flush()
     }
 
-    /// Resolves what the user typed (`r1f`, `s3`, or a bare hex id) to a run or a session.
+    /// Resolves what the user typed (`r31`, `s3`, or a bare decimal id) to a run or a session.
     pub fn resolve(&self, text: &str) -> Result<Target> {
-        let parse = |s: &str| u64::from_str_radix(s, 16).ok();
+        let parse = |s: &str| s.bytes().all(|b| b.is_ascii_digit()).then(|| s.parse().ok())?;
         if let Some(id) = text.strip_prefix('r').and_then(parse) {
             if self.run(RunId(id))?.is_some() {
                 return Ok(Target::Run(RunId(id)));

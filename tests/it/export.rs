@@ -167,6 +167,9 @@ fn markdown_export_escapes_markup_and_has_no_control_bytes() {
     assert!(md.contains("**⟦⚑1**") && md.contains("**⚑1⟧**") && md.contains("**⟦✎1**"));
     assert!(md.contains("| seed | 0 |"));
     assert!(md.contains('␛') && md.contains("⟨U+202E⟩"));
+    // Severity as the CLI writes it; spaces as spaces.
+    assert!(md.contains("(warn, steps 1–2)"), "{md}");
+    assert!(!md.contains("&nbsp;"), "{md}");
 }
 
 #[test]

@@ -11,6 +11,7 @@ mod cli;
 mod cli_analysis;
 mod cli_fork;
 mod cli_store;
+mod cli_usability;
 mod engine_tiny;
 mod export;
 mod fuzz;

@@ -144,6 +144,32 @@ fn reopening_marks_recording_runs_interrupted() {
 }
 
 #[test]
+fn ids_are_decimal_with_or_without_their_prefix() {
+    use thinkdbg::store::Target;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db")).unwrap();
+    // Six sessions of one run each: ids 1 to 12, sessions odd, runs even.
+    let runs: Vec<Run> = (0..6)
+        .map(|_| {
+            let r = new_run(&store, "x");
+            store.put_run(&r).unwrap();
+            r
+        })
+        .collect();
+    let last = &runs[5];
+    assert_eq!((last.id, last.session), (RunId(12), SessionId(11)));
+    assert_eq!((last.id.to_string(), last.session.to_string()), ("r12".into(), "s11".into()));
+    assert_eq!(store.resolve("r12").unwrap(), Target::Run(RunId(12)));
+    assert_eq!(store.resolve("12").unwrap(), Target::Run(RunId(12)));
+    assert_eq!(store.resolve("s11").unwrap(), Target::Session(SessionId(11)));
+    assert_eq!(store.resolve("11").unwrap(), Target::Session(SessionId(11)));
+    // Hex is no longer read: 'rc' (12) and 'r+12' name nothing.
+    for bad in ["rc", "r+12", "r", "s"] {
+        assert!(store.resolve(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
 fn a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
@@ -597,7 +623,7 @@ fn a_corrupt_run_does_not_hide_the_others() {
     let (runs, errors) = store.runs_lossy().unwrap();
     assert_eq!(runs.iter().map(|r| r.id).collect::<Vec<_>>(), vec![good]);
     assert_eq!(errors.len(), 1);
-    assert!(errors[0].to_string().contains("run 'rabc'"), "{}", errors[0]);
+    assert!(errors[0].to_string().contains("run 'r2748'"), "{}", errors[0]);
 }
 
 #[test]

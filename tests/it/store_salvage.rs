@@ -188,7 +188,7 @@ fn a_healthy_store_checks_clean_and_its_backups_follow_every_change() {
     let text = check(true);
     assert!(text.contains("every run reads whole") && !text.contains("older"), "{text}");
     // A change made without a flush has no current backup yet; the next open writes it.
-    let first = RunId(u64::from_str_radix(exports[0].0.trim_start_matches('r'), 16).unwrap());
+    let first = RunId(exports[0].0.trim_start_matches('r').parse().unwrap());
     let note = Note { start: 1, end: 2, text: "a second note".into() };
     {
         let s = Store::open(&store).unwrap();
@@ -218,7 +218,7 @@ fn a_healthy_store_checks_clean_and_its_backups_follow_every_change() {
     // A new run in the copy does not reuse an id.
     assert!(
         copied.new_id().unwrap()
-            > exports.iter().map(|e| u64::from_str_radix(&e.0[1..], 16).unwrap()).max().unwrap()
+            > exports.iter().map(|e| e.0[1..].parse::<u64>().unwrap()).max().unwrap()
     );
     // A target that holds anything is refused.
     let out = thinkdbg(dir.path())

@@ -168,6 +168,11 @@ fn help_overlay_lists_the_keymap() {
     let text = screen_text(&mut app, BIG);
     assert!(text.contains("Next reasoning step"), "{text}");
     snap!(&mut app, "help_trace");
+    // Its last line points to the user's keymap, not to a file of the source tree (a tall
+    // terminal shows it all).
+    let text = screen_text(&mut app, (120, 120));
+    assert!(text.contains("the config directory (`thinkdbg --help` says where)"), "{text}");
+    assert!(!text.contains("assets/"), "{text}");
     app.update(Action::Back);
     assert!(!app.help.open);
 }

@@ -319,7 +319,7 @@ fn export_dialog_offers_the_three_formats() {
     app.update(Action::ScreenTrace);
     app.update(Action::ExportDialog);
     let Some(Overlay::Export(d)) = &app.overlay else { panic!("no export dialog") };
-    assert_eq!(d.path, "thinkdbg-ra.md");
+    assert_eq!(d.path, "thinkdbg-r10.md");
     app.update(Action::FieldNext);
     snap!(&mut app, "export_dialog");
 }

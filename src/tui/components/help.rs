@@ -59,7 +59,7 @@ impl Help {
             lines.push(Line::from(""));
         }
         lines.push(Line::from(Span::styled(
-        "While typing a search: Enter searches, Esc cancels. Keys: assets/keymap.toml, your keymap.toml overrides.",
+        "While typing a search: Enter searches, Esc cancels. Your keymap.toml in the config directory (`thinkdbg --help` says where) overrides these keys.",
         t.get("ui.dim"),
     )));
         let inner_h = usize::from(h.saturating_sub(2));

@@ -74,9 +74,9 @@ pub fn record(dir: &Path, model: &Path, args: &[&str], prompt: &str) -> Recorded
     Recorded { id, stdout, stderr }
 }
 
-/// The run id in a run's name as printed (`r<hex>`, by `record` and `fork`).
+/// The run id in a run's name as printed (`r<decimal>`, by `record` and `fork`).
 pub fn run_id(text: &str) -> RunId {
-    RunId(u64::from_str_radix(text.trim_start_matches('r'), 16).unwrap())
+    RunId(text.trim_start_matches('r').parse().unwrap())
 }
 
 /// Held by the tests that keep every core busy for seconds (the real model decoding, the

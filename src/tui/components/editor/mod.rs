@@ -91,7 +91,7 @@ impl PromptEditor {
             s.top_p.to_string(),
             s.top_k.to_string(),
             s.min_p.to_string(),
-            s.max_tokens.to_string(),
+            s.max_tokens_text(),
             s.seed.to_string(),
             SOURCES[usize::from(remote.is_some())].to_string(),
             endpoint,
@@ -264,7 +264,11 @@ impl PromptEditor {
         s.top_p = self.num(3)?;
         s.top_k = self.num(4)?;
         s.min_p = self.num(5)?;
-        s.max_tokens = self.num(6)?;
+        // 'none' (as an uncapped run shows): until the end of the turn or the context.
+        s.max_tokens = match self.values[6].trim() {
+            "none" => crate::trace::NO_TOKEN_CAP,
+            _ => self.num(6)?,
+        };
         s.seed = self.num(7)?;
         if s.max_tokens == 0 {
             return Err("'max_tokens' must be at least 1".into());
@@ -353,6 +357,15 @@ mod tests {
         assert_eq!(e.focus, 2, "past the last line: the next field");
         e.input('\n');
         assert!(!e.values[2].contains('\n'), "no newline in a number");
+    }
+
+    #[test]
+    fn an_uncapped_run_shows_and_keeps_no_cap() {
+        let mut r = run();
+        r.sampler.max_tokens = crate::trace::NO_TOKEN_CAP;
+        let e = PromptEditor::new(&r);
+        assert_eq!(e.values[6], "none");
+        assert_eq!(e.build().unwrap().1.max_tokens, crate::trace::NO_TOKEN_CAP);
     }
 
     #[test]

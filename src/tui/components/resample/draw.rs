@@ -137,7 +137,11 @@ impl ResampleJob {
                 }
             }
             None => lines.push(Line::from(Span::styled(
-                format!("temperature {} · at most {} tokens each", r.temperature, r.max_tokens),
+                if r.max_tokens >= crate::trace::NO_TOKEN_CAP {
+                    format!("temperature {} · no token cap", r.temperature)
+                } else {
+                    format!("temperature {} · at most {} tokens each", r.temperature, r.max_tokens)
+                },
                 t.get("ui.dim"),
             ))),
         }

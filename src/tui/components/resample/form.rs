@@ -57,8 +57,10 @@ impl ResampleForm {
         if n == 0 || n > resample::MAX_SAMPLES {
             return Err(format!("'samples' is {n}; give 1 to {}", resample::MAX_SAMPLES));
         }
-        let m: usize =
-            self.max_tokens.parse().map_err(|_| "'max tokens' must be a number".to_string())?;
+        let m: usize = match self.max_tokens.trim() {
+            "none" => crate::trace::NO_TOKEN_CAP,
+            t => t.parse().map_err(|_| "'max tokens' must be a number or 'none'".to_string())?,
+        };
         Ok((n, m))
     }
 }

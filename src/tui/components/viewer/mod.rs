@@ -374,7 +374,7 @@ impl Viewer {
             at: step.span.start as u32,
             preview,
             samples: samples.to_string(),
-            max_tokens: v.run.sampler.max_tokens.to_string(),
+            max_tokens: v.run.sampler.max_tokens_text(),
             temperature: if t > 0.0 { t } else { resample::GREEDY_FALLBACK_TEMPERATURE },
             focus: 0,
         }))

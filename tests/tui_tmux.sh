@@ -59,7 +59,7 @@ $T send-keys -t check Enter
 wait_for "tok $((start + 1))/137" trace_flag
 
 $T send-keys -t check ']'
-wait_for "tok " trace_next_flag
+wait_for "steps " trace_next_flag
 
 $T send-keys -t check '?'
 wait_for "Next reasoning step" help
@@ -67,14 +67,14 @@ grep -qF "Next reasoning step" "$OUT/help.txt" || fail "help does not list the t
 $T send-keys -t check Escape
 sleep 0.3
 
-# Annotate: a two-line note on a visual selection (ctrl-s saves), a user flag on the cursor's
+# Annotate: a two-line note on a visual selection (ctrl-j a new line, enter saves), a user flag on the cursor's
 # token, both listed on the Flags screen, then a Markdown export that carries them.
 $T send-keys -t check 2 g g v l l a
-wait_for "ctrl-s save" note_editor
+wait_for "enter save" note_editor
 $T send-keys -t check -l "tmux-note"
-$T send-keys -t check Enter
+$T send-keys -t check C-j
 $T send-keys -t check -l "second line"
-$T send-keys -t check C-s
+$T send-keys -t check Enter
 wait_for "note saved on steps 0–2" note_saved
 $T send-keys -t check l l l l F
 wait_for "User flag" flag_prompt

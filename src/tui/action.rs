@@ -55,6 +55,8 @@ pub enum Action {
     UserFlag,
     EditAnnotation,
     DeleteAnnotation,
+    /// Restores the note or user flag deleted last.
+    Undo,
     Resample,
     ResamplePanel,
     /// Not bindable: the terminal's new size.
@@ -140,6 +142,7 @@ pub const ACTIONS: &[(Action, &str, &str)] = &[
     (Action::UserFlag, "user_flag", "User flag on the selection (or edit the one at the cursor)"),
     (Action::EditAnnotation, "edit_annotation", "Edit the selected note or user flag"),
     (Action::DeleteAnnotation, "delete_annotation", "Delete a note or user flag"),
+    (Action::Undo, "undo", "Restore the note or user flag deleted last"),
     (Action::Resample, "resample", "Resample N continuations from the reasoning step"),
     (Action::ResamplePanel, "resample_panel", "Show the last resample's panel"),
 ];

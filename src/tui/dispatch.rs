@@ -26,9 +26,12 @@ impl Dispatcher {
         }
         let ctrl = ev.modifiers.contains(KeyModifiers::CONTROL);
         if matches!(app.overlay, Some(Overlay::Note(_))) {
-            // The note editor is multi-line: Enter is a new line, Ctrl-S saves.
+            // The note editor is multi-line: enter saves as in every dialog, alt-enter or
+            // ctrl-j is a new line (as in the run dialog); ctrl-s saves too.
+            let alt = ev.modifiers.contains(KeyModifiers::ALT);
             match ev.code {
-                KeyCode::Enter => return Some(Action::Input('\n')),
+                KeyCode::Enter if alt => return Some(Action::Input('\n')),
+                KeyCode::Char('j') if ctrl => return Some(Action::Input('\n')),
                 KeyCode::Char('s') if ctrl => return Some(Action::InputSubmit),
                 KeyCode::Tab | KeyCode::BackTab | KeyCode::Up | KeyCode::Down => return None,
                 _ => {}

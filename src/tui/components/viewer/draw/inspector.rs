@@ -10,6 +10,8 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 use unicode_width::UnicodeWidthStr;
 
+use super::flags;
+use super::timeline::flag_key;
 use super::trace::{entropy_key, logprob_key};
 use crate::trace::UNKNOWN_TOKEN;
 use crate::tui::components::ctx::Ctx;
@@ -17,7 +19,7 @@ use crate::tui::components::viewer::Viewer;
 use crate::tui::components::widgets::fit;
 use crate::tui::provenance;
 use crate::tui::run_view::RunView;
-use crate::tui::text::shown_token;
+use crate::tui::text::{shown, shown_token};
 
 /// `text` in rows of at most `w` columns, broken between words (a longer word is cut).
 fn words(text: &str, w: usize) -> Vec<String> {
@@ -73,7 +75,7 @@ pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
         ]),
         Line::from(vec![
             Span::styled("step   ", dim),
-            Span::styled(format!("#{}  id {id}  {}", s.index, s.phase.as_str()), text),
+            Span::styled(format!("{}  id {id}  {}", s.index, s.phase.as_str()), text),
         ]),
         if s.logprob.is_nan() {
             Line::from(logp)
@@ -99,6 +101,28 @@ pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
                 t.get("note.span"),
             ),
         ]));
+    }
+    // The flags the cursor is in: kind, severity and span, then the detail on up to two rows.
+    for fl in vw.flags_at_cursor() {
+        let w = inner_w.saturating_sub(7).max(1);
+        let style = t.get(flag_key(&fl.kind));
+        lines.push(Line::from(vec![
+            Span::styled("flag   ", dim),
+            Span::styled(fit(&flags::summary(fl), w), style),
+        ]));
+        let mut rows = words(&shown(&fl.detail), w);
+        if rows.len() > 2 {
+            rows.truncate(2);
+            if let Some(last) = rows.last_mut() {
+                *last = format!("{last} …");
+            }
+        }
+        for row in rows.into_iter().filter(|r| !r.is_empty()) {
+            lines.push(Line::from(vec![
+                Span::styled("       ", dim),
+                Span::styled(fit(&row, w), text),
+            ]));
+        }
     }
     if let Some(run) = vw.view.as_ref().map(|v| &v.run).filter(|r| provenance::is_remote(r)) {
         // The short form; the sessions screen's run header has all of it.

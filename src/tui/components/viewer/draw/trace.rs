@@ -10,6 +10,7 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 use unicode_width::UnicodeWidthStr;
 
+use crate::export::annotate::span_text;
 use crate::trace::{Phase, RunStatus};
 use crate::tui::components::ctx::Ctx;
 use crate::tui::components::viewer::{ColourBy, Viewer};
@@ -247,6 +248,61 @@ pub fn rows(
     lay.rows.into_iter().skip(skip).take(height).collect()
 }
 
+/// The colour legend under the trace: what the colours of the current colouring mean, then
+/// the styles of a flagged token, a search match, the visual selection and a note.
+pub fn legend(colour: ColourBy, layer: usize, t: &Theme) -> Line<'static> {
+    let text = t.get("ui.text");
+    let dim = t.get("ui.dim");
+    let mut spans = vec![Span::styled(" ", dim)];
+    let scale: &[(&str, &str)] = match colour {
+        ColourBy::Logprob => &[
+            ("p≥.9", "token.logprob.high"),
+            ("≥.5", "token.logprob.mid"),
+            ("≥.1", "token.logprob.low"),
+            ("<.1", "token.logprob.verylow"),
+        ],
+        ColourBy::Entropy => &[
+            ("H<.5", "token.entropy.low"),
+            ("<1.5", "token.entropy.mid"),
+            ("<3", "token.entropy.high"),
+            ("≥3", "token.entropy.veryhigh"),
+        ],
+        ColourBy::Expert | ColourBy::Syntax => &[],
+    };
+    match colour {
+        ColourBy::Expert => {
+            spans.push(Span::styled(format!("top expert of layer {layer}"), dim));
+        }
+        ColourBy::Syntax => spans.push(Span::styled("code in syntax colours", dim)),
+        _ => {}
+    }
+    for (label, key) in scale {
+        spans.push(Span::styled(*label, text.patch(t.get(key))));
+        spans.push(Span::styled(" ", dim));
+    }
+    spans.push(Span::styled("· ", dim));
+    let samples = [
+        ("flag", text.patch(t.get("flag.user")).add_modifier(Modifier::UNDERLINED)),
+        ("match", text.patch(t.get("ui.match"))),
+        ("selection", text.patch(t.get("ui.mark"))),
+        ("note", text.patch(t.get("note.span"))),
+    ];
+    for (label, st) in samples {
+        spans.push(Span::styled(label, st));
+        spans.push(Span::styled(" ", dim));
+    }
+    Line::from(spans)
+}
+
+/// Where the cursor is, in the one numbering every screen uses (the JSONL `index`, from 0):
+/// `step 72 of 0–95`, or `no steps`.
+pub fn position(cursor: usize, len: usize) -> String {
+    match len {
+        0 => "no steps".into(),
+        n => format!("step {} of {}", cursor.min(n - 1), span_text(0, n as u32)),
+    }
+}
+
 pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
     let t = cx.theme;
     let Some(v) = &vw.view else {
@@ -263,27 +319,27 @@ pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
     };
     let visual = match (vw.mark, vw.selection()) {
         (Some(_), Some((a, b))) => {
-            format!(" · VISUAL {}", crate::export::annotate::span_text(a, b))
+            format!(" · VISUAL {}", span_text(a, b))
         }
         _ => String::new(),
     };
     let layer =
         if vw.colour == ColourBy::Expert { format!(" layer {}", vw.layer) } else { String::new() };
     let title = format!(
-        " {}{} · colour: {}{}{}{} · {}/{} ",
+        " {}{} · colour: {}{}{}{} · {} ",
         v.run.id,
         label,
         vw.colour.label(),
         layer,
         live,
         visual,
-        if v.is_empty() { 0 } else { vw.cursor + 1 },
-        v.len()
+        position(vw.cursor, v.len())
     );
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(t.get("ui.border.focus"))
-        .title(Span::styled(title, t.get("ui.title")));
+        .title(Span::styled(title, t.get("ui.title")))
+        .title_bottom(legend(vw.colour, vw.layer, t));
     if let (true, crate::trace::RunStatus::Failed(msg)) = (v.is_empty(), &v.run.status) {
         let text = format!("This run failed before its first token:\n{}", shown(msg));
         let p = Paragraph::new(text)

@@ -97,6 +97,17 @@ impl Dispatcher {
     }
 }
 
+/// A mouse event as an action: a left click, the wheel; the rest is ignored.
+pub fn mouse(ev: event::MouseEvent) -> Option<Action> {
+    use event::{MouseButton, MouseEventKind};
+    match ev.kind {
+        MouseEventKind::Down(MouseButton::Left) => Some(Action::Click(ev.column, ev.row)),
+        MouseEventKind::ScrollDown => Some(Action::Scroll(true)),
+        MouseEventKind::ScrollUp => Some(Action::Scroll(false)),
+        _ => None,
+    }
+}
+
 /// The prompt editor's own keys: a new line (alt-enter, ctrl-j) and the text cursor.
 fn editor_key(ev: event::KeyEvent) -> Option<Action> {
     use super::action::Caret;

@@ -145,6 +145,7 @@ pub fn run(store: Arc<Store>, opts: Options) -> Result<()> {
     let size = guard.terminal.size()?;
     app.update(Action::Resize(size.width, size.height));
     let mut keys = Dispatcher::default();
+    let mut mouse_on = false;
     let mut dirty = true;
     let mut last_draw = Instant::now() - FRAME;
     loop {
@@ -157,6 +158,11 @@ pub fn run(store: Arc<Store>, opts: Options) -> Result<()> {
                     }
                 }
                 Event::Resize(w, h) => app.update(Action::Resize(w, h)),
+                Event::Mouse(m) => {
+                    if let Some(a) = dispatch::mouse(m) {
+                        app.update(a);
+                    }
+                }
                 Event::Paste(text) if app.input.is_some() || app.overlay.is_some() => {
                     // Pasted line breaks stay in a note and in the editor's messages (multi-line);
                     // elsewhere they are dropped.
@@ -176,6 +182,10 @@ pub fn run(store: Arc<Store>, opts: Options) -> Result<()> {
         }
         if app.quit {
             break;
+        }
+        if app.mouse != mouse_on {
+            guard.set_mouse(app.mouse)?;
+            mouse_on = app.mouse;
         }
         let since = last_draw.elapsed();
         if dirty && since >= FRAME {

@@ -274,3 +274,42 @@ fn the_sessions_list_counts_the_flags_analysis_found_on_opening() {
     }
     assert!(seen > 0, "analysis found flags in some sample");
 }
+
+#[test]
+fn a_click_moves_the_cursor_and_a_click_on_an_alternative_opens_the_fork_with_it() {
+    let (_d, mut app) = app();
+    to_step(&mut app, 7);
+    // Where step 7 is drawn: the reversed cells of the trace pane.
+    let term = render(&mut app, BIG);
+    let buf = term.backend().buffer().clone();
+    let (x, y) = (0..BIG.1)
+        .flat_map(|y| (1..60).map(move |x| (x, y)))
+        .find(|&(x, y)| buf[(x, y)].modifier.contains(Modifier::REVERSED))
+        .expect("the cursor is drawn");
+    app.update(Action::Start);
+    app.update(Action::Click(x, y));
+    assert_eq!(app.viewer.cursor, 7, "clicked at ({x}, {y})");
+    // The wheel moves three lines; on the sessions list three rows.
+    let line = app.viewer.view.as_ref().unwrap().line_of(7);
+    app.update(Action::Scroll(true));
+    assert_eq!(app.viewer.view.as_ref().unwrap().line_of(app.viewer.cursor), line + 3);
+    // An alternative of a token with some: its row under the inspector's title.
+    let v = app.viewer.view.clone().unwrap();
+    let i = (0..v.len()).find(|&i| v.steps[i].top.len() >= 3).expect("a token with top-k");
+    to_step(&mut app, i);
+    let text = screen_text(&mut app, BIG);
+    let title = text.lines().position(|l| l.contains("alternatives")).unwrap() as u16;
+    let k = (0..3).find(|&k| v.steps[i].top[k].id != v.steps[i].token_id).unwrap();
+    app.update(Action::Click(BIG.0 - 10, title + 1 + k as u16));
+    let Some(Overlay::Fork(p)) = &app.overlay else { panic!("no fork dialog: {}", app.message) };
+    assert_eq!(p.options[p.sel], v.steps[i].top[k]);
+    assert_eq!(p.at as usize, i);
+    app.update(Action::Back);
+    app.update(Action::ScreenSessions);
+    app.update(Action::Scroll(true));
+    assert_eq!(app.sessions.selected, 3);
+    // M turns capture off and on.
+    assert!(app.mouse);
+    app.update(Action::ToggleMouse);
+    assert!(!app.mouse && app.message.contains("selects text"));
+}

@@ -12,6 +12,7 @@
 
 mod annotations;
 mod events;
+mod mouse;
 mod runs;
 
 use std::sync::Arc;
@@ -89,6 +90,9 @@ pub struct App {
     pub last_started: Option<Started>,
     /// The last resample started from the UI (the resample panel's state).
     pub resample: Option<ResampleJob>,
+    /// Whether the terminal reports the mouse to the UI (`M` toggles; off, the terminal
+    /// selects text).
+    pub mouse: bool,
     /// The config directory, where the theme chosen with `T` is remembered (none in tests).
     pub config_dir: Option<std::path::PathBuf>,
     /// The note or user flag deleted last, which `u` restores.
@@ -119,6 +123,7 @@ impl App {
             resample: None,
             undo: None,
             config_dir: None,
+            mouse: true,
         }
     }
 
@@ -273,6 +278,17 @@ impl App {
             }
             Action::CycleTheme => self.cycle_theme(),
             Action::Undo => self.undo_delete(),
+            Action::ToggleMouse => {
+                self.mouse = !self.mouse;
+                self.message = if self.mouse {
+                    "mouse on: click a token or an alternative, wheel scrolls (shift-drag selects text)"
+                } else {
+                    "mouse off: the terminal selects text; M turns it on"
+                }
+                .into();
+            }
+            Action::Click(x, y) => self.click(x, y),
+            Action::Scroll(down) => self.scroll(down),
             Action::EditRerun
             | Action::Fork
             | Action::Compare

@@ -42,10 +42,25 @@ pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
         .borders(Borders::ALL)
         .border_style(t.get("ui.border"))
         .title(Span::styled(" Inspector ", t.get("ui.title")));
-    let Some(s) = vw.view.as_ref().and_then(|v| v.steps.get(vw.cursor)) else {
-        f.render_widget(Paragraph::new("no token").block(block), area);
-        return;
-    };
+    match lines(vw, area, cx) {
+        Some((lines, _)) => f.render_widget(Paragraph::new(lines).block(block), area),
+        None => f.render_widget(Paragraph::new("no token").block(block), area),
+    }
+}
+
+/// The alternative (index into the cursor token's top-k) drawn on row `y` of the inspector
+/// drawn in `area` (a click on it opens the fork dialog with it).
+pub fn alternative_at(vw: &Viewer, area: Rect, cx: &Ctx, y: u16) -> Option<usize> {
+    let (lines, first) = lines(vw, area, cx)?;
+    let row = usize::from(y.checked_sub(area.y + 1)?);
+    (first..lines.len()).contains(&row).then(|| row - first)
+}
+
+/// The inspector's lines for the cursor's token in `area`, and the index of the first
+/// alternative's line.
+fn lines(vw: &Viewer, area: Rect, cx: &Ctx) -> Option<(Vec<Line<'static>>, usize)> {
+    let t = cx.theme;
+    let s = vw.view.as_ref().and_then(|v| v.steps.get(vw.cursor))?;
     let inner_w = usize::from(area.width.saturating_sub(2));
     let dim = t.get("ui.dim");
     let text = t.get("ui.text");
@@ -159,6 +174,7 @@ pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
         format!("top {} alternatives", s.top.len())
     };
     lines.push(Line::from(Span::styled(title, t.get("ui.title"))));
+    let first = lines.len();
     let room = usize::from(area.height.saturating_sub(2)).saturating_sub(lines.len());
     let tok_w = 12.min(inner_w / 3).max(4);
     let bar_w = inner_w.saturating_sub(tok_w + 10);
@@ -182,5 +198,5 @@ pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
             ),
         ]));
     }
-    f.render_widget(Paragraph::new(lines).block(block), area);
+    Some((lines, first))
 }

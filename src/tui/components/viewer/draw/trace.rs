@@ -62,6 +62,8 @@ struct Layout<'a> {
     row: Vec<Span<'static>>,
     row_w: usize,
     cursor_row: Option<usize>,
+    /// Where each token's pieces went: (row, first column, end column, step).
+    cells: Vec<(usize, usize, usize, usize)>,
 }
 
 impl Layout<'_> {
@@ -128,7 +130,7 @@ impl Layout<'_> {
 
     /// Places one token's piece of the current logical line, wrapping before it when it
     /// does not fit and is short enough to fit on a fresh row.
-    fn place(&mut self, pieces: Vec<(String, Style)>, is_cursor: bool) {
+    fn place(&mut self, pieces: Vec<(String, Style)>, is_cursor: bool, step: usize) {
         let w: usize = pieces.iter().map(|(s, _)| s.width()).sum();
         if w > self.width - self.row_w && w <= self.width && self.row_w > 0 {
             self.break_row();
@@ -141,6 +143,7 @@ impl Layout<'_> {
             if self.row_w + cw > self.width && self.row_w > 0 {
                 self.break_row();
             }
+            self.cells.push((self.rows.len(), self.row_w, self.row_w + cw, step));
             self.row_w += cw;
             match self.row.last_mut() {
                 // A mark stays in its base's span whatever its own style, so that no span
@@ -206,7 +209,7 @@ impl Layout<'_> {
                 pieces.push((mark.to_string(), base.patch(t.get("ui.cursor"))));
             }
             if !pieces.is_empty() || (is_cursor && first_piece) {
-                self.place(pieces, is_cursor && first_piece);
+                self.place(pieces, is_cursor && first_piece, i);
             }
             i += 1;
         }
@@ -222,6 +225,36 @@ pub fn rows(
     width: usize,
     height: usize,
 ) -> Vec<Line<'static>> {
+    let (lay, skip) = lay_out(vw, t, v, width, height);
+    lay.rows.into_iter().skip(skip).take(height).collect()
+}
+
+/// The step drawn at (`col`, `row`) of the trace text, `width` × `height` cells, as `rows`
+/// lays it out (a click lands on it).
+pub fn step_at(
+    vw: &Viewer,
+    t: &Theme,
+    v: &RunView,
+    (width, height): (usize, usize),
+    (col, row): (usize, usize),
+) -> Option<usize> {
+    let (lay, skip) = lay_out(vw, t, v, width, height);
+    let row = row + skip;
+    let on_row = || lay.cells.iter().filter(|c| c.0 == row);
+    on_row()
+        .find(|c| c.1 <= col && col < c.2)
+        .or_else(|| on_row().filter(|c| c.1 <= col).last())
+        .map(|c| c.3)
+}
+
+/// The layout of the rows around the cursor and how many rows to skip to show it.
+fn lay_out<'a>(
+    vw: &'a Viewer,
+    t: &'a Theme,
+    v: &'a RunView,
+    width: usize,
+    height: usize,
+) -> (Layout<'a>, usize) {
     let mut lay = Layout {
         vw,
         v,
@@ -231,6 +264,7 @@ pub fn rows(
         row: Vec::new(),
         row_w: 0,
         cursor_row: None,
+        cells: Vec::new(),
     };
     let cursor_line = v.line_of(vw.cursor);
     let mut li = vw.top_line.min(cursor_line);
@@ -245,7 +279,7 @@ pub fn rows(
         }
     }
     let skip = lay.cursor_row.map_or(0, |r| (r + 1).saturating_sub(height));
-    lay.rows.into_iter().skip(skip).take(height).collect()
+    (lay, skip)
 }
 
 /// The colour legend under the trace: what the colours of the current colouring mean, then

@@ -97,7 +97,8 @@ fn the_flag_under_the_cursor_is_named_in_the_inspector_and_status_line() {
     let text = screen_text(&mut app, BIG);
     let status = text.lines().nth(39).unwrap();
     assert!(status.contains("▲ low confidence (warn) steps 40"), "{status}");
-    assert!(text.contains("flag   ▲ low confidence (warn) steps 40"), "inspector:\n{text}");
+    assert!(text.contains("flag   ▲ low confidence "), "inspector:\n{text}");
+    assert!(text.contains("       warn · steps 40 "), "inspector:\n{text}");
     assert!(text.contains("p 0.21 at this token"), "the flag's detail:\n{text}");
     app.update(Action::NextToken);
     let text = screen_text(&mut app, BIG);

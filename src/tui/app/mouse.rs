@@ -10,7 +10,7 @@ use ratatui::layout::{Margin, Position};
 
 use super::{cx, App};
 use crate::tui::action::Action;
-use crate::tui::components::ctx::body;
+use crate::tui::components::ctx::{body, Ctx};
 use crate::tui::components::fork_picker::ForkPicker;
 use crate::tui::components::viewer::draw::{inspector, trace, trace_panes};
 use crate::tui::components::{Overlay, Screen};
@@ -38,8 +38,7 @@ impl App {
             };
             let Some(s) = v.steps.get(self.viewer.cursor) else { return };
             let mut picker = ForkPicker::new(v.run.id, s);
-            if let Some(i) = s.top.get(k).and_then(|a| picker.options.iter().position(|o| o == a))
-            {
+            if let Some(i) = s.top.get(k).and_then(|a| picker.options.iter().position(|o| o == a)) {
                 picker.sel = i;
             }
             self.overlay = Some(Overlay::Fork(picker));

@@ -13,6 +13,7 @@ use unicode_width::UnicodeWidthStr;
 use super::flags;
 use super::timeline::flag_key;
 use super::trace::{entropy_key, logprob_key};
+use crate::export::annotate::span_text;
 use crate::trace::UNKNOWN_TOKEN;
 use crate::tui::components::ctx::Ctx;
 use crate::tui::components::viewer::Viewer;
@@ -117,13 +118,20 @@ fn lines(vw: &Viewer, area: Rect, cx: &Ctx) -> Option<(Vec<Line<'static>>, usize
             ),
         ]));
     }
-    // The flags the cursor is in: kind, severity and span, then the detail on up to two rows.
+    // The flags the cursor is in: kind, then severity and span, then the detail on up to two
+    // rows.
     for fl in vw.flags_at_cursor() {
         let w = inner_w.saturating_sub(7).max(1);
         let style = t.get(flag_key(&fl.kind));
         lines.push(Line::from(vec![
             Span::styled("flag   ", dim),
-            Span::styled(fit(&flags::summary(fl), w), style),
+            Span::styled(fit(&format!("▲ {}", shown(&fl.kind.label())), w), style),
+        ]));
+        let span =
+            format!("{} · steps {}", flags::severity(fl.severity), span_text(fl.start, fl.end));
+        lines.push(Line::from(vec![
+            Span::styled("       ", dim),
+            Span::styled(fit(&span, w), text),
         ]));
         let mut rows = words(&shown(&fl.detail), w);
         if rows.len() > 2 {

@@ -101,7 +101,11 @@ pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
     }
     let mut top: Vec<(u16, usize)> = counts.into_iter().collect();
     top.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
-    let span = if vw.mark.is_some() { format!("steps {}", span_text(a as u32, b as u32)) } else { "whole run".into() };
+    let span = if vw.mark.is_some() {
+        format!("steps {}", span_text(a as u32, b as u32))
+    } else {
+        "whole run".into()
+    };
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(t.get("ui.border"))

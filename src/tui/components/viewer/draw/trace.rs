@@ -305,9 +305,9 @@ pub fn legend(colour: ColourBy, layer: usize, t: &Theme) -> Line<'static> {
     };
     match colour {
         ColourBy::Expert => {
-            spans.push(Span::styled(format!("top expert of layer {layer}"), dim));
+            spans.push(Span::styled(format!("top expert of layer {layer} "), dim));
         }
-        ColourBy::Syntax => spans.push(Span::styled("code in syntax colours", dim)),
+        ColourBy::Syntax => spans.push(Span::styled("code in syntax colours ", dim)),
         _ => {}
     }
     for (label, key) in scale {

@@ -243,7 +243,7 @@ pub fn step_at(
     let on_row = || lay.cells.iter().filter(|c| c.0 == row);
     on_row()
         .find(|c| c.1 <= col && col < c.2)
-        .or_else(|| on_row().filter(|c| c.1 <= col).last())
+        .or_else(|| on_row().rfind(|c| c.1 <= col))
         .map(|c| c.3)
 }
 

@@ -29,6 +29,7 @@ pub fn draw(app: &App, f: &mut Frame) {
             Paragraph::new(msg).style(t.get("ui.warning")).wrap(Wrap { trim: true }),
             area,
         );
+        fill_background(f, t.get("ui.background"));
         return;
     }
     let [tabs, body, status] =

@@ -1,4 +1,4 @@
-//! Turning key presses into actions: chords wait for their next key (the keymap resolves
+//! Turning key presses (and mouse events, `mouse`) into actions: chords wait for their next key (the keymap resolves
 //! them for the current screen's mode), while a dialog is open or a search or filter is typed
 //! keys are text, and the prompt editor and the note editor have keys of their own. Reads
 //! `&App`, changes nothing in it. May import `app`, `action`, `keymap` and `components`.

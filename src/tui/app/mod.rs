@@ -3,7 +3,8 @@
 //! state: it routes each action to the component of the open dialog, the help overlay or the
 //! current screen, and applies the `Effect` the component returns. The cross-cutting work
 //! lives beside it: starting runs and writing exports (`runs.rs`), the job channel's events
-//! (`events.rs`) and storing annotations (`annotations.rs`). Loading from the store happens
+//! (`events.rs`), storing annotations and undoing a delete (`annotations.rs`) and clicks and
+//! the wheel (`mouse.rs`). Loading from the store happens
 //! here (on an action), never while drawing.
 //!
 //! May import every component, `action`, `jobs`, `keymap`, `theme`, `run_view` and `error`,

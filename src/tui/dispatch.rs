@@ -1,7 +1,7 @@
-//! Turning key presses (and mouse events, `mouse`) into actions: chords wait for their next key (the keymap resolves
-//! them for the current screen's mode), while a dialog is open or a search or filter is typed
-//! keys are text, and the prompt editor and the note editor have keys of their own. Reads
-//! `&App`, changes nothing in it. May import `app`, `action`, `keymap` and `components`.
+//! Turning key presses (and mouse events, `mouse`) into actions: chords wait for their next
+//! key (the keymap resolves them for the current screen's mode), while a dialog is open or a
+//! search or filter is typed keys are text, and the prompt editor and the note editor have
+//! keys of their own. Reads `&App`, changes nothing in it. May import `app`, `action`, `keymap` and `components`.
 
 use ratatui::crossterm::event::{self, KeyCode, KeyModifiers};
 

@@ -54,20 +54,27 @@ wait_for "Sessions · 5 runs" sessions_refreshed
 $T send-keys -t check Enter
 wait_for "Inspector" trace
 $T send-keys -t check l l l
-wait_for "tok 4/137" trace_stepped
+wait_for "step 3 of 0–136" trace_stepped
+# Mouse capture is on while the UI runs; M turns it off (the terminal selects text) and on.
+[ "$($T display -p -t check '#{mouse_any_flag}')" = 1 ] || fail "mouse capture not on"
+$T send-keys -t check M
+wait_for "mouse off" mouse_off
+[ "$($T display -p -t check '#{mouse_any_flag}')" = 0 ] || fail "M left mouse capture on"
+$T send-keys -t check M
+wait_for "mouse on" mouse_on
 $T send-keys -t check j
 wait_for "Timeline" trace_line
 
 # Flags screen: the first flag's start step, then Enter jumps there in the trace.
 $T send-keys -t check 3
 wait_for "Flags · " flags
-start=$(grep -oE 'steps +[0-9]+\.\.' "$OUT/flags.txt" | head -1 | grep -oE '[0-9]+')
+start=$(grep -oE 'steps [0-9]+' "$OUT/flags.txt" | head -1 | grep -oE '[0-9]+')
 [ -n "$start" ] || fail "no flag listed"
 $T send-keys -t check Enter
-wait_for "tok $((start + 1))/137" trace_flag
+wait_for "step $start of 0–136" trace_flag
 
 $T send-keys -t check ']'
-wait_for "tok " trace_next_flag
+wait_for "steps " trace_next_flag
 
 $T send-keys -t check '?'
 wait_for "Next reasoning step" help
@@ -75,14 +82,14 @@ grep -qF "Next reasoning step" "$OUT/help.txt" || fail "help does not list the t
 $T send-keys -t check Escape
 sleep 0.3
 
-# Annotate: a two-line note on a visual selection (ctrl-s saves), a user flag on the cursor's
+# Annotate: a two-line note on a visual selection (ctrl-j a new line, enter saves), a user flag on the cursor's
 # token, both listed on the Flags screen, then a Markdown export that carries them.
 $T send-keys -t check 2 g g v l l a
-wait_for "ctrl-s save" note_editor
+wait_for "enter save" note_editor
 $T send-keys -t check -l "tmux-note"
-$T send-keys -t check Enter
+$T send-keys -t check C-j
 $T send-keys -t check -l "second line"
-$T send-keys -t check C-s
+$T send-keys -t check Enter
 wait_for "note saved on steps 0–2" note_saved
 $T send-keys -t check l l l l F
 wait_for "User flag" flag_prompt
@@ -129,7 +136,7 @@ done
 same_columns "$OUT/z_sessions.txt"
 $T send-keys -t check Enter
 for i in $(seq 0 21); do
-    wait_for "#$i  id $((3200 + 7 * i))" "z_step$i"
+    wait_for "step   $i  id $((3200 + 7 * i))" "z_step$i"
     same_columns "$OUT/z_step$i.txt"
     $T send-keys -t check l
 done

@@ -55,10 +55,18 @@ pub enum Action {
     UserFlag,
     EditAnnotation,
     DeleteAnnotation,
+    /// Restores the note or user flag deleted last.
+    Undo,
     Resample,
     ResamplePanel,
+    /// Turns mouse capture off (the terminal selects text) or on.
+    ToggleMouse,
     /// Not bindable: the terminal's new size.
     Resize(u16, u16),
+    /// Not bindable: a left click at (column, row).
+    Click(u16, u16),
+    /// Not bindable: the mouse wheel, down (`true`) or up.
+    Scroll(bool),
     /// Not bindable: a character typed into the search / filter line.
     Input(char),
     /// Not bindable: backspace in the search / filter line.
@@ -140,6 +148,8 @@ pub const ACTIONS: &[(Action, &str, &str)] = &[
     (Action::UserFlag, "user_flag", "User flag on the selection (or edit the one at the cursor)"),
     (Action::EditAnnotation, "edit_annotation", "Edit the selected note or user flag"),
     (Action::DeleteAnnotation, "delete_annotation", "Delete a note or user flag"),
+    (Action::Undo, "undo", "Restore the note or user flag deleted last"),
+    (Action::ToggleMouse, "toggle_mouse", "Mouse on / off (off: the terminal selects text)"),
     (Action::Resample, "resample", "Resample N continuations from the reasoning step"),
     (Action::ResamplePanel, "resample_panel", "Show the last resample's panel"),
 ];

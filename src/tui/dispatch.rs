@@ -1,7 +1,7 @@
-//! Turning key presses into actions: chords wait for their next key (the keymap resolves
-//! them for the current screen's mode), while a dialog is open or a search or filter is typed
-//! keys are text, and the prompt editor and the note editor have keys of their own. Reads
-//! `&App`, changes nothing in it. May import `app`, `action`, `keymap` and `components`.
+//! Turning key presses (and mouse events, `mouse`) into actions: chords wait for their next
+//! key (the keymap resolves them for the current screen's mode), while a dialog is open or a
+//! search or filter is typed keys are text, and the prompt editor and the note editor have
+//! keys of their own. Reads `&App`, changes nothing in it. May import `app`, `action`, `keymap` and `components`.
 
 use ratatui::crossterm::event::{self, KeyCode, KeyModifiers};
 
@@ -26,9 +26,12 @@ impl Dispatcher {
         }
         let ctrl = ev.modifiers.contains(KeyModifiers::CONTROL);
         if matches!(app.overlay, Some(Overlay::Note(_))) {
-            // The note editor is multi-line: Enter is a new line, Ctrl-S saves.
+            // The note editor is multi-line: enter saves as in every dialog, alt-enter or
+            // ctrl-j is a new line (as in the run dialog); ctrl-s saves too.
+            let alt = ev.modifiers.contains(KeyModifiers::ALT);
             match ev.code {
-                KeyCode::Enter => return Some(Action::Input('\n')),
+                KeyCode::Enter if alt => return Some(Action::Input('\n')),
+                KeyCode::Char('j') if ctrl => return Some(Action::Input('\n')),
                 KeyCode::Char('s') if ctrl => return Some(Action::InputSubmit),
                 KeyCode::Tab | KeyCode::BackTab | KeyCode::Up | KeyCode::Down => return None,
                 _ => {}
@@ -91,6 +94,17 @@ impl Dispatcher {
                 None
             }
         }
+    }
+}
+
+/// A mouse event as an action: a left click, the wheel; the rest is ignored.
+pub fn mouse(ev: event::MouseEvent) -> Option<Action> {
+    use event::{MouseButton, MouseEventKind};
+    match ev.kind {
+        MouseEventKind::Down(MouseButton::Left) => Some(Action::Click(ev.column, ev.row)),
+        MouseEventKind::ScrollDown => Some(Action::Scroll(true)),
+        MouseEventKind::ScrollUp => Some(Action::Scroll(false)),
+        _ => None,
     }
 }
 

@@ -86,7 +86,16 @@ pub fn config_dir() -> Option<PathBuf> {
 /// Builds the app: keymap and themes from the config dir (a broken user file is reported
 /// and the defaults used), the store's sessions loaded.
 pub fn build_app(store: Option<Arc<Store>>, theme: Option<&str>) -> Result<App> {
-    let dir = config_dir();
+    build_app_in(store, theme, config_dir())
+}
+
+/// `build_app` with the config directory `dir`: the theme is `theme`, else `THINKDBG_THEME`,
+/// else the one last chosen with `T` (remembered in `dir`), else `dark`.
+pub fn build_app_in(
+    store: Option<Arc<Store>>,
+    theme: Option<&str>,
+    dir: Option<PathBuf>,
+) -> Result<App> {
     let mut warnings = Vec::new();
     let keymap = match Keymap::load(dir.as_ref().map(|d| d.join("keymap.toml")).as_deref()) {
         Ok(k) => k,
@@ -97,7 +106,10 @@ pub fn build_app(store: Option<Arc<Store>>, theme: Option<&str>) -> Result<App> 
     };
     let themes = ThemeSet::with_dir(dir.as_ref().map(|d| d.join("themes")).as_deref());
     let no_color = Theme::no_color_env();
-    let wanted = theme.map(str::to_string).or_else(|| std::env::var("THINKDBG_THEME").ok());
+    let wanted = theme
+        .map(str::to_string)
+        .or_else(|| std::env::var("THINKDBG_THEME").ok())
+        .or_else(|| dir.as_deref().and_then(theme::remembered));
     let theme = match wanted.as_deref().map(|n| themes.load(n, no_color)) {
         Some(Ok(t)) => t,
         Some(Err(e)) => {
@@ -107,6 +119,7 @@ pub fn build_app(store: Option<Arc<Store>>, theme: Option<&str>) -> Result<App> 
         None => themes.load("dark", no_color)?,
     };
     let mut app = App::new(store, keymap, themes, theme);
+    app.config_dir = dir;
     app.reload()?;
     app.message = warnings.join("; ");
     Ok(app)
@@ -132,6 +145,7 @@ pub fn run(store: Arc<Store>, opts: Options) -> Result<()> {
     let size = guard.terminal.size()?;
     app.update(Action::Resize(size.width, size.height));
     let mut keys = Dispatcher::default();
+    let mut mouse_on = false;
     let mut dirty = true;
     let mut last_draw = Instant::now() - FRAME;
     let mut seen_generation = app.store.as_ref().map_or(0, |s| s.generation());
@@ -145,6 +159,11 @@ pub fn run(store: Arc<Store>, opts: Options) -> Result<()> {
                     }
                 }
                 Event::Resize(w, h) => app.update(Action::Resize(w, h)),
+                Event::Mouse(m) => {
+                    if let Some(a) = dispatch::mouse(m) {
+                        app.update(a);
+                    }
+                }
                 Event::Paste(text) if app.input.is_some() || app.overlay.is_some() => {
                     // Pasted line breaks stay in a note and in the editor's messages (multi-line);
                     // elsewhere they are dropped.
@@ -173,6 +192,10 @@ pub fn run(store: Arc<Store>, opts: Options) -> Result<()> {
                 app.refresh_list();
                 dirty = true;
             }
+        }
+        if app.mouse != mouse_on {
+            guard.set_mouse(app.mouse)?;
+            mouse_on = app.mouse;
         }
         let since = last_draw.elapsed();
         if dirty && since >= FRAME {

@@ -7,7 +7,9 @@ use std::io::{self, Stdout};
 
 use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::cursor::Show;
-use ratatui::crossterm::event::{DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste};
+use ratatui::crossterm::event::{
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
+};
 use ratatui::crossterm::execute;
 use ratatui::crossterm::terminal::{
     disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
@@ -66,6 +68,18 @@ impl Guard {
                 restore();
                 Err(e)
             }
+        }
+    }
+}
+
+impl Guard {
+    /// Turns mouse capture on (clicks and the wheel reach the UI) or off (the terminal
+    /// selects text).
+    pub fn set_mouse(&mut self, on: bool) -> io::Result<()> {
+        if on {
+            execute!(io::stdout(), EnableMouseCapture)
+        } else {
+            execute!(io::stdout(), DisableMouseCapture)
         }
     }
 }

@@ -21,6 +21,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("colorblind", include_str!("../../themes/colorblind.toml")),
 ];
 
+/// Keys a theme may define: `ui.background`, the colours of every cell nothing else colours
+/// (unset: the terminal's own).
+pub const OPTIONAL_KEYS: &[&str] = &["ui.background"];
+
 /// Every semantic key a theme must define (directly or through `inherits`), with the
 /// attribute it falls back to under `NO_COLOR`.
 pub const KEYS: &[(&str, NoColor)] = &[
@@ -34,8 +38,8 @@ pub const KEYS: &[(&str, NoColor)] = &[
     ("ui.status", NoColor::Reverse),
     ("ui.selection", NoColor::Reverse),
     ("ui.cursor", NoColor::Reverse),
-    ("ui.match", NoColor::Underline),
-    ("ui.mark", NoColor::Underline),
+    ("ui.match", NoColor::Reverse),
+    ("ui.mark", NoColor::Italic),
     ("ui.warning", NoColor::Bold),
     ("ui.error", NoColor::Bold),
     ("ui.help.key", NoColor::Bold),
@@ -203,7 +207,7 @@ impl ThemeSet {
         let file = format!("{name}.toml");
         let mut styles = HashMap::new();
         for (key, raw) in &raw_styles {
-            if !KEYS.iter().any(|(k, _)| k == key) {
+            if !KEYS.iter().any(|(k, _)| k == key) && !OPTIONAL_KEYS.contains(&key.as_str()) {
                 return Err(Error::Theme { file, msg: format!("unknown key '{key}'") });
             }
             let style = to_style(raw, &palette).map_err(|msg| Error::Theme {
@@ -216,6 +220,7 @@ impl ThemeSet {
             return Err(Error::Theme { file, msg: format!("key '{missing}' is not defined") });
         }
         if no_color {
+            styles.remove("ui.background");
             for (k, nc) in KEYS {
                 let m = match nc {
                     NoColor::Plain => Modifier::empty(),
@@ -265,6 +270,32 @@ fn to_style(
             Ok(s)
         }
     }
+}
+
+/// The file in the config directory that remembers the theme last chosen with `T`.
+pub const REMEMBERED: &str = "tui.toml";
+
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
+struct Remembered {
+    theme: Option<String>,
+}
+
+/// The theme last chosen with `T`, remembered in `dir/tui.toml` (none if the file is missing
+/// or unreadable).
+pub fn remembered(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join(REMEMBERED)).ok()?;
+    toml::from_str::<Remembered>(&text).ok()?.theme
+}
+
+/// Remembers `name` as the theme to start with (`dir/tui.toml`, the directory created).
+pub fn remember(dir: &Path, name: &str) -> Result<()> {
+    let path = dir.join(REMEMBERED);
+    let body = toml::to_string(&Remembered { theme: Some(name.to_string()) })
+        .map_err(|e| Error::Theme { file: REMEMBERED.into(), msg: e.to_string() })?;
+    let text = format!("# The theme thinkdbg starts with; written when you press T.\n{body}");
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&path, text))
+        .map_err(|source| Error::Write { path, source })
 }
 
 impl Theme {

@@ -10,6 +10,7 @@ use unicode_width::UnicodeWidthStr;
 
 use super::app::{cx, App};
 use super::components::ctx::Ctx;
+use super::components::viewer::draw::flags;
 use super::components::{compare, Overlay, Screen};
 use crate::tui::text::shown;
 
@@ -28,6 +29,7 @@ pub fn draw(app: &App, f: &mut Frame) {
             Paragraph::new(msg).style(t.get("ui.warning")).wrap(Wrap { trim: true }),
             area,
         );
+        fill_background(f, t.get("ui.background"));
         return;
     }
     let [tabs, body, status] =
@@ -63,6 +65,26 @@ pub fn draw(app: &App, f: &mut Frame) {
     }
     if app.help.open {
         app.help.draw(f, area, &cx, app.screen);
+    }
+    fill_background(f, t.get("ui.background"));
+}
+
+/// Gives every cell that has no colour of its own the theme's background and foreground
+/// (`ui.background`; a theme without it keeps the terminal's), so that a light theme stays
+/// light in a dark terminal, dialogs and cleared areas included.
+fn fill_background(f: &mut Frame, bg: ratatui::style::Style) {
+    use ratatui::style::Color;
+    let (fg, bg) = (bg.fg.unwrap_or(Color::Reset), bg.bg.unwrap_or(Color::Reset));
+    if fg == Color::Reset && bg == Color::Reset {
+        return;
+    }
+    for cell in f.buffer_mut().content.iter_mut() {
+        if cell.bg == Color::Reset {
+            cell.bg = bg;
+        }
+        if cell.fg == Color::Reset {
+            cell.fg = fg;
+        }
     }
 }
 
@@ -117,11 +139,23 @@ fn draw_status(app: &App, f: &mut Frame, area: Rect) {
         left.push_str(&format!(" {} ", v.run.id));
         if matches!(app.screen, Screen::Trace | Screen::Routing) && !v.is_empty() {
             let s = &v.steps[vw.cursor.min(v.len() - 1)];
-            left.push_str(&format!("· tok {}/{} · {} ", vw.cursor + 1, v.len(), s.phase.as_str()));
+            left.push_str(&format!("· step {} · {} ", vw.cursor, s.phase.as_str()));
+            if let Some(fl) = vw.flags_at_cursor().first() {
+                left.push_str(&format!("· {} ", flags::summary(fl)));
+            }
         }
-        if !vw.search.is_empty() {
+        if !vw.search.is_empty() && matches!(app.screen, Screen::Trace | Screen::Routing) {
             left.push_str(&format!("· /{} ({}) ", shown(&vw.search), vw.matches.len()));
         }
+    }
+    let ss = &app.sessions;
+    if app.screen == Screen::Sessions && !ss.filter.is_empty() {
+        left.push_str(&format!(
+            "· filter '{}' ({} of {}) ",
+            shown(&ss.filter),
+            ss.visible.len(),
+            ss.runs.len()
+        ));
     }
     left.push_str(&format!("· theme {} ", app.theme.name));
     let right = if app.message.is_empty() {

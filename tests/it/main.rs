@@ -30,3 +30,4 @@ mod tui_invisible;
 mod tui_loop;
 mod tui_remote;
 mod tui_remote_llama;
+mod tui_usability;

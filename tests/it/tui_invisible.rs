@@ -108,7 +108,7 @@ fn stepping_over_invisible_tokens_keeps_every_pane_in_its_columns() {
             let buf = term.backend().buffer();
             assert_sound(buf, &format!("step {i} at {size:?}"));
             // The inspector shows this step, not a previous one.
-            let want = format!("#{i}  id {}", 3200 + 7 * i);
+            let want = format!("step   {i}  id {}", 3200 + 7 * i);
             assert!(screen(buf).contains(&want), "step {i}: no '{want}':\n{}", screen(buf));
         }
         match i {

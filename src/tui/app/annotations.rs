@@ -20,13 +20,45 @@ impl App {
             Annotation::Flag(run, f) => self.delete_flag(*run, f),
         };
         match result {
-            Ok(()) if from_list => {
-                let n = self.viewer.flag_rows().len();
-                self.viewer.flag_sel = self.viewer.flag_sel.min(n.saturating_sub(1));
+            Ok(()) => {
+                if from_list {
+                    let n = self.viewer.flag_rows().len();
+                    self.viewer.flag_sel = self.viewer.flag_sel.min(n.saturating_sub(1));
+                }
+                self.message.push_str(" · u undoes");
+                self.undo = Some(what);
             }
-            Ok(()) => {}
             Err(e) => self.message = format!("could not delete: {e}"),
         }
+    }
+
+    /// `u`: stores the note or user flag deleted last again.
+    pub(super) fn undo_delete(&mut self) {
+        let Some(what) = self.undo.take() else {
+            self.message = "nothing to undo".into();
+            return;
+        };
+        let result = match &what {
+            Annotation::Note(run, n) => self.store_ref().and_then(|s| {
+                let mut notes = s.notes(*run)?;
+                notes.push(n.clone());
+                self.put_notes(*run, notes)?;
+                Ok(format!("restored the note on steps {}", span_text(n.start, n.end)))
+            }),
+            Annotation::Flag(run, f) => self.store_ref().and_then(|s| {
+                let mut flags = s.flags(*run)?;
+                flags.push(f.clone());
+                self.put_flags(*run, flags)?;
+                Ok(format!("restored the user flag on steps {}", span_text(f.start, f.end)))
+            }),
+        };
+        self.message = match result {
+            Ok(m) => m,
+            Err(e) => {
+                self.undo = Some(what);
+                format!("could not undo: {e}")
+            }
+        };
     }
 
     fn store_ref(&self) -> Result<std::sync::Arc<crate::store::Store>> {

@@ -3,7 +3,8 @@
 //! state: it routes each action to the component of the open dialog, the help overlay or the
 //! current screen, and applies the `Effect` the component returns. The cross-cutting work
 //! lives beside it: starting runs and writing exports (`runs.rs`), the job channel's events
-//! (`events.rs`) and storing annotations (`annotations.rs`). Loading from the store happens
+//! (`events.rs`), storing annotations and undoing a delete (`annotations.rs`) and clicks and
+//! the wheel (`mouse.rs`). Loading from the store happens
 //! here (on an action), never while drawing.
 //!
 //! May import every component, `action`, `jobs`, `keymap`, `theme`, `run_view` and `error`,
@@ -12,6 +13,7 @@
 
 mod annotations;
 mod events;
+mod mouse;
 mod runs;
 
 use std::sync::Arc;
@@ -91,6 +93,13 @@ pub struct App {
     pub last_started: Option<Started>,
     /// The last resample started from the UI (the resample panel's state).
     pub resample: Option<ResampleJob>,
+    /// Whether the terminal reports the mouse to the UI (`M` toggles; off, the terminal
+    /// selects text).
+    pub mouse: bool,
+    /// The config directory, where the theme chosen with `T` is remembered (none in tests).
+    pub config_dir: Option<std::path::PathBuf>,
+    /// The note or user flag deleted last, which `u` restores.
+    pub undo: Option<super::components::Annotation>,
 }
 
 impl App {
@@ -116,6 +125,9 @@ impl App {
             started: Vec::new(),
             last_started: None,
             resample: None,
+            undo: None,
+            config_dir: None,
+            mouse: true,
         }
     }
 
@@ -189,6 +201,10 @@ impl App {
         if let Some(p) = problem {
             self.message = p;
         }
+        // Opening a run analyses it if it was not: the list's flag count follows.
+        if let Some(e) = self.sessions.runs.iter_mut().find(|e| e.run.id == id) {
+            e.flags = view.flags.len();
+        }
         self.set_view(view);
         Ok(())
     }
@@ -237,8 +253,21 @@ impl App {
             Action::Back if self.viewer.mark.is_some() && self.input.is_none() => {
                 self.viewer.mark = None
             }
+            Action::Back if self.screen == Screen::Sessions => {
+                // Esc on the sessions list (typing the filter or not) clears the filter.
+                self.input = None;
+                if !self.sessions.filter.is_empty() {
+                    let keep = self.sessions.selected_run().map(|e| e.run.id);
+                    let e = self.sessions.set_filter(String::new(), self.store.as_ref());
+                    self.apply(e);
+                    if let Some(i) = keep.and_then(|id| self.sessions.row_of(id)) {
+                        self.select_row(i);
+                    }
+                    self.message = "filter cleared".into();
+                }
+            }
             Action::Back => {
-                if self.input.take().is_none() && self.screen != Screen::Sessions {
+                if self.input.take().is_none() {
                     self.screen = Screen::Sessions;
                 }
             }
@@ -281,6 +310,18 @@ impl App {
                 }
             }
             Action::CycleTheme => self.cycle_theme(),
+            Action::Undo => self.undo_delete(),
+            Action::ToggleMouse => {
+                self.mouse = !self.mouse;
+                self.message = if self.mouse {
+                    "mouse on: click a token or an alternative, wheel scrolls (shift-drag selects text)"
+                } else {
+                    "mouse off: the terminal selects text; M turns it on"
+                }
+                .into();
+            }
+            Action::Click(x, y) => self.click(x, y),
+            Action::Scroll(down) => self.scroll(down),
             Action::EditRerun
             | Action::Fork
             | Action::Compare
@@ -386,8 +427,9 @@ impl App {
             Action::CompareMark => {
                 if let Some(v) = &self.viewer.view {
                     self.compare_mark = Some(v.run.id);
+                    self.sessions.marked = Some(v.run.id);
                     self.message =
-                        format!("marked '{}' as side A; press c on another run", v.run.id);
+                        format!("marked '{}' as side A; press C on another run", v.run.id);
                 }
             }
             Action::Compare => self.compare_current(),
@@ -445,6 +487,11 @@ impl App {
                     v.rehighlight(&syntax);
                 }
                 self.message = format!("theme '{name}'");
+                if let Some(dir) = &self.config_dir {
+                    if let Err(e) = super::theme::remember(dir, name) {
+                        self.message = format!("theme '{name}' (not remembered: {e})");
+                    }
+                }
             }
             Err(e) => self.message = e.to_string(),
         }

@@ -32,6 +32,13 @@ impl App {
                 self.run_edited(&e).map_err(|err| (Overlay::Editor(e), err))
             }
             Some(Overlay::Fork(p)) => self.run_fork(&p).map_err(|err| (Overlay::Fork(p), err)),
+            Some(Overlay::Export(mut d)) if !d.overwrite && d.target().exists() => {
+                // Ask before overwriting: enter again writes, any edit asks again.
+                self.message = format!("'{}' exists; enter overwrites it", d.target().display());
+                d.overwrite = true;
+                self.overlay = Some(Overlay::Export(d));
+                Ok(())
+            }
             Some(Overlay::Export(d)) => {
                 self.write_export(&d).map_err(|err| (Overlay::Export(d), err))
             }
@@ -105,7 +112,7 @@ impl App {
             };
         let text = crate::export::render(&record, d.kind, &[stats])
             .map_err(|e| Error::Job(e.to_string()))?;
-        let path = std::path::PathBuf::from(d.path.trim());
+        let path = d.target();
         std::fs::write(&path, text)
             .map_err(|source| Error::Write { path: path.clone(), source })?;
         self.message = format!("wrote '{}'", path.display());

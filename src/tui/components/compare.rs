@@ -164,8 +164,8 @@ impl CompareState {
 
 /// The compare screen before any comparison was opened.
 pub fn draw_empty(f: &mut Frame, area: Rect, cx: &Ctx) {
-    let msg = "No comparison. On the trace screen press c (the run against its parent), \
-               or mark a run with m on the sessions screen and press c on another.";
+    let msg = "No comparison. On the trace screen press C (the run against its parent), \
+               or mark a run with m on the sessions screen and press C on another.";
     f.render_widget(Paragraph::new(msg).style(cx.theme.get("ui.dim")), area);
 }
 
@@ -199,7 +199,7 @@ fn header(t: &Theme, c: &CompareState, width: usize) -> Vec<Line<'static>> {
                 ch.as_ref().map_or("(end)".into(), |c| shown_token(&c.text))
             };
             format!(
-                "first divergence: A#{} {} / B#{} {}",
+                "first divergence: A step {} {} / B step {} {}",
                 d.a_step,
                 pick(&d.a),
                 d.b_step,
@@ -335,7 +335,7 @@ fn pane(t: &Theme, f: &mut Frame, area: Rect, which: (&RunView, &[bool], usize, 
 fn topk(t: &Theme, v: &RunView, step: usize, rows: usize) -> Vec<Line<'static>> {
     let Some(s) = v.steps.get(step) else { return vec![Line::from("no token")] };
     let mut out = vec![Line::from(vec![
-        Span::styled(format!("#{} ", s.index), t.get("ui.dim")),
+        Span::styled(format!("step {} ", s.index), t.get("ui.dim")),
         Span::styled(shown_token(&s.text), t.get("ui.cursor")),
         Span::styled(format!(" {:.3}", s.logprob), t.get("ui.text")),
     ])];

@@ -25,6 +25,12 @@ impl Ctx<'_> {
     }
 }
 
+/// The screens' area in a terminal of `size`: all of it but the tab row and the status line
+/// (as `ui::draw` lays it out).
+pub fn body(size: (u16, u16)) -> ratatui::layout::Rect {
+    ratatui::layout::Rect::new(0, 1, size.0, size.1.saturating_sub(2))
+}
+
 /// Visible rows of the trace viewport in a terminal of `size`.
 pub fn trace_height(size: (u16, u16)) -> usize {
     usize::from(size.1.saturating_sub(9)).max(1)

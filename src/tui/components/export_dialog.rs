@@ -21,6 +21,8 @@ pub struct ExportDialog {
     pub path: String,
     /// The path still follows the format's extension (not edited by hand).
     default_path: bool,
+    /// The file exists and enter was pressed once: the next enter overwrites it.
+    pub overwrite: bool,
 }
 
 fn default_path(run: RunId, kind: Kind) -> String {
@@ -30,11 +32,19 @@ fn default_path(run: RunId, kind: Kind) -> String {
 impl ExportDialog {
     pub fn new(run: RunId) -> ExportDialog {
         let kind = Kind::Markdown;
-        ExportDialog { run, kind, path: default_path(run, kind), default_path: true }
+        ExportDialog {
+            run,
+            kind,
+            path: default_path(run, kind),
+            default_path: true,
+            overwrite: false,
+        }
     }
 
     /// Tab switches the format, typing edits the path.
     pub fn update(&mut self, action: Action) {
+        // Any change asks again before overwriting.
+        self.overwrite = false;
         match action {
             Action::FieldNext => self.cycle(true),
             Action::FieldPrev => self.cycle(false),
@@ -59,6 +69,13 @@ impl ExportDialog {
         }
         self.default_path = false;
         self.path.push(c);
+    }
+
+    /// The path as it will be written: absolute (relative paths are from the working
+    /// directory).
+    pub fn target(&self) -> std::path::PathBuf {
+        let p = std::path::Path::new(self.path.trim());
+        std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
     }
 
     pub fn backspace(&mut self) {
@@ -98,7 +115,14 @@ impl ExportDialog {
                 Span::styled("file   ", t.get("editor.field.focus")),
                 Span::styled(format!("{}▏", shown(&d.path)), t.get("ui.text")),
             ]),
-            Line::from(""),
+            if d.overwrite {
+                Line::from(Span::styled(
+                    "the file exists: enter overwrites it, esc cancels",
+                    t.get("ui.warning"),
+                ))
+            } else {
+                Line::from("")
+            },
             Line::from(Span::styled(
                 "tab/↓ format · type the path · enter write · esc cancel",
                 t.get("ui.dim"),

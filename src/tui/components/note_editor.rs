@@ -1,5 +1,5 @@
-//! The note editor dialog: multi-line text over a span of steps (Enter is a new line, Ctrl-S
-//! saves, Esc cancels). Owns the note being written; submitting asks `App` to store it.
+//! The note editor dialog: multi-line text over a span of steps (Enter saves as in every
+//! dialog, Alt-Enter or Ctrl-J is a new line, Esc cancels). Owns the note being written; submitting asks `App` to store it.
 //! Typing or pasting keeps no control (but newlines), bidirectional or invisible character
 //! (`text::typable`), and the text is drawn through `tui::text`. May import
 //! `components::ctx` and `components::widgets` (never `components/mod.rs`, whose `Overlay`
@@ -19,7 +19,7 @@ use crate::tui::run_view::RunView;
 use crate::tui::text::{shown, typable};
 
 /// What the note editor's footer says (and the keys the dispatcher gives it).
-pub const NOTE_KEYS: &str = "enter new line · ctrl-s save · esc cancel";
+pub const NOTE_KEYS: &str = "enter save · alt-enter or ctrl-j new line · esc cancel";
 
 /// A note being written or edited over steps `start..end` of `run`.
 #[derive(Debug, Clone, PartialEq)]

@@ -44,6 +44,8 @@ pub struct Sessions {
     pub visible: Vec<usize>,
     pub selected: usize,
     pub filter: String,
+    /// The run marked as side A of the next comparison (`m`), badged `A` in the list.
+    pub marked: Option<RunId>,
 }
 
 impl Sessions {
@@ -162,7 +164,7 @@ impl Sessions {
 
     fn draw_list(&self, f: &mut Frame, area: Rect, cx: &Ctx) {
         let t = cx.theme;
-        let title = if self.filter.is_empty() {
+        let mut title = if self.filter.is_empty() {
             format!(" Sessions · {} runs ", self.runs.len())
         } else {
             format!(
@@ -172,6 +174,9 @@ impl Sessions {
                 shown(&self.filter)
             )
         };
+        if let Some(m) = self.marked {
+            title.push_str(&format!("· A = {m}, marked (C compares) "));
+        }
         let block = Block::default()
             .borders(Borders::ALL)
             .border_style(t.get("ui.border.focus"))
@@ -196,9 +201,10 @@ impl Sessions {
             let when = date(e.run.created_at);
             let label = fit(&shown(label), 12);
             // Narrow lists drop the model and the date before the counts.
+            let badge = if self.marked == Some(e.run.id) { "A " } else { "  " };
             let text = if w >= 72 {
                 format!(
-                    "  {:<5} {label} {} {:>6} tok {:<11} {:>3} flags  {}",
+                    "{badge}{:<5} {label} {} {:>6} tok {:<11} {:>3} flags  {}",
                     e.run.id.to_string(),
                     fit(&shown(&e.run.model.name), 12),
                     e.steps,
@@ -208,7 +214,7 @@ impl Sessions {
                 )
             } else {
                 format!(
-                    "  {:<5} {label} {:>6} {:<9} {:>3}▲",
+                    "{badge}{:<5} {label} {:>6} {:<9} {:>3}▲",
                     e.run.id.to_string(),
                     e.steps,
                     status(&e.run.status),

@@ -20,7 +20,7 @@ use super::resample::form::ResampleForm;
 use super::{Annotation, Effect, Overlay, Screen};
 use crate::record::Event;
 use crate::runs::resample;
-use crate::trace::{Origin, RunId, RunStatus, StopReason};
+use crate::trace::{Flag, Origin, RunId, RunStatus, StopReason};
 use crate::tui::action::Action;
 use crate::tui::run_view::{RunView, LOW_LOGPROB};
 
@@ -241,6 +241,15 @@ impl Viewer {
             None => (c, c),
         };
         Some((a as u32, b as u32 + 1))
+    }
+
+    /// The flags whose span holds the cursor, most severe first.
+    pub fn flags_at_cursor(&self) -> Vec<&Flag> {
+        let Some(v) = &self.view else { return Vec::new() };
+        let mut at: Vec<&Flag> =
+            v.flags.iter().filter(|f| covers(f.start, f.end, self.cursor)).collect();
+        at.sort_by_key(|f| std::cmp::Reverse(f.severity));
+        at
     }
 
     /// The note at the cursor (index into the view's notes).

@@ -8,7 +8,8 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 
 use super::timeline::flag_key;
-use crate::trace::Severity;
+use crate::export::annotate::span_text;
+use crate::trace::{Flag, Severity};
 use crate::tui::components::ctx::Ctx;
 use crate::tui::components::viewer::Viewer;
 use crate::tui::components::widgets::fit;
@@ -20,6 +21,25 @@ fn excerpt(v: &RunView, start: u32, end: u32) -> String {
     let lo = (start as usize).min(v.len());
     let hi = (end as usize).clamp(lo, v.len());
     v.steps[lo..hi.min(lo + 12)].iter().map(|s| s.text.as_str()).collect()
+}
+
+/// A flag's severity as the Flags list, the inspector and the status line name it.
+pub fn severity(s: Severity) -> &'static str {
+    match s {
+        Severity::Info => "info",
+        Severity::Warn => "warn",
+        Severity::Error => "error",
+    }
+}
+
+/// A flag in a few words: `▲ low confidence (warn) steps 41–48`.
+pub fn summary(f: &Flag) -> String {
+    format!(
+        "▲ {} ({}) steps {}",
+        shown(&f.kind.label()),
+        severity(f.severity),
+        span_text(f.start, f.end)
+    )
 }
 
 pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
@@ -56,16 +76,11 @@ pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
         if row == vw.flag_sel {
             sel_row = lines.len();
         }
-        let sev = match fl.severity {
-            Severity::Info => "info ",
-            Severity::Warn => "warn ",
-            Severity::Error => "error",
-        };
+        let sev = format!("{:<5}", severity(fl.severity));
         let excerpt = excerpt(v, fl.start, fl.end);
         let text = format!(
-            "  steps {:>5}..{:<5} {sev} {}  «{}»",
-            fl.start,
-            fl.end,
+            "  steps {:<11} {sev} {}  «{}»",
+            span_text(fl.start, fl.end),
             shown(&fl.detail),
             shown(&excerpt)
         );
@@ -87,9 +102,8 @@ pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
         let first = n.text.lines().next().unwrap_or("");
         let more = if n.text.lines().count() > 1 { " …" } else { "" };
         let text = format!(
-            "  steps {:>5}..{:<5} note  {}{more}  «{}»",
-            n.start,
-            n.end,
+            "  steps {:<11} note  {}{more}  «{}»",
+            span_text(n.start, n.end),
             shown(first),
             shown(&excerpt(v, n.start, n.end))
         );

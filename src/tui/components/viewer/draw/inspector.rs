@@ -10,14 +10,17 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 use unicode_width::UnicodeWidthStr;
 
+use super::flags;
+use super::timeline::flag_key;
 use super::trace::{entropy_key, logprob_key};
+use crate::export::annotate::span_text;
 use crate::trace::UNKNOWN_TOKEN;
 use crate::tui::components::ctx::Ctx;
 use crate::tui::components::viewer::Viewer;
 use crate::tui::components::widgets::fit;
 use crate::tui::provenance;
 use crate::tui::run_view::RunView;
-use crate::tui::text::shown_token;
+use crate::tui::text::{shown, shown_token};
 
 /// `text` in rows of at most `w` columns, broken between words (a longer word is cut).
 fn words(text: &str, w: usize) -> Vec<String> {
@@ -40,10 +43,25 @@ pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
         .borders(Borders::ALL)
         .border_style(t.get("ui.border"))
         .title(Span::styled(" Inspector ", t.get("ui.title")));
-    let Some(s) = vw.view.as_ref().and_then(|v| v.steps.get(vw.cursor)) else {
-        f.render_widget(Paragraph::new("no token").block(block), area);
-        return;
-    };
+    match lines(vw, area, cx) {
+        Some((lines, _)) => f.render_widget(Paragraph::new(lines).block(block), area),
+        None => f.render_widget(Paragraph::new("no token").block(block), area),
+    }
+}
+
+/// The alternative (index into the cursor token's top-k) drawn on row `y` of the inspector
+/// drawn in `area` (a click on it opens the fork dialog with it).
+pub fn alternative_at(vw: &Viewer, area: Rect, cx: &Ctx, y: u16) -> Option<usize> {
+    let (lines, first) = lines(vw, area, cx)?;
+    let row = usize::from(y.checked_sub(area.y + 1)?);
+    (first..lines.len()).contains(&row).then(|| row - first)
+}
+
+/// The inspector's lines for the cursor's token in `area`, and the index of the first
+/// alternative's line.
+fn lines(vw: &Viewer, area: Rect, cx: &Ctx) -> Option<(Vec<Line<'static>>, usize)> {
+    let t = cx.theme;
+    let s = vw.view.as_ref().and_then(|v| v.steps.get(vw.cursor))?;
     let inner_w = usize::from(area.width.saturating_sub(2));
     let dim = t.get("ui.dim");
     let text = t.get("ui.text");
@@ -73,7 +91,7 @@ pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
         ]),
         Line::from(vec![
             Span::styled("step   ", dim),
-            Span::styled(format!("#{}  id {id}  {}", s.index, s.phase.as_str()), text),
+            Span::styled(format!("{}  id {id}  {}", s.index, s.phase.as_str()), text),
         ]),
         if s.logprob.is_nan() {
             Line::from(logp)
@@ -99,6 +117,35 @@ pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
                 t.get("note.span"),
             ),
         ]));
+    }
+    // The flags the cursor is in: kind, then severity and span, then the detail on up to two
+    // rows.
+    for fl in vw.flags_at_cursor() {
+        let w = inner_w.saturating_sub(7).max(1);
+        let style = t.get(flag_key(&fl.kind));
+        lines.push(Line::from(vec![
+            Span::styled("flag   ", dim),
+            Span::styled(fit(&format!("▲ {}", shown(&fl.kind.label())), w), style),
+        ]));
+        let span =
+            format!("{} · steps {}", flags::severity(fl.severity), span_text(fl.start, fl.end));
+        lines.push(Line::from(vec![
+            Span::styled("       ", dim),
+            Span::styled(fit(&span, w), text),
+        ]));
+        let mut rows = words(&shown(&fl.detail), w);
+        if rows.len() > 2 {
+            rows.truncate(2);
+            if let Some(last) = rows.last_mut() {
+                *last = format!("{last} …");
+            }
+        }
+        for row in rows.into_iter().filter(|r| !r.is_empty()) {
+            lines.push(Line::from(vec![
+                Span::styled("       ", dim),
+                Span::styled(fit(&row, w), text),
+            ]));
+        }
     }
     if let Some(run) = vw.view.as_ref().map(|v| &v.run).filter(|r| provenance::is_remote(r)) {
         // The short form; the sessions screen's run header has all of it.
@@ -135,6 +182,7 @@ pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
         format!("top {} alternatives", s.top.len())
     };
     lines.push(Line::from(Span::styled(title, t.get("ui.title"))));
+    let first = lines.len();
     let room = usize::from(area.height.saturating_sub(2)).saturating_sub(lines.len());
     let tok_w = 12.min(inner_w / 3).max(4);
     let bar_w = inner_w.saturating_sub(tok_w + 10);
@@ -158,5 +206,5 @@ pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
             ),
         ]));
     }
-    f.render_widget(Paragraph::new(lines).block(block), area);
+    Some((lines, first))
 }

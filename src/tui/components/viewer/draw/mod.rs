@@ -16,13 +16,19 @@ use ratatui::Frame;
 use super::Viewer;
 use crate::tui::components::ctx::Ctx;
 
+/// The trace screen's panes in `area`: the text, the inspector and the timeline.
+pub fn trace_panes(area: Rect) -> [Rect; 3] {
+    let [top, tl] = Layout::vertical([Constraint::Min(5), Constraint::Length(5)]).areas(area);
+    let insp_w = (top.width / 3).clamp(30, 48);
+    let [text, insp] =
+        Layout::horizontal([Constraint::Min(20), Constraint::Length(insp_w)]).areas(top);
+    [text, insp, tl]
+}
+
 impl Viewer {
     /// The trace screen: the text, the inspector beside it and the timeline under both.
     pub fn draw_trace(&self, f: &mut Frame, area: Rect, cx: &Ctx) {
-        let [top, tl] = Layout::vertical([Constraint::Min(5), Constraint::Length(5)]).areas(area);
-        let insp_w = (top.width / 3).clamp(30, 48);
-        let [text, insp] =
-            Layout::horizontal([Constraint::Min(20), Constraint::Length(insp_w)]).areas(top);
+        let [text, insp, tl] = trace_panes(area);
         trace::draw(self, f, text, cx);
         inspector::draw(self, f, insp, cx);
         timeline::draw(self, f, tl, cx);

@@ -9,6 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 
+use crate::export::annotate::span_text;
 use crate::tui::components::ctx::Ctx;
 use crate::tui::components::viewer::Viewer;
 use crate::tui::text::shown_token;
@@ -100,7 +101,11 @@ pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
     }
     let mut top: Vec<(u16, usize)> = counts.into_iter().collect();
     top.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
-    let span = if vw.mark.is_some() { format!("steps {a}..{b}") } else { "whole run".into() };
+    let span = if vw.mark.is_some() {
+        format!("steps {}", span_text(a as u32, b as u32))
+    } else {
+        "whole run".into()
+    };
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(t.get("ui.border"))

@@ -10,6 +10,7 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 use unicode_width::UnicodeWidthStr;
 
+use crate::export::annotate::span_text;
 use crate::trace::{Phase, RunStatus};
 use crate::tui::components::ctx::Ctx;
 use crate::tui::components::viewer::{ColourBy, Viewer};
@@ -61,6 +62,8 @@ struct Layout<'a> {
     row: Vec<Span<'static>>,
     row_w: usize,
     cursor_row: Option<usize>,
+    /// Where each token's pieces went: (row, first column, end column, step).
+    cells: Vec<(usize, usize, usize, usize)>,
 }
 
 impl Layout<'_> {
@@ -127,7 +130,7 @@ impl Layout<'_> {
 
     /// Places one token's piece of the current logical line, wrapping before it when it
     /// does not fit and is short enough to fit on a fresh row.
-    fn place(&mut self, pieces: Vec<(String, Style)>, is_cursor: bool) {
+    fn place(&mut self, pieces: Vec<(String, Style)>, is_cursor: bool, step: usize) {
         let w: usize = pieces.iter().map(|(s, _)| s.width()).sum();
         if w > self.width - self.row_w && w <= self.width && self.row_w > 0 {
             self.break_row();
@@ -140,6 +143,7 @@ impl Layout<'_> {
             if self.row_w + cw > self.width && self.row_w > 0 {
                 self.break_row();
             }
+            self.cells.push((self.rows.len(), self.row_w, self.row_w + cw, step));
             self.row_w += cw;
             match self.row.last_mut() {
                 // A mark stays in its base's span whatever its own style, so that no span
@@ -205,7 +209,7 @@ impl Layout<'_> {
                 pieces.push((mark.to_string(), base.patch(t.get("ui.cursor"))));
             }
             if !pieces.is_empty() || (is_cursor && first_piece) {
-                self.place(pieces, is_cursor && first_piece);
+                self.place(pieces, is_cursor && first_piece, i);
             }
             i += 1;
         }
@@ -221,6 +225,36 @@ pub fn rows(
     width: usize,
     height: usize,
 ) -> Vec<Line<'static>> {
+    let (lay, skip) = lay_out(vw, t, v, width, height);
+    lay.rows.into_iter().skip(skip).take(height).collect()
+}
+
+/// The step drawn at (`col`, `row`) of the trace text, `width` × `height` cells, as `rows`
+/// lays it out (a click lands on it).
+pub fn step_at(
+    vw: &Viewer,
+    t: &Theme,
+    v: &RunView,
+    (width, height): (usize, usize),
+    (col, row): (usize, usize),
+) -> Option<usize> {
+    let (lay, skip) = lay_out(vw, t, v, width, height);
+    let row = row + skip;
+    let on_row = || lay.cells.iter().filter(|c| c.0 == row);
+    on_row()
+        .find(|c| c.1 <= col && col < c.2)
+        .or_else(|| on_row().rfind(|c| c.1 <= col))
+        .map(|c| c.3)
+}
+
+/// The layout of the rows around the cursor and how many rows to skip to show it.
+fn lay_out<'a>(
+    vw: &'a Viewer,
+    t: &'a Theme,
+    v: &'a RunView,
+    width: usize,
+    height: usize,
+) -> (Layout<'a>, usize) {
     let mut lay = Layout {
         vw,
         v,
@@ -230,6 +264,7 @@ pub fn rows(
         row: Vec::new(),
         row_w: 0,
         cursor_row: None,
+        cells: Vec::new(),
     };
     let cursor_line = v.line_of(vw.cursor);
     let mut li = vw.top_line.min(cursor_line);
@@ -244,7 +279,62 @@ pub fn rows(
         }
     }
     let skip = lay.cursor_row.map_or(0, |r| (r + 1).saturating_sub(height));
-    lay.rows.into_iter().skip(skip).take(height).collect()
+    (lay, skip)
+}
+
+/// The colour legend under the trace: what the colours of the current colouring mean, then
+/// the styles of a flagged token, a search match, the visual selection and a note.
+pub fn legend(colour: ColourBy, layer: usize, t: &Theme) -> Line<'static> {
+    let text = t.get("ui.text");
+    let dim = t.get("ui.dim");
+    let mut spans = vec![Span::styled(" ", dim)];
+    let scale: &[(&str, &str)] = match colour {
+        ColourBy::Logprob => &[
+            ("p≥.9", "token.logprob.high"),
+            ("≥.5", "token.logprob.mid"),
+            ("≥.1", "token.logprob.low"),
+            ("<.1", "token.logprob.verylow"),
+        ],
+        ColourBy::Entropy => &[
+            ("H<.5", "token.entropy.low"),
+            ("<1.5", "token.entropy.mid"),
+            ("<3", "token.entropy.high"),
+            ("≥3", "token.entropy.veryhigh"),
+        ],
+        ColourBy::Expert | ColourBy::Syntax => &[],
+    };
+    match colour {
+        ColourBy::Expert => {
+            spans.push(Span::styled(format!("top expert of layer {layer} "), dim));
+        }
+        ColourBy::Syntax => spans.push(Span::styled("code in syntax colours ", dim)),
+        _ => {}
+    }
+    for (label, key) in scale {
+        spans.push(Span::styled(*label, text.patch(t.get(key))));
+        spans.push(Span::styled(" ", dim));
+    }
+    spans.push(Span::styled("· ", dim));
+    let samples = [
+        ("flag", text.patch(t.get("flag.user")).add_modifier(Modifier::UNDERLINED)),
+        ("match", text.patch(t.get("ui.match"))),
+        ("selection", text.patch(t.get("ui.mark"))),
+        ("note", text.patch(t.get("note.span"))),
+    ];
+    for (label, st) in samples {
+        spans.push(Span::styled(label, st));
+        spans.push(Span::styled(" ", dim));
+    }
+    Line::from(spans)
+}
+
+/// Where the cursor is, in the one numbering every screen uses (the JSONL `index`, from 0):
+/// `step 72 of 0–95`, or `no steps`.
+pub fn position(cursor: usize, len: usize) -> String {
+    match len {
+        0 => "no steps".into(),
+        n => format!("step {} of {}", cursor.min(n - 1), span_text(0, n as u32)),
+    }
 }
 
 pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
@@ -263,27 +353,27 @@ pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
     };
     let visual = match (vw.mark, vw.selection()) {
         (Some(_), Some((a, b))) => {
-            format!(" · VISUAL {}", crate::export::annotate::span_text(a, b))
+            format!(" · VISUAL {}", span_text(a, b))
         }
         _ => String::new(),
     };
     let layer =
         if vw.colour == ColourBy::Expert { format!(" layer {}", vw.layer) } else { String::new() };
     let title = format!(
-        " {}{} · colour: {}{}{}{} · {}/{} ",
+        " {}{} · colour: {}{}{}{} · {} ",
         v.run.id,
         label,
         vw.colour.label(),
         layer,
         live,
         visual,
-        if v.is_empty() { 0 } else { vw.cursor + 1 },
-        v.len()
+        position(vw.cursor, v.len())
     );
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(t.get("ui.border.focus"))
-        .title(Span::styled(title, t.get("ui.title")));
+        .title(Span::styled(title, t.get("ui.title")))
+        .title_bottom(legend(vw.colour, vw.layer, t));
     if let (true, crate::trace::RunStatus::Failed(msg)) = (v.is_empty(), &v.run.status) {
         let text = format!("This run failed before its first token:\n{}", shown(msg));
         let p = Paragraph::new(text)

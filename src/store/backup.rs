@@ -158,13 +158,7 @@ pub(super) fn sync_dirty(store: &Store) {
 /// changes the database lost.
 pub(super) fn sync_all(store: &Store) -> Vec<RunId> {
     let Some(b) = &store.backups else { return Vec::new() };
-    let ids: BTreeSet<RunId> = store
-        .runs
-        .iter()
-        .keys()
-        .filter_map(|k| k.ok())
-        .filter_map(|k| k.as_ref().try_into().ok().map(u64::from_be_bytes).map(RunId))
-        .collect();
+    let ids = store.run_ids();
     for &id in &ids {
         if let Err(e) = sync_run(store, &b.dir, id) {
             tracing::warn!(run = %id, error = %e, "could not write the run's backup");

@@ -287,6 +287,12 @@ impl Store {
         }
     }
 
+    /// The id of every run record, readable or not, in id order.
+    pub(crate) fn run_ids(&self) -> std::collections::BTreeSet<RunId> {
+        let ids = self.runs.iter().keys().filter_map(|k| k.ok());
+        ids.filter_map(|k| k.as_ref().try_into().ok().map(u64::from_be_bytes).map(RunId)).collect()
+    }
+
     /// Every run that can be decoded, and an error naming each one that cannot.
     pub fn runs_lossy(&self) -> Result<(Vec<Run>, Vec<Error>)> {
         let (mut runs, mut errors) = (Vec::new(), Vec::new());

@@ -133,11 +133,8 @@ fn examine(path: &Path) -> Result<(Report, Vec<SessionRecord>)> {
             .flat_map(|s| s.runs)
             .collect();
         let keys: Vec<RunId> = store
-            .runs
-            .iter()
-            .keys()
-            .filter_map(|k| k.ok())
-            .filter_map(|k| k.as_ref().try_into().ok().map(u64::from_be_bytes).map(RunId))
+            .run_ids()
+            .into_iter()
             .chain(listed)
             .collect::<BTreeSet<_>>()
             .into_iter()

@@ -105,6 +105,24 @@ fn acknowledged(log: &Path) -> usize {
         .unwrap_or(0)
 }
 
+/// `record` of a run that never ends by itself (a tiny model with a huge context and
+/// `--ignore-eos`), into `store`, logging to `log`.
+fn endless_record(dir: &Path, store: &Path, log: &Path, model: &Path) -> std::process::Command {
+    let mut cmd = thinkdbg_std(dir);
+    cmd.arg("--store").arg(store).arg("--log-file").arg(log);
+    cmd.args(["record", "--ignore-eos", "-n", "10000000", "--model"]).arg(model);
+    cmd.arg("count forever");
+    cmd
+}
+
+/// Waits (at most a minute) until the recording logging to `log` has flushed steps.
+fn wait_for_checkpoint(log: &Path) {
+    let start = std::time::Instant::now();
+    while acknowledged(log) == 0 && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn a_recording_killed_at_random_keeps_every_flushed_step() {
     let _heavy = heavy();
@@ -114,14 +132,8 @@ fn a_recording_killed_at_random_keeps_every_flushed_step() {
     for trial in 0..20 {
         let store_path = dir.path().join(format!("store{trial}"));
         let log = dir.path().join(format!("log{trial}"));
-        let mut child = thinkdbg_std(dir.path())
-            .args(["--store"])
-            .arg(&store_path)
-            .args(["--log-file"])
-            .arg(&log)
-            .args(["record", "--ignore-eos", "-n", "200000", "--top-logprobs", "20", "--model"])
-            .arg(&model)
-            .arg("count forever")
+        let mut child = endless_record(dir.path(), &store_path, &log, &model)
+            .args(["--top-logprobs", "20"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -164,23 +176,13 @@ fn an_interrupted_recording_is_cancelled_and_flushed() {
     for (trial, signal) in ["INT", "TERM"].iter().enumerate() {
         let store_path = dir.path().join(format!("store{trial}"));
         let log = dir.path().join(format!("log{trial}"));
-        let child = thinkdbg_std(dir.path())
-            .args(["--store"])
-            .arg(&store_path)
-            .args(["--log-file"])
-            .arg(&log)
-            .args(["record", "--ignore-eos", "-n", "200000", "--model"])
-            .arg(&model)
-            .arg("count forever")
+        let child = endless_record(dir.path(), &store_path, &log, &model)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
         // Signalled once steps are on disk (the first checkpoint).
-        let start = std::time::Instant::now();
-        while acknowledged(&log) == 0 && start.elapsed() < Duration::from_secs(60) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_checkpoint(&log);
         let kill = std::process::Command::new("kill")
             .arg(format!("-{signal}"))
             .arg(child.id().to_string())
@@ -504,22 +506,12 @@ fn commands_work_while_another_process_holds_the_store() {
     let log = dir.path().join("holder.log");
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("sessions/sky-blue.jsonl");
     stdout(thinkdbg(dir.path()).arg("--store").arg(&store).arg("import").arg(&sample));
-    let holder = thinkdbg_std(dir.path())
-        .arg("--store")
-        .arg(&store)
-        .arg("--log-file")
-        .arg(&log)
-        .args(["record", "--ignore-eos", "-n", "10000000", "--model"])
-        .arg(&model)
-        .arg("count forever")
+    let holder = endless_record(dir.path(), &store, &log, &model)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let start = std::time::Instant::now();
-    while acknowledged(&log) == 0 && start.elapsed() < Duration::from_secs(60) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_checkpoint(&log);
     assert!(store.join("thinkdbg.sock").exists(), "the holder listens");
     let on = |args: &[&str]| {
         let mut c = thinkdbg(dir.path());
@@ -546,12 +538,7 @@ fn commands_work_while_another_process_holds_the_store() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no run or session 'r999'"));
     // A recording handed over and stopped with Ctrl-C (the caller exits; the holder cancels).
-    let mut second = thinkdbg_std(dir.path())
-        .arg("--store")
-        .arg(&store)
-        .args(["record", "--ignore-eos", "-n", "10000000", "--model"])
-        .arg(&model)
-        .arg("count again")
+    let mut second = endless_record(dir.path(), &store, &dir.path().join("second.log"), &model)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -2,53 +2,26 @@
 //! 120×40 and a small size, built from the sample sessions (plus a hand-made MoE run and a
 //! run of escape-sequence payloads), and the movement / search / flag actions behind them.
 
-use std::sync::Arc;
-
-use thinkdbg::store::Store;
 use thinkdbg::trace::{
-    Flag, FlagKind, LayerRoute, Origin, Phase, Routing, Run, RunId, SamplerSpec, SessionId,
-    Severity, Step, TopToken,
+    FlagKind, LayerRoute, Phase, Routing, Run, RunId, SamplerSpec, SessionId, Step, TopToken,
 };
 use thinkdbg::tui::components::viewer::ColourBy;
 use thinkdbg::tui::components::Screen;
 use thinkdbg::tui::run_view::RunView;
-use thinkdbg::tui::{samples, Action, App};
+use thinkdbg::tui::{Action, App};
 
-use crate::common::tui::{app_with, render, screen_text, snap, BIG, SMALL};
+use crate::common::tui::{app_with, auto_flag, render, samples_app, screen_text, snap, BIG, SMALL};
 
 /// A store holding the samples, with flags on the first run so the Flags screen has some.
 fn sample_app() -> (tempfile::TempDir, App) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("store")).unwrap();
-    assert_eq!(samples::import_samples(&store).unwrap(), 4);
-    let first = store.sessions().unwrap().iter().min_by_key(|s| s.created_at).unwrap().runs[0];
-    let flag = |start, end, kind, detail: &str| Flag {
-        start,
-        end,
-        kind,
-        severity: Severity::Warn,
-        detail: detail.into(),
-        origin: Origin::Auto,
-    };
-    store
-        .put_flags(
-            first,
-            &[
-                flag(40, 41, FlagKind::LowConfidence, "p 0.21"),
-                flag(90, 92, FlagKind::EntropySpike, "H 3.1 nats"),
-                flag(100, 101, FlagKind::LowConfidence, "p 0.18"),
-            ],
-        )
-        .unwrap();
-    // Marked as the current analysis, so opening the run keeps these flags.
-    let current = thinkdbg::analysis::StoredAnalysis {
-        fingerprint: thinkdbg::analysis::AnalysisConfig::load().unwrap().fingerprint(),
-        steps: store.step_count(first),
-        stats: Default::default(),
-    };
-    store.put_analysis(first, &current).unwrap();
-    let app = app_with(Some(Arc::new(store)));
-    (dir, app)
+    samples_app(
+        &[
+            auto_flag(40, 41, FlagKind::LowConfidence, "p 0.21"),
+            auto_flag(90, 92, FlagKind::EntropySpike, "H 3.1 nats"),
+            auto_flag(100, 101, FlagKind::LowConfidence, "p 0.18"),
+        ],
+        &[],
+    )
 }
 
 #[test]

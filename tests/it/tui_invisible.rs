@@ -9,13 +9,14 @@
 use std::sync::Arc;
 
 use ratatui::buffer::Buffer;
+
 use thinkdbg::store::{import, Store};
 use thinkdbg::trace::{FlagKind, RunId};
 use thinkdbg::tui::components::{Overlay, Screen};
 use thinkdbg::tui::{Action, App};
 use unicode_width::UnicodeWidthStr;
 
-use crate::common::tui::{app_with, render, snap, type_text, BIG, SMALL};
+use crate::common::tui::{app_with, cells, render, snap, type_text, BIG, SMALL};
 
 const FIXTURE: &str = include_str!("../fixtures/invisible/invisible.jsonl");
 
@@ -70,17 +71,6 @@ fn assert_sound(buf: &Buffer, what: &str) {
     }
 }
 
-fn screen(buf: &Buffer) -> String {
-    let mut out = String::new();
-    for y in 0..buf.area.height {
-        for x in 0..buf.area.width {
-            out.push_str(buf[(x, y)].symbol());
-        }
-        out.push('\n');
-    }
-    out
-}
-
 #[test]
 fn the_run_header_shows_imported_controls_as_symbols() {
     let (_d, mut app, _) = invisible_app();
@@ -88,7 +78,7 @@ fn the_run_header_shows_imported_controls_as_symbols() {
         let term = render(&mut app, size);
         assert_sound(term.backend().buffer(), "sessions");
     }
-    let text = screen(render(&mut app, BIG).backend().buffer());
+    let text = cells(render(&mut app, BIG).backend().buffer());
     assert!(text.contains("llama␛]0;pwned␇"), "{text}");
     assert!(text.contains("Q4_1␛]0;pwned␇"), "{text}");
     assert!(text.contains("tiny⟨U+200D⟩model"), "{text}");
@@ -109,7 +99,7 @@ fn stepping_over_invisible_tokens_keeps_every_pane_in_its_columns() {
             assert_sound(buf, &format!("step {i} at {size:?}"));
             // The inspector shows this step, not a previous one.
             let want = format!("step   {i}  id {}", 3200 + 7 * i);
-            assert!(screen(buf).contains(&want), "step {i}: no '{want}':\n{}", screen(buf));
+            assert!(cells(buf).contains(&want), "step {i}: no '{want}':\n{}", cells(buf));
         }
         match i {
             2 => snap!(&mut app, "invisible_zwj"),
@@ -118,7 +108,7 @@ fn stepping_over_invisible_tokens_keeps_every_pane_in_its_columns() {
         }
         app.update(Action::NextToken);
     }
-    let text = screen(render(&mut app, BIG).backend().buffer());
+    let text = cells(render(&mut app, BIG).backend().buffer());
     for shown in ["Zero⟨U+200D⟩ width⟨U+200B⟩ space⟨U+FEFF⟩ e◌\u{301}", "esc:␛[2J", "⟨U+202E⟩txt"]
     {
         assert!(text.contains(shown), "no '{shown}':\n{text}");

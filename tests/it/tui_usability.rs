@@ -5,50 +5,25 @@
 //! the sessions filter, the light theme's background and the remembered theme, and the list's
 //! flag counts following analysis.
 
-use std::sync::Arc;
-
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::style::{Color, Modifier};
-use thinkdbg::store::Store;
-use thinkdbg::trace::{Flag, FlagKind, Note, Origin, Severity};
+use thinkdbg::trace::{FlagKind, Note};
 use thinkdbg::tui::components::export_dialog::ExportDialog;
 use thinkdbg::tui::components::{Overlay, Screen};
 use thinkdbg::tui::theme::{self, ThemeSet};
-use thinkdbg::tui::{samples, Action, App, Dispatcher};
+use thinkdbg::tui::{Action, App, Dispatcher};
 
-use crate::common::tui::{app_with, render, screen_text, type_text, BIG, SMALL};
+use crate::common::tui::{auto_flag, render, samples_app, screen_text, type_text, BIG, SMALL};
 
 /// The samples with two flags and a note on the first run (kept as its current analysis).
 fn app() -> (tempfile::TempDir, App) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("store")).unwrap();
-    samples::import_samples(&store).unwrap();
-    let first = store.sessions().unwrap().iter().min_by_key(|s| s.created_at).unwrap().runs[0];
-    let flag = |start, end, kind, detail: &str| Flag {
-        start,
-        end,
-        kind,
-        severity: Severity::Warn,
-        detail: detail.into(),
-        origin: Origin::Auto,
-    };
-    store
-        .put_flags(
-            first,
-            &[
-                flag(40, 41, FlagKind::LowConfidence, "p 0.21 at this token"),
-                flag(90, 92, FlagKind::EntropySpike, "H 3.1 nats"),
-            ],
-        )
-        .unwrap();
-    store.put_notes(first, &[Note { start: 10, end: 13, text: "look here".into() }]).unwrap();
-    let current = thinkdbg::analysis::StoredAnalysis {
-        fingerprint: thinkdbg::analysis::AnalysisConfig::load().unwrap().fingerprint(),
-        steps: store.step_count(first),
-        stats: Default::default(),
-    };
-    store.put_analysis(first, &current).unwrap();
-    (dir, app_with(Some(Arc::new(store))))
+    samples_app(
+        &[
+            auto_flag(40, 41, FlagKind::LowConfidence, "p 0.21 at this token"),
+            auto_flag(90, 92, FlagKind::EntropySpike, "H 3.1 nats"),
+        ],
+        &[Note { start: 10, end: 13, text: "look here".into() }],
+    )
 }
 
 fn to_step(app: &mut App, i: usize) {

@@ -44,8 +44,11 @@ pub fn screen_text(app: &mut App, size: (u16, u16)) -> String {
 
 /// The screen at `size` as its cells' symbols, one row per line, nothing added.
 pub fn screen_cells(app: &mut App, size: (u16, u16)) -> String {
-    let term = render(app, size);
-    let buf = term.backend().buffer();
+    cells(render(app, size).backend().buffer())
+}
+
+/// A buffer's cells' symbols, one row per line, nothing added.
+pub fn cells(buf: &ratatui::buffer::Buffer) -> String {
     let mut out = String::new();
     for y in 0..buf.area.height {
         for x in 0..buf.area.width {
@@ -54,6 +57,44 @@ pub fn screen_cells(app: &mut App, size: (u16, u16)) -> String {
         out.push('\n');
     }
     out
+}
+
+/// An app on a store holding the sample sessions, with `flags` on the first sample run
+/// (stored as its current analysis, so opening the run keeps them) and `notes` on it.
+pub fn samples_app(
+    flags: &[thinkdbg::trace::Flag],
+    notes: &[thinkdbg::trace::Note],
+) -> (tempfile::TempDir, App) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    assert_eq!(thinkdbg::tui::samples::import_samples(&store).unwrap(), 4);
+    let first = store.sessions().unwrap().iter().min_by_key(|s| s.created_at).unwrap().runs[0];
+    store.put_flags(first, flags).unwrap();
+    store.put_notes(first, notes).unwrap();
+    let current = thinkdbg::analysis::StoredAnalysis {
+        fingerprint: thinkdbg::analysis::AnalysisConfig::load().unwrap().fingerprint(),
+        steps: store.step_count(first),
+        stats: Default::default(),
+    };
+    store.put_analysis(first, &current).unwrap();
+    (dir, app_with(Some(Arc::new(store))))
+}
+
+/// An automatic warning flag, as the analysis writes one.
+pub fn auto_flag(
+    start: u32,
+    end: u32,
+    kind: thinkdbg::trace::FlagKind,
+    detail: &str,
+) -> thinkdbg::trace::Flag {
+    thinkdbg::trace::Flag {
+        start,
+        end,
+        kind,
+        severity: thinkdbg::trace::Severity::Warn,
+        detail: detail.into(),
+        origin: thinkdbg::trace::Origin::Auto,
+    }
 }
 
 /// Snapshots the app at `BIG` and `SMALL` as `{name}_big` and `{name}_small`. A macro, so that

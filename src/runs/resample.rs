@@ -64,6 +64,35 @@ pub fn reasoning_step_start(parent: &Parent, n: usize) -> Result<u32> {
     }
 }
 
+/// Where a continuation's text (its steps from `at` on) first differs from the parent's, by
+/// words (whitespace-insensitive): up to `words` of the continuation's words from there, with
+/// `…` where text was left out; `None` when the two texts are the same.
+pub fn first_difference(parent: &[Step], child: &[Step], at: u32, words: usize) -> Option<String> {
+    let text = |steps: &[Step]| -> String {
+        steps.iter().filter(|s| s.index >= at).map(|s| s.text.as_str()).collect()
+    };
+    let (a, b) = (text(parent), text(child));
+    let (wa, wb): (Vec<&str>, Vec<&str>) =
+        (a.split_whitespace().collect(), b.split_whitespace().collect());
+    let same = wa.iter().zip(&wb).take_while(|(x, y)| x == y).count();
+    if same == wa.len() && same == wb.len() {
+        return None;
+    }
+    let shown: Vec<&str> = wb.iter().skip(same).take(words).copied().collect();
+    let mut out = String::new();
+    if same > 0 {
+        out.push('…');
+    }
+    out.push_str(&shown.join(" "));
+    if same + shown.len() < wb.len() {
+        out.push('…');
+    }
+    if shown.is_empty() {
+        out.push_str("(ends here)");
+    }
+    Some(out)
+}
+
 /// The sampler of the continuations: the parent's, at `temperature` if given, else at the
 /// parent's temperature (or `GREEDY_FALLBACK_TEMPERATURE` when the parent was greedy). Fails
 /// when `max_tokens` does not reach past `at` or the sampler is invalid.
@@ -252,6 +281,25 @@ mod tests {
         let f = FinalAnswer::of(&steps(&[("Lyon", Answer)]));
         assert!(!d.changed(&e) && d.changed(&f));
         assert_eq!(a.short(), "42");
+    }
+
+    #[test]
+    fn a_continuation_is_shown_from_where_its_words_part_from_the_parents() {
+        use Phase::Answer;
+        let words = |t: &[&str]| steps(&t.iter().map(|w| (*w, Answer)).collect::<Vec<_>>());
+        let parent = words(&["To", " check", " if", " 91", " is", " prime,", " try", " 7."]);
+        // The first two steps are the forced prefix; only what follows is compared.
+        let same_prefix = words(&["X", "Y", " if", " 91", " is", " prime,", " try", " 7."]);
+        assert_eq!(first_difference(&parent, &same_prefix, 2, 6), None);
+        let other = words(&[
+            "To", " check", " if", " 91", "  is", " odd,", " it", " is", " not", " even", " at",
+            " all",
+        ]);
+        assert_eq!(first_difference(&parent, &other, 2, 3).as_deref(), Some("…odd, it is…"));
+        let shorter = words(&["To", " check", " if", " 91"]);
+        assert_eq!(first_difference(&parent, &shorter, 2, 3).as_deref(), Some("…(ends here)"));
+        let at_once = words(&["To", " check", " Since"]);
+        assert_eq!(first_difference(&parent, &at_once, 2, 3).as_deref(), Some("Since"));
     }
 
     #[test]

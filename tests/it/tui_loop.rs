@@ -362,7 +362,11 @@ fn resample_form_and_panel_with_a_finished_summary() {
     let runs = vec![RunId(20), RunId(21), RunId(22)];
     let outcomes: Vec<Outcome> = runs
         .iter()
-        .map(|r| Outcome::Done(FinalAnswer::of(&store.steps(*r).unwrap().steps)))
+        .map(|r| {
+            let steps = store.steps(*r).unwrap().steps;
+            let differs = thinkdbg::runs::resample::first_difference(&parent, &steps, 8, 6);
+            Outcome::Done(FinalAnswer::of(&steps), differs)
+        })
         .collect();
     let mut job = ResampleJob {
         parent: RunId(10),

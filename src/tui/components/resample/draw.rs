@@ -19,7 +19,7 @@ impl ResampleForm {
     pub fn draw(&self, f: &mut Frame, area: Rect, cx: &Ctx) {
         let (t, r) = (cx.theme, self);
         let title = format!(" Resample {} from reasoning step {} ", r.run, r.reasoning_step);
-        let inner = dialog(t, f, area, (64, 9), title);
+        let inner = dialog(t, f, area, (64, 10), title);
         let w = usize::from(inner.width);
         let field = |name: &'static str, value: &str, focus: bool| {
             let st = if focus { t.get("editor.field.focus") } else { t.get("editor.field") };
@@ -40,6 +40,10 @@ impl ResampleForm {
             ]),
             field("samples    ", &r.samples, r.focus == 0),
             field("max tokens ", &r.max_tokens, r.focus == 1),
+            Line::from(Span::styled(
+                format!("           counts the {} forced tokens too", r.at),
+                t.get("ui.dim"),
+            )),
             Line::from(vec![
                 Span::styled("sampler    ", t.get("editor.field")),
                 Span::styled(
@@ -64,11 +68,20 @@ fn progress_line(t: &Theme, r: &ResampleJob, i: usize, w: usize) -> Line<'static
     let (state, st) = match &r.outcomes[i] {
         Outcome::Running if r.tokens[i] == 0 => ("queued".to_string(), t.get("ui.dim")),
         Outcome::Running => ("running".to_string(), t.get("job.running")),
-        Outcome::Done(a) => {
+        Outcome::Done(a, differs) => {
             let changed = r.original.changed(a);
             let key = if changed { "resample.changed" } else { "compare.same" };
+            // Where the text first parts from the parent's, then the answer it reached.
+            let path = match differs {
+                Some(d) => format!("«{}» → ", shown(d)),
+                None => "same text → ".to_string(),
+            };
             (
-                format!("{} {}", if changed { "changed" } else { "same   " }, shown(&a.short())),
+                format!(
+                    "{} {path}{}",
+                    if changed { "changed" } else { "same   " },
+                    shown(&a.short())
+                ),
                 t.get(key),
             )
         }

@@ -23,7 +23,9 @@ use crate::tui::action::Action;
 #[derive(Debug, Clone)]
 pub enum Outcome {
     Running,
-    Done(FinalAnswer),
+    /// Its final answer, and where its text first differs from the parent's
+    /// (`resample::first_difference`; `None`: the same text).
+    Done(FinalAnswer, Option<String>),
     Cancelled,
     Failed(String),
 }
@@ -62,7 +64,7 @@ impl ResampleJob {
             .iter()
             .zip(&self.outcomes)
             .filter_map(|(id, o)| match o {
-                Outcome::Done(a) => Some((*id, a.clone())),
+                Outcome::Done(a, _) => Some((*id, a.clone())),
                 _ => None,
             })
             .collect()
@@ -108,7 +110,13 @@ impl ResampleJob {
             Event::Finished { stop: StopReason::User, .. } => Outcome::Cancelled,
             _ if !stored => Outcome::Failed("not stored".into()),
             _ => match store.map(|s| s.steps(id)) {
-                Some(Ok(read)) => Outcome::Done(FinalAnswer::of(&read.steps)),
+                Some(Ok(read)) => {
+                    let parent = store.and_then(|s| s.steps(self.parent).ok()).map(|r| r.steps);
+                    let differs = parent.and_then(|p| {
+                        crate::runs::resample::first_difference(&p, &read.steps, self.at, 6)
+                    });
+                    Outcome::Done(FinalAnswer::of(&read.steps), differs)
+                }
                 Some(Err(e)) => Outcome::Failed(e.to_string()),
                 None => Outcome::Failed("no store".into()),
             },

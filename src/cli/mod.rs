@@ -143,24 +143,34 @@ pub enum Command {
 /// Parses the arguments, runs the command and prints any error as one line on stderr.
 pub fn main() -> ExitCode {
     stdout_failures_unwind_quietly();
-    let cli = Cli::parse();
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_cli(cli)));
-    serve::cleanup();
-    match outcome {
-        Ok(Ok(code)) => code,
-        Ok(Err(err)) if err.downcast_ref::<store_args::HeldElsewhere>().is_some() => {
-            let held = err.downcast_ref::<store_args::HeldElsewhere>().map(|h| h.0.clone());
-            match held.map(|p| serve::forward(&p)) {
-                Some(Ok(code)) => code,
-                // The reader is done (`… | head`): not a fault.
-                Some(Err(e)) if broken_pipe(&e) => ExitCode::SUCCESS,
-                Some(Err(e)) => {
-                    errln!("error: {e:#}");
-                    ExitCode::FAILURE
-                }
-                None => ExitCode::FAILURE,
+    let mut outcome = run_caught(Cli::parse());
+    // A holder that was exiting when it was handed the command: open the store here instead.
+    for _ in 0..20 {
+        let Ok(Err(e)) = &outcome else { break };
+        let Some(held) = e.downcast_ref::<store_args::HeldElsewhere>() else { break };
+        match serve::forward(&held.0) {
+            Err(gone) if gone.downcast_ref::<serve::HolderGone>().is_some() => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                outcome = run_caught(Cli::parse());
+            }
+            forwarded => {
+                outcome = Ok(Ok(Forwarded(forwarded)));
+                break;
             }
         }
+    }
+    serve::cleanup();
+    match outcome {
+        Ok(Ok(Forwarded(forwarded))) => match forwarded {
+            Ok(code) => code,
+            // The reader is done (`… | head`): not a fault.
+            Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
+            Err(e) => {
+                errln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Ok(Ok(Ran(code))) => code,
         Ok(Err(err)) => {
             // A closed stdout (e.g. `| head`) is not an error worth reporting.
             if broken_pipe(&err) {
@@ -215,6 +225,18 @@ fn stdout_failures_unwind_quietly() {
             previous(info);
         }
     }));
+}
+
+/// How a command ended here: it ran, or it was handed to the process holding the store.
+enum Outcome {
+    Ran(ExitCode),
+    Forwarded(anyhow::Result<ExitCode>),
+}
+use Outcome::{Forwarded, Ran};
+
+/// `run_cli` with its panics caught (`main` sorts out the ones from writing to stdout).
+fn run_caught(cli: Cli) -> std::thread::Result<anyhow::Result<Outcome>> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_cli(cli).map(Ran)))
 }
 
 fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {

@@ -16,11 +16,11 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Parser;
 
 use super::out::Redirect;
@@ -40,29 +40,43 @@ pub fn listen(store: &Arc<Store>) {
         // Left behind by a process that is gone.
         let _ = std::fs::remove_file(&path);
     }
-    let listener = match UnixListener::bind(&path) {
+    let listener = match bind_private(&path) {
         Ok(l) => l,
         Err(e) => {
             tracing::warn!(socket = %path.display(), "cannot serve other commands: {e}");
             return;
         }
     };
-    use std::os::unix::fs::PermissionsExt;
-    let private = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
-    if private.is_err() || listener.set_nonblocking(true).is_err() {
-        let _ = std::fs::remove_file(&path);
-        return;
-    }
     if let Ok(mut bound) = BOUND.lock() {
         bound.push(path.clone());
     }
     let weak = Arc::downgrade(store);
+    LOOPS.fetch_add(1, Ordering::SeqCst);
     let spawned = std::thread::Builder::new()
         .name("store-socket".into())
         .spawn(move || accept_loop(listener, weak, path));
     if let Err(e) = spawned {
+        LOOPS.fetch_sub(1, Ordering::SeqCst);
         tracing::warn!("cannot serve other commands: {e}");
     }
+}
+
+/// Binds the socket where no other user can reach it, even for a moment: in a fresh directory
+/// of mode 0700 beside it, made 0600, then moved into place.
+fn bind_private(path: &Path) -> std::io::Result<UnixListener> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let dir = path.with_file_name(format!(".thinkdbg-sock-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    let staged = dir.join("s");
+    let bound = UnixListener::bind(&staged).and_then(|l| {
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
+        l.set_nonblocking(true)?;
+        std::fs::rename(&staged, path)?;
+        Ok(l)
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    bound
 }
 
 /// The sockets this process listens on, removed by `cleanup` before it exits.
@@ -71,24 +85,53 @@ static BOUND: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 /// Removes this process's sockets (the process is about to exit; a listening thread would not
 /// notice in time).
 pub fn cleanup() {
+    STOPPING.store(true, Ordering::SeqCst);
     if let Ok(mut bound) = BOUND.lock() {
         for p in bound.drain(..) {
             let _ = std::fs::remove_file(p);
         }
     }
+    // No connection is taken from here on; the commands already taken run to their end
+    // (quitting under them would kill another user's run).
+    let start = std::time::Instant::now();
+    while LOOPS.load(Ordering::SeqCst) > 0 && start.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    while ACTIVE.load(Ordering::SeqCst) > 0 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Set when this process is about to exit: the accept loops stop.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+/// Accept loops running.
+static LOOPS: AtomicUsize = AtomicUsize::new(0);
+/// Commands taken from other processes and not yet answered.
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts a taken command until it is dropped.
+struct Taken;
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        ACTIVE.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 fn accept_loop(listener: UnixListener, store: Weak<Store>, path: PathBuf) {
     loop {
-        if store.strong_count() == 0 {
+        if store.strong_count() == 0 || STOPPING.load(Ordering::SeqCst) {
             break;
         }
         match listener.accept() {
             Ok((conn, _)) => {
                 let store = store.clone();
-                let _ = std::thread::Builder::new()
-                    .name("store-client".into())
-                    .spawn(move || serve_one(conn, &store));
+                ACTIVE.fetch_add(1, Ordering::SeqCst);
+                let taken = Taken;
+                let _ = std::thread::Builder::new().name("store-client".into()).spawn(move || {
+                    let _taken = taken;
+                    serve_one(conn, &store)
+                });
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 std::thread::sleep(Duration::from_millis(50));
@@ -100,6 +143,7 @@ fn accept_loop(listener: UnixListener, store: Weak<Store>, path: PathBuf) {
         }
     }
     let _ = std::fs::remove_file(path);
+    LOOPS.fetch_sub(1, Ordering::SeqCst);
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -121,12 +165,16 @@ fn frame(conn: &Mutex<UnixStream>, tag: u8, bytes: &[u8]) {
 
 fn serve_one(conn: UnixStream, store: &Weak<Store>) {
     let _ = conn.set_nonblocking(false);
+    // A sender that never sends its request does not hold this process open.
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
     let mut line = String::new();
     let Ok(reader) = conn.try_clone() else { return };
     let mut reader = BufReader::new(reader);
-    if reader.read_line(&mut line).is_err() {
+    // A connection that only checks the holder listens (`holder_listens`) sends nothing.
+    if reader.read_line(&mut line).is_err() || line.trim().is_empty() {
         return;
     }
+    let _ = conn.set_read_timeout(None);
     let conn = Arc::new(Mutex::new(conn));
     // The sender going away (Ctrl-C) cancels what it started.
     let on_close: super::out::OnClose = Arc::default();
@@ -148,7 +196,8 @@ fn serve_one(conn: UnixStream, store: &Weak<Store>) {
     let code = match serde_json::from_str::<Request>(&line) {
         Ok(req) => {
             let redirect = Redirect { color: req.color, ..redirect };
-            let held = store.upgrade();
+            // Closing: no answer at all, so the sender opens the store itself once it is free.
+            let Some(held) = store.upgrade() else { return };
             super::out::redirected(redirect, || run_request(req, held))
         }
         Err(e) => {
@@ -160,9 +209,8 @@ fn serve_one(conn: UnixStream, store: &Weak<Store>) {
 }
 
 /// Runs one forwarded command line; its exit status.
-fn run_request(req: Request, store: Option<Arc<Store>>) -> u8 {
+fn run_request(req: Request, store: Arc<Store>) -> u8 {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let Some(store) = store else { bail!("the process that held the store is closing it") };
         let mut cli = super::Cli::try_parse_from(&req.argv)?;
         absolutize(&mut cli, &req.cwd);
         super::store_args::with_held(store, || super::dispatch(cli))
@@ -209,6 +257,11 @@ fn absolutize(cli: &mut super::Cli, cwd: &Path) {
     }
 }
 
+/// The holder closed the connection without running the command (it was exiting).
+#[derive(Debug, thiserror::Error)]
+#[error("the thinkdbg process that held the store exited before it took the command")]
+pub struct HolderGone;
+
 /// Whether a process holds the store at `store` and listens for commands.
 pub fn holder_listens(store: &Path) -> bool {
     UnixStream::connect(socket_path(store)).is_ok()
@@ -225,20 +278,27 @@ pub fn forward(store: &Path) -> Result<ExitCode> {
             store.display()
         );
     }
-    let mut conn = UnixStream::connect(socket_path(store)).with_context(|| {
-        format!("store '{}' is in use by another thinkdbg process", store.display())
-    })?;
+    // Gone between the check and now: the command can open the store itself.
+    let Ok(mut conn) = UnixStream::connect(socket_path(store)) else {
+        return Err(HolderGone.into());
+    };
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let req = Request { argv, cwd: std::env::current_dir()?, color };
     let mut line = serde_json::to_string(&req)?;
     line.push('\n');
     conn.write_all(line.as_bytes())?;
     let mut reader = BufReader::new(conn);
+    let mut answered = false;
     loop {
         let mut head = [0u8; 5];
         if reader.read_exact(&mut head).is_err() {
+            if !answered {
+                // It was closing the store: the command can open it itself now.
+                return Err(HolderGone.into());
+            }
             bail!("the thinkdbg process that holds the store stopped before the command ended");
         }
+        answered = true;
         let len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]) as usize;
         let mut body = vec![0u8; len];
         reader.read_exact(&mut body)?;

@@ -578,3 +578,35 @@ fn commands_work_while_another_process_holds_the_store() {
     assert!(!store.join("thinkdbg.sock").exists());
     stdout(&mut on(&["ls"]));
 }
+
+/// Commands started together on one store all succeed: each either opens it, or is handed to
+/// the one that holds it, or (when that one was already exiting) opens it after it.
+#[test]
+fn commands_run_together_on_one_store_all_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("sessions/sky-blue.jsonl");
+    let id = stdout(thinkdbg(dir.path()).arg("--store").arg(&store).arg("import").arg(&sample));
+    let id = id.lines().last().unwrap().to_string();
+    let children: Vec<_> = (0..16)
+        .map(|i| {
+            let mut c = thinkdbg_std(dir.path());
+            c.arg("--store").arg(&store);
+            if i % 2 == 0 {
+                c.args(["ls", "--json"]);
+            } else {
+                c.args(["show", id.as_str()]);
+            }
+            c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    for (i, child) in children.into_iter().enumerate() {
+        let out = child.wait_with_output().unwrap();
+        let (o, e) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "command {i}: {e}");
+        let want = if i % 2 == 0 { id.as_str() } else { "Why is the sky blue?" };
+        assert!(o.contains(want), "command {i}: {o}\n{e}");
+    }
+    assert!(!store.join("thinkdbg.sock").exists(), "a socket was left behind");
+}

@@ -146,8 +146,21 @@ pub(super) fn current(store: &Store, dir: &Path) -> BTreeSet<RunId> {
 /// Brings the backups of the runs changed since the last flush up to date.
 pub(super) fn sync_dirty(store: &Store) {
     let Some(b) = &store.backups else { return };
-    for id in b.take_dirty() {
-        if let Err(e) = sync_run(store, &b.dir, id) {
+    let dirty = b.take_dirty();
+    if !dirty.is_empty() {
+        sync_runs(store, &b.dir, dirty);
+    }
+}
+
+/// `sync_run` for each of `ids`, the backup directory listed once.
+fn sync_runs(store: &Store, dir: &Path, ids: impl IntoIterator<Item = RunId>) {
+    let mut by_run: std::collections::BTreeMap<RunId, Vec<File>> = Default::default();
+    for f in files(dir) {
+        by_run.entry(f.run).or_default().push(f);
+    }
+    for id in ids {
+        let existing = by_run.remove(&id).unwrap_or_default();
+        if let Err(e) = sync_run(store, dir, id, existing) {
             tracing::warn!(run = %id, error = %e, "could not write the run's backup");
         }
     }
@@ -159,11 +172,7 @@ pub(super) fn sync_dirty(store: &Store) {
 pub(super) fn sync_all(store: &Store) -> Vec<RunId> {
     let Some(b) = &store.backups else { return Vec::new() };
     let ids = store.run_ids();
-    for &id in &ids {
-        if let Err(e) = sync_run(store, &b.dir, id) {
-            tracing::warn!(run = %id, error = %e, "could not write the run's backup");
-        }
-    }
+    sync_runs(store, &b.dir, ids.iter().copied());
     newest(&b.dir)
         .into_values()
         .filter(|f| !ids.contains(&f.run) || f.revision > revision(store, f.run))
@@ -172,10 +181,10 @@ pub(super) fn sync_all(store: &Store) -> Vec<RunId> {
 }
 
 /// Writes one run's backup unless the current one is up to date. A run still recording (or
-/// one that cannot be read whole) keeps whatever backup it has.
-fn sync_run(store: &Store, dir: &Path, id: RunId) -> Result<()> {
+/// one that cannot be read whole) keeps whatever backup it has. `existing`: its backup files,
+/// oldest first.
+fn sync_run(store: &Store, dir: &Path, id: RunId, existing: Vec<File>) -> Result<()> {
     let Some(fp) = fingerprint(store, id)? else { return Ok(()) };
-    let existing: Vec<File> = files(dir).into_iter().filter(|f| f.run == id).collect();
     let known = revision(store, id);
     if let Some(last) = existing.last() {
         // Ahead of the database: the database lost changes; keep the backup as it is.

@@ -174,14 +174,7 @@ fn a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
     {
-        let db = (0..20)
-            .find_map(|_| {
-                sled::open(&path).ok().or_else(|| {
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                    None
-                })
-            })
-            .unwrap();
+        let db = raw_db(&path);
         db.open_tree("meta").unwrap().insert("schema_version", &99u32.to_be_bytes()).unwrap();
         db.flush().unwrap();
     }
@@ -203,14 +196,7 @@ fn a_corrupt_step_is_reported_and_the_rest_still_read() {
         run.id
     };
     {
-        let db = (0..20)
-            .find_map(|_| {
-                sled::open(&path).ok().or_else(|| {
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                    None
-                })
-            })
-            .unwrap();
+        let db = raw_db(&path);
         db.open_tree("steps")
             .unwrap()
             .insert(&codec::step_key(id, 3)[..], &[1u8, 0xff, 0xff, 0xff][..])
@@ -489,6 +475,19 @@ fn impossible_parents_and_routing_are_refused() {
     }
 }
 
+/// The store's sled database opened directly (to damage it), once the store that had it
+/// open has let go of its lock.
+fn raw_db(path: &std::path::Path) -> sled::Db {
+    (0..20)
+        .find_map(|_| {
+            sled::open(path).ok().or_else(|| {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                None
+            })
+        })
+        .unwrap()
+}
+
 fn arb_step(index: u32) -> impl Strategy<Value = Step> {
     (
         any::<u32>(),
@@ -608,14 +607,7 @@ fn a_corrupt_run_does_not_hide_the_others() {
         run.id
     };
     {
-        let db = (0..20)
-            .find_map(|_| {
-                sled::open(&path).ok().or_else(|| {
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                    None
-                })
-            })
-            .unwrap();
+        let db = raw_db(&path);
         db.open_tree("runs").unwrap().insert(codec::id_key(0xabc), &[1u8, 0xfe][..]).unwrap();
         db.flush().unwrap();
     }

@@ -24,6 +24,7 @@ mod bench_decode;
 mod bench_remote;
 mod bench_render;
 mod diff;
+mod experiment;
 mod export;
 mod flags;
 mod fork;
@@ -138,6 +139,8 @@ pub enum Command {
     /// Check a store, or salvage the runs of a damaged one into a new store.
     #[command(subcommand)]
     Store(store_cmd::StoreCommand),
+    /// Run prompt variants N times each (paired seeds) and compare them with intervals.
+    Experiment(experiment::ExperimentArgs),
 }
 
 /// Parses the arguments, runs the command and prints any error as one line on stderr.
@@ -278,6 +281,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Stats(args)) => stats::run(&args, cli.store.as_deref()),
         Some(Command::Diff(args)) => diff::run(&args, cli.store.as_deref()),
         Some(Command::Store(cmd)) => store_cmd::run(&cmd, cli.store.as_deref()),
+        Some(Command::Experiment(args)) => {
+            experiment::run(&args, cli.store.as_deref(), cli.offline)
+        }
         None => {
             let model =
                 crate::tui::jobs::ModelChoice { spec: cli.model.clone(), offline: cli.offline };
@@ -310,6 +316,7 @@ fn for_each_path(cmd: &mut Command, f: &mut dyn FnMut(&mut std::path::PathBuf)) 
         Command::Fork(a) => a.replay.for_each_path(f),
         Command::Resample(a) => a.replay.for_each_path(f),
         Command::Store(store_cmd::StoreCommand::Salvage { to }) => f(to),
+        Command::Experiment(a) => a.for_each_path(f),
         _ => {}
     }
 }

@@ -6,11 +6,13 @@
 //!   check and the child runs in its session.
 //! - `resample`: N continuations from a point of a run and how often the final answer changed.
 //! - `remote`: recording one run from an OpenAI-compatible server into the store.
+//! - `experiment`: prompt variants sampled N times each, stored, resumed and reported.
 //!
 //! Used by `cli` and `tui`; never imports them. Below it: `engine`, `remote`, `analysis`,
 //! `store`, `record` and `trace`.
 
 pub mod analysis;
+pub mod experiment;
 pub mod remote;
 pub mod replay;
 pub mod resample;

@@ -3,7 +3,7 @@
 //!
 //! Layout: trees `meta` (schema version), `sessions`, `runs`, `steps`,
 //! `routing`, `prompt_routing` (MoE routing of the prompt's tokens, by position), `flags`,
-//! `notes`, `analysis` (statistics beside the flags); keys big-endian (`run_id ++
+//! `notes`, `analysis` (statistics beside the flags), `experiments` (`experiments`); keys big-endian (`run_id ++
 //! step_index` for steps), values postcard behind a version byte (`codec`), so a prefix scan
 //! returns a run's steps in order. Only one process may own a store; opening it marks runs
 //! left `Recording` by a crashed process as `Interrupted`. `writer` is a `record::Recorder`
@@ -14,6 +14,7 @@
 pub mod backup;
 pub mod codec;
 pub mod error;
+pub mod experiments;
 pub mod import;
 mod open;
 pub mod records;

@@ -13,6 +13,7 @@ mod cli_fork;
 mod cli_store;
 mod cli_usability;
 mod engine_tiny;
+mod experiment;
 mod export;
 mod fuzz;
 mod moe_info;

@@ -343,6 +343,7 @@ fn finish_sample(
     if is_complete(run) {
         crate::runs::analysis::ensure(store, run.id, cfg, true)?;
         p.done.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(run = %run.id, variant = v, "experiment sample complete");
     } else if run.stop != Some(StopReason::User) {
         p.failed.fetch_add(1, Ordering::Relaxed);
     }

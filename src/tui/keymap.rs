@@ -17,7 +17,8 @@ use super::error::{Error, Result};
 pub const DEFAULT_KEYMAP: &str = include_str!("../../assets/keymap.toml");
 
 /// The screens (modes) a binding can belong to; `global` applies everywhere.
-pub const MODES: &[&str] = &["global", "sessions", "trace", "flags", "routing", "compare"];
+pub const MODES: &[&str] =
+    &["global", "sessions", "trace", "flags", "routing", "compare", "experiments"];
 
 /// One key press, normalised (shift folded into the character).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -47,6 +47,7 @@ pub fn draw(app: &App, f: &mut Frame) {
             None => compare::draw_empty(f, body, &cx),
         },
         Screen::Routing => app.viewer.draw_routing(f, body, &cx),
+        Screen::Experiments => app.experiments.draw(f, body, &cx),
     }
     draw_status(app, f, status);
     match &app.overlay {
@@ -99,6 +100,10 @@ fn draw_tabs(app: &App, f: &mut Frame, area: Rect) {
         let s = Screen::Compare;
         let st = if s == app.screen { t.get("ui.tab.active") } else { t.get("ui.tab") };
         spans.push(Span::styled(format!(" {} ", s.title()), st));
+    }
+    if app.screen == Screen::Experiments {
+        let s = Screen::Experiments;
+        spans.push(Span::styled(format!(" {} ", s.title()), t.get("ui.tab.active")));
     }
     if let Some((done, total)) = app.jobs.loading {
         let pct = (done * 100).checked_div(total).unwrap_or(0);

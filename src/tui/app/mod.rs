@@ -26,6 +26,7 @@ use super::action::Action;
 use super::components::compare::CompareState;
 use super::components::ctx::Ctx;
 use super::components::editor::PromptEditor;
+use super::components::experiments::Experiments;
 use super::components::export_dialog::ExportDialog;
 use super::components::fork_picker::ForkPicker;
 use super::components::help::Help;
@@ -85,6 +86,8 @@ pub struct App {
     pub viewer: Viewer,
     pub overlay: Option<Overlay>,
     pub compare: Option<CompareState>,
+    /// The experiments screen (its report is read when the screen is opened).
+    pub experiments: Experiments,
     /// The run marked as side A of the next comparison.
     pub compare_mark: Option<RunId>,
     /// Runs started from the UI that have not ended.
@@ -121,6 +124,7 @@ impl App {
             viewer: Viewer::default(),
             overlay: None,
             compare: None,
+            experiments: Experiments::default(),
             compare_mark: None,
             started: Vec::new(),
             last_started: None,
@@ -266,6 +270,9 @@ impl App {
                     self.message = "filter cleared".into();
                 }
             }
+            Action::Back if self.screen == Screen::Experiments && self.experiments.listing => {
+                self.experiments.listing = false
+            }
             Action::Back => {
                 if self.input.take().is_none() {
                     self.screen = Screen::Sessions;
@@ -275,6 +282,16 @@ impl App {
             Action::ScreenTrace => self.screen = Screen::Trace,
             Action::ScreenFlags => self.screen = Screen::Flags,
             Action::ScreenRouting => self.screen = Screen::Routing,
+            Action::ScreenExperiments => {
+                if let Some(store) = self.store.clone() {
+                    self.experiments.reload(&store);
+                }
+                self.screen = Screen::Experiments;
+            }
+            Action::Compare if self.screen == Screen::Experiments => {
+                let e = self.experiments.update(action, self.store.as_ref());
+                self.apply(e);
+            }
             Action::NextScreen | Action::PrevScreen => {
                 let i = Screen::ALL.iter().position(|s| *s == self.screen).unwrap_or(0);
                 if self.screen == Screen::Compare && action == Action::PrevScreen {
@@ -348,6 +365,14 @@ impl App {
                     Screen::Compare => match &mut self.compare {
                         Some(c) => c.update(other, h),
                         None => Effect::None,
+                    },
+                    Screen::Experiments => match self.experiments.update(other, self.store.as_ref()) {
+                        // A run opened from the list is shown in the trace view.
+                        Effect::Show(id) => {
+                            self.show(id);
+                            Effect::Screen(Screen::Trace)
+                        }
+                        e => e,
                     },
                 };
                 self.apply(e);

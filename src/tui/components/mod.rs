@@ -22,6 +22,7 @@
 pub mod compare;
 pub mod ctx;
 pub mod editor;
+pub mod experiments;
 pub mod export_dialog;
 pub mod flag_editor;
 pub mod fork_picker;
@@ -44,6 +45,8 @@ pub enum Screen {
     Routing,
     /// Two runs side by side (shown as a tab once a comparison is open).
     Compare,
+    /// An experiment's report (shown as a tab while open).
+    Experiments,
 }
 
 impl Screen {
@@ -57,6 +60,7 @@ impl Screen {
             Screen::Flags => "flags",
             Screen::Routing => "routing",
             Screen::Compare => "compare",
+            Screen::Experiments => "experiments",
         }
     }
 
@@ -67,6 +71,7 @@ impl Screen {
             Screen::Flags => "3 Flags",
             Screen::Routing => "4 Routing",
             Screen::Compare => "5 Compare",
+            Screen::Experiments => "6 Experiments",
         }
     }
 }

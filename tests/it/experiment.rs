@@ -257,3 +257,46 @@ fn bad_specs_are_refused_naming_the_key() {
     // Nothing was stored for a refused spec.
     assert!(!dir.path().join("store").exists() || Store::open(&dir.path().join("store")).unwrap().experiments().unwrap().is_empty());
 }
+
+#[test]
+fn the_experiments_screen_shows_the_report_and_compares_paired_samples() {
+    use crate::common::tui::{app_with, snap};
+    use thinkdbg::tui::components::Screen;
+    use thinkdbg::tui::Action;
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_tiny(dir.path(), &Tiny::qwen2());
+    let path = dir.path().join("spec.toml");
+    std::fs::write(&path, spec(&model, 3, 8, "")).unwrap();
+    output(thinkdbg(dir.path()).arg("experiment").arg(&path));
+    let store = std::sync::Arc::new(Store::open(&dir.path().join("store")).unwrap());
+    let e = store.experiments().unwrap().remove(0);
+    let mut app = app_with(Some(store));
+    app.update(Action::ScreenExperiments);
+    assert_eq!(app.screen, Screen::Experiments);
+    let report = app.experiments.report.as_ref().expect("a report");
+    assert_eq!(report.variants.len(), 2);
+    assert_eq!(report.variants[1].n(), 3);
+    snap!(&mut app, "experiments");
+    app.update(Action::Down);
+    app.update(Action::Open);
+    assert!(app.experiments.listing);
+    snap!(&mut app, "experiments_runs");
+    app.update(Action::CycleSort);
+    assert_eq!(app.message, "runs sorted by flags");
+    app.update(Action::CycleSort);
+    app.update(Action::CycleSort);
+    app.update(Action::CycleSort);
+    // The selected run of variant 2 against sample 0 of variant 1: the same seed.
+    app.update(Action::Compare);
+    assert_eq!(app.screen, Screen::Compare, "{}", app.message);
+    let c = app.compare.as_ref().unwrap();
+    assert_eq!(c.a.run.id, e.run_of(0, 0).unwrap());
+    assert_eq!(c.b.run.id, e.run_of(1, 0).unwrap());
+    assert_eq!(c.a.run.sampler.seed, c.b.run.sampler.seed);
+    // Enter on a listed run opens it in the trace view.
+    app.update(Action::ScreenExperiments);
+    app.update(Action::Open);
+    app.update(Action::Open);
+    assert_eq!(app.screen, Screen::Trace);
+    assert_eq!(app.viewer.run_id(), e.run_of(1, 0));
+}

@@ -91,13 +91,10 @@ impl Experiments {
         self.report = None;
         self.problem = None;
         let Some(record) = self.list.get(self.current) else { return };
-        let cfg = crate::analysis::AnalysisConfig::load()
-            .or_else(|_| crate::analysis::AnalysisConfig::defaults());
-        let built = match (Spec::parse(&record.spec), cfg) {
-            (Ok(spec), Ok(cfg)) => Report::build(store, record, &spec, &cfg).map_err(|e| e.to_string()),
-            (Err(e), _) => Err(e.to_string()),
-            (_, Err(e)) => Err(e.to_string()),
-        };
+        let cfg = crate::analysis::AnalysisConfig::load().unwrap_or_default();
+        let built = Spec::parse(&record.spec)
+            .and_then(|spec| Report::build(store, record, &spec, &cfg))
+            .map_err(|e| e.to_string());
         match built {
             Ok(r) => {
                 self.variant = self.variant.min(r.variants.len().saturating_sub(1));

@@ -85,7 +85,7 @@ pub fn run(args: &ExperimentArgs, store_flag: Option<&Path>, offline: bool) -> R
     let (spec, text) = read_spec(&path)?;
     // The model is found (and fetched) before anything is written to the store.
     let model = match &spec.source {
-        Source::Model(m) => Some(ModelSource::parse(Some(m))?.resolve(offline)?),
+        Source::Model(m) => Some(ModelSource::parse(Some(m.as_str()))?.resolve(offline)?),
         Source::Endpoint { .. } => {
             runner::endpoint(&spec).map(|e| e.check()).transpose()?;
             None
@@ -120,7 +120,7 @@ pub fn run(args: &ExperimentArgs, store_flag: Option<&Path>, offline: bool) -> R
                 let record = &mut record;
                 let todo = &todo;
                 dev.with_context(move || -> Result<()> {
-                    let mut engine = Engine::load(path, &LoadOptions::default(), &mut |_, _| {})?;
+                    let mut engine = Engine::load(path, &LoadOptions::default(), &mut |_: u64, _: u64| {})?;
                     runner::run_embedded(store, spec, record, todo, &mut engine, progress, cancel, cfg)?;
                     Ok(())
                 })
@@ -187,6 +187,7 @@ impl Bars {
         let thread = std::thread::Builder::new()
             .name("thinkdbg-progress".into())
             .spawn(move || loop {
+                let _drawn_by = &multi;
                 let tok_s = progress.tok_s();
                 for (b, v) in bars.iter().zip(&progress.variants) {
                     b.set_position(v.done.load(Ordering::Relaxed) as u64);
@@ -252,7 +253,7 @@ fn print_report(args: &ExperimentArgs, r: &Report) -> Result<()> {
         }
         return Ok(());
     }
-    let safe = |s: &str| crate::sanitize::for_terminal(s, false);
+    let safe = |s: &str| crate::sanitize::for_terminal(s, false).into_owned();
     outln!("experiment {} '{}' · model {}", runner::shown_id(r.id), safe(&r.name), safe(&r.model));
     if let Some(e) = &r.expect {
         outln!("expected answer: {}", safe(e));

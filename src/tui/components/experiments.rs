@@ -72,6 +72,7 @@ pub struct Experiments {
 impl Experiments {
     /// Reads the experiments and builds the report of the one shown (the newest at first).
     pub fn reload(&mut self, store: &Store) {
+        self.listing = false;
         match store.experiments() {
             Ok(list) => {
                 if self.list.len() != list.len() {
@@ -241,7 +242,7 @@ impl Experiments {
             _ => "",
         };
         for (k, _) in &rate_keys {
-            head.push_str(&format!(" {:>14}", short(k)));
+            head.push_str(&format!(" {:>14}", short(*k)));
         }
         for k in ["backtracks_per_1k", "mean_tokens", "mean_logprob"] {
             head.push_str(&format!(" {:>8}", short(k)));
@@ -260,7 +261,7 @@ impl Experiments {
                 s.push_str(&format!(" {cell:>14}"));
             }
             for k in ["backtracks_per_1k", "mean_tokens", "mean_logprob"] {
-                let d = if k == "mean_logprob" { 3 } else { 1 };
+                let d: usize = if k == "mean_logprob" { 3 } else { 1 };
                 s.push_str(&format!(" {:>8}", v.mean(k).map_or("-".into(), |x| format!("{x:.d$}"))));
             }
             let style = if i == self.variant && !self.listing { t.get("ui.selection") } else { t.get("ui.text") };

@@ -300,3 +300,104 @@ fn the_experiments_screen_shows_the_report_and_compares_paired_samples() {
     assert_eq!(app.screen, Screen::Trace);
     assert_eq!(app.viewer.run_id(), e.run_of(1, 0));
 }
+
+/// A chat-completions server that answers every request after `delay` (one thread per
+/// connection) and keeps the request bodies and the most requests it had in flight at once.
+struct FakeServer {
+    url: String,
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    peak: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+fn fake_server(delay: Duration) -> FakeServer {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use thinkdbg::remote::loopback;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let now = Arc::new(AtomicUsize::new(0));
+    let (b, p) = (bodies.clone(), peak.clone());
+    std::thread::spawn(move || {
+        for sock in listener.incoming() {
+            let Ok(mut sock) = sock else { return };
+            let (b, p, now) = (b.clone(), p.clone(), now.clone());
+            std::thread::spawn(move || {
+                let Ok(body) = loopback::read_request(&sock) else { return };
+                let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                p.fetch_max(n, Ordering::SeqCst);
+                b.lock().unwrap().push(serde_json::from_slice(&body).unwrap());
+                std::thread::sleep(delay);
+                let chunk = |delta: Value, finish: Option<&str>| {
+                    let c = serde_json::json!({"model": "fake",
+                        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+                    format!("data: {c}\r\n\r\n")
+                };
+                let mut out = loopback::SSE_HEAD.to_vec();
+                for (d, f) in [
+                    (serde_json::json!({"reasoning_content": "Six sevens."}), None),
+                    (serde_json::json!({"content": "The answer is 42."}), None),
+                    (serde_json::json!({}), Some("stop")),
+                ] {
+                    out.extend_from_slice(chunk(d, f).as_bytes());
+                }
+                out.extend_from_slice(b"data: [DONE]\r\n\r\n");
+                now.fetch_sub(1, Ordering::SeqCst);
+                let _ = sock.write_all(&out);
+            });
+        }
+    });
+    FakeServer { url, bodies, peak }
+}
+
+#[test]
+fn an_endpoint_experiment_runs_samples_concurrently_with_paired_seeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = fake_server(Duration::from_millis(300));
+    let text = format!(
+        r#"name = "remote"
+endpoint = "{}/v1"
+remote_model = "fake"
+samples = 4
+seed = 100
+max_tokens = 32
+expect = "42"
+
+[[variant]]
+name = "a"
+prompt = "6*7?"
+
+[[variant]]
+name = "b"
+prompt = "6*7? Think step by step."
+"#,
+        server.url
+    );
+    let path = dir.path().join("remote.toml");
+    std::fs::write(&path, text).unwrap();
+    let (out, _) =
+        output(thinkdbg(dir.path()).arg("experiment").arg(&path).args(["--json", "--concurrency", "3"]));
+    let peak = server.peak.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((2..=3).contains(&peak), "{peak} requests in flight at most");
+    let bodies = server.bodies.lock().unwrap();
+    assert_eq!(bodies.len(), 8);
+    let mut seeds: Vec<u64> = bodies.iter().map(|b| b["seed"].as_u64().unwrap()).collect();
+    seeds.sort_unstable();
+    assert_eq!(seeds, vec![100, 100, 101, 101, 102, 102, 103, 103]);
+    let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    for v in &lines[..2] {
+        assert_eq!(v["n"], 4, "{v}");
+        assert_eq!(v["accuracy"], 1.0, "{v}");
+        assert_eq!(v["answers"]["42"], 4, "{v}");
+    }
+    let acc = &lines[2]["comparison"]["metrics"]["accuracy"];
+    assert_eq!(acc["mcnemar"]["p"], 1.0);
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let e = &store.experiments().unwrap()[0];
+    let run = store.run(e.run_of(1, 2).unwrap()).unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Complete);
+    assert_eq!(run.sampler.seed, 102);
+    assert!(thinkdbg::runs::remote::provenance(&run).is_some());
+}

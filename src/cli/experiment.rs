@@ -106,7 +106,11 @@ pub fn run(args: &ExperimentArgs, store_flag: Option<&Path>, offline: bool) -> R
         spec.variants.len(),
         spec.samples,
         todo.len(),
-        if todo.len() < total { format!(" ({} done before)", total - todo.len()) } else { String::new() }
+        if todo.len() < total {
+            format!(" ({} done before)", total - todo.len())
+        } else {
+            String::new()
+        }
     );
     let cancel = Arc::new(AtomicBool::new(false));
     let interrupt = super::interrupt::Interrupt::cancels(&cancel)?;
@@ -116,12 +120,23 @@ pub fn run(args: &ExperimentArgs, store_flag: Option<&Path>, offline: bool) -> R
         let result = match &model {
             Some(path) => {
                 let dev = crate::engine::device()?;
-                let (store, spec, progress, cancel, cfg) = (&store, &spec, &progress, &cancel, &cfg);
+                let (store, spec, progress, cancel, cfg) =
+                    (&store, &spec, &progress, &cancel, &cfg);
                 let record = &mut record;
                 let todo = &todo;
                 dev.with_context(move || -> Result<()> {
-                    let mut engine = Engine::load(path, &LoadOptions::default(), &mut |_: u64, _: u64| {})?;
-                    runner::run_embedded(store, spec, record, todo, &mut engine, progress, cancel, cfg)?;
+                    let mut engine =
+                        Engine::load(path, &LoadOptions::default(), &mut |_: u64, _: u64| {})?;
+                    runner::run_embedded(
+                        store,
+                        spec,
+                        record,
+                        todo,
+                        &mut engine,
+                        progress,
+                        cancel,
+                        cfg,
+                    )?;
                     Ok(())
                 })
             }
@@ -170,15 +185,17 @@ impl Bars {
         } else {
             indicatif::ProgressDrawTarget::stderr()
         });
-        let style = indicatif::ProgressStyle::with_template("{prefix:>16} {bar:30} {pos}/{len} {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        let style =
+            indicatif::ProgressStyle::with_template("{prefix:>16} {bar:30} {pos}/{len} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
         let bars: Vec<indicatif::ProgressBar> = progress
             .variants
             .iter()
             .map(|v| {
                 let b = multi.add(indicatif::ProgressBar::new(v.total as u64));
                 b.set_style(style.clone());
-                let name: String = crate::sanitize::for_terminal(&v.name, false).chars().take(16).collect();
+                let name: String =
+                    crate::sanitize::for_terminal(&v.name, false).chars().take(16).collect();
                 b.set_prefix(name);
                 b
             })
@@ -240,7 +257,8 @@ fn table(rows: &[Vec<String>]) {
 
 fn print_report(args: &ExperimentArgs, r: &Report) -> Result<()> {
     if let Some(p) = &args.markdown {
-        std::fs::write(p, export::markdown(r)).with_context(|| format!("writing '{}'", p.display()))?;
+        std::fs::write(p, export::markdown(r))
+            .with_context(|| format!("writing '{}'", p.display()))?;
         errln!("wrote {}", p.display());
     }
     if let Some(p) = &args.html {

@@ -140,7 +140,11 @@ pub const ACTIONS: &[(Action, &str, &str)] = &[
     (Action::Mark, "mark", "Visual selection: start at the cursor, or clear it"),
     (Action::CycleTheme, "cycle_theme", "Next theme"),
     (Action::ScreenCompare, "screen_compare", "Compare screen"),
-    (Action::ScreenExperiments, "screen_experiments", "Experiments screen (reports of `thinkdbg experiment`)"),
+    (
+        Action::ScreenExperiments,
+        "screen_experiments",
+        "Experiments screen (reports of `thinkdbg experiment`)",
+    ),
     (Action::CycleSort, "cycle_sort", "Sort a variant's runs by sample, flags, answer or tokens"),
     (Action::EditRerun, "edit_rerun", "Edit the prompt and settings, then re-run"),
     (Action::Fork, "fork", "Fork at the cursor: pick an alternative or type a token"),

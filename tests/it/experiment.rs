@@ -95,7 +95,8 @@ fn every_sample_is_stored_and_the_report_is_recomputed_from_the_runs() {
         assert!(close(&obj["backtracks_per_1k"], mean(&bt)), "{obj}");
         assert!(close(&obj["loop_rate"], loops as f64 / 3.0), "{obj}");
         assert!(close(&obj["language_switch_rate"], switches as f64 / 3.0), "{obj}");
-        let answers: u64 = obj["answers"].as_object().unwrap().values().map(|n| n.as_u64().unwrap()).sum();
+        let answers: u64 =
+            obj["answers"].as_object().unwrap().values().map(|n| n.as_u64().unwrap()).sum();
         assert_eq!(answers, 3);
         assert!(obj["accuracy"].as_f64().is_some(), "{obj}");
         let session = store.session(*session).unwrap().unwrap();
@@ -106,7 +107,10 @@ fn every_sample_is_stored_and_the_report_is_recomputed_from_the_runs() {
     assert_eq!(cmp["variant"], "steps");
     assert_eq!(cmp["against"], "plain");
     let d = &cmp["metrics"]["mean_tokens"];
-    assert!(close(&d["difference"], lines[1]["mean_tokens"].as_f64().unwrap() - lines[0]["mean_tokens"].as_f64().unwrap()));
+    assert!(close(
+        &d["difference"],
+        lines[1]["mean_tokens"].as_f64().unwrap() - lines[0]["mean_tokens"].as_f64().unwrap()
+    ));
     let loop_cmp = &cmp["metrics"]["loop_rate"];
     assert_eq!(loop_cmp["interval"], "newcombe");
     assert_eq!(loop_cmp["mcnemar"]["pairs"], 3);
@@ -123,7 +127,8 @@ fn every_sample_is_stored_and_the_report_is_recomputed_from_the_runs() {
             "What is 6 times 7?",
         );
         let store = Store::open(&dir.path().join("store")).unwrap();
-        let a: Vec<u32> = store.steps(run_id(&lone.id)).unwrap().steps.iter().map(|s| s.token_id).collect();
+        let a: Vec<u32> =
+            store.steps(run_id(&lone.id)).unwrap().steps.iter().map(|s| s.token_id).collect();
         let b: Vec<u32> = store.steps(first).unwrap().steps.iter().map(|s| s.token_id).collect();
         (a, b)
     };
@@ -194,13 +199,11 @@ fn a_killed_experiment_resumes_and_redoes_only_what_did_not_complete() {
             }
         }
         assert!(kept.len() >= 2);
-        assert!(
-            unfinished > 0 || e.samples.len() < 12,
-            "the kill came after the experiment ended"
-        );
+        assert!(unfinished > 0 || e.samples.len() < 12, "the kill came after the experiment ended");
         kept
     };
-    let (out, err) = output(thinkdbg(dir.path()).arg("experiment").arg(&path).args(["--resume", "--json"]));
+    let (out, err) =
+        output(thinkdbg(dir.path()).arg("experiment").arg(&path).args(["--resume", "--json"]));
     assert!(err.contains(&format!("({} done before)", kept.len())), "{err}");
     let store = Store::open(&dir.path().join("store")).unwrap();
     let exps = store.experiments().unwrap();
@@ -239,7 +242,10 @@ fn bad_specs_are_refused_naming_the_key() {
     let model = write_tiny(dir.path(), &Tiny::qwen2());
     let good = spec(&model, 2, 4, "");
     let cases = [
-        (good.replace("name = \"steps\"", "name = \"steps\"\nsampels = 3"), "unknown key 'sampels' in [[variant]] 2"),
+        (
+            good.replace("name = \"steps\"", "name = \"steps\"\nsampels = 3"),
+            "unknown key 'sampels' in [[variant]] 2",
+        ),
         (good.replace("samples = 2", "samples = 0"), "'samples' must be at least 1"),
         (good.split("[[variant]]").next().unwrap().to_string(), "no [[variant]]"),
         (good.replace("seed = 5", "sead = 5"), "unknown key 'sead'"),
@@ -255,7 +261,10 @@ fn bad_specs_are_refused_naming_the_key() {
         assert!(err.contains(&format!("bad{i}.toml")), "case {i}: {err}");
     }
     // Nothing was stored for a refused spec.
-    assert!(!dir.path().join("store").exists() || Store::open(&dir.path().join("store")).unwrap().experiments().unwrap().is_empty());
+    assert!(
+        !dir.path().join("store").exists()
+            || Store::open(&dir.path().join("store")).unwrap().experiments().unwrap().is_empty()
+    );
 }
 
 #[test]
@@ -377,8 +386,11 @@ prompt = "6*7? Think step by step."
     );
     let path = dir.path().join("remote.toml");
     std::fs::write(&path, text).unwrap();
-    let (out, _) =
-        output(thinkdbg(dir.path()).arg("experiment").arg(&path).args(["--json", "--concurrency", "3"]));
+    let (out, _) = output(thinkdbg(dir.path()).arg("experiment").arg(&path).args([
+        "--json",
+        "--concurrency",
+        "3",
+    ]));
     let peak = server.peak.load(std::sync::atomic::Ordering::SeqCst);
     assert!((2..=3).contains(&peak), "{peak} requests in flight at most");
     let bodies = server.bodies.lock().unwrap();

@@ -52,7 +52,10 @@ pub fn variant_rows(r: &Report) -> Vec<(String, Vec<String>)> {
     }
     for &(key, label) in MEANS {
         let digits = if key == "mean_logprob" || key == "target_language_ratio" { 3 } else { 1 };
-        rows.push((label.to_string(), r.variants.iter().map(|v| num(v.mean(key), digits)).collect()));
+        rows.push((
+            label.to_string(),
+            r.variants.iter().map(|v| num(v.mean(key), digits)).collect(),
+        ));
     }
     rows.push((
         "answers".to_string(),
@@ -77,7 +80,8 @@ pub fn comparison_rows(c: &super::report::Comparison) -> Vec<[String; 5]> {
         .iter()
         .map(|d| {
             let is_rate = d.interval == "newcombe";
-            let f = |x: f64| if is_rate { format!("{:+.1} pt", 100.0 * x) } else { format!("{x:+.3}") };
+            let f =
+                |x: f64| if is_rate { format!("{:+.1} pt", 100.0 * x) } else { format!("{x:+.3}") };
             let v = |x: f64| if is_rate { pct(Some(x)) } else { format!("{x:.3}") };
             [
                 d.label.to_string(),
@@ -121,7 +125,12 @@ pub fn markdown(r: &Report) -> String {
     }
     for c in &r.comparisons {
         let _ = writeln!(out, "\n## {} against {}\n", e(&c.variant), e(&c.against));
-        let _ = writeln!(out, "| metric | {} | {} | difference [95% interval] | exact McNemar |", e(&c.against), e(&c.variant));
+        let _ = writeln!(
+            out,
+            "| metric | {} | {} | difference [95% interval] | exact McNemar |",
+            e(&c.against),
+            e(&c.variant)
+        );
         let _ = writeln!(out, "|---|---|---|---|---|");
         for row in comparison_rows(c) {
             let cells: Vec<String> = row.iter().map(|c| e(c)).collect();
@@ -131,6 +140,9 @@ pub fn markdown(r: &Report) -> String {
     let _ = writeln!(out, "\n{}", e(METHODS));
     out
 }
+
+/// One bar of a chart: the variant, its value and its interval.
+type Bar = (String, f64, Option<(f64, f64)>);
 
 const STYLE: &str = "
 body{font:15px/1.5 system-ui,sans-serif;margin:2em auto;max-width:70em;padding:0 1em;color:#1d1f21;background:#fff}
@@ -147,7 +159,7 @@ fn csp() -> String {
 }
 
 /// One horizontal bar per variant (value with its interval as a whisker), scaled to `max`.
-fn chart(title: &str, bars: &[(String, f64, Option<(f64, f64)>)], max: f64, as_pct: bool) -> String {
+fn chart(title: &str, bars: &[Bar], max: f64, as_pct: bool) -> String {
     let (label_w, bar_w, row_h) = (160.0, 360.0, 22.0);
     let h = row_h * bars.len() as f64 + 28.0;
     let scale = |x: f64| label_w + bar_w * (x / max).clamp(0.0, 1.0);
@@ -157,7 +169,11 @@ fn chart(title: &str, bars: &[(String, f64, Option<(f64, f64)>)], max: f64, as_p
         label_w + bar_w + 90.0,
         html::escape(title)
     );
-    let _ = write!(s, "<text x=\"0\" y=\"14\" font-size=\"13\" font-weight=\"bold\">{}</text>", html::escape(title));
+    let _ = write!(
+        s,
+        "<text x=\"0\" y=\"14\" font-size=\"13\" font-weight=\"bold\">{}</text>",
+        html::escape(title)
+    );
     for (i, (name, v, ci)) in bars.iter().enumerate() {
         let y = 22.0 + row_h * i as f64;
         let shown = if as_pct { format!("{:.1}%", 100.0 * v) } else { format!("{v:.3}") };
@@ -179,7 +195,13 @@ fn chart(title: &str, bars: &[(String, f64, Option<(f64, f64)>)], max: f64, as_p
                 b = y + 12.0
             );
         }
-        let _ = write!(s, "<text x=\"{}\" y=\"{}\" font-size=\"12\">{}</text>", label_w + bar_w + 6.0, y + 11.0, html::escape(&shown));
+        let _ = write!(
+            s,
+            "<text x=\"{}\" y=\"{}\" font-size=\"12\">{}</text>",
+            label_w + bar_w + 6.0,
+            y + 11.0,
+            html::escape(&shown)
+        );
     }
     s.push_str("</svg>");
     s
@@ -217,12 +239,13 @@ pub fn html(r: &Report) -> String {
     for c in &r.comparisons {
         let _ = write!(
             out,
-            "<h2>{} against {}</h2><table><tr><th>metric</th><th>{}</th><th>{}</th><th>difference [95% interval]</th><th>exact McNemar</th></tr>\n",
+            "<h2>{} against {}</h2><table><tr><th>metric</th><th>{}</th><th>{}</th><th>difference [95% interval]</th><th>exact McNemar</th></tr>",
             e(&c.variant),
             e(&c.against),
             e(&c.against),
             e(&c.variant)
         );
+        out.push('\n');
         for (d, row) in c.metrics.iter().zip(comparison_rows(c)) {
             let class = if d.significant() { " class=\"sig\"" } else { "" };
             let _ = write!(out, "<tr{class}>");
@@ -235,7 +258,7 @@ pub fn html(r: &Report) -> String {
     }
     out.push_str("<h2>Charts</h2>\n");
     for &(key, label) in RATES {
-        let bars: Vec<(String, f64, Option<(f64, f64)>)> = r
+        let bars: Vec<Bar> = r
             .variants
             .iter()
             .filter_map(|v| {
@@ -249,7 +272,7 @@ pub fn html(r: &Report) -> String {
         }
     }
     for &(key, label) in MEANS {
-        let bars: Vec<(String, f64, Option<(f64, f64)>)> = r
+        let bars: Vec<Bar> = r
             .variants
             .iter()
             .filter_map(|v| {
@@ -261,13 +284,15 @@ pub fn html(r: &Report) -> String {
         // Bars start at zero: negative means (logprobs) are drawn by magnitude.
         let bars: Vec<_> = bars
             .into_iter()
-            .map(|(n, m, ci)| {
-                if m < 0.0 {
-                    (n, -m, ci.map(|(lo, hi)| (-hi, -lo)))
-                } else {
-                    (n, m, ci)
-                }
-            })
+            .map(
+                |(n, m, ci)| {
+                    if m < 0.0 {
+                        (n, -m, ci.map(|(lo, hi)| (-hi, -lo)))
+                    } else {
+                        (n, m, ci)
+                    }
+                },
+            )
             .collect();
         let max = bars.iter().map(|b| b.2.map_or(b.1, |c| c.1).max(b.1)).fold(0.0, f64::max);
         if !bars.is_empty() && max > 0.0 {

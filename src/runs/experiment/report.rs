@@ -176,7 +176,11 @@ pub fn correct(expect: &Expect, answer: &FinalAnswer) -> bool {
         Expect::Regex(re) => re.is_match(got),
         Expect::Value(v) => {
             let as_stated = |value: &str| FinalAnswer {
-                stated: Some(Stated { value: value.to_string(), bytes: 0..value.len(), boxed: true }),
+                stated: Some(Stated {
+                    value: value.to_string(),
+                    bytes: 0..value.len(),
+                    boxed: true,
+                }),
                 text: value.to_string(),
             };
             !got.trim().is_empty() && !as_stated(v).changed(&as_stated(got))
@@ -373,7 +377,8 @@ impl Report {
                         "significant": d.significant(),
                     });
                     if let Some((pairs, b, c, p)) = d.mcnemar {
-                        m["mcnemar"] = json!({"pairs": pairs, "only_base": b, "only_variant": c, "p": p});
+                        m["mcnemar"] =
+                            json!({"pairs": pairs, "only_base": b, "only_variant": c, "p": p});
                     }
                     (d.key.to_string(), m)
                 })

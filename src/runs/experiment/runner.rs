@@ -175,7 +175,11 @@ pub fn resumable(store: &Store, spec: &Spec, text: &str) -> Result<ExperimentRec
 
 /// The (variant, sample) pairs still to run, sample-major (sample 0 of every variant first),
 /// after removing the runs that did not complete.
-pub fn pending(store: &Store, spec: &Spec, record: &mut ExperimentRecord) -> Result<Vec<(usize, usize)>> {
+pub fn pending(
+    store: &Store,
+    spec: &Spec,
+    record: &mut ExperimentRecord,
+) -> Result<Vec<(usize, usize)>> {
     let mut todo = Vec::new();
     let mut changed = false;
     for i in 0..spec.samples {
@@ -354,15 +358,20 @@ fn finish_sample(
 pub fn endpoint(spec: &Spec) -> Option<Endpoint> {
     match &spec.source {
         Source::Model(_) => None,
-        Source::Endpoint { url, remote_model, api_key_env, retries, idle_timeout_s, starts_thinking } => {
-            Some(Endpoint {
-                api_key_env: api_key_env.clone(),
-                retries: *retries,
-                idle_timeout: Duration::from_secs(*idle_timeout_s),
-                starts_thinking: *starts_thinking,
-                ..Endpoint::new(url.clone(), remote_model.clone())
-            })
-        }
+        Source::Endpoint {
+            url,
+            remote_model,
+            api_key_env,
+            retries,
+            idle_timeout_s,
+            starts_thinking,
+        } => Some(Endpoint {
+            api_key_env: api_key_env.clone(),
+            retries: *retries,
+            idle_timeout: Duration::from_secs(*idle_timeout_s),
+            starts_thinking: *starts_thinking,
+            ..Endpoint::new(url.clone(), remote_model.clone())
+        }),
     }
 }
 

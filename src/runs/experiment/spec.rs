@@ -206,7 +206,9 @@ impl RawSpec {
             (Some(_), Some(_)) => return bad("give 'model' or 'endpoint', not both".into()),
             (_, Some(url)) => {
                 let Some(remote_model) = self.remote_model.clone() else {
-                    return bad("'endpoint' needs 'remote_model' (the model name to request)".into());
+                    return bad(
+                        "'endpoint' needs 'remote_model' (the model name to request)".into()
+                    );
                 };
                 Source::Endpoint {
                     url: url.clone(),
@@ -269,8 +271,9 @@ impl RawSpec {
         let expect = match self.expect.as_deref() {
             None => None,
             Some(e) if e.len() >= 2 && e.starts_with('/') && e.ends_with('/') => {
-                let re = regex::Regex::new(&e[1..e.len() - 1])
-                    .map_err(|err| Error::Spec(format!("'expect' is not a valid /regex/: {err}")))?;
+                let re = regex::Regex::new(&e[1..e.len() - 1]).map_err(|err| {
+                    Error::Spec(format!("'expect' is not a valid /regex/: {err}"))
+                })?;
                 Some(Expect::Regex(re))
             }
             Some(e) if e.trim().is_empty() => return bad("'expect' is empty".into()),

@@ -366,14 +366,16 @@ impl App {
                         Some(c) => c.update(other, h),
                         None => Effect::None,
                     },
-                    Screen::Experiments => match self.experiments.update(other, self.store.as_ref()) {
-                        // A run opened from the list is shown in the trace view.
-                        Effect::Show(id) => {
-                            self.show(id);
-                            Effect::Screen(Screen::Trace)
+                    Screen::Experiments => {
+                        match self.experiments.update(other, self.store.as_ref()) {
+                            // A run opened from the list is shown in the trace view.
+                            Effect::Show(id) => {
+                                self.show(id);
+                                Effect::Screen(Screen::Trace)
+                            }
+                            e => e,
                         }
-                        e => e,
-                    },
+                    }
                 };
                 self.apply(e);
             }

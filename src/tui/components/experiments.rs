@@ -116,7 +116,9 @@ impl Experiments {
         match self.sort {
             SortBy::Sample => s.sort_by_key(|x| x.sample),
             SortBy::Flags => s.sort_by_key(|x| (std::cmp::Reverse(flags(x)), x.sample)),
-            SortBy::Answer => s.sort_by(|a, b| a.answer.cmp(&b.answer).then(a.sample.cmp(&b.sample))),
+            SortBy::Answer => {
+                s.sort_by(|a, b| a.answer.cmp(&b.answer).then(a.sample.cmp(&b.sample)))
+            }
             SortBy::Tokens => s.sort_by_key(|x| (std::cmp::Reverse(x.tokens), x.sample)),
         }
         s
@@ -166,7 +168,11 @@ impl Experiments {
         if n < 2 {
             return Effect::Message("no other experiment in this store".into());
         }
-        self.current = if action == Action::NextLayer { (self.current + 1) % n } else { (self.current + n - 1) % n };
+        self.current = if action == Action::NextLayer {
+            (self.current + 1) % n
+        } else {
+            (self.current + n - 1) % n
+        };
         self.listing = false;
         if let Some(s) = store {
             self.build(s);
@@ -179,7 +185,9 @@ impl Experiments {
     fn compare_paired(&self) -> Effect {
         let Some(report) = &self.report else { return Effect::None };
         if !self.listing {
-            return Effect::Message("enter lists a variant's runs; C compares one with its pair".into());
+            return Effect::Message(
+                "enter lists a variant's runs; C compares one with its pair".into(),
+            );
         }
         let Some(s) = self.sorted().get(self.run).copied() else { return Effect::None };
         let other = if self.variant == 0 { 1 } else { 0 };
@@ -216,20 +224,21 @@ impl Experiments {
             let msg = self.problem.clone().unwrap_or_else(|| {
                 "No experiments yet. Run one with `thinkdbg experiment SPEC.toml`.".into()
             });
-            f.render_widget(Paragraph::new(Span::styled(shown(&msg).into_owned(), t.get("ui.dim"))), inner);
+            f.render_widget(
+                Paragraph::new(Span::styled(shown(&msg).into_owned(), t.get("ui.dim"))),
+                inner,
+            );
             return;
         };
         let w = usize::from(inner.width);
         let rows = r.variants.len() as u16 + 2;
-        let [table, rest] = Layout::vertical([Constraint::Length(rows), Constraint::Min(1)]).areas(inner);
+        let [table, rest] =
+            Layout::vertical([Constraint::Length(rows), Constraint::Min(1)]).areas(inner);
         // The variants × metrics table: rates with their Wilson intervals, then means.
         let name_w = 14usize;
         let mut head = format!("{:<name_w$} {:>7}", "variant", "n");
-        let rate_keys: Vec<(&str, &str)> = RATES
-            .iter()
-            .copied()
-            .filter(|(k, _)| *k != "accuracy" || r.expect.is_some())
-            .collect();
+        let rate_keys: Vec<(&str, &str)> =
+            RATES.iter().copied().filter(|(k, _)| *k != "accuracy" || r.expect.is_some()).collect();
         let short = |k: &str| match k {
             "accuracy" => "accuracy",
             "language_switch_rate" => "lang sw",
@@ -242,19 +251,28 @@ impl Experiments {
             _ => "",
         };
         for (k, _) in &rate_keys {
-            head.push_str(&format!(" {:>14}", short(*k)));
+            head.push_str(&format!(" {:>14}", short(k)));
         }
         for k in ["backtracks_per_1k", "mean_tokens", "mean_logprob"] {
             head.push_str(&format!(" {:>8}", short(k)));
         }
         let mut lines = vec![Line::from(Span::styled(fit(&head, w), t.get("ui.title")))];
         for (i, v) in r.variants.iter().enumerate() {
-            let mut s = format!("{:<name_w$} {:>7}", fit(&shown(&v.name), name_w), format!("{}/{}", v.n(), v.planned));
+            let mut s = format!(
+                "{:<name_w$} {:>7}",
+                fit(&shown(&v.name), name_w),
+                format!("{}/{}", v.n(), v.planned)
+            );
             for (k, _) in &rate_keys {
                 let cell = match v.rate(k).filter(|x| x.n > 0) {
                     Some(rate) => {
                         let (lo, hi) = rate.wilson();
-                        format!("{:.0}% {:.0}–{:.0}", 100.0 * rate.p().unwrap_or(0.0), 100.0 * lo, 100.0 * hi)
+                        format!(
+                            "{:.0}% {:.0}–{:.0}",
+                            100.0 * rate.p().unwrap_or(0.0),
+                            100.0 * lo,
+                            100.0 * hi
+                        )
                     }
                     None => "-".into(),
                 };
@@ -262,9 +280,16 @@ impl Experiments {
             }
             for k in ["backtracks_per_1k", "mean_tokens", "mean_logprob"] {
                 let d: usize = if k == "mean_logprob" { 3 } else { 1 };
-                s.push_str(&format!(" {:>8}", v.mean(k).map_or("-".into(), |x| format!("{x:.d$}"))));
+                s.push_str(&format!(
+                    " {:>8}",
+                    v.mean(k).map_or("-".into(), |x| format!("{x:.d$}"))
+                ));
             }
-            let style = if i == self.variant && !self.listing { t.get("ui.selection") } else { t.get("ui.text") };
+            let style = if i == self.variant && !self.listing {
+                t.get("ui.selection")
+            } else {
+                t.get("ui.text")
+            };
             lines.push(Line::from(Span::styled(fit(&s, w), style)));
         }
         f.render_widget(Paragraph::new(lines), table);
@@ -281,11 +306,21 @@ impl Experiments {
         let mut lines = Vec::new();
         for c in &r.comparisons {
             lines.push(Line::from(Span::styled(
-                fit(&format!("{} against {} (difference [95% interval], exact McNemar):", shown(&c.variant), shown(&c.against)), w),
+                fit(
+                    &format!(
+                        "{} against {} (difference [95% interval], exact McNemar):",
+                        shown(&c.variant),
+                        shown(&c.against)
+                    ),
+                    w,
+                ),
                 t.get("ui.title"),
             )));
             for (d, row) in c.metrics.iter().zip(comparison_rows(c)) {
-                let text = format!("  {:<22} {:>8} → {:<8} {:<30} {}", row[0], row[1], row[2], row[3], row[4]);
+                let text = format!(
+                    "  {:<22} {:>8} → {:<8} {:<30} {}",
+                    row[0], row[1], row[2], row[3], row[4]
+                );
                 let style = if d.significant() { t.get("ui.warning") } else { t.get("ui.text") };
                 lines.push(Line::from(Span::styled(fit(&text, w), style)));
             }
@@ -300,7 +335,9 @@ impl Experiments {
     fn draw_runs(&self, f: &mut Frame, area: Rect, cx: &Ctx) {
         let t = cx.theme;
         let w = usize::from(area.width);
-        let Some(v) = self.report.as_ref().and_then(|r| r.variants.get(self.variant)) else { return };
+        let Some(v) = self.report.as_ref().and_then(|r| r.variants.get(self.variant)) else {
+            return;
+        };
         let mut lines = vec![Line::from(Span::styled(
             fit(
                 &format!(

@@ -227,9 +227,9 @@ fn a_killed_experiment_resumes_and_redoes_only_what_did_not_complete() {
     assert_eq!(lines[0]["n"], 6);
     assert_eq!(lines[1]["n"], 6);
     // Resuming a finished experiment runs nothing; a changed spec is refused.
+    drop(store);
     let (_, err) = output(thinkdbg(dir.path()).arg("experiment").arg(&path).arg("--resume"));
     assert!(err.contains("0 to run"), "{err}");
-    drop(store);
     std::fs::write(&path, spec(&model, 7, 3000, "")).unwrap();
     let out = thinkdbg(dir.path()).arg("experiment").arg(&path).arg("--resume").output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

@@ -110,10 +110,10 @@ mod tests {
 
     #[test]
     fn wilson_matches_hand_computed_values() {
-        // 8 of 10: centre (0.8 + 1.92073/10) / 1.384146 = 0.716752, half-width
-        // 1.959964 / 1.384146 × √(0.016 + 0.00960365) = 0.226580.
+        // 8 of 10, from the other closed form (2np + z² ± z√(z² + 4np(1−p))) / (2(n + z²)):
+        // (19.841459 ∓ 1.959964 × √10.241459) / 27.682918 = 0.490162, 0.943318.
         let (lo, hi) = wilson(8, 10, Z95);
-        assert!(close(lo, 0.490172, 1e-5) && close(hi, 0.943331, 1e-5), "{lo} {hi}");
+        assert!(close(lo, 0.490162, 1e-6) && close(hi, 0.943318, 1e-6), "{lo} {hi}");
         // 0 of 10: [0, z²/(n + z²)] = [0, 3.841459 / 13.841459].
         let (lo, hi) = wilson(0, 10, Z95);
         assert!(close(lo, 0.0, 1e-12) && close(hi, 0.277533, 1e-5), "{lo} {hi}");

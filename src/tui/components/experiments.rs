@@ -236,7 +236,7 @@ impl Experiments {
             Layout::vertical([Constraint::Length(rows), Constraint::Min(1)]).areas(inner);
         // The variants × metrics table: rates with their Wilson intervals, then means.
         let name_w = 14usize;
-        let mut head = format!("{:<name_w$} {:>7}", "variant", "n");
+        let mut head = format!("{:<name_w$} {:>5}", "variant", "n");
         let rate_keys: Vec<(&str, &str)> =
             RATES.iter().copied().filter(|(k, _)| *k != "accuracy" || r.expect.is_some()).collect();
         let short = |k: &str| match k {
@@ -251,7 +251,7 @@ impl Experiments {
             _ => "",
         };
         for (k, _) in &rate_keys {
-            head.push_str(&format!(" {:>14}", short(k)));
+            head.push_str(&format!(" {:>10}", short(k)));
         }
         for k in ["backtracks_per_1k", "mean_tokens", "mean_logprob"] {
             head.push_str(&format!(" {:>8}", short(k)));
@@ -259,7 +259,7 @@ impl Experiments {
         let mut lines = vec![Line::from(Span::styled(fit(&head, w), t.get("ui.title")))];
         for (i, v) in r.variants.iter().enumerate() {
             let mut s = format!(
-                "{:<name_w$} {:>7}",
+                "{:<name_w$} {:>5}",
                 fit(&shown(&v.name), name_w),
                 format!("{}/{}", v.n(), v.planned)
             );
@@ -276,7 +276,7 @@ impl Experiments {
                     }
                     None => "-".into(),
                 };
-                s.push_str(&format!(" {cell:>14}"));
+                s.push_str(&format!(" {cell:>10}"));
             }
             for k in ["backtracks_per_1k", "mean_tokens", "mean_logprob"] {
                 let d: usize = if k == "mean_logprob" { 3 } else { 1 };

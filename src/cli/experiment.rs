@@ -279,10 +279,31 @@ fn print_report(args: &ExperimentArgs, r: &Report) -> Result<()> {
     let mut rows = vec![std::iter::once("metric".to_string())
         .chain(r.variants.iter().map(|v| safe(&v.name)))
         .collect::<Vec<_>>()];
-    for (label, cells) in variant_rows(r) {
+    // The answers would stretch the table: they get a line per variant below it.
+    for (label, cells) in variant_rows(r).into_iter().filter(|(l, _)| l != "answers") {
         rows.push(std::iter::once(label).chain(cells.iter().map(|c| safe(c))).collect());
     }
     table(&rows);
+    for v in &r.variants {
+        let shown: Vec<String> = v
+            .answers
+            .iter()
+            .take(6)
+            .map(|(a, n)| {
+                let a = safe(a);
+                let cut: String = a.chars().take(24).collect();
+                let cut = if cut.len() < a.len() { format!("{cut}…") } else { cut };
+                format!("{cut} ×{n}")
+            })
+            .collect();
+        let more = v.answers.len().saturating_sub(6);
+        outln!(
+            "answers of {}: {}{}",
+            safe(&v.name),
+            if shown.is_empty() { "-".to_string() } else { shown.join(" · ") },
+            if more > 0 { format!(" · {more} more") } else { String::new() }
+        );
+    }
     for c in &r.comparisons {
         outln!();
         outln!("{} against {}:", safe(&c.variant), safe(&c.against));

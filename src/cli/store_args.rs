@@ -47,12 +47,21 @@ pub fn open(flag: Option<&Path>) -> Result<Arc<Store>> {
     if super::serve::holder_listens(&path) {
         return Err(HeldElsewhere(path).into());
     }
-    let store = match Store::open(&path) {
-        Ok(s) => Arc::new(s),
-        Err(crate::store::Error::InUse(p)) if super::serve::holder_listens(&p) => {
-            return Err(HeldElsewhere(p).into())
+    // A process that has just opened the store binds its socket a moment later (longer on a
+    // busy machine): "in use" with nobody listening yet is retried for a while before it is
+    // reported.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let store = loop {
+        match Store::open(&path) {
+            Ok(s) => break Arc::new(s),
+            Err(crate::store::Error::InUse(p)) if super::serve::holder_listens(&p) => {
+                return Err(HeldElsewhere(p).into())
+            }
+            Err(crate::store::Error::InUse(_)) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            Err(e) => return Err(e.into()),
         }
-        Err(e) => return Err(e.into()),
     };
     super::serve::listen(&store);
     for r in store.recovered() {

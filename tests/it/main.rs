@@ -15,6 +15,7 @@ mod cli_usability;
 mod engine_tiny;
 mod export;
 mod fuzz;
+mod import_formats;
 mod moe_info;
 mod moe_reference;
 mod moe_routing;

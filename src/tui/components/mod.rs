@@ -23,6 +23,7 @@ pub mod compare;
 pub mod ctx;
 pub mod editor;
 pub mod export_dialog;
+pub mod import_dialog;
 pub mod flag_editor;
 pub mod fork_picker;
 pub mod help;
@@ -78,6 +79,7 @@ pub enum Overlay {
     Editor(editor::PromptEditor),
     Fork(fork_picker::ForkPicker),
     Export(export_dialog::ExportDialog),
+    Import(import_dialog::ImportDialog),
     Note(note_editor::NoteEditor),
     UserFlag(flag_editor::FlagEditor),
     Resample(resample::form::ResampleForm),
@@ -101,6 +103,7 @@ impl Overlay {
             Overlay::Editor(e) => e.update(action),
             Overlay::Fork(p) => p.update(action),
             Overlay::Export(d) => d.update(action),
+            Overlay::Import(d) => d.update(action),
             Overlay::Note(e) => e.update(action),
             Overlay::UserFlag(e) => e.update(action),
             Overlay::Resample(r) => r.update(action),

@@ -381,7 +381,7 @@ fn bad_datasets_name_the_row_and_write_nothing() {
     let good = |i: usize| json!({"problem": format!("p{i}"), "generations": [format!("<think>t{i}</think>a{i}")]}).to_string();
     std::fs::write(&jsonl, format!("{}\n{}\n", good(1), good(2))).unwrap();
     let line = fails(dir.path(), &jsonl, &["--response-field", "generation"], "row 1: no field 'generation' (--response-field)");
-    assert!(line.contains("'problem', 'generations'"), "{line}");
+    assert!(line.contains("'problem'") && line.contains("'generations'"), "{line}");
     // A row with no response: row 3 of 4 (the first two were written, then removed).
     let no_response = json!({"problem": "p3", "generations": null, "solution": "s"}).to_string();
     std::fs::write(&jsonl, format!("{}\n{}\n{no_response}\n{}\n", good(1), good(2), good(4))).unwrap();

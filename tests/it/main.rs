@@ -27,6 +27,7 @@ mod tokenizer_reference;
 mod tui;
 mod tui_data;
 mod tui_e2e;
+mod tui_import;
 mod tui_invisible;
 mod tui_loop;
 mod tui_remote;

@@ -71,7 +71,7 @@ pub enum Error {
     #[error("reading '{path}': {source}")]
     Io { path: String, source: std::io::Error },
     /// Something wrong in the file; `at` is `row 3`, `line 7`, … or empty.
-    #[error("'{path}': {}{message}", if at.is_empty() { String::new() } else { format!("{at}: ") })]
+    #[error("'{path}': {}{message}", at_prefix(.at))]
     Bad { path: String, at: String, message: String },
     /// Options that do not fit the file.
     #[error("{0}")]
@@ -79,6 +79,14 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+fn at_prefix(at: &str) -> String {
+    if at.is_empty() {
+        String::new()
+    } else {
+        format!("{at}: ")
+    }
+}
 
 /// What the user told the import beyond the file.
 #[derive(Debug, Clone, Default)]
@@ -150,18 +158,19 @@ impl Sink<'_, '_> {
         let title = title_of(&first.messages);
         let mut records = Vec::with_capacity(runs.len());
         let mut analyses = Vec::with_capacity(runs.len());
-        for (i, b) in runs.into_iter().enumerate() {
-            let run = self.run_of(RunId(i as u64 + 1), b.clone());
-            let a = analyze(&run, &prompt_text(&run), &b.steps, &[], self.cfg);
+        for (i, mut b) in runs.into_iter().enumerate() {
+            let steps = std::mem::take(&mut b.steps);
+            let run = self.run_of(RunId(i as u64 + 1), b, steps.len());
+            let a = analyze(&run, &prompt_text(&run), &steps, &[], self.cfg);
             analyses.push(StoredAnalysis {
                 fingerprint: self.cfg.fingerprint(),
-                steps: b.steps.len(),
+                steps: steps.len(),
                 stats: a.stats,
             });
             records.push(RunRecord {
                 run: Some(run),
                 prompt_routing: Vec::new(),
-                steps: b.steps.into_iter().map(|s| (s, None)).collect(),
+                steps: steps.into_iter().map(|s| (s, None)).collect(),
                 flags: a.flags,
                 notes: Vec::new(),
             });
@@ -180,12 +189,12 @@ impl Sink<'_, '_> {
         Ok(())
     }
 
-    fn run_of(&self, id: RunId, b: Built) -> Run {
+    fn run_of(&self, id: RunId, b: Built, steps: usize) -> Run {
         let mut info = b.info;
         if b.sampler.is_none() {
             info.missing.push("sampler settings".into());
         }
-        let generated = b.steps.len() as u32;
+        let generated = steps as u32;
         Run {
             id,
             session: SessionId(0),
@@ -336,7 +345,7 @@ fn check_options(format: Format, opts: &Options) -> Result<()> {
             )));
         }
     }
-    if format == Format::Dataset && (opts.prompt.is_some()) {
+    if format == Format::Dataset && opts.prompt.is_some() {
         return Err(Error::Usage(
             "'--prompt' does not apply to a dataset: name the field with '--prompt-field'".into(),
         ));

@@ -45,7 +45,7 @@ pub fn read(
 /// serde_json's error in a user's words (it names the line and column).
 pub fn json_error(e: &serde_json::Error) -> String {
     if e.is_eof() {
-        format!("the file ends inside a JSON value (cut short?): {e}")
+        format!("not valid JSON: it ends inside a value (cut short?): {e}")
     } else if e.is_io() {
         format!("not readable: {e}")
     } else if e.to_string().contains("invalid unicode") || e.to_string().contains("UTF-8") {
@@ -207,7 +207,7 @@ fn response_runs(resp: &Value, requested: &str) -> std::result::Result<Vec<Built
     if let Some(err) = resp.get("error").filter(|e| !e.is_null()) {
         let msg = err.get("message").and_then(Value::as_str).map_or_else(|| err.to_string(), str::to_string);
         return Err(format!(
-            "the response is an error: {}",
+            "the response is an error: '{}'",
             crate::remote::error::quote(&msg, 200)
         ));
     }

@@ -43,6 +43,7 @@ pub fn runs_of(reader: impl BufRead, requested: &str) -> std::result::Result<Vec
     let mut usage = Value::Null;
     let mut model = None;
     let mut done = false;
+    let mut partial = false;
     loop {
         let ev = match sse.next_event() {
             Ok(Some(ev)) => ev,
@@ -54,20 +55,29 @@ pub fn runs_of(reader: impl BufRead, requested: &str) -> std::result::Result<Vec
             done = true;
             break;
         }
-        let v: Value = serde_json::from_str(&ev.data).map_err(|e| {
-            format!(
-                "line {}: not JSON ({e}): {}",
-                ev.line,
-                crate::remote::error::quote(&ev.data, 200)
-            )
-        })?;
+        let v: Value = match serde_json::from_str(&ev.data) {
+            Ok(v) => v,
+            // The last event of a capture cut mid-line (curl stopped): what came before it is
+            // the run, interrupted.
+            Err(_) if matches!(sse.next_event(), Ok(None)) => {
+                partial = true;
+                break;
+            }
+            Err(e) => {
+                return Err(format!(
+                    "line {}: not JSON ({e}): '{}'",
+                    ev.line,
+                    crate::remote::error::quote(&ev.data, 200)
+                ))
+            }
+        };
         if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
             let msg = err
                 .get("message")
                 .and_then(Value::as_str)
                 .map_or_else(|| err.to_string(), str::to_string);
             return Err(format!(
-                "line {}: the stream carries an error: {}",
+                "line {}: the stream carries an error: '{}'",
                 ev.line,
                 crate::remote::error::quote(&msg, 200)
             ));
@@ -83,7 +93,7 @@ pub fn runs_of(reader: impl BufRead, requested: &str) -> std::result::Result<Vec
                 continue;
             }
             return Err(format!(
-                "line {}: not a chat-completion chunk (no 'choices'): {}",
+                "line {}: not a chat-completion chunk (no 'choices'): '{}'",
                 ev.line,
                 crate::remote::error::quote(&ev.data, 200)
             ));
@@ -113,6 +123,9 @@ pub fn runs_of(reader: impl BufRead, requested: &str) -> std::result::Result<Vec
         let cut = !done && ch.asm.finish.is_none();
         if cut {
             info.notes.push("the capture ends before the stream finished ('[DONE]' or a finish reason)".into());
+        }
+        if partial {
+            info.notes.push("the capture ends inside an event: that last, partial event was left out".into());
         }
         runs.push(Built {
             steps: ch.steps,

@@ -10,7 +10,7 @@
 //! of drawing is a folder, `name/mod.rs` (state and update) plus `name/draw.rs` (or `name/draw/`,
 //! one file per pane).
 //!
-//! Dialogs (`editor`, `fork_picker`, `export_dialog`, `note_editor`, `flag_editor`,
+//! Dialogs (`editor`, `fork_picker`, `export_dialog`, `import_dialog`, `note_editor`, `flag_editor`,
 //! `resample::form`) import only `ctx`, `widgets` and what lies below `components`, never this
 //! file (the `Overlay` here holds them); their `update` edits them and returns nothing.
 //! Screens and the resample panel return `Effect`s and may import this file and the dialogs.

@@ -65,7 +65,8 @@ pub(super) fn roll_back_unfinished(store: &Store) -> Result<Vec<RunId>> {
 
 /// The runs an unfinished import was writing (read by `salvage`, which does not roll back).
 pub(super) fn pending_runs(store: &Store) -> Vec<RunId> {
-    pending_lists(store).map_or_else(|_| Vec::new(), |l| l.into_iter().flat_map(|(_, p)| p.runs).collect())
+    pending_lists(store)
+        .map_or_else(|_| Vec::new(), |l| l.into_iter().flat_map(|(_, p)| p.runs).collect())
 }
 
 /// Records per part of a staged import's pending list (each part is rewritten as it grows).

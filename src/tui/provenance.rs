@@ -22,7 +22,10 @@ pub fn rows(run: &Run) -> Vec<(&'static str, String)> {
         RunSource::Imported => vec![("source", "imported".into())],
         RunSource::File { path, format, place, endpoint, server } => {
             let mut v = vec![("source", format!("imported {} file", clean(format)))];
-            v.push(("file", clean(&if place.is_empty() { path.clone() } else { format!("{path} ({place})") })));
+            v.push((
+                "file",
+                clean(&if place.is_empty() { path.clone() } else { format!("{path} ({place})") }),
+            ));
             if !endpoint.is_empty() {
                 v.push(("endpoint", clean(endpoint)));
             }

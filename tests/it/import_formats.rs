@@ -137,7 +137,10 @@ fn an_openai_exchange_log_becomes_sibling_runs_with_logprobs_and_reasoning() {
             assert_eq!(place, "row 1 choice 0");
             assert_eq!(endpoint, "https://api.deepseek.example/v1/chat/completions");
             assert_eq!(server.reasoning_from, "reasoning_content");
-            assert!(server.notes.iter().any(|n| n.contains("no logprobs for the reasoning")), "{server:?}");
+            assert!(
+                server.notes.iter().any(|n| n.contains("no logprobs for the reasoning")),
+                "{server:?}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -257,7 +260,10 @@ fn a_captured_sse_stream_imports_token_by_token() {
 
 /// A dataset like OpenR1-Math's: a problem, a list of generations, a correctness list and a
 /// level, in Parquet with the given compression.
-fn write_parquet(path: &Path, rows: &[(&str, Option<Vec<&str>>, Vec<bool>, i32)], compression: parquet::basic::Compression) {
+/// A row: problem, generations (`None`: null), correctness, level.
+type Row<'a> = (&'a str, Option<Vec<&'a str>>, Vec<bool>, i32);
+
+fn write_parquet(path: &Path, rows: &[Row], compression: parquet::basic::Compression) {
     use parquet::data_type::{BoolType, ByteArray, ByteArrayType, Int32Type};
     use parquet::file::properties::WriterProperties;
     use parquet::file::writer::SerializedFileWriter;
@@ -333,11 +339,19 @@ fn a_parquet_dataset_gives_one_session_per_row_and_one_run_per_generation() {
     use parquet::basic::{Compression, ZstdLevel};
     let dir = tempfile::tempdir().unwrap();
     let rows = [
-        ("What is 2+2?", Some(vec!["<think>\n2+2=4\n</think>\n\n**4**", "<think>\nmaybe 5\n</think>\n\n5"]), vec![true, false], 1),
+        (
+            "What is 2+2?",
+            Some(vec!["<think>\n2+2=4\n</think>\n\n**4**", "<think>\nmaybe 5\n</think>\n\n5"]),
+            vec![true, false],
+            1,
+        ),
         ("Solve x+1=3.", Some(vec!["<think>\nx=2\n</think>\n\nx = 2"]), vec![true], 2),
         ("Skip me", Some(vec!["<think>no</think>no"]), vec![false], 2),
     ];
-    for (name, c) in [("snappy.parquet", Compression::SNAPPY), ("zstd.parquet", Compression::ZSTD(ZstdLevel::default()))] {
+    for (name, c) in [
+        ("snappy.parquet", Compression::SNAPPY),
+        ("zstd.parquet", Compression::ZSTD(ZstdLevel::default())),
+    ] {
         let d = dir.path().join(name.trim_end_matches(".parquet"));
         let file = dir.path().join(name);
         write_parquet(&file, &rows, c);
@@ -369,7 +383,10 @@ fn a_parquet_dataset_gives_one_session_per_row_and_one_run_per_generation() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("imported 2 session(s), 2 run(s) (dataset, 1 rows left out by --where)"), "{err}");
+    assert!(
+        err.contains("imported 2 session(s), 2 run(s) (dataset, 1 rows left out by --where)"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -378,13 +395,22 @@ fn bad_datasets_name_the_row_and_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
     // A wrong field, named with the fields there are.
     let jsonl = dir.path().join("rows.jsonl");
-    let good = |i: usize| json!({"problem": format!("p{i}"), "generations": [format!("<think>t{i}</think>a{i}")]}).to_string();
+    let good = |i: usize| {
+        json!({"problem": format!("p{i}"), "generations": [format!("<think>t{i}</think>a{i}")]})
+            .to_string()
+    };
     std::fs::write(&jsonl, format!("{}\n{}\n", good(1), good(2))).unwrap();
-    let line = fails(dir.path(), &jsonl, &["--response-field", "generation"], "row 1: no field 'generation' (--response-field)");
+    let line = fails(
+        dir.path(),
+        &jsonl,
+        &["--response-field", "generation"],
+        "row 1: no field 'generation' (--response-field)",
+    );
     assert!(line.contains("'problem'") && line.contains("'generations'"), "{line}");
     // A row with no response: row 3 of 4 (the first two were written, then removed).
     let no_response = json!({"problem": "p3", "generations": null, "solution": "s"}).to_string();
-    std::fs::write(&jsonl, format!("{}\n{}\n{no_response}\n{}\n", good(1), good(2), good(4))).unwrap();
+    std::fs::write(&jsonl, format!("{}\n{}\n{no_response}\n{}\n", good(1), good(2), good(4)))
+        .unwrap();
     fails(dir.path(), &jsonl, &[], "row 3: no response");
     // Invalid UTF-8 on row 2.
     let mut bytes = format!("{}\n", good(1)).into_bytes();
@@ -401,7 +427,12 @@ fn bad_datasets_name_the_row_and_write_nothing() {
     std::fs::write(&pq, &whole[..whole.len() * 2 / 3]).unwrap();
     fails(dir.path(), &pq, &[], "not a readable Parquet file");
     // Options that do not fit the format.
-    fails(dir.path(), &jsonl, &["--format", "openai", "--response-field", "x"], "'--response-field' is for '--format dataset'");
+    fails(
+        dir.path(),
+        &jsonl,
+        &["--format", "openai", "--response-field", "x"],
+        "'--response-field' is for '--format dataset'",
+    );
     // Nothing of any of these reached the store.
     if dir.path().join("store").exists() {
         assert!(stored(dir.path()).is_empty());
@@ -419,14 +450,32 @@ fn bad_datasets_name_the_row_and_write_nothing() {
 fn bad_openai_and_sse_files_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("x.json");
-    std::fs::write(&f, format!("{}\n{}\n", deepseek_exchange(), json!({"request": {"model": "m"}}))).unwrap();
+    std::fs::write(
+        &f,
+        format!("{}\n{}\n", deepseek_exchange(), json!({"request": {"model": "m"}})),
+    )
+    .unwrap();
     fails(dir.path(), &f, &[], "row 2: no 'response'");
-    std::fs::write(&f, json!({"response": {"error": {"message": "rate limited"}}}).to_string()).unwrap();
-    fails(dir.path(), &f, &["--format", "openai"], "row 1: the response is an error: 'rate limited'");
-    std::fs::write(&f, json!({"response": {"choices": [{"message": {"content": null}}]}}).to_string()).unwrap();
+    std::fs::write(&f, json!({"response": {"error": {"message": "rate limited"}}}).to_string())
+        .unwrap();
+    fails(
+        dir.path(),
+        &f,
+        &["--format", "openai"],
+        "row 1: the response is an error: 'rate limited'",
+    );
+    std::fs::write(
+        &f,
+        json!({"response": {"choices": [{"message": {"content": null}}]}}).to_string(),
+    )
+    .unwrap();
     fails(dir.path(), &f, &[], "row 1: choice 0: no response");
     let s = dir.path().join("bad.sse");
-    std::fs::write(&s, "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n<html>502</html>\n").unwrap();
+    std::fs::write(
+        &s,
+        "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n<html>502</html>\n",
+    )
+    .unwrap();
     fails(dir.path(), &s, &[], "line 3");
     let t = dir.path().join("bad.md");
     std::fs::write(&t, b"<think>ok</think>\nbad \xff byte\n").unwrap();

@@ -160,7 +160,10 @@ pub fn row_runs(row: &Value, n: usize, opts: &Options) -> std::result::Result<Ve
         },
     };
     if !messages.iter().any(|m| m.role == "system") {
-        let system = opts.system.clone().or_else(|| row.get("system").and_then(Value::as_str).map(str::to_string));
+        let system = opts
+            .system
+            .clone()
+            .or_else(|| row.get("system").and_then(Value::as_str).map(str::to_string));
         if let Some(s) = system.filter(|s| !s.is_empty()) {
             messages.insert(0, Message::new("system", s));
         }
@@ -173,7 +176,8 @@ pub fn row_runs(row: &Value, n: usize, opts: &Options) -> std::result::Result<Ve
             .find_map(|k| row.get(*k).filter(|v| !v.is_null()).map(|v| (k.to_string(), v.clone())))
             .or_else(|| from_chat.take().map(|v| ("the closing assistant message".into(), v))),
     };
-    let reasoning = f.reasoning.as_deref().map(|p| named(row, p, "--reasoning-field")).transpose()?;
+    let reasoning =
+        f.reasoning.as_deref().map(|p| named(row, p, "--reasoning-field")).transpose()?;
     let answer = f.answer.as_deref().map(|p| named(row, p, "--answer-field")).transpose()?;
     if response.is_none() && reasoning.is_none() && answer.is_none() {
         return Err(format!(
@@ -200,7 +204,9 @@ pub fn row_runs(row: &Value, n: usize, opts: &Options) -> std::result::Result<Ve
     let label = f.label.as_deref().map(|p| named(row, p, "--label-field")).transpose()?;
     let model = row.get("model").and_then(Value::as_str).unwrap_or("").to_string();
     let pick = |l: &Option<Vec<&Value>>, i: usize| -> Option<Value> {
-        l.as_ref().and_then(|l| if l.len() == 1 { l.first() } else { l.get(i) }).map(|v| (*v).clone())
+        l.as_ref()
+            .and_then(|l| if l.len() == 1 { l.first() } else { l.get(i) })
+            .map(|v| (*v).clone())
     };
     let mut runs = Vec::with_capacity(count);
     for i in 0..count {
@@ -264,7 +270,9 @@ fn prompt_messages(
         Value::String(s) => Ok(vec![Message::new("user", s.clone())]),
         Value::Array(list) => {
             let mut m = chat(list).ok_or_else(|| {
-                format!("'{name}' is a list but not of messages ('role'/'content' or 'from'/'value')")
+                format!(
+                    "'{name}' is a list but not of messages ('role'/'content' or 'from'/'value')"
+                )
             })?;
             if m.last().is_some_and(|x| x.role == "assistant") {
                 let last = m.pop().map(|x| x.content).unwrap_or_default();
@@ -307,8 +315,9 @@ pub fn read_jsonl(
         if line.len() as u64 >= MAX_LINE {
             return Err(sink.bad(at, format!("a line over {} MiB", MAX_LINE >> 20)));
         }
-        let text = std::str::from_utf8(&line)
-            .map_err(|e| sink.bad(&at, format!("not UTF-8 (byte {} of the line)", e.valid_up_to())))?;
+        let text = std::str::from_utf8(&line).map_err(|e| {
+            sink.bad(&at, format!("not UTF-8 (byte {} of the line)", e.valid_up_to()))
+        })?;
         if text.trim().is_empty() {
             continue;
         }

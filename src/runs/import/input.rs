@@ -73,7 +73,10 @@ impl Input {
         ));
         let gzip = reader.fill_buf().map_err(io)?.starts_with(&[0x1f, 0x8b]);
         if gzip {
-            reader = Box::new(BufReader::with_capacity(1 << 20, flate2::bufread::MultiGzDecoder::new(reader)));
+            reader = Box::new(BufReader::with_capacity(
+                1 << 20,
+                flate2::bufread::MultiGzDecoder::new(reader),
+            ));
         }
         let mut head = Vec::new();
         reader.by_ref().take(HEAD).read_to_end(&mut head).map_err(io)?;
@@ -145,14 +148,16 @@ pub fn detect(input: &Input) -> Format {
         return Format::Text;
     }
     let start = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head);
-    let start = &start[start.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(start.len())..];
+    let start =
+        &start[start.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(start.len())..];
     if start.starts_with(b"{") {
         let first = start.split(|&b| b == b'\n').next().unwrap_or(start);
         if let Ok(serde_json::Value::Object(o)) = serde_json::from_slice(first) {
             if o.get("type").and_then(|t| t.as_str()) == Some("header") {
                 return Format::Thinkdbg;
             }
-            if o.contains_key("request") || o.contains_key("response") || o.contains_key("choices") {
+            if o.contains_key("request") || o.contains_key("response") || o.contains_key("choices")
+            {
                 return Format::Openai;
             }
             return Format::Dataset;

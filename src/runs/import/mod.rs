@@ -276,21 +276,23 @@ pub fn import(
     check_options(format, opts)?;
     if format == Format::Thinkdbg {
         let path = input.name.clone();
+        // A pipe of anything else is given up at its first line, not read to its end.
+        let first = input.head().split(|&b| b == b'\n').next().unwrap_or_default();
+        if let Err(e) = crate::export::jsonl::parse_bytes(first) {
+            return Err(Error::Bad { path, at: String::new(), message: e.to_string() });
+        }
         let bytes = input.read_all()?;
-        let records = crate::export::jsonl::parse_bytes(&bytes)
-            .map_err(|e| Error::Bad { path, at: String::new(), message: e.to_string() })?;
+        let records = crate::export::jsonl::parse_bytes(&bytes).map_err(|e| Error::Bad {
+            path,
+            at: String::new(),
+            message: e.to_string(),
+        })?;
         let imported = crate::store::import::import(store, records)?;
         return Ok(Summary { format, imported, skipped: 0 });
     }
     let staged = Staged::begin(store)?;
-    let mut sink = Sink {
-        path: input.name.clone(),
-        format,
-        staged,
-        store,
-        cfg,
-        label: opts.label.clone(),
-    };
+    let mut sink =
+        Sink { path: input.name.clone(), format, staged, store, cfg, label: opts.label.clone() };
     let skipped = match format {
         Format::Openai => openai::read(&mut input, opts, &mut sink, progress)?,
         Format::Sse => sse::read(&mut input, opts, &mut sink, progress)?,

@@ -205,7 +205,10 @@ pub fn stop_of(finish: Option<&str>) -> Option<StopReason> {
 /// The runs of a (non-streamed) response: one per choice, in `index` order.
 fn response_runs(resp: &Value, requested: &str) -> std::result::Result<Vec<Built>, String> {
     if let Some(err) = resp.get("error").filter(|e| !e.is_null()) {
-        let msg = err.get("message").and_then(Value::as_str).map_or_else(|| err.to_string(), str::to_string);
+        let msg = err
+            .get("message")
+            .and_then(Value::as_str)
+            .map_or_else(|| err.to_string(), str::to_string);
         return Err(format!(
             "the response is an error: '{}'",
             crate::remote::error::quote(&msg, 200)
@@ -263,18 +266,16 @@ fn choice(c: &Value, model: &str, usage: &Value) -> std::result::Result<Built, S
         .and_then(Value::as_array)
         .filter(|e| !e.is_empty());
     let usage_prompt = usage.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0) as u32;
-    let mut built = Built {
-        stop: stop_of(finish),
-        usage_prompt_tokens: usage_prompt,
-        ..Built::default()
-    };
+    let mut built =
+        Built { stop: stop_of(finish), usage_prompt_tokens: usage_prompt, ..Built::default() };
     match entries {
         None => {
             text_steps(reasoning, &content, starts_in_think(&content), &mut built.steps);
             built.info = no_logprobs_info(model, from, &content);
         }
         Some(entries) => {
-            let (steps, info) = with_logprobs(entries, reasoning, from, &content, model, finish, usage);
+            let (steps, info) =
+                with_logprobs(entries, reasoning, from, &content, model, finish, usage);
             built.steps = steps;
             built.info = info;
         }
@@ -287,7 +288,11 @@ pub fn no_logprobs_info(model: &str, from: &str, content: &str) -> RemoteInfo {
     let inline = content.contains("<think>") || content.contains("</think>");
     RemoteInfo {
         model: model.to_string(),
-        reasoning_from: if from.is_empty() && inline { "inline <think>".into() } else { from.into() },
+        reasoning_from: if from.is_empty() && inline {
+            "inline <think>".into()
+        } else {
+            from.into()
+        },
         routing_format: String::new(),
         missing: vec![
             "token ids".into(),
@@ -354,8 +359,7 @@ fn with_logprobs(
             "the file has no logprobs for the reasoning: {} thinking steps are words, not tokens",
             think.len()
         ));
-    } else if all.contains("</think>") && all.ends_with(content) && all.contains(reasoning.trim())
-    {
+    } else if all.contains("</think>") && all.ends_with(content) && all.contains(reasoning.trim()) {
         // The logprobs hold the whole output, `</think>` included: split inline.
         feed(&mut asm, json!({"content": all}), Some(entries));
     } else {

@@ -71,13 +71,17 @@ pub fn read(
         Some(p) => std::fs::File::open(p).map_err(io)?,
         None => {
             let mut tmp = tempfile::tempfile().map_err(io)?;
-            std::io::copy(&mut std::io::Read::take(input.reader(), super::input::MAX_WHOLE), &mut tmp)
-                .map_err(io)?;
+            std::io::copy(
+                &mut std::io::Read::take(input.reader(), super::input::MAX_WHOLE),
+                &mut tmp,
+            )
+            .map_err(io)?;
             tmp
         }
     };
-    let reader = SerializedFileReader::new(file)
-        .map_err(|e| sink.bad("", format!("not a readable Parquet file (damaged or cut short?): {e}")))?;
+    let reader = SerializedFileReader::new(file).map_err(|e| {
+        sink.bad("", format!("not a readable Parquet file (damaged or cut short?): {e}"))
+    })?;
     let total = reader.metadata().file_metadata().num_rows().max(0) as u64;
     let rows = reader
         .get_row_iter(None)
@@ -99,10 +103,20 @@ pub fn read(
         sink.session(runs)?;
         kept += 1;
         if n % 64 == 0 {
-            progress(Progress { done: n as u64, total: Some(total), rows: true, sessions: sink.sessions() });
+            progress(Progress {
+                done: n as u64,
+                total: Some(total),
+                rows: true,
+                sessions: sink.sessions(),
+            });
         }
     }
-    progress(Progress { done: n as u64, total: Some(total), rows: true, sessions: sink.sessions() });
+    progress(Progress {
+        done: n as u64,
+        total: Some(total),
+        rows: true,
+        sessions: sink.sessions(),
+    });
     Ok(skipped)
 }
 

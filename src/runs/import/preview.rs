@@ -37,7 +37,9 @@ pub fn short(v: &Value, max: usize) -> String {
             Some(first) => format!("[{} items] {}", a.len(), short(first, max)),
             None => "[]".into(),
         },
-        Value::Object(o) => format!("{{{}}}", cut(&o.keys().cloned().collect::<Vec<_>>().join(", "))),
+        Value::Object(o) => {
+            format!("{{{}}}", cut(&o.keys().cloned().collect::<Vec<_>>().join(", ")))
+        }
         other => cut(&other.to_string()),
     }
 }
@@ -89,9 +91,9 @@ pub fn preview(path: &Path, format: Option<Format>) -> Preview {
             detail.push_str(", JSON");
             let head = String::from_utf8_lossy(input.head()).into_owned();
             let first = head.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-            let value: Option<Value> = serde_json::from_str(first)
-                .ok()
-                .or_else(|| serde_json::Deserializer::from_str(&head).into_iter().next().and_then(Result::ok));
+            let value: Option<Value> = serde_json::from_str(first).ok().or_else(|| {
+                serde_json::Deserializer::from_str(&head).into_iter().next().and_then(Result::ok)
+            });
             match value {
                 Some(v) => p.rows = row_fields(&v),
                 None => p.error = Some("the first row is not JSON (or longer than 64 KiB)".into()),

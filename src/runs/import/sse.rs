@@ -122,10 +122,14 @@ pub fn runs_of(reader: impl BufRead, requested: &str) -> std::result::Result<Vec
         }
         let cut = !done && ch.asm.finish.is_none();
         if cut {
-            info.notes.push("the capture ends before the stream finished ('[DONE]' or a finish reason)".into());
+            info.notes.push(
+                "the capture ends before the stream finished ('[DONE]' or a finish reason)".into(),
+            );
         }
         if partial {
-            info.notes.push("the capture ends inside an event: that last, partial event was left out".into());
+            info.notes.push(
+                "the capture ends inside an event: that last, partial event was left out".into(),
+            );
         }
         runs.push(Built {
             steps: ch.steps,

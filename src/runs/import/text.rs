@@ -11,7 +11,9 @@ const MAX_TEXT: usize = 64 << 20;
 pub fn read(input: &mut super::Input, opts: &Options, sink: &mut Sink) -> Result<usize> {
     let bytes = input.read_all()?;
     if bytes.len() > MAX_TEXT {
-        return Err(sink.bad("", format!("a text file over {} MiB: is it one output?", MAX_TEXT >> 20)));
+        return Err(
+            sink.bad("", format!("a text file over {} MiB: is it one output?", MAX_TEXT >> 20))
+        );
     }
     let text = match String::from_utf8(bytes) {
         Ok(t) => t,

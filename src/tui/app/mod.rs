@@ -458,9 +458,9 @@ impl App {
             },
             Action::ImportDialog if self.store.is_some() => {
                 let cwd = std::env::current_dir().unwrap_or_default();
-                self.overlay = Some(Overlay::Import(
+                self.overlay = Some(Overlay::Import(Box::new(
                     crate::tui::components::import_dialog::ImportDialog::new(cwd),
-                ));
+                )));
             }
             Action::ImportDialog => self.message = "no store to import into".into(),
             _ => {}

@@ -58,23 +58,25 @@ impl Field {
 
 /// The fields a format uses.
 fn fields_of(format: Option<Format>) -> Vec<Field> {
-    use Field::*;
+    use Field as F;
     match format {
         Some(Format::Dataset) => vec![
-            Path,
-            Format,
-            PromptField,
-            ResponseField,
-            ReasoningField,
-            AnswerField,
-            LabelField,
-            Where,
-            Limit,
-            System,
+            F::Path,
+            F::Format,
+            F::PromptField,
+            F::ResponseField,
+            F::ReasoningField,
+            F::AnswerField,
+            F::LabelField,
+            F::Where,
+            F::Limit,
+            F::System,
         ],
-        Some(Format::Thinkdbg) | None => vec![Path, Format],
-        Some(Format::Openai) => vec![Path, Format, Prompt, System, Label, Limit],
-        Some(Format::Sse | Format::Text) => vec![Path, Format, Prompt, System, Label],
+        Some(Format::Thinkdbg) | None => vec![F::Path, F::Format],
+        Some(Format::Openai) => vec![F::Path, F::Format, F::Prompt, F::System, F::Label, F::Limit],
+        Some(Format::Sse | Format::Text) => {
+            vec![F::Path, F::Format, F::Prompt, F::System, F::Label]
+        }
     }
 }
 
@@ -143,18 +145,16 @@ impl ImportDialog {
             Action::FieldNext => self.move_focus(true),
             Action::FieldPrev => self.move_focus(false),
             Action::Input(c) if self.focus == Field::Format => self.pick_format(c),
-            Action::Input(c) => {
-                if typable(c, false) {
-                    self.values[self.focus.index()].push(c);
-                    if self.focus == Field::Path {
-                        self.refresh();
-                    }
-                }
-            }
-            Action::InputBackspace => {
-                if self.values[self.focus.index()].pop().is_some() && self.focus == Field::Path {
+            Action::Input(c) if typable(c, false) => {
+                self.values[self.focus.index()].push(c);
+                if self.focus == Field::Path {
                     self.refresh();
                 }
+            }
+            Action::InputBackspace
+                if self.values[self.focus.index()].pop().is_some() && self.focus == Field::Path =>
+            {
+                self.refresh();
             }
             _ => {}
         }
@@ -199,7 +199,9 @@ impl ImportDialog {
             return Err(format!("'{}': {e}", self.path().display()));
         }
         let limit = match self.value(Field::Limit) {
-            Some(l) => Some(l.parse::<usize>().map_err(|_| format!("limit '{l}' is not a number"))?),
+            Some(l) => {
+                Some(l.parse::<usize>().map_err(|_| format!("limit '{l}' is not a number"))?)
+            }
             None => None,
         };
         let wheres = match self.value(Field::Where) {
@@ -276,7 +278,9 @@ impl ImportDialog {
         }
         lines.push(Line::from(""));
         let head = match (&self.preview.error, self.preview.format) {
-            (Some(e), _) => Span::styled(format!("cannot read it: {}", shown(e)), t.get("ui.warning")),
+            (Some(e), _) => {
+                Span::styled(format!("cannot read it: {}", shown(e)), t.get("ui.warning"))
+            }
             (None, Some(fmt)) => Span::styled(
                 format!(
                     "{} · {}{}",
@@ -286,10 +290,13 @@ impl ImportDialog {
                 ),
                 t.get("ui.dim"),
             ),
-            (None, None) => Span::styled("type a path: the format and the first row show here", t.get("ui.dim")),
+            (None, None) => {
+                Span::styled("type a path: the format and the first row show here", t.get("ui.dim"))
+            }
         };
         lines.push(Line::from(head));
-        let key_w = self.preview.rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0).min(24);
+        let key_w =
+            self.preview.rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0).min(24);
         for (k, v) in self.preview.rows.iter().take(10) {
             let text = format!("  {:<key_w$}  {}", shown(k), shown(v));
             let text: String = text.chars().take(width).collect();

@@ -23,10 +23,10 @@ pub mod compare;
 pub mod ctx;
 pub mod editor;
 pub mod export_dialog;
-pub mod import_dialog;
 pub mod flag_editor;
 pub mod fork_picker;
 pub mod help;
+pub mod import_dialog;
 pub mod note_editor;
 pub mod resample;
 pub mod sessions;
@@ -79,7 +79,7 @@ pub enum Overlay {
     Editor(editor::PromptEditor),
     Fork(fork_picker::ForkPicker),
     Export(export_dialog::ExportDialog),
-    Import(import_dialog::ImportDialog),
+    Import(Box<import_dialog::ImportDialog>),
     Note(note_editor::NoteEditor),
     UserFlag(flag_editor::FlagEditor),
     Resample(resample::form::ResampleForm),

@@ -32,7 +32,9 @@ pub fn rows(run: &Run) -> Vec<(&'static str, String)> {
             if !server.model.is_empty() {
                 v.push(("model", format!("{} (named in the file)", clean(&server.model))));
             }
-            v.push(("logprobs", kind_label(run.logprob_kind).to_string()));
+            if !server.missing.iter().any(|m| m.starts_with("logprobs (the file has none")) {
+                v.push(("logprobs", kind_label(run.logprob_kind).to_string()));
+            }
             if !server.missing.is_empty() {
                 v.push(("missing", clean(&server.missing.join(", "))));
             }

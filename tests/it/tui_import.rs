@@ -54,6 +54,8 @@ fn the_import_dialog_previews_a_dataset_and_imports_it() {
     let labels: Vec<_> = app.sessions.runs.iter().filter_map(|e| e.run.label.clone()).collect();
     assert_eq!(labels, vec!["g0 true", "g1 false", "true"]);
     let screen = screen_text(&mut app, crate::common::tui::BIG);
+    assert!(screen.contains("⇣ r1"), "{screen}");
+    let screen = screen_text(&mut app, (160, 48));
     assert!(screen.contains("⇣dataset"), "{screen}");
     assert!(screen.contains("imported dataset file"), "{screen}");
 }

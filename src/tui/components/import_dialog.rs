@@ -304,7 +304,7 @@ impl ImportDialog {
         }
         lines.push(Line::from(""));
         lines.push(Line::from(Span::styled(
-            "tab/↓ next field · on format: space cycles, a/o/s/d/t/j picks · enter import · esc cancel",
+            "tab/↓ next · format: space cycles, a o s d t j · enter import · esc cancel",
             t.get("ui.dim"),
         )));
         f.render_widget(Paragraph::new(lines), inner);

@@ -213,6 +213,9 @@ impl Sessions {
                     when.get(5..).unwrap_or(&when)
                 )
             } else {
+                // No model column: an imported run's badge says it was imported.
+                let imported = matches!(e.run.source, crate::trace::RunSource::File { .. });
+                let badge = if imported && badge == "  " { "⇣ " } else { badge };
                 format!(
                     "{badge}{:<5} {label} {:>6} {:<9} {:>3}▲",
                     e.run.id.to_string(),

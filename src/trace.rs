@@ -293,6 +293,35 @@ pub enum RunSource {
         server: RemoteInfo,
     },
     Imported,
+    /// Imported by `thinkdbg import` from another tool's file (an OpenAI exchange, a captured
+    /// stream, a dataset row, a text file). Last, so that older stores decode as before.
+    File {
+        /// The file's name as given (`-` for standard input).
+        path: String,
+        /// `openai`, `sse`, `dataset` (JSONL or Parquet), `text`.
+        format: String,
+        /// Where in the file: `row 3`, `row 3 choice 1`, or empty.
+        #[serde(default)]
+        place: String,
+        /// The endpoint the file names (a proxy log's URL, without credentials), or empty.
+        #[serde(default)]
+        endpoint: String,
+        /// The model the file names, where the reasoning came from, what the file left out.
+        #[serde(default)]
+        server: RemoteInfo,
+    },
+}
+
+impl RunSource {
+    /// One short word for lists: `embedded`, `remote`, `imported`, or the imported format.
+    pub fn short(&self) -> &str {
+        match self {
+            RunSource::Embedded => "embedded",
+            RunSource::Remote { .. } => "remote",
+            RunSource::Imported => "imported",
+            RunSource::File { format, .. } => format,
+        }
+    }
 }
 
 /// Provenance of a run recorded from a server: what it said it was and what it left out.

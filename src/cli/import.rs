@@ -1,74 +1,142 @@
-//! `thinkdbg import FILE.jsonl`: all or nothing, under fresh ids; prints the new run ids.
+//! `thinkdbg import FILE`: a thinkdbg export, an OpenAI exchange or response, a captured SSE
+//! stream, a JSONL or Parquet dataset, or a text file with `<think>` (detected, or
+//! `--format`); all or nothing, under fresh ids; prints the new run ids.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 
 use super::store_args::open;
-use crate::export::jsonl;
-use crate::store::import;
+use crate::runs::import::{self, detect, FieldMap, Format, Input, Options, Progress, Where};
+use crate::sanitize::for_terminal;
 
 #[derive(Debug, Clone, Args)]
 pub struct ImportArgs {
-    /// A file written by `thinkdbg export --format jsonl` (gzipped or not), a pipe
-    /// (`<(zcat x.jsonl.gz)`), or `-` for standard input.
+    /// The file (gzipped or not), a pipe (`<(zcat x.jsonl.gz)`), or `-` for standard input.
     pub file: PathBuf,
+    /// The file's format; detected from its name and first bytes when not given.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// The user message (openai bare responses, sse, text: the file has none).
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// A system message before the prompt.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// A label for every imported run.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// dataset: the prompt field (text, or a `messages`-style list); dotted paths work.
+    #[arg(long, value_name = "FIELD")]
+    pub prompt_field: Option<String>,
+    /// dataset: the response field (text, or a list: one run per element).
+    #[arg(long, value_name = "FIELD")]
+    pub response_field: Option<String>,
+    /// dataset: the reasoning field (thinking steps before the response or answer).
+    #[arg(long, value_name = "FIELD")]
+    pub reasoning_field: Option<String>,
+    /// dataset: the answer field (the text after the reasoning, without a response field).
+    #[arg(long, value_name = "FIELD")]
+    pub answer_field: Option<String>,
+    /// dataset: the runs' label (a list labels one run per element).
+    #[arg(long, value_name = "FIELD")]
+    pub label_field: Option<String>,
+    /// Import at most N rows (dataset) or exchanges (openai).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// dataset: keep rows whose FIELD is VALUE (repeatable: all must hold).
+    #[arg(long = "where", value_name = "FIELD=VALUE")]
+    pub wheres: Vec<Where>,
 }
 
-/// The most an import reads from a pipe (a regular file is read whole: its size is known).
-const MAX_STREAM: u64 = 1 << 30;
-
-/// The bytes of the file to import. A device (`/dev/urandom`) is refused; a pipe is read up to
-/// `MAX_STREAM`, and given up at once when its first line is not an export's header, so an
-/// endless stream of anything else never fills memory.
-fn read_input(file: &Path) -> Result<Vec<u8>> {
-    use std::io::{BufRead, Read};
-    let shown = file.display();
-    let mut reader: Box<dyn BufRead> = if file == Path::new("-") {
-        Box::new(std::io::stdin().lock())
-    } else {
-        let kind = std::fs::metadata(file).with_context(|| format!("reading '{shown}'"))?;
-        if kind.is_file() {
-            return std::fs::read(file).with_context(|| format!("reading '{shown}'"));
+impl ImportArgs {
+    fn options(&self) -> Options {
+        Options {
+            prompt: self.prompt.clone(),
+            system: self.system.clone(),
+            label: self.label.clone(),
+            fields: FieldMap {
+                prompt: self.prompt_field.clone(),
+                response: self.response_field.clone(),
+                reasoning: self.reasoning_field.clone(),
+                answer: self.answer_field.clone(),
+                label: self.label_field.clone(),
+            },
+            limit: self.limit,
+            wheres: self.wheres.clone(),
         }
-        use std::os::unix::fs::FileTypeExt;
-        let ft = kind.file_type();
-        anyhow::ensure!(
-            ft.is_fifo() || ft.is_socket(),
-            "'{shown}' is not a regular file or a pipe"
-        );
-        let f = std::fs::File::open(file).with_context(|| format!("reading '{shown}'"))?;
-        Box::new(std::io::BufReader::new(f))
-    };
-    let mut bytes = Vec::new();
-    let first = reader.by_ref().take(1 << 16).read_until(b'\n', &mut bytes);
-    first.with_context(|| format!("reading '{shown}'"))?;
-    if !bytes.starts_with(&[0x1f, 0x8b]) {
-        jsonl::parse_bytes(&bytes).with_context(|| format!("'{shown}'"))?;
     }
-    reader
-        .take(MAX_STREAM)
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("reading '{shown}'"))?;
-    anyhow::ensure!(
-        (bytes.len() as u64) < MAX_STREAM,
-        "'{shown}' is over {} MiB; write it to a file first",
-        MAX_STREAM >> 20
-    );
-    Ok(bytes)
+}
+
+/// Files this large (or Parquet files with this many rows) get a progress bar.
+const BAR_BYTES: u64 = 4 << 20;
+const BAR_ROWS: u64 = 1000;
+
+/// A progress bar shown once the import is big enough to need one.
+struct Bar(Option<indicatif::ProgressBar>);
+
+impl Bar {
+    fn show(&mut self, p: Progress) {
+        let Some(total) = p.total else { return };
+        if self.0.is_none() && !super::out::is_redirected() {
+            let big = if p.rows { total >= BAR_ROWS } else { total >= BAR_BYTES };
+            if big {
+                let bar = indicatif::ProgressBar::with_draw_target(
+                    Some(total),
+                    indicatif::ProgressDrawTarget::stderr(),
+                );
+                let template = if p.rows {
+                    "importing {bar:30} {pos}/{len} rows · {msg}"
+                } else {
+                    "importing {bar:30} {binary_bytes}/{binary_total_bytes} · {msg}"
+                };
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(template)
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                self.0 = Some(bar);
+            }
+        }
+        if let Some(bar) = &self.0 {
+            bar.set_position(p.done);
+            bar.set_message(format!("{} sessions", p.sessions));
+        }
+    }
 }
 
 pub fn run(args: &ImportArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
-    let bytes = read_input(&args.file)?;
-    // Parse before opening the store: a bad file never touches it.
-    let records =
-        jsonl::parse_bytes(&bytes).with_context(|| format!("'{}'", args.file.display()))?;
+    let input = Input::open(&args.file)?;
+    let format = args.format.unwrap_or_else(|| detect(&input));
+    let cfg = super::analysis::config()?;
     let store = open(store_flag)?;
-    let done = import::import(&store, records)?;
-    errln!("imported {} session(s), {} run(s)", done.sessions.len(), done.runs.len());
-    for r in done.runs {
+    let mut bar = Bar(None);
+    let result = import::import(&store, input, format, &args.options(), &cfg, &mut |p| bar.show(p));
+    if let Some(b) = &bar.0 {
+        b.finish_and_clear();
+    }
+    let done = match result {
+        Ok(d) => d,
+        Err(e) if args.format.is_none() && format == Format::Thinkdbg => {
+            return Err(anyhow::anyhow!(
+                "{e} (read as a thinkdbg export; give '--format' to import another tool's file)"
+            ))
+        }
+        Err(e) => return Err(anyhow::anyhow!("{}", for_terminal(&e.to_string(), false))),
+    };
+    let skipped = if done.skipped > 0 {
+        format!(", {} rows left out by --where", done.skipped)
+    } else {
+        String::new()
+    };
+    errln!(
+        "imported {} session(s), {} run(s) ({}{skipped})",
+        done.imported.sessions.len(),
+        done.imported.runs.len(),
+        format.as_str()
+    );
+    for r in done.imported.runs {
         outln!("{r}");
     }
     Ok(ExitCode::SUCCESS)

@@ -12,7 +12,8 @@ use crate::trace::RunStatus;
 
 #[derive(Debug, Clone, Args)]
 pub struct LsArgs {
-    /// One JSON object per run: {"session","run","label","model","status","steps","created"}.
+    /// One JSON object per run: {"session","run","label","model","status","steps","created",
+    /// "source"} (source: embedded, remote, or the format of an imported file).
     #[arg(long)]
     pub json: bool,
 }
@@ -47,6 +48,19 @@ pub fn fit(text: &str, width: usize) -> String {
     out
 }
 
+/// The model column: an imported run says so, with its format and the model its file names.
+fn model_column(r: &crate::trace::Run) -> String {
+    match &r.source {
+        crate::trace::RunSource::File { format, .. } if r.model.name.is_empty() => {
+            format!("imported {format}")
+        }
+        crate::trace::RunSource::File { format, .. } => {
+            format!("{} (imported {format})", r.model.name)
+        }
+        _ => r.model.name.clone(),
+    }
+}
+
 pub fn run(args: &LsArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
     let store = open(store_flag)?;
     let mut sessions = store.sessions()?;
@@ -70,6 +84,7 @@ pub fn run(args: &LsArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
                     "status": status_name(&r.status),
                     "steps": steps,
                     "created": r.created_at,
+                    "source": r.source.short(),
                 });
                 outln!("{}", json_line(&v)?);
             } else {
@@ -77,7 +92,7 @@ pub fn run(args: &LsArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
                     "  {} {} {} {:>6} tok  {:<11}  {}",
                     fit(&r.id.to_string(), 8),
                     fit(&for_terminal(r.label.as_deref().unwrap_or("-"), false), 16),
-                    fit(&for_terminal(&r.model.name, false), 36),
+                    fit(&for_terminal(&model_column(r), false), 36),
                     steps,
                     status_name(&r.status),
                     date(r.created_at)

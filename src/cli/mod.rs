@@ -123,7 +123,8 @@ pub enum Command {
     Fork(fork::ForkArgs),
     /// Sample N continuations from a step of a run and count how often the answer changes.
     Resample(resample::ResampleArgs),
-    /// Import a JSONL export (all or nothing, under new ids).
+    /// Import a trace: a thinkdbg export, an OpenAI exchange, a captured SSE stream, a JSONL or
+    /// Parquet dataset, a text file with <think> (all or nothing, under new ids).
     Import(import::ImportArgs),
     /// A run's flags: language switches, low confidence, loops, backtracks, think integrity.
     Flags(flags::FlagsArgs),

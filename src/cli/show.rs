@@ -47,6 +47,13 @@ pub fn run(args: &ShowArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
         for_terminal(&run.model.arch, false),
         for_terminal(&run.model.quant, false)
     )?;
+    if let crate::trace::RunSource::File { path, format, place, server, .. } = &run.source {
+        let at = if place.is_empty() { String::new() } else { format!(" ({place})") };
+        writeln!(out, "source imported {format} file {}{at}", for_terminal(path, false))?;
+        if !server.missing.is_empty() {
+            writeln!(out, "not in the file: {}", for_terminal(&server.missing.join(", "), false))?;
+        }
+    }
     let forced = run.forced_step();
     let s = &run.sampler;
     writeln!(

@@ -79,8 +79,29 @@ pub fn settings_rows(run: &Run) -> Vec<(&'static str, String)> {
                 format!("remote {endpoint} (server model {})", server.model)
             }
             RunSource::Imported => "imported".into(),
+            RunSource::File { path, format, place, endpoint, .. } => {
+                let mut s = format!("imported {format} file {path}");
+                if !place.is_empty() {
+                    s.push_str(&format!(" ({place})"));
+                }
+                if !endpoint.is_empty() {
+                    s.push_str(&format!(", recorded from {endpoint}"));
+                }
+                s
+            }
         },
     ));
+    if let RunSource::File { server, .. } = &run.source {
+        if !server.model.is_empty() {
+            rows.push(("model named in the file", server.model.clone()));
+        }
+        if !server.missing.is_empty() {
+            rows.push(("not in the file", server.missing.join(", ")));
+        }
+        if !server.notes.is_empty() {
+            rows.push(("import notes", server.notes.join("; ")));
+        }
+    }
     if let RunSource::Remote { server, .. } = &run.source {
         if !server.missing.is_empty() {
             rows.push(("not supplied by the server", server.missing.join(", ")));

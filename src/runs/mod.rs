@@ -7,12 +7,15 @@
 //! - `resample`: N continuations from a point of a run and how often the final answer changed.
 //! - `remote`: recording one run from an OpenAI-compatible server into the store.
 //! - `experiment`: prompt variants sampled N times each, stored, resumed and reported.
+//! - `import`: other tools' traces (OpenAI exchanges, captured streams, datasets in JSONL or
+//!   Parquet, text with `<think>`) as sessions, streamed and all or nothing.
 //!
 //! Used by `cli` and `tui`; never imports them. Below it: `engine`, `remote`, `analysis`,
 //! `store`, `record` and `trace`.
 
 pub mod analysis;
 pub mod experiment;
+pub mod import;
 pub mod remote;
 pub mod replay;
 pub mod resample;

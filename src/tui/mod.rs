@@ -11,7 +11,7 @@
 //!   components return (starting runs, job events, storing annotations).
 //! - `components/`: one file (or folder) per screen or dialog, each owning its state, its
 //!   `update` and its `draw`: `sessions`, `viewer/` (trace, flags and routing screens),
-//!   `compare`, `help`, `editor/`, `fork_picker`, `export_dialog`, `note_editor`,
+//!   `compare`, `help`, `editor/`, `fork_picker`, `export_dialog`, `import_dialog`, `note_editor`,
 //!   `flag_editor`, `resample/`, plus `widgets` (shared drawing helpers). They never import
 //!   `app`, `ui`, `dispatch` or this file.
 //! - shared below the components, in this order: `run_view` (a loaded run and its indexes),

@@ -20,6 +20,32 @@ pub fn rows(run: &Run) -> Vec<(&'static str, String)> {
     match &run.source {
         RunSource::Embedded => Vec::new(),
         RunSource::Imported => vec![("source", "imported".into())],
+        RunSource::File { path, format, place, endpoint, server } => {
+            let mut v = vec![("source", format!("imported {} file", clean(format)))];
+            v.push((
+                "file",
+                clean(&if place.is_empty() { path.clone() } else { format!("{path} ({place})") }),
+            ));
+            if !endpoint.is_empty() {
+                v.push(("endpoint", clean(endpoint)));
+            }
+            if !server.model.is_empty() {
+                v.push(("model", format!("{} (named in the file)", clean(&server.model))));
+            }
+            if !server.missing.iter().any(|m| m.starts_with("logprobs (the file has none")) {
+                v.push(("logprobs", kind_label(run.logprob_kind).to_string()));
+            }
+            if !server.missing.is_empty() {
+                v.push(("missing", clean(&server.missing.join(", "))));
+            }
+            if !server.reasoning_from.is_empty() {
+                v.push(("thinking", format!("from {}", clean(&server.reasoning_from))));
+            }
+            for n in &server.notes {
+                v.push(("note", clean(n)));
+            }
+            v
+        }
         RunSource::Remote { endpoint, server } => {
             let mut v = vec![
                 ("endpoint", clean(endpoint)),

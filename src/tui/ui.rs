@@ -54,6 +54,7 @@ pub fn draw(app: &App, f: &mut Frame) {
         Some(Overlay::Editor(e)) => e.draw(f, body, &cx),
         Some(Overlay::Fork(p)) => p.draw(f, body, &cx),
         Some(Overlay::Export(d)) => d.draw(f, body, &cx),
+        Some(Overlay::Import(d)) => d.draw(f, body, &cx),
         Some(Overlay::Note(e)) => e.draw(f, body, &cx, view),
         Some(Overlay::UserFlag(e)) => e.draw(f, body, &cx, view),
         Some(Overlay::Resample(r)) => r.draw(f, body, &cx),

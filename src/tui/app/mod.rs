@@ -345,6 +345,7 @@ impl App {
             | Action::CompareMark
             | Action::CancelRun
             | Action::ExportDialog
+            | Action::ImportDialog
             | Action::ResamplePanel
             | Action::ScreenCompare => self.update_loop(action),
             Action::Note | Action::UserFlag | Action::Resample
@@ -482,6 +483,13 @@ impl App {
                 }
                 _ => self.message = "no run to export".into(),
             },
+            Action::ImportDialog if self.store.is_some() => {
+                let cwd = std::env::current_dir().unwrap_or_default();
+                self.overlay = Some(Overlay::Import(Box::new(
+                    crate::tui::components::import_dialog::ImportDialog::new(cwd),
+                )));
+            }
+            Action::ImportDialog => self.message = "no store to import into".into(),
             _ => {}
         }
     }

@@ -16,6 +16,7 @@ use crate::tui::components::compare::CompareState;
 use crate::tui::components::editor::PromptEditor;
 use crate::tui::components::export_dialog::ExportDialog;
 use crate::tui::components::fork_picker::{ForkChoice, ForkPicker};
+use crate::tui::components::import_dialog::ImportDialog;
 use crate::tui::components::resample::form::ResampleForm;
 use crate::tui::components::resample::{Outcome, ResampleJob};
 use crate::tui::components::{Overlay, Screen};
@@ -41,6 +42,9 @@ impl App {
             }
             Some(Overlay::Export(d)) => {
                 self.write_export(&d).map_err(|err| (Overlay::Export(d), err))
+            }
+            Some(Overlay::Import(d)) => {
+                self.run_import(&d).map_err(|err| (Overlay::Import(d), err))
             }
             Some(Overlay::Note(e)) => self.save_note(&e).map_err(|err| (Overlay::Note(e), err)),
             Some(Overlay::UserFlag(e)) => {
@@ -93,6 +97,32 @@ impl App {
         c.cursor = at.or(c.divergence()).unwrap_or(0).min(c.len().saturating_sub(1));
         self.compare = Some(c);
         self.screen = Screen::Compare;
+        Ok(())
+    }
+
+    /// Imports the file the import dialog names (all or nothing), then lists its runs and
+    /// shows the first.
+    fn run_import(&mut self, d: &ImportDialog) -> Result<()> {
+        use crate::runs::import;
+        let (path, format, opts) = d.request().map_err(Error::Job)?;
+        let store = self.store.clone().ok_or_else(|| Error::Job("no store".into()))?;
+        let input = import::Input::open(&path).map_err(|e| Error::Job(e.to_string()))?;
+        let format = format.unwrap_or_else(|| import::detect(&input));
+        let cfg = AnalysisConfig::load().unwrap_or_default();
+        let done = import::import(&store, input, format, &opts, &cfg, &mut |_| {})
+            .map_err(|e| Error::Job(e.to_string()))?;
+        self.refresh_list();
+        if let Some(i) = done.imported.runs.first().and_then(|id| self.sessions.row_of(*id)) {
+            let e = self.sessions.select(i);
+            self.apply(e);
+        }
+        self.message = format!(
+            "imported {} session(s), {} run(s) ({}) from '{}'",
+            done.imported.sessions.len(),
+            done.imported.runs.len(),
+            format.as_str(),
+            path.display()
+        );
         Ok(())
     }
 

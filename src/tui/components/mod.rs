@@ -10,7 +10,7 @@
 //! of drawing is a folder, `name/mod.rs` (state and update) plus `name/draw.rs` (or `name/draw/`,
 //! one file per pane).
 //!
-//! Dialogs (`editor`, `fork_picker`, `export_dialog`, `note_editor`, `flag_editor`,
+//! Dialogs (`editor`, `fork_picker`, `export_dialog`, `import_dialog`, `note_editor`, `flag_editor`,
 //! `resample::form`) import only `ctx`, `widgets` and what lies below `components`, never this
 //! file (the `Overlay` here holds them); their `update` edits them and returns nothing.
 //! Screens and the resample panel return `Effect`s and may import this file and the dialogs.
@@ -27,6 +27,7 @@ pub mod export_dialog;
 pub mod flag_editor;
 pub mod fork_picker;
 pub mod help;
+pub mod import_dialog;
 pub mod note_editor;
 pub mod resample;
 pub mod sessions;
@@ -83,6 +84,7 @@ pub enum Overlay {
     Editor(editor::PromptEditor),
     Fork(fork_picker::ForkPicker),
     Export(export_dialog::ExportDialog),
+    Import(Box<import_dialog::ImportDialog>),
     Note(note_editor::NoteEditor),
     UserFlag(flag_editor::FlagEditor),
     Resample(resample::form::ResampleForm),
@@ -106,6 +108,7 @@ impl Overlay {
             Overlay::Editor(e) => e.update(action),
             Overlay::Fork(p) => p.update(action),
             Overlay::Export(d) => d.update(action),
+            Overlay::Import(d) => d.update(action),
             Overlay::Note(e) => e.update(action),
             Overlay::UserFlag(e) => e.update(action),
             Overlay::Resample(r) => r.update(action),

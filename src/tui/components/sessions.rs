@@ -206,13 +206,16 @@ impl Sessions {
                 format!(
                     "{badge}{:<5} {label} {} {:>6} tok {:<11} {:>3} flags  {}",
                     e.run.id.to_string(),
-                    fit(&shown(&e.run.model.name), 12),
+                    fit(&shown(&model_column(&e.run)), 12),
                     e.steps,
                     status(&e.run.status),
                     e.flags,
                     when.get(5..).unwrap_or(&when)
                 )
             } else {
+                // No model column: an imported run's badge says it was imported.
+                let imported = matches!(e.run.source, crate::trace::RunSource::File { .. });
+                let badge = if imported && badge == "  " { "⇣ " } else { badge };
                 format!(
                     "{badge}{:<5} {label} {:>6} {:<9} {:>3}▲",
                     e.run.id.to_string(),
@@ -332,5 +335,14 @@ impl Sessions {
         };
         let data: Vec<u64> = vals.iter().map(|x| (x * 100.0) as u64).collect();
         f.render_widget(Sparkline::default().data(&data).style(t.get("spark.entropy")), spark_area);
+    }
+}
+
+/// The model column of the run list: an imported run shows `⇣` and its format before the
+/// model its file names.
+fn model_column(run: &crate::trace::Run) -> String {
+    match &run.source {
+        crate::trace::RunSource::File { format, .. } => format!("⇣{format} {}", run.model.name),
+        _ => run.model.name.clone(),
     }
 }

@@ -46,7 +46,12 @@ fn stats_rows(store: &Store, runs: &[RunId]) -> Result<Vec<Vec<(String, String)>
         .iter()
         .map(|&id| match super::analysis::ensure(store, id, &cfg, false) {
             Ok(a) => {
-                super::stats::lines(&a.stats).into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+                let conf = crate::analysis::confidence::run_confidence(&a.steps, &cfg.deepconf);
+                super::stats::lines(&a.stats)
+                    .into_iter()
+                    .chain(crate::analysis::confidence::rows(&conf))
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect()
             }
             Err(e) => {
                 errln!("warning: run '{id}' could not be analysed: {e:#}");

@@ -5,12 +5,18 @@
 //! - `replay`: a recorded run as the parent of new runs (fork, edit and re-run): the model
 //!   check and the child runs in its session.
 //! - `resample`: N continuations from a point of a run and how often the final answer changed.
+//! - `forks`: continuations from the alternatives of a run's forking tokens, ranked.
+//! - `probe`: the answer-now probe (when did the answer settle?), kept beside the run.
+//! - `experts`: cognitive experts (nPMI of expert and marker) over stored runs.
 //! - `remote`: recording one run from an OpenAI-compatible server into the store.
 //!
 //! Used by `cli` and `tui`; never imports them. Below it: `engine`, `remote`, `analysis`,
 //! `store`, `record` and `trace`.
 
 pub mod analysis;
+pub mod experts;
+pub mod forks;
+pub mod probe;
 pub mod remote;
 pub mod replay;
 pub mod resample;

@@ -31,6 +31,8 @@ pub enum ColourBy {
     Entropy,
     /// The top expert of the chosen layer (MoE runs only).
     Expert,
+    /// DeepConf token confidence (the timeline shows it with the early-stop marker).
+    Confidence,
     /// Plain phase colours, with syntax colours in code blocks.
     Syntax,
 }
@@ -41,6 +43,7 @@ impl ColourBy {
             ColourBy::Logprob => "logprob",
             ColourBy::Entropy => "entropy",
             ColourBy::Expert => "expert",
+            ColourBy::Confidence => "confidence",
             ColourBy::Syntax => "syntax",
         }
     }
@@ -154,6 +157,22 @@ impl Viewer {
                     None => return Effect::Message("no more low-confidence tokens".into()),
                 }
             }
+            Action::NextFork | Action::PrevFork => {
+                let fwd = action == Action::NextFork;
+                let forks = &v.dynamics.forks;
+                let at = if fwd {
+                    forks.iter().find(|&&i| i > self.cursor)
+                } else {
+                    forks.iter().rev().find(|&&i| i < self.cursor)
+                };
+                match at {
+                    Some(&i) => self.move_to(i, h),
+                    None if forks.is_empty() => {
+                        return Effect::Message("no forking tokens in this run".into())
+                    }
+                    None => return Effect::Message("no more forking tokens".into()),
+                }
+            }
             Action::Search => return Effect::Prompt(String::new()),
             Action::SearchNext => return self.jump_match(true, h),
             Action::SearchPrev => return self.jump_match(false, h),
@@ -161,7 +180,8 @@ impl Viewer {
                 self.colour = match self.colour {
                     ColourBy::Logprob => ColourBy::Entropy,
                     ColourBy::Entropy if v.is_moe() => ColourBy::Expert,
-                    ColourBy::Entropy | ColourBy::Expert => ColourBy::Syntax,
+                    ColourBy::Entropy | ColourBy::Expert => ColourBy::Confidence,
+                    ColourBy::Confidence => ColourBy::Syntax,
                     ColourBy::Syntax => ColourBy::Logprob,
                 };
             }
@@ -425,6 +445,7 @@ impl Viewer {
                     _ => RunStatus::Complete,
                 };
                 v.rehighlight(syntax);
+                v.resegment();
                 return Some(match stop {
                     StopReason::User => "run cancelled: its steps so far are kept".to_string(),
                     _ => format!("run finished: {}", stop.as_str()),

@@ -21,6 +21,7 @@ mod analysis;
 mod args;
 mod bench;
 mod bench_decode;
+mod bench_dynamics;
 mod bench_remote;
 mod bench_render;
 mod diff;

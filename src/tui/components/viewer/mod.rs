@@ -19,6 +19,7 @@ use super::note_editor::NoteEditor;
 use super::resample::form::ResampleForm;
 use super::{Annotation, Effect, Overlay, Screen};
 use crate::record::Event;
+use crate::analysis::experts::{mask, Association, Counts, Marker};
 use crate::runs::resample;
 use crate::trace::{Flag, Origin, RunId, RunStatus, StopReason};
 use crate::tui::action::Action;
@@ -86,6 +87,10 @@ pub struct Viewer {
     pub flag_sel: usize,
     /// The run recording in this process, followed live.
     pub live: Option<RunId>,
+    /// The marker whose cognitive experts the routing screen highlights (`cycle_marker`).
+    pub marker: Option<Marker>,
+    /// Every (layer, expert)'s nPMI with `marker` over the run, highest first.
+    pub cognitive: Vec<Association>,
 }
 
 impl Default for Viewer {
@@ -101,6 +106,8 @@ impl Default for Viewer {
             matches: Vec::new(),
             flag_sel: 0,
             live: None,
+            marker: None,
+            cognitive: Vec::new(),
         }
     }
 }
@@ -117,9 +124,35 @@ impl Viewer {
         self.matches.clear();
         self.flag_sel = 0;
         self.layer = 0;
+        self.recount_cognitive();
         if self.colour == ColourBy::Expert && !self.view.as_ref().is_some_and(RunView::is_moe) {
             self.colour = ColourBy::Logprob;
         }
+    }
+
+    /// The nPMI of every expert with the chosen marker over the run shown (empty when off).
+    fn recount_cognitive(&mut self) {
+        self.cognitive.clear();
+        let (Some(m), Some(v)) = (self.marker, self.view.as_ref()) else { return };
+        let routing: Vec<(u32, crate::trace::Routing)> = v
+            .routing
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| Some((i as u32, r.clone()?)))
+            .collect();
+        let mut counts = Counts::default();
+        counts.add(&routing, &mask(&v.steps, &v.flags, m));
+        self.cognitive = counts.associations();
+    }
+
+    /// The highlighted experts of `layer`: the chosen marker's top 3 with positive nPMI.
+    pub fn cognitive_of(&self, layer: usize) -> Vec<(u16, f64)> {
+        self.cognitive
+            .iter()
+            .filter(|a| usize::from(a.layer) == layer && a.npmi > 0.0 && a.marked > 0)
+            .take(3)
+            .map(|a| (a.expert, a.npmi))
+            .collect()
     }
 
     /// The id of the run shown.
@@ -191,6 +224,19 @@ impl Viewer {
             }
             Action::Mark => {
                 self.mark = if self.mark.is_some() { None } else { Some(self.cursor) };
+            }
+            Action::CycleMarker if v.is_moe() => {
+                self.marker = match self.marker {
+                    None => Some(Marker::Think),
+                    Some(Marker::Think) => Some(Marker::Backtrack),
+                    Some(Marker::Backtrack) => Some(Marker::LanguageSwitch),
+                    Some(Marker::LanguageSwitch) => None,
+                };
+                self.recount_cognitive();
+                return Effect::Message(match self.marker {
+                    Some(m) => format!("cognitive experts of '{}' highlighted", m.as_str()),
+                    None => "cognitive experts: off".into(),
+                });
             }
             Action::DeleteAnnotation => return self.delete_at_cursor(),
             _ => {}

@@ -185,8 +185,11 @@ pub fn summarize(
     cfg: &ProbeConfig,
     outcome: &ProbeOutcome,
 ) -> StoredProbe {
-    let has_answer = segment(steps).answer.is_some_and(|a| !a.is_empty()) && plan.thinks
-        || !plan.thinks && !steps.is_empty();
+    let has_answer = if plan.thinks {
+        segment(steps).answer.is_some_and(|a| !a.is_empty())
+    } else {
+        !steps.is_empty()
+    };
     let answers: Vec<FinalAnswer> =
         outcome.answers.iter().map(|a| probe_answer(&cfg.answer_prefix, &a.text)).collect();
     let reference = if has_answer {

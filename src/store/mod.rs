@@ -16,6 +16,7 @@ pub mod codec;
 pub mod error;
 pub mod import;
 mod open;
+mod parts;
 pub mod records;
 pub mod routing_codec;
 pub mod salvage;
@@ -453,31 +454,6 @@ impl Store {
             .transpose()
     }
 
-    /// Stores a named result of another analysis beside a run (`name`: e.g. "probe"), under
-    /// its own key of the analysis tree, replacing the previous one; the type is the caller's.
-    pub fn put_analysis_part<T: serde::Serialize>(
-        &self,
-        run: RunId,
-        name: &str,
-        value: &T,
-    ) -> Result<()> {
-        self.writable()?;
-        self.analysis.insert(part_key(run, name), encode(value)?)?;
-        Ok(())
-    }
-
-    /// What `put_analysis_part` stored for a run under `name`, if anything.
-    pub fn analysis_part<T: serde::de::DeserializeOwned>(
-        &self,
-        run: RunId,
-        name: &str,
-    ) -> Result<Option<T>> {
-        self.analysis
-            .get(part_key(run, name))?
-            .map(|v| decode(&v, "analysis", || format!("run '{run}' {name}")))
-            .transpose()
-    }
-
     /// Replaces a run's notes.
     pub fn put_notes(&self, run: RunId, notes: &[Note]) -> Result<()> {
         self.put_list(&self.notes, run, notes)
@@ -593,12 +569,4 @@ pub fn raw_batch_insert_seconds(path: &Path, values: &[(Vec<u8>, Option<Vec<u8>>
 pub enum Target {
     Run(RunId),
     Session(SessionId),
-}
-
-/// The key of a named analysis part (`Store::put_analysis_part`): the run's id, `/`, the name.
-fn part_key(run: RunId, name: &str) -> Vec<u8> {
-    let mut k = id_key(run.0).to_vec();
-    k.push(b'/');
-    k.extend_from_slice(name.as_bytes());
-    k
 }

@@ -268,3 +268,135 @@ fn experts_on_a_recorded_qwen3moe_session() {
     let out = thinkdbg(dir.path()).args(["experts", &first.id, "--marker", "bogus"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("'bogus'"));
 }
+
+mod tui {
+    use thinkdbg::runs::probe::{self, ProbePoint, StoredProbe};
+    use thinkdbg::trace::{LayerRoute, Phase, Routing, Run, RunId, SamplerSpec, SessionId, Step};
+    use thinkdbg::tui::components::viewer::ColourBy;
+    use thinkdbg::tui::run_view::RunView;
+    use thinkdbg::tui::{Action, App};
+
+    use crate::common::tui::{app_with, samples_app, screen_text, snap, BIG};
+
+    fn opened() -> (tempfile::TempDir, App) {
+        let (d, mut app) = samples_app(&[], &[]);
+        app.update(Action::Open);
+        (d, app)
+    }
+
+    #[test]
+    fn confidence_mode_and_fork_jumps() {
+        let (_d, mut app) = opened();
+        for _ in 0..3 {
+            app.update(Action::CycleColour);
+        }
+        assert_eq!(app.viewer.colour, ColourBy::Confidence);
+        let text = screen_text(&mut app, BIG);
+        assert!(text.contains("Timeline · confidence"), "{text}");
+        assert!(text.contains("conf   C "), "{text}");
+        let v = app.viewer.view.clone().unwrap();
+        let forks = v.dynamics.forks.clone();
+        assert!(!forks.is_empty());
+        // The forks are the highest-entropy steps: none outside is above one inside.
+        let lowest_fork = forks.iter().map(|&i| v.steps[i].entropy).fold(f32::MAX, f32::min);
+        assert!((0..v.len()).filter(|i| !forks.contains(i)).all(|i| v.steps[i].entropy <= lowest_fork));
+        app.update(Action::NextFork);
+        assert_eq!(app.viewer.cursor, forks[0]);
+        app.update(Action::NextFork);
+        assert_eq!(app.viewer.cursor, forks[1]);
+        app.update(Action::PrevFork);
+        assert_eq!(app.viewer.cursor, forks[0]);
+        snap!(&mut app, "trace_confidence");
+        app.update(Action::CycleColour);
+        assert_eq!(app.viewer.colour, ColourBy::Logprob);
+    }
+
+    #[test]
+    fn the_probe_is_a_row_of_the_timeline() {
+        let (_d, mut app) = opened();
+        let store = app.store.clone().unwrap();
+        let run = app.viewer.view.as_ref().unwrap().run.clone();
+        let n = store.step_count(run.id);
+        let point = |at: usize, matches: bool| ProbePoint {
+            at,
+            reasoning_step: at / 10,
+            text: if matches { " 42." } else { " 41." }.into(),
+            answer: if matches { "42" } else { "41" }.into(),
+            logprob: -0.7,
+            matches,
+            us: 900,
+        };
+        let p = StoredProbe {
+            steps: n,
+            suffix: "\n\nThe final answer is".into(),
+            final_answer: "42".into(),
+            think_end: n,
+            thinks: false,
+            points: vec![point(0, false), point(n / 3, true), point(n / 2, false), point(2 * n / 3, true), point(n, true)],
+            settled: Some(3),
+            prefill_us: 1,
+            replay_us: 1,
+        };
+        probe::keep(&store, run.id, &p).unwrap();
+        assert_eq!(probe::stored(&store, run.id).unwrap(), Some(p.clone()));
+        let (view, _) = RunView::read(&store, run).unwrap();
+        app.set_view(view);
+        app.update(Action::ScreenTrace);
+        let text = screen_text(&mut app, BIG);
+        assert!(text.contains('◉') && text.contains('○') && text.contains('●'), "{text}");
+        snap!(&mut app, "trace_probe_row");
+    }
+
+    fn step(i: u32, text: &str, phase: Phase) -> Step {
+        Step {
+            index: i,
+            token_id: i,
+            text: text.into(),
+            logprob: -0.2,
+            entropy: 0.5,
+            phase,
+            t_us: 0,
+            top: vec![],
+        }
+    }
+
+    #[test]
+    fn the_routing_screen_highlights_the_experts_of_a_marker() {
+        // Expert 9 of layer 2 fires on every thinking token and nowhere else.
+        let mut steps = Vec::new();
+        let mut routing = Vec::new();
+        for i in 0..30u32 {
+            let think = i < 12;
+            steps.push(step(i, if i % 5 == 4 { ".\n\n" } else { " word" }, if think { Phase::Think } else { Phase::Answer }));
+            let layers = (0..3u16)
+                .map(|l| {
+                    let mut experts: Vec<u16> = vec![(i as u16 + l) % 8, ((i as u16) * 3 + 1) % 8];
+                    if l == 2 && think {
+                        experts[0] = 9;
+                    }
+                    LayerRoute { layer: l, experts, weights: Some(vec![0.7, 0.3]), router: None }
+                })
+                .collect();
+            routing.push((i, Routing { layers }));
+        }
+        let mut r = Run::new_recording(RunId(3), SessionId(1), SamplerSpec::default());
+        r.model.experts = 16;
+        r.model.experts_per_token = 2;
+        let mut app = app_with(None);
+        app.set_view(RunView::new(r, steps, Vec::new(), routing));
+        app.update(Action::ScreenRouting);
+        app.update(Action::NextLayer);
+        app.update(Action::NextLayer);
+        app.update(Action::CycleMarker);
+        let top = app.viewer.cognitive_of(2);
+        assert_eq!(top.first().map(|t| t.0), Some(9));
+        assert!((top[0].1 - 1.0).abs() < 1e-9, "{top:?}");
+        let text = screen_text(&mut app, BIG);
+        assert!(text.contains("nPMI with 'think'") && text.contains("★ e9 1.00"), "{text}");
+        snap!(&mut app, "routing_cognitive");
+        for _ in 0..3 {
+            app.update(Action::CycleMarker);
+        }
+        assert!(app.viewer.marker.is_none() && app.viewer.cognitive.is_empty());
+    }
+}

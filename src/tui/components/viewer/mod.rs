@@ -213,9 +213,9 @@ impl Viewer {
                 self.colour = match self.colour {
                     ColourBy::Logprob => ColourBy::Entropy,
                     ColourBy::Entropy if v.is_moe() => ColourBy::Expert,
-                    ColourBy::Entropy | ColourBy::Expert => ColourBy::Confidence,
-                    ColourBy::Confidence => ColourBy::Syntax,
-                    ColourBy::Syntax => ColourBy::Logprob,
+                    ColourBy::Entropy | ColourBy::Expert => ColourBy::Syntax,
+                    ColourBy::Syntax => ColourBy::Confidence,
+                    ColourBy::Confidence => ColourBy::Logprob,
                 };
             }
             Action::NextLayer if v.layers > 0 => self.layer = (self.layer + 1) % v.layers,

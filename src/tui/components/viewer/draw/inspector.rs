@@ -110,7 +110,7 @@ fn lines(vw: &Viewer, area: Rect, cx: &Ctx) -> Option<(Vec<Line<'static>>, usize
     ];
     if let Some(v) = vw.view.as_ref() {
         let d = &v.dynamics;
-        let fork = d.is_fork(vw.cursor);
+        let fork = d.is_fork(vw.cursor) && vw.colour != ColourBy::Logprob;
         if fork || vw.colour == ColourBy::Confidence {
             let c = d.conf.get(vw.cursor).copied().flatten();
             // The group whose window ends here (a run shorter than the window: its only one).

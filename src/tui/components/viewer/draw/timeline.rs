@@ -51,7 +51,7 @@ pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
     let entropy = vw.colour != ColourBy::Logprob && !confidence;
     let title = match (&vw.view, confidence) {
         (Some(v), true) => confidence_title(&v.dynamics.summary),
-        _ if entropy => " Timeline · entropy ".to_string(),
+        _ if entropy => " Timeline · entropy · ◇ forking tokens (. ,) ".to_string(),
         _ => " Timeline · surprise (−logprob) ".to_string(),
     };
     let block = Block::default()
@@ -140,8 +140,11 @@ pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
     // Marker row: forking tokens, flags, the early stop, the mark and the cursor.
     let mut marks: Vec<Span> = Vec::new();
     let mut row: Vec<(char, &'static str)> = vec![(' ', "ui.dim"); w];
-    for &i in &v.dynamics.forks {
-        row[col_of(i).min(w - 1)] = ('◇', "ui.dim");
+    // Forking tokens are entropy's: marked in the entropy and confidence modes.
+    if entropy || confidence {
+        for &i in &v.dynamics.forks {
+            row[col_of(i).min(w - 1)] = ('◇', "ui.dim");
+        }
     }
     for fl in &v.flags {
         let c = col_of(fl.start as usize).min(w - 1);

@@ -149,10 +149,7 @@ pub fn rows(c: &RunConfidence) -> Vec<(&'static str, String)> {
         }
     };
     vec![
-        (
-            "confidence (DeepConf)",
-            format!("k {}, window {}, tail {}", c.k, c.window, c.tail),
-        ),
+        ("confidence (DeepConf)", format!("k {}, window {}, tail {}", c.k, c.window, c.tail)),
         ("  lowest group", f(c.lowest_group)),
         ("  bottom 10% groups", f(c.bottom10_group)),
         ("  tail confidence", f(c.tail_confidence)),

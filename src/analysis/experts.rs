@@ -217,8 +217,7 @@ mod tests {
         let (n, both, x) = (steps.len() as f64, 1.0f64, find(1, 1).count as f64);
         let mk = wait.len() as f64;
         let b1 = find(1, 1).marked as f64;
-        let want =
-            if b1 == 0.0 { -1.0 } else { (b1 / n / (x / n * mk / n)).ln() / -(b1 / n).ln() };
+        let want = if b1 == 0.0 { -1.0 } else { (b1 / n / (x / n * mk / n)).ln() / -(b1 / n).ln() };
         assert!((find(1, 1).npmi - want).abs() < 1e-12);
         assert_eq!(both, 1.0);
     }

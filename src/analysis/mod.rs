@@ -7,8 +7,8 @@
 
 pub mod confidence;
 pub mod config;
-pub mod experts;
 pub mod error;
+pub mod experts;
 pub mod flags;
 pub mod forks;
 pub mod integrity;

@@ -58,7 +58,14 @@ pub fn run(args: &DynamicsArgs, offline: bool) -> Result<serde_json::Value> {
     let cancel = AtomicBool::new(false);
     // Warm-up, then the measured run.
     let mut events: Vec<Event> = Vec::new();
-    engine.generate(&RunRequest { sampler: SamplerSpec { max_tokens: 4, ..req.sampler.clone() }, ..req.clone() }, &mut events, &cancel)?;
+    engine.generate(
+        &RunRequest {
+            sampler: SamplerSpec { max_tokens: 4, ..req.sampler.clone() },
+            ..req.clone()
+        },
+        &mut events,
+        &cancel,
+    )?;
     let mut events: Vec<Event> = Vec::new();
     let summary = engine.generate(&req, &mut events, &cancel)?;
     let tokens: Vec<u32> = events
@@ -69,8 +76,9 @@ pub fn run(args: &DynamicsArgs, offline: bool) -> Result<serde_json::Value> {
         })
         .collect();
     let n = tokens.len();
-    let decode_ms =
-        summary.timings.decode_us as f64 / 1000.0 / (summary.timings.generated_tokens.max(2) - 1) as f64;
+    let decode_ms = summary.timings.decode_us as f64
+        / 1000.0
+        / (summary.timings.generated_tokens.max(2) - 1) as f64;
     let boundaries: Vec<usize> = (0..=n).step_by(args.every as usize).collect();
     let probe = ProbeRequest {
         prompt: prompt.clone(),

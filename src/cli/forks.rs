@@ -156,7 +156,13 @@ pub fn run(args: &ForksArgs, store_flag: Option<&Path>, offline: bool) -> Result
                 "ranked by how often the answer changed (original: {})",
                 r.first().map_or("-".into(), |r| r.summary.original.clone())
             );
-            outln!("  {:>6}  {:>7}  {:>7}  {:<16} alternatives", "step", "changed", "entropy", "token");
+            outln!(
+                "  {:>6}  {:>7}  {:>7}  {:<16} alternatives",
+                "step",
+                "changed",
+                "entropy",
+                "token"
+            );
             for r in r {
                 outln!(
                     "  {:>6}  {:>3}/{:<3}  {:>7.3}  {:<16} {}",

@@ -48,11 +48,8 @@ impl LensArgs {
 }
 
 fn layer_json(step: usize, l: &LensLayer) -> serde_json::Value {
-    let top: Vec<serde_json::Value> = l
-        .top
-        .iter()
-        .map(|(id, text, lp)| json!({"id": id, "text": text, "logprob": lp}))
-        .collect();
+    let top: Vec<serde_json::Value> =
+        l.top.iter().map(|(id, text, lp)| json!({"id": id, "text": text, "logprob": lp})).collect();
     json!({
         "step": step,
         "layer": l.layer,

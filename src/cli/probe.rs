@@ -64,7 +64,9 @@ pub fn run(args: &ProbeArgs, store_flag: Option<&Path>, offline: bool) -> Result
     let result = if args.stored {
         let id = super::analysis::run_id(&store, &args.run)?;
         probe::stored(&store, id)?.ok_or_else(|| {
-            anyhow!("run '{id}' has no stored probe for its current steps; run `thinkdbg probe {id}`")
+            anyhow!(
+                "run '{id}' has no stored probe for its current steps; run `thinkdbg probe {id}`"
+            )
         })?
     } else {
         let parent = Parent::load(&store, &args.run)?;
@@ -128,7 +130,11 @@ fn to_json(p: &StoredProbe, run: &str) -> serde_json::Value {
 }
 
 fn print(p: &StoredProbe, run: &str) {
-    outln!("run {run}: answer-now probe ({}), final answer: {}", visible_token(&p.suffix), p.final_answer);
+    outln!(
+        "run {run}: answer-now probe ({}), final answer: {}",
+        visible_token(&p.suffix),
+        p.final_answer
+    );
     outln!("  {:>5}  {:>6}  {:>7}  {:<5} answer", "rstep", "token", "p", "final");
     for x in &p.points {
         outln!(

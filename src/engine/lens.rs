@@ -63,7 +63,12 @@ impl Engine {
 
     /// The lens at generated step `step`: each block's prediction of that step's token, with
     /// `top` tokens each.
-    pub fn lens_at(&mut self, st: &mut LensState, step: usize, top: usize) -> Result<Vec<LensLayer>> {
+    pub fn lens_at(
+        &mut self,
+        st: &mut LensState,
+        step: usize,
+        top: usize,
+    ) -> Result<Vec<LensLayer>> {
         if step >= st.steps() {
             return Err(Error::Sampler(format!(
                 "the run has {} steps; there is no step {step}",

@@ -67,11 +67,7 @@ pub struct Ranked {
 /// Summarises each fork's continuations (their final answers read from the store) against the
 /// parent's answer and ranks the forks: the largest share of changed answers first (ties:
 /// higher entropy first).
-pub fn rank(
-    store: &Store,
-    parent: &Parent,
-    done: Vec<(Fork, Vec<RunId>)>,
-) -> Result<Vec<Ranked>> {
+pub fn rank(store: &Store, parent: &Parent, done: Vec<(Fork, Vec<RunId>)>) -> Result<Vec<Ranked>> {
     let original = FinalAnswer::of(&parent.steps);
     let mut out = Vec::with_capacity(done.len());
     for (fork, runs) in done {

@@ -36,7 +36,8 @@ pub fn plan(steps: &[Step], close_think: &str) -> Plan {
     let seg = segment(steps);
     let (think_end, thinks) = match &seg.think {
         Some(t) => {
-            let close = t.clone().find(|&i| !close_think.is_empty() && steps[i].text.contains(close_think));
+            let close =
+                t.clone().find(|&i| !close_think.is_empty() && steps[i].text.contains(close_think));
             (close.unwrap_or(t.end), true)
         }
         None => (steps.len(), false),

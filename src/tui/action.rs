@@ -141,7 +141,11 @@ pub const ACTIONS: &[(Action, &str, &str)] = &[
     (Action::Search, "search", "Search (filter on the sessions screen)"),
     (Action::SearchNext, "search_next", "Next search match"),
     (Action::SearchPrev, "search_prev", "Previous search match"),
-    (Action::CycleColour, "cycle_colour", "Colour by logprob / entropy / expert / syntax / confidence"),
+    (
+        Action::CycleColour,
+        "cycle_colour",
+        "Colour by logprob / entropy / expert / syntax / confidence",
+    ),
     (Action::NextLayer, "next_layer", "Next MoE layer (expert colouring)"),
     (Action::PrevLayer, "prev_layer", "Previous MoE layer (expert colouring)"),
     (Action::Mark, "mark", "Visual selection: start at the cursor, or clear it"),

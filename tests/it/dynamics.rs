@@ -90,7 +90,12 @@ fn the_lens_last_layer_is_the_recorded_distribution() {
             let got: Vec<u32> = last.top.iter().map(|t| t.0).collect();
             assert_eq!(got, want, "{arch} step {i}: top-5 ids");
             for (g, w) in last.top.iter().zip(&steps[i].top) {
-                assert!((g.2 - w.logprob).abs() < 1e-3, "{arch} step {i}: {} vs {}", g.2, w.logprob);
+                assert!(
+                    (g.2 - w.logprob).abs() < 1e-3,
+                    "{arch} step {i}: {} vs {}",
+                    g.2,
+                    w.logprob
+                );
             }
             assert!((last.chosen_logprob - steps[i].logprob).abs() < 1e-3, "{arch} step {i}");
             assert_eq!(last.chosen_rank, 1, "{arch} step {i}: a greedy run chose the top token");
@@ -173,7 +178,10 @@ fn probe_stats_forks_and_confidence_through_the_cli() {
     assert!(v.get("answer_settled_step").is_none(), "no probe stored yet");
     // The probe, stored and then reported by stats.
     let (out, _) = output(
-        thinkdbg(dir.path()).args(["probe", "--json", "--any-model", id]).arg("--model").arg(&model),
+        thinkdbg(dir.path())
+            .args(["probe", "--json", "--any-model", id])
+            .arg("--model")
+            .arg(&model),
     );
     let p: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     let points = p["points"].as_array().unwrap();
@@ -199,7 +207,12 @@ fn probe_stats_forks_and_confidence_through_the_cli() {
     let out = thinkdbg(dir.path()).args(["forks", "--top", "0", id]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("'--top'"));
-    let out = thinkdbg(dir.path()).args(["lens", id, "--at", "400"]).arg("--model").arg(&model).output().unwrap();
+    let out = thinkdbg(dir.path())
+        .args(["lens", id, "--at", "400"])
+        .arg("--model")
+        .arg(&model)
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("no step 400"));
 }
 
@@ -216,11 +229,24 @@ fn experts_on_a_recorded_qwen3moe_session() {
         v["session"].as_str().unwrap().to_string()
     };
     for p in ["the answer is", "two and two"] {
-        record(dir.path(), &model, &["-n", "24", "--ignore-eos", "--raw", "--session", &session], p);
+        record(
+            dir.path(),
+            &model,
+            &["-n", "24", "--ignore-eos", "--raw", "--session", &session],
+            p,
+        );
     }
-    let out = stdout(
-        thinkdbg(dir.path()).args(["experts", &session, "--marker", "think", "--json", "--top", "500", "--min-count", "1"]),
-    );
+    let out = stdout(thinkdbg(dir.path()).args([
+        "experts",
+        &session,
+        "--marker",
+        "think",
+        "--json",
+        "--top",
+        "500",
+        "--min-count",
+        "1",
+    ]));
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["runs"].as_array().unwrap().len(), 3, "{v}");
     // An independent count from the store for every listed expert.
@@ -263,9 +289,11 @@ fn experts_on_a_recorded_qwen3moe_session() {
         };
         assert!((a["npmi"].as_f64().unwrap() - want).abs() < 1e-9, "{a} vs {want}");
     }
-    let text = stdout(thinkdbg(dir.path()).args(["experts", "--model", "qwen3moe", "--marker", "think"]));
+    let text =
+        stdout(thinkdbg(dir.path()).args(["experts", "--model", "qwen3moe", "--marker", "think"]));
     assert!(text.contains("3 runs with routing"), "{text}");
-    let out = thinkdbg(dir.path()).args(["experts", &first.id, "--marker", "bogus"]).output().unwrap();
+    let out =
+        thinkdbg(dir.path()).args(["experts", &first.id, "--marker", "bogus"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("'bogus'"));
 }
 
@@ -299,7 +327,9 @@ mod tui {
         assert!(!forks.is_empty());
         // The forks are the highest-entropy steps: none outside is above one inside.
         let lowest_fork = forks.iter().map(|&i| v.steps[i].entropy).fold(f32::MAX, f32::min);
-        assert!((0..v.len()).filter(|i| !forks.contains(i)).all(|i| v.steps[i].entropy <= lowest_fork));
+        assert!((0..v.len())
+            .filter(|i| !forks.contains(i))
+            .all(|i| v.steps[i].entropy <= lowest_fork));
         app.update(Action::NextFork);
         assert_eq!(app.viewer.cursor, forks[0]);
         app.update(Action::NextFork);
@@ -332,7 +362,13 @@ mod tui {
             final_answer: "42".into(),
             think_end: n,
             thinks: false,
-            points: vec![point(0, false), point(n / 3, true), point(n / 2, false), point(2 * n / 3, true), point(n, true)],
+            points: vec![
+                point(0, false),
+                point(n / 3, true),
+                point(n / 2, false),
+                point(2 * n / 3, true),
+                point(n, true),
+            ],
             settled: Some(3),
             prefill_us: 1,
             replay_us: 1,
@@ -367,7 +403,11 @@ mod tui {
         let mut routing = Vec::new();
         for i in 0..30u32 {
             let think = i < 12;
-            steps.push(step(i, if i % 5 == 4 { ".\n\n" } else { " word" }, if think { Phase::Think } else { Phase::Answer }));
+            steps.push(step(
+                i,
+                if i % 5 == 4 { ".\n\n" } else { " word" },
+                if think { Phase::Think } else { Phase::Answer },
+            ));
             let layers = (0..3u16)
                 .map(|l| {
                     let mut experts: Vec<u16> = vec![(i as u16 + l) % 8, ((i as u16) * 3 + 1) % 8];

@@ -78,8 +78,9 @@ pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
                         Some(w) => format!("{e:>3}:{w:.2} "),
                         None => format!("{e:>3}      "),
                     };
-                    let mut st =
-                        st.patch(t.get("ui.cursor")).remove_modifier(ratatui::style::Modifier::BOLD);
+                    let mut st = st
+                        .patch(t.get("ui.cursor"))
+                        .remove_modifier(ratatui::style::Modifier::BOLD);
                     if hot {
                         // A cognitive expert of the chosen marker.
                         st = st.add_modifier(

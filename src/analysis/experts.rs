@@ -68,8 +68,9 @@ pub fn mask(steps: &[Step], flags: &[Flag], marker: Marker) -> Vec<bool> {
         }
         Marker::LanguageSwitch => {
             for f in flags.iter().filter(|f| f.kind == FlagKind::LanguageSwitch) {
-                for i in f.start as usize..(f.end as usize).min(steps.len()) {
-                    out[i] = true;
+                let end = (f.end as usize).min(steps.len());
+                for o in out.iter_mut().take(end).skip(f.start as usize) {
+                    *o = true;
                 }
             }
         }

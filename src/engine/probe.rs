@@ -120,10 +120,10 @@ impl Engine {
             let base = pos;
             let mut logits =
                 if suffix.is_empty() { last.clone() } else { self.model.forward(&suffix, base)? };
-            let mut at = base + suffix.len();
+            let first = base + suffix.len();
             let mut decoder = StreamDecoder::new();
             let (mut tokens, mut text, mut logprob) = (Vec::new(), String::new(), 0.0f64);
-            for _ in 0..req.max_tokens {
+            for at in first..first + req.max_tokens {
                 let tok = argmax(&logits);
                 if stops.contains(&tok) {
                     break;
@@ -136,7 +136,6 @@ impl Engine {
                     break;
                 }
                 logits = self.model.forward(&[tok], at)?;
-                at += 1;
             }
             text.push_str(&decoder.finish());
             self.model.truncate_cache(base);

@@ -54,6 +54,10 @@ pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
         _ if entropy => " Timeline · entropy · ◇ forking tokens (. ,) ".to_string(),
         _ => " Timeline · surprise (−logprob) ".to_string(),
     };
+    let title = match vw.view.as_ref().and_then(|v| v.dynamics.probe.as_ref()) {
+        Some(_) => format!("{title}· probe: ◉ settled ● final answer ○ another "),
+        None => title,
+    };
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(t.get("ui.border"))

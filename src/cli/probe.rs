@@ -147,10 +147,11 @@ fn print(p: &StoredProbe, run: &str) {
         );
     }
     let think = p.think_end.max(1);
+    let what = if p.thinks { "thinking tokens" } else { "tokens (the run does not think)" };
     match (p.answer_settled_step(), p.settled_at(), p.tokens_after_settle()) {
         (Some(rs), Some(at), Some(after)) => outln!(
-            "settled at reasoning step {rs} (token {at}); {after} of {} thinking tokens came after \
-             it ({:.0}%)",
+            "settled at reasoning step {rs} (token {at}); {after} of {} {what} came after it \
+             ({:.0}%)",
             p.think_end,
             100.0 * after as f64 / think as f64
         ),

@@ -52,7 +52,8 @@ pub fn run(args: &StatsArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
     if let Some(p) = &probe {
         let settled = match (p.answer_settled_step(), p.tokens_after_settle()) {
             (Some(s), Some(after)) => {
-                format!("reasoning step {s}; {after} of {} thinking tokens after it", p.think_end)
+                let what = if p.thinks { "thinking tokens" } else { "tokens" };
+                format!("reasoning step {s}; {after} of {} {what} after it", p.think_end)
             }
             _ => "never (the answer at the end of the thinking is not the final one)".into(),
         };

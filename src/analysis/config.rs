@@ -24,6 +24,9 @@ pub struct AnalysisConfig {
     pub entropy: EntropyConfig,
     pub repetition: RepetitionConfig,
     pub answer: AnswerConfig,
+    pub deepconf: DeepConfConfig,
+    pub forks: ForksConfig,
+    pub probe: ProbeConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,6 +72,40 @@ pub struct AnswerConfig {
     pub check_mismatch: bool,
 }
 
+/// DeepConf confidence (`analysis::confidence`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeepConfConfig {
+    /// Alternatives averaged per token (1 to 20).
+    pub k: usize,
+    /// Tokens per group (sliding window).
+    pub window: usize,
+    /// Tokens the tail confidence averages.
+    pub tail: usize,
+    /// Group confidence below which an online early stop would end the run (0: off).
+    pub stop_threshold: f64,
+}
+
+/// Forking tokens (`analysis::forks`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForksConfig {
+    /// Share of a run's tokens, the highest-entropy ones, that are forking tokens.
+    pub share: f64,
+}
+
+/// The answer-now probe (`runs::probe`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeConfig {
+    /// Closes the thinking before the answer prefix (runs that think).
+    pub close_think: String,
+    /// Fed after it: the start of a stated answer.
+    pub answer_prefix: String,
+    /// Most answer tokens decoded at each boundary.
+    pub max_tokens: usize,
+}
+
 impl Default for AnalysisConfig {
     /// The built-in defaults (`assets/config.toml`).
     fn default() -> Self {
@@ -102,6 +139,13 @@ impl AnalysisConfig {
                 min_sentence_chars: 16,
             },
             answer: AnswerConfig { check_mismatch: true },
+            deepconf: DeepConfConfig { k: 20, window: 1024, tail: 1024, stop_threshold: 0.0 },
+            forks: ForksConfig { share: 0.2 },
+            probe: ProbeConfig {
+                close_think: "</think>".into(),
+                answer_prefix: "\n\nThe final answer is".into(),
+                max_tokens: 16,
+            },
         }
     }
 
@@ -165,6 +209,25 @@ impl AnalysisConfig {
         }
         if self.confidence.severe_logprob > self.confidence.low_logprob {
             return Err(bad("analysis.confidence.severe_logprob", "must not exceed low_logprob"));
+        }
+        let dc = &self.deepconf;
+        if dc.k == 0 || dc.k > 20 {
+            return Err(bad("analysis.deepconf.k", "must be 1 to 20"));
+        }
+        if dc.window == 0 {
+            return Err(bad("analysis.deepconf.window", "must be at least 1"));
+        }
+        if dc.tail == 0 {
+            return Err(bad("analysis.deepconf.tail", "must be at least 1"));
+        }
+        if !(dc.stop_threshold >= 0.0 && dc.stop_threshold.is_finite()) {
+            return Err(bad("analysis.deepconf.stop_threshold", "must be 0 (off) or more"));
+        }
+        if self.probe.max_tokens == 0 || self.probe.max_tokens > 256 {
+            return Err(bad("analysis.probe.max_tokens", "must be 1 to 256"));
+        }
+        if !(self.forks.share > 0.0 && self.forks.share <= 1.0) {
+            return Err(bad("analysis.forks.share", "must be above 0 and at most 1"));
         }
         Ok(())
     }

@@ -1,12 +1,16 @@
 //! Analysis of recorded runs: segmentation (think/answer, words, sentences, reasoning steps),
 //! automatic flags (language switch, low confidence, entropy spike, repetition at token and
 //! sentence level with the spikes inside a loop folded into it, backtracking,
-//! think integrity, answer mismatch) and run statistics, under thresholds from the config
+//! think integrity, answer mismatch), run statistics, DeepConf confidence (`confidence`) and
+//! forking tokens (`forks`), cognitive experts (`experts`), under thresholds from the config
 //! file. Pure functions over `trace` types; must not depend on `store`, `tui` or `engine`.
 
+pub mod confidence;
 pub mod config;
 pub mod error;
+pub mod experts;
 pub mod flags;
+pub mod forks;
 pub mod integrity;
 pub mod language;
 pub mod loops;

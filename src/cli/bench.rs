@@ -3,7 +3,8 @@
 //! MoE routing included) against sled's raw batch-insert rate for values of the same size,
 //! measured in the same run on the same disk. `analysis`: segmentation, flags and statistics
 //! of one synthetic run; `diff`: comparison of two synthetic runs, nearly equal and unrelated;
-//! `decode` (`bench_decode`), `render` (`bench_render`), `remote` (`bench_remote`). Without a
+//! `decode` (`bench_decode`), `render` (`bench_render`), `remote` (`bench_remote`), `dynamics`
+//! (`bench_dynamics`: the answer-now probe and the logit lens). Without a
 //! part, every part that needs no server runs with its defaults.
 
 use std::path::{Path, PathBuf};
@@ -24,7 +25,7 @@ use crate::trace::{
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
     /// The part to run; without one, every part that needs no server runs with its defaults
-    /// (decode on the demo model, store, analysis, diff, render).
+    /// (decode on the demo model, store, analysis, diff, render, dynamics).
     #[command(subcommand)]
     pub part: Option<BenchPart>,
     /// Also write the results as JSON here.
@@ -71,6 +72,9 @@ pub enum BenchPart {
         #[arg(long, default_value_t = 2000)]
         budget_ms: u64,
     },
+    /// Cost of the answer-now probe (per boundary, against a decode step) and the logit lens
+    /// (per token) on a model.
+    Dynamics(super::bench_dynamics::DynamicsArgs),
     /// Frame time and keypress-to-frame time of the trace screen on a synthetic run.
     Render {
         /// Tokens in the synthetic run.
@@ -335,7 +339,7 @@ struct PartDefaults {
 }
 
 /// The parts `thinkdbg bench` runs without a subcommand, in order.
-const ALL_PARTS: &[&str] = &["decode", "store", "analysis", "diff", "render"];
+const ALL_PARTS: &[&str] = &["decode", "store", "analysis", "diff", "render", "dynamics"];
 
 fn run_part(part: &BenchPart, offline: bool) -> Result<serde_json::Value> {
     Ok(match part {
@@ -353,6 +357,7 @@ fn run_part(part: &BenchPart, offline: bool) -> Result<serde_json::Value> {
             super::bench_remote::bench(a, tmp.path())?
         }
         BenchPart::Analysis { steps } => bench_analysis(*steps)?,
+        BenchPart::Dynamics(a) => super::bench_dynamics::run(a, offline)?,
         BenchPart::Diff { steps, budget_ms } => bench_diff(*steps, *budget_ms)?,
         BenchPart::Render { steps, width, height, frames } => {
             super::bench_render::bench_render(*steps, *width, *height, *frames)?

@@ -46,7 +46,26 @@ fn stats_rows(store: &Store, runs: &[RunId]) -> Result<Vec<Vec<(String, String)>
         .iter()
         .map(|&id| match super::analysis::ensure(store, id, &cfg, false) {
             Ok(a) => {
-                super::stats::lines(&a.stats).into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+                let conf = crate::analysis::confidence::run_confidence(&a.steps, &cfg.deepconf);
+                // The answer-now probe, where one is kept beside the run.
+                let probe = crate::runs::probe::stored(store, id).ok().flatten().map(|p| {
+                    let v = match (p.answer_settled_step(), p.tokens_after_settle()) {
+                        (Some(s), Some(after)) => {
+                            format!(
+                                "reasoning step {s}; {after} of {} tokens after it",
+                                p.think_end
+                            )
+                        }
+                        _ => "never".to_string(),
+                    };
+                    ("answer settled (probe)", v)
+                });
+                super::stats::lines(&a.stats)
+                    .into_iter()
+                    .chain(crate::analysis::confidence::rows(&conf))
+                    .chain(probe)
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect()
             }
             Err(e) => {
                 errln!("warning: run '{id}' could not be analysed: {e:#}");

@@ -21,19 +21,24 @@ mod analysis;
 mod args;
 mod bench;
 mod bench_decode;
+mod bench_dynamics;
 mod bench_remote;
 mod bench_render;
 mod diff;
 mod experiment;
+mod experts;
 mod export;
 mod flags;
 mod fork;
+mod forks;
 mod import;
 mod interrupt;
+mod lens;
 mod logging;
 mod ls;
 mod model;
 pub mod out;
+mod probe;
 mod progress;
 mod record;
 mod record_remote;
@@ -130,6 +135,14 @@ pub enum Command {
     Flags(flags::FlagsArgs),
     /// A run's statistics.
     Stats(stats::StatsArgs),
+    /// A run's forking tokens (highest entropy), optionally ranked by resampling them.
+    Forks(forks::ForksArgs),
+    /// Answer-now probe: at each reasoning step, the answer the model would give right now.
+    Probe(probe::ProbeArgs),
+    /// Cognitive experts of MoE runs: nPMI between experts and think / backtrack / language.
+    Experts(experts::ExpertsArgs),
+    /// Logit lens: what every layer predicts for the token at a step.
+    Lens(lens::LensArgs),
     /// Two runs aligned, the first divergence marked (`--stat` for a summary).
     Diff(diff::DiffArgs),
     /// Measure speed: decode, store, analysis, diff, render (all by default), remote.
@@ -280,6 +293,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Import(args)) => import::run(&args, cli.store.as_deref()),
         Some(Command::Flags(args)) => flags::run(&args, cli.store.as_deref()),
         Some(Command::Stats(args)) => stats::run(&args, cli.store.as_deref()),
+        Some(Command::Forks(args)) => forks::run(&args, cli.store.as_deref(), cli.offline),
+        Some(Command::Probe(args)) => probe::run(&args, cli.store.as_deref(), cli.offline),
+        Some(Command::Experts(args)) => experts::run(&args, cli.store.as_deref()),
+        Some(Command::Lens(args)) => lens::run(&args, cli.store.as_deref(), cli.offline),
         Some(Command::Diff(args)) => diff::run(&args, cli.store.as_deref()),
         Some(Command::Store(cmd)) => store_cmd::run(&cmd, cli.store.as_deref()),
         Some(Command::Experiment(args)) => {
@@ -316,6 +333,9 @@ fn for_each_path(cmd: &mut Command, f: &mut dyn FnMut(&mut std::path::PathBuf)) 
         Command::Record(a) => a.gen.for_each_path(f),
         Command::Fork(a) => a.replay.for_each_path(f),
         Command::Resample(a) => a.replay.for_each_path(f),
+        Command::Forks(a) => a.replay.for_each_path(f),
+        Command::Probe(a) => a.for_each_path(f),
+        Command::Lens(a) => a.for_each_path(f),
         Command::Store(store_cmd::StoreCommand::Salvage { to }) => f(to),
         Command::Experiment(a) => a.for_each_path(f),
         _ => {}

@@ -5,6 +5,9 @@
 //! - `replay`: a recorded run as the parent of new runs (fork, edit and re-run): the model
 //!   check and the child runs in its session.
 //! - `resample`: N continuations from a point of a run and how often the final answer changed.
+//! - `forks`: continuations from the alternatives of a run's forking tokens, ranked.
+//! - `probe`: the answer-now probe (when did the answer settle?), kept beside the run.
+//! - `experts`: cognitive experts (nPMI of expert and marker) over stored runs.
 //! - `remote`: recording one run from an OpenAI-compatible server into the store.
 //! - `experiment`: prompt variants sampled N times each, stored, resumed and reported.
 //! - `import`: other tools' traces (OpenAI exchanges, captured streams, datasets in JSONL or
@@ -15,7 +18,10 @@
 
 pub mod analysis;
 pub mod experiment;
+pub mod experts;
+pub mod forks;
 pub mod import;
+pub mod probe;
 pub mod remote;
 pub mod replay;
 pub mod resample;

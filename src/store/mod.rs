@@ -17,6 +17,7 @@ pub mod error;
 pub mod experiments;
 pub mod import;
 mod open;
+mod parts;
 pub mod records;
 pub mod routing_codec;
 pub mod salvage;
@@ -489,7 +490,9 @@ impl Store {
                 tree.remove(k?)?;
             }
         }
-        self.analysis.remove(id_key(id.0))?;
+        for k in self.analysis.scan_prefix(id_key(id.0)).keys() {
+            self.analysis.remove(k?)?;
+        }
         self.runs.remove(id_key(id.0))?;
         Ok(())
     }

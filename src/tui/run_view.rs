@@ -4,6 +4,11 @@
 //! `RunView::read` builds one from the store. Depends on `trace`, `store`, `analysed` and the
 //! tui's `highlight`.
 
+use crate::analysis::confidence::{
+    group_confidences, run_confidence, token_confidences, RunConfidence,
+};
+use crate::analysis::config::DeepConfConfig;
+use crate::analysis::forks::fork_steps;
 use crate::analysis::{segment, AnalysisConfig, Segments};
 use crate::store::Store;
 use crate::trace::{Flag, Note, Routing, Run, RunStatus, Step};
@@ -38,6 +43,62 @@ pub struct RunView {
     /// Words, sentences and reasoning steps (from `analysis`), for `segmented` steps.
     pub segments: Segments,
     pub segmented: usize,
+    /// DeepConf confidence and forking tokens, recomputed with the segmentation.
+    pub dynamics: Dynamics,
+}
+
+/// What the timeline's confidence mode, its fork markers and the fork jumps read: computed
+/// from the steps under the analysis settings (`analysis::confidence`, `analysis::forks`).
+#[derive(Debug, Clone)]
+pub struct Dynamics {
+    pub deepconf: DeepConfConfig,
+    pub fork_share: f64,
+    /// Token confidence per step.
+    pub conf: Vec<Option<f64>>,
+    /// Group confidences (last step of the window, value).
+    pub groups: Vec<(usize, f64)>,
+    pub summary: RunConfidence,
+    /// The forking steps, in step order.
+    pub forks: Vec<usize>,
+    /// Token confidences at the 10th, 25th and 50th percentiles (colouring by confidence).
+    pub quantiles: [f64; 3],
+    /// The answer-now probe kept beside the run (`thinkdbg probe`), if any.
+    pub probe: Option<crate::runs::probe::StoredProbe>,
+}
+
+impl Dynamics {
+    fn new(cfg: &AnalysisConfig) -> Dynamics {
+        let mut d = Dynamics {
+            deepconf: cfg.deepconf.clone(),
+            fork_share: cfg.forks.share,
+            conf: Vec::new(),
+            groups: Vec::new(),
+            summary: run_confidence(&[], &cfg.deepconf),
+            forks: Vec::new(),
+            quantiles: [0.0; 3],
+            probe: None,
+        };
+        d.compute(&[]);
+        d
+    }
+
+    fn compute(&mut self, steps: &[Step]) {
+        self.conf = token_confidences(steps, self.deepconf.k);
+        self.groups = group_confidences(&self.conf, self.deepconf.window);
+        self.summary = run_confidence(steps, &self.deepconf);
+        self.forks = fork_steps(steps, self.fork_share);
+        let mut sorted: Vec<f64> = self.conf.iter().flatten().copied().collect();
+        sorted.sort_by(f64::total_cmp);
+        let at = |q: f64| {
+            sorted.get(((sorted.len() as f64 * q) as usize).min(sorted.len().saturating_sub(1)))
+        };
+        self.quantiles = [0.1, 0.25, 0.5].map(|q| at(q).copied().unwrap_or(0.0));
+    }
+
+    /// Whether step `i` is a forking token.
+    pub fn is_fork(&self, i: usize) -> bool {
+        self.forks.binary_search(&i).is_ok()
+    }
 }
 
 impl RunView {
@@ -67,6 +128,9 @@ impl RunView {
         }
         let mut view = RunView::new(run, steps, flags, store.routing(id)?);
         view.notes = store.notes(id)?;
+        view.set_analysis_config(&AnalysisConfig::load().unwrap_or_default());
+        // A probe that cannot be read is left out: the run still shows.
+        view.dynamics.probe = crate::runs::probe::stored(store, id).ok().flatten();
         Ok((view, problem))
     }
 
@@ -85,6 +149,7 @@ impl RunView {
             layers: 0,
             segments: Segments::default(),
             segmented: 0,
+            dynamics: Dynamics::new(&AnalysisConfig::default()),
         };
         v.flags.sort_by_key(|f| (f.start, f.end));
         let mut by_step: Vec<Option<Routing>> = Vec::new();
@@ -109,7 +174,16 @@ impl RunView {
         if self.segmented != self.steps.len() || self.steps.is_empty() {
             self.segments = segment(&self.steps);
             self.segmented = self.steps.len();
+            self.dynamics.compute(&self.steps);
         }
+    }
+
+    /// Recomputes confidence and forks under `cfg` (the user's analysis settings).
+    pub fn set_analysis_config(&mut self, cfg: &AnalysisConfig) {
+        let probe = self.dynamics.probe.take();
+        self.dynamics = Dynamics::new(cfg);
+        self.dynamics.probe = probe;
+        self.dynamics.compute(&self.steps);
     }
 
     /// Appends one step (a live run growing). Highlights are recomputed by `rehighlight`.

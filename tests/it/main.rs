@@ -12,6 +12,7 @@ mod cli_analysis;
 mod cli_fork;
 mod cli_store;
 mod cli_usability;
+mod dynamics;
 mod engine_tiny;
 mod experiment;
 mod export;

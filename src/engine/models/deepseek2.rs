@@ -67,6 +67,8 @@ pub struct Deepseek2 {
     device: Device,
     /// Routing (and router inputs) of the last forward call (MoE models only).
     probe: MoeProbe,
+    /// The logit lens's residual capture.
+    lens: super::LensCapture,
 }
 
 impl Deepseek2 {
@@ -206,6 +208,7 @@ impl Deepseek2 {
             rope,
             device: device.clone(),
             probe: MoeProbe::default(),
+            lens: super::LensCapture::default(),
         })
     }
 
@@ -306,6 +309,8 @@ impl Model for Deepseek2 {
         let mut blocks = std::mem::take(&mut self.blocks);
         let moe = blocks.iter().any(|b| matches!(b.ffn, Ffn::Moe(_)));
         let mut probe = std::mem::take(&mut self.probe);
+        let capture = self.lens.on;
+        let mut rows: Vec<Vec<f32>> = Vec::new();
         probe.begin(t, moe);
         let result = (|| -> Result<Tensor> {
             for b in blocks.iter_mut() {
@@ -324,9 +329,15 @@ impl Model for Deepseek2 {
                     Ffn::Moe(m) => probe.forward(m, &h)?,
                 };
                 x = (&x + y)?;
+                if capture {
+                    rows.push(super::LensCapture::last_row(&x, t)?);
+                }
             }
             Ok(x.clone())
         })();
+        if capture {
+            self.lens.rows = rows;
+        }
         self.blocks = blocks;
         self.probe = probe;
         let x = result?;
@@ -359,5 +370,15 @@ impl Model for Deepseek2 {
 
     fn probe(&mut self) -> Option<&mut MoeProbe> {
         Some(&mut self.probe)
+    }
+
+    fn lens(&mut self) -> Option<&mut super::LensCapture> {
+        Some(&mut self.lens)
+    }
+
+    fn lens_logits(&mut self, residual: &[f32]) -> Result<Vec<f32>> {
+        let x = Tensor::from_vec(residual.to_vec(), (1, 1, residual.len()), &self.device)?;
+        let h = candle_nn::ops::rms_norm(&x, &self.output_norm, self.eps)?;
+        Ok(self.output.forward(&h)?.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
     }
 }

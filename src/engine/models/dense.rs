@@ -203,6 +203,8 @@ pub struct Dense {
     device: Device,
     /// Routing (and router inputs) of the last forward call (MoE models only).
     probe: MoeProbe,
+    /// The logit lens's residual capture.
+    lens: super::LensCapture,
 }
 
 fn add_bias(x: Tensor, b: &Option<Tensor>) -> Result<Tensor> {
@@ -300,6 +302,7 @@ impl Dense {
             rope,
             device: device.clone(),
             probe: MoeProbe::default(),
+            lens: super::LensCapture::default(),
         })
     }
 
@@ -402,6 +405,8 @@ impl Model for Dense {
         let eps = self.hp.rms_eps as f32;
         let mut layers = std::mem::take(&mut self.layers);
         let mut probe = std::mem::take(&mut self.probe);
+        let capture = self.lens.on;
+        let mut rows: Vec<Vec<f32>> = Vec::new();
         probe.begin(t, self.hp.gating.is_some());
         let result = (|| -> Result<Tensor> {
             for layer in layers.iter_mut() {
@@ -423,9 +428,15 @@ impl Model for Dense {
                     Ffn::Moe(moe) => probe.forward(moe, &h)?,
                 };
                 x = (&x + y)?;
+                if capture {
+                    rows.push(super::LensCapture::last_row(&x, t)?);
+                }
             }
             Ok(x.clone())
         })();
+        if capture {
+            self.lens.rows = rows;
+        }
         self.layers = layers;
         self.probe = probe;
         let x = result?;
@@ -459,5 +470,15 @@ impl Model for Dense {
 
     fn probe(&mut self) -> Option<&mut MoeProbe> {
         Some(&mut self.probe)
+    }
+
+    fn lens(&mut self) -> Option<&mut super::LensCapture> {
+        Some(&mut self.lens)
+    }
+
+    fn lens_logits(&mut self, residual: &[f32]) -> Result<Vec<f32>> {
+        let x = Tensor::from_vec(residual.to_vec(), (1, 1, residual.len()), &self.device)?;
+        let h = candle_nn::ops::rms_norm(&x, &self.output_norm, self.hp.rms_eps as f32)?;
+        Ok(self.output.forward(&h)?.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
     }
 }

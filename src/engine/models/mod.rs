@@ -63,6 +63,41 @@ pub trait Model: Send {
     fn take_router_inputs(&mut self) -> Vec<(u16, Vec<Vec<f32>>)> {
         self.probe().map(moe::MoeProbe::take_inputs).unwrap_or_default()
     }
+    /// The logit lens's capture (models that support it).
+    fn lens(&mut self) -> Option<&mut LensCapture> {
+        None
+    }
+    /// Logit lens: keep the last token's residual stream after each block of the following
+    /// `forward` calls (one row per block, replaced at each call).
+    fn capture_residuals(&mut self, on: bool) {
+        if let Some(l) = self.lens() {
+            l.on = on;
+            l.rows.clear();
+        }
+    }
+    /// The residual rows of the last `forward` call, block by block.
+    fn take_residuals(&mut self) -> Vec<Vec<f32>> {
+        self.lens().map(|l| std::mem::take(&mut l.rows)).unwrap_or_default()
+    }
+    /// Logit lens: the final norm and the output head applied to one residual row.
+    fn lens_logits(&mut self, _residual: &[f32]) -> Result<Vec<f32>> {
+        Err(Error::Worker("this model has no logit lens".into()))
+    }
+}
+
+/// What the logit lens keeps of a forward pass: whether to capture, and the last token's
+/// residual stream after each block.
+#[derive(Debug, Clone, Default)]
+pub struct LensCapture {
+    pub on: bool,
+    pub rows: Vec<Vec<f32>>,
+}
+
+impl LensCapture {
+    /// The last of `t` tokens of `x` (batch, tokens, embedding) as a host row.
+    pub(crate) fn last_row(x: &Tensor, t: usize) -> Result<Vec<f32>> {
+        Ok(x.narrow(1, t - 1, 1)?.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1()?)
+    }
 }
 
 /// Loading progress: bytes of tensor data read so far and in all.

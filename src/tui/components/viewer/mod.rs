@@ -18,6 +18,7 @@ use super::flag_editor::FlagEditor;
 use super::note_editor::NoteEditor;
 use super::resample::form::ResampleForm;
 use super::{Annotation, Effect, Overlay, Screen};
+use crate::analysis::experts::{mask, Association, Counts, Marker};
 use crate::record::Event;
 use crate::runs::resample;
 use crate::trace::{Flag, Origin, RunId, RunStatus, StopReason};
@@ -31,6 +32,8 @@ pub enum ColourBy {
     Entropy,
     /// The top expert of the chosen layer (MoE runs only).
     Expert,
+    /// DeepConf token confidence (the timeline shows it with the early-stop marker).
+    Confidence,
     /// Plain phase colours, with syntax colours in code blocks.
     Syntax,
 }
@@ -41,6 +44,7 @@ impl ColourBy {
             ColourBy::Logprob => "logprob",
             ColourBy::Entropy => "entropy",
             ColourBy::Expert => "expert",
+            ColourBy::Confidence => "confidence",
             ColourBy::Syntax => "syntax",
         }
     }
@@ -83,6 +87,10 @@ pub struct Viewer {
     pub flag_sel: usize,
     /// The run recording in this process, followed live.
     pub live: Option<RunId>,
+    /// The marker whose cognitive experts the routing screen highlights (`cycle_marker`).
+    pub marker: Option<Marker>,
+    /// Every (layer, expert)'s nPMI with `marker` over the run, highest first.
+    pub cognitive: Vec<Association>,
 }
 
 impl Default for Viewer {
@@ -98,6 +106,8 @@ impl Default for Viewer {
             matches: Vec::new(),
             flag_sel: 0,
             live: None,
+            marker: None,
+            cognitive: Vec::new(),
         }
     }
 }
@@ -114,9 +124,35 @@ impl Viewer {
         self.matches.clear();
         self.flag_sel = 0;
         self.layer = 0;
+        self.recount_cognitive();
         if self.colour == ColourBy::Expert && !self.view.as_ref().is_some_and(RunView::is_moe) {
             self.colour = ColourBy::Logprob;
         }
+    }
+
+    /// The nPMI of every expert with the chosen marker over the run shown (empty when off).
+    fn recount_cognitive(&mut self) {
+        self.cognitive.clear();
+        let (Some(m), Some(v)) = (self.marker, self.view.as_ref()) else { return };
+        let routing: Vec<(u32, crate::trace::Routing)> = v
+            .routing
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| Some((i as u32, r.clone()?)))
+            .collect();
+        let mut counts = Counts::default();
+        counts.add(&routing, &mask(&v.steps, &v.flags, m));
+        self.cognitive = counts.associations();
+    }
+
+    /// The highlighted experts of `layer`: the chosen marker's top 3 with positive nPMI.
+    pub fn cognitive_of(&self, layer: usize) -> Vec<(u16, f64)> {
+        self.cognitive
+            .iter()
+            .filter(|a| usize::from(a.layer) == layer && a.npmi > 0.0 && a.marked > 0)
+            .take(3)
+            .map(|a| (a.expert, a.npmi))
+            .collect()
     }
 
     /// The id of the run shown.
@@ -154,6 +190,22 @@ impl Viewer {
                     None => return Effect::Message("no more low-confidence tokens".into()),
                 }
             }
+            Action::NextFork | Action::PrevFork => {
+                let fwd = action == Action::NextFork;
+                let forks = &v.dynamics.forks;
+                let at = if fwd {
+                    forks.iter().find(|&&i| i > self.cursor)
+                } else {
+                    forks.iter().rev().find(|&&i| i < self.cursor)
+                };
+                match at {
+                    Some(&i) => self.move_to(i, h),
+                    None if forks.is_empty() => {
+                        return Effect::Message("no forking tokens in this run".into())
+                    }
+                    None => return Effect::Message("no more forking tokens".into()),
+                }
+            }
             Action::Search => return Effect::Prompt(String::new()),
             Action::SearchNext => return self.jump_match(true, h),
             Action::SearchPrev => return self.jump_match(false, h),
@@ -162,7 +214,8 @@ impl Viewer {
                     ColourBy::Logprob => ColourBy::Entropy,
                     ColourBy::Entropy if v.is_moe() => ColourBy::Expert,
                     ColourBy::Entropy | ColourBy::Expert => ColourBy::Syntax,
-                    ColourBy::Syntax => ColourBy::Logprob,
+                    ColourBy::Syntax => ColourBy::Confidence,
+                    ColourBy::Confidence => ColourBy::Logprob,
                 };
             }
             Action::NextLayer if v.layers > 0 => self.layer = (self.layer + 1) % v.layers,
@@ -171,6 +224,19 @@ impl Viewer {
             }
             Action::Mark => {
                 self.mark = if self.mark.is_some() { None } else { Some(self.cursor) };
+            }
+            Action::CycleMarker if v.is_moe() => {
+                self.marker = match self.marker {
+                    None => Some(Marker::Think),
+                    Some(Marker::Think) => Some(Marker::Backtrack),
+                    Some(Marker::Backtrack) => Some(Marker::LanguageSwitch),
+                    Some(Marker::LanguageSwitch) => None,
+                };
+                self.recount_cognitive();
+                return Effect::Message(match self.marker {
+                    Some(m) => format!("cognitive experts of '{}' highlighted", m.as_str()),
+                    None => "cognitive experts: off".into(),
+                });
             }
             Action::DeleteAnnotation => return self.delete_at_cursor(),
             _ => {}
@@ -425,6 +491,7 @@ impl Viewer {
                     _ => RunStatus::Complete,
                 };
                 v.rehighlight(syntax);
+                v.resegment();
                 return Some(match stop {
                     StopReason::User => "run cancelled: its steps so far are kept".to_string(),
                     _ => format!("run finished: {}", stop.as_str()),

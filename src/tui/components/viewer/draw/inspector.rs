@@ -16,7 +16,7 @@ use super::trace::{entropy_key, logprob_key};
 use crate::export::annotate::span_text;
 use crate::trace::UNKNOWN_TOKEN;
 use crate::tui::components::ctx::Ctx;
-use crate::tui::components::viewer::Viewer;
+use crate::tui::components::viewer::{ColourBy, Viewer};
 use crate::tui::components::widgets::fit;
 use crate::tui::provenance;
 use crate::tui::run_view::RunView;
@@ -108,6 +108,29 @@ fn lines(vw: &Viewer, area: Rect, cx: &Ctx) -> Option<(Vec<Line<'static>>, usize
             Span::styled(format!("{:.1} ms", s.t_us as f64 / 1000.0), text),
         ]),
     ];
+    if let Some(v) = vw.view.as_ref() {
+        let d = &v.dynamics;
+        let fork = d.is_fork(vw.cursor) && vw.colour != ColourBy::Logprob;
+        if fork || vw.colour == ColourBy::Confidence {
+            let c = d.conf.get(vw.cursor).copied().flatten();
+            // The group whose window ends here (a run shorter than the window: its only one).
+            let g = d
+                .groups
+                .binary_search_by_key(&vw.cursor, |(i, _)| *i)
+                .ok()
+                .map(|j| d.groups[j].1)
+                .or_else(|| (d.groups.len() == 1).then(|| d.groups[0].1));
+            let f = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |x| format!("{x:.2}"));
+            let mut spans = vec![
+                Span::styled("conf   ", dim),
+                Span::styled(format!("C {} · group {}", f(c), f(g)), text),
+            ];
+            if fork {
+                spans.push(Span::styled("  ◇ fork", t.get("ui.warning")));
+            }
+            lines.push(Line::from(spans));
+        }
+    }
     if let Some(n) = vw.note_at_cursor().and_then(|i| vw.view.as_ref()?.notes.get(i)) {
         let first = n.text.lines().next().unwrap_or("");
         lines.push(Line::from(vec![

@@ -1,6 +1,7 @@
 //! The routing screen for MoE runs: a layer × selected-experts grid for the token under
 //! the cursor with gate weights as heat, and expert usage (chosen layer) over the marked span
-//! or the whole run. May import the viewer, `run_view`, `components::widgets` and `theme`.
+//! or the whole run; with a marker chosen (`c`), the experts most associated with it (nPMI,
+//! `analysis::experts`) are underlined and listed per layer. May import the viewer, `run_view`, `components::widgets` and `theme`.
 
 use std::collections::HashMap;
 
@@ -43,6 +44,10 @@ pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
     // Servers return expert ids only: no weights are made up for them.
     let ids_only = route.is_some_and(|r| r.layers.iter().all(|l| l.weights.is_none()));
     let note = if ids_only { "· expert ids only, weights unknown " } else { "" };
+    let note = match vw.marker {
+        Some(m) => format!("{note}· ★ nPMI with '{}' (c) ", m.as_str()),
+        None => note.to_string(),
+    };
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(t.get("ui.border.focus"))
@@ -59,9 +64,11 @@ pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
             format!("{}L{li:<3} ", if li == vw.layer { "▸" } else { " " }),
             if li == vw.layer { t.get("ui.help.key") } else { t.get("ui.dim") },
         )];
+        let cognitive = vw.cognitive_of(li);
         match route.and_then(|r| r.layers.iter().find(|l| usize::from(l.layer) == li)) {
             Some(l) => {
                 for (k, e) in l.experts.iter().enumerate() {
+                    let hot = cognitive.iter().any(|(x, _)| x == e);
                     let w = l.weights.as_ref().and_then(|w| w.get(k)).copied();
                     let st = match w {
                         Some(w) => t.get(&format!("expert.heat.{}", heat(w))),
@@ -71,11 +78,21 @@ pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
                         Some(w) => format!("{e:>3}:{w:.2} "),
                         None => format!("{e:>3}      "),
                     };
-                    spans.push(Span::styled(
-                        cell,
-                        st.patch(t.get("ui.cursor"))
-                            .remove_modifier(ratatui::style::Modifier::BOLD),
-                    ));
+                    let mut st = st
+                        .patch(t.get("ui.cursor"))
+                        .remove_modifier(ratatui::style::Modifier::BOLD);
+                    if hot {
+                        // A cognitive expert of the chosen marker.
+                        st = st.add_modifier(
+                            ratatui::style::Modifier::UNDERLINED | ratatui::style::Modifier::BOLD,
+                        );
+                    }
+                    spans.push(Span::styled(cell, st));
+                }
+                if !cognitive.is_empty() {
+                    let list: Vec<String> =
+                        cognitive.iter().map(|(e, n)| format!("e{e} {n:.2}")).collect();
+                    spans.push(Span::styled(format!(" ★ {}", list.join(" ")), t.get("ui.dim")));
                 }
             }
             None => spans.push(Span::styled("—", t.get("ui.dim"))),

@@ -88,6 +88,11 @@ impl Layout<'_> {
                     st = st.patch(t.get(&format!("expert.id.{}", e % 8)));
                 }
             }
+            ColourBy::Confidence => {
+                if let Some(c) = self.v.dynamics.conf.get(i).copied().flatten() {
+                    st = st.patch(t.get(confidence_key(c, &self.v.dynamics.quantiles)));
+                }
+            }
             ColourBy::Syntax => {}
         }
         // Flagged tokens: underlined in their flag's colour.
@@ -282,6 +287,19 @@ fn lay_out<'a>(
     (lay, skip)
 }
 
+/// The theme key of a token confidence against the run's 10th, 25th and 50th percentiles.
+pub fn confidence_key(c: f64, q: &[f64; 3]) -> &'static str {
+    if c < q[0] {
+        "token.logprob.verylow"
+    } else if c < q[1] {
+        "token.logprob.low"
+    } else if c < q[2] {
+        "token.logprob.mid"
+    } else {
+        "token.logprob.high"
+    }
+}
+
 /// The colour legend under the trace: what the colours of the current colouring mean, then
 /// the styles of a flagged token, a search match, the visual selection and a note.
 pub fn legend(colour: ColourBy, layer: usize, t: &Theme) -> Line<'static> {
@@ -300,6 +318,12 @@ pub fn legend(colour: ColourBy, layer: usize, t: &Theme) -> Line<'static> {
             ("<1.5", "token.entropy.mid"),
             ("<3", "token.entropy.high"),
             ("≥3", "token.entropy.veryhigh"),
+        ],
+        ColourBy::Confidence => &[
+            ("C≥p50", "token.logprob.high"),
+            ("≥p25", "token.logprob.mid"),
+            ("≥p10", "token.logprob.low"),
+            ("<p10", "token.logprob.verylow"),
         ],
         ColourBy::Expert | ColourBy::Syntax => &[],
     };

@@ -57,6 +57,19 @@ pub fn variant_rows(r: &Report) -> Vec<(String, Vec<String>)> {
             r.variants.iter().map(|v| num(v.mean(key), digits)).collect(),
         ));
     }
+    let vote = |v: &Option<(String, f64)>| match v {
+        Some((answer, share)) => {
+            let cut: String = answer.chars().take(24).collect();
+            let cut = if cut.len() < answer.len() { format!("{cut}…") } else { cut };
+            format!("{cut} ({:.0}%)", 100.0 * share)
+        }
+        None => "-".into(),
+    };
+    rows.push(("majority vote".into(), r.variants.iter().map(|v| vote(&v.majority)).collect()));
+    rows.push((
+        "confidence-weighted vote".into(),
+        r.variants.iter().map(|v| vote(&v.weighted)).collect(),
+    ));
     rows.push((
         "answers".to_string(),
         r.variants

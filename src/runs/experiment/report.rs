@@ -12,6 +12,7 @@ use super::runner::{is_complete, shown_id};
 use super::spec::{Expect, Spec};
 use super::stats::{mcnemar_exact, mean_difference, mean_var, newcombe, Rate};
 use super::Result;
+use crate::analysis::confidence::{run_confidence, vote_weight, weighted_vote, VoteMeasure};
 use crate::analysis::integrity::Stated;
 use crate::analysis::AnalysisConfig;
 use crate::runs::resample::FinalAnswer;
@@ -38,6 +39,9 @@ pub struct Sample {
     pub mean_logprob: Option<f64>,
     /// Flag kinds with counts, most first (`flags_by_kind`).
     pub flags: Vec<(String, usize)>,
+    /// The run's weight in the confidence-weighted vote: DeepConf's bottom-10% group
+    /// confidence (0 when the run recorded no alternatives).
+    pub confidence: f64,
 }
 
 /// The binary outcomes the report counts, in table order: key, label.
@@ -98,6 +102,11 @@ pub struct VariantReport {
     /// Answers (shortened) with their counts, most first; equal answers are grouped as
     /// `FinalAnswer::changed` compares them.
     pub answers: Vec<(String, usize)>,
+    /// The plain majority vote: the most frequent answer and its share of the samples.
+    pub majority: Option<(String, f64)>,
+    /// DeepConf's confidence-weighted vote: each sample adds its bottom-10% group confidence
+    /// to its answer; the answer with the most weight and its share of the weight.
+    pub weighted: Option<(String, f64)>,
 }
 
 impl VariantReport {
@@ -218,8 +227,31 @@ pub fn sample(
         answer_tokens: a.stats.answer_tokens,
         mean_logprob: a.stats.mean_logprob,
         flags: a.stats.flags_by_kind.clone(),
+        confidence: vote_weight(&run_confidence(&a.steps, &cfg.deepconf), VoteMeasure::Bottom10),
     };
     Ok((s, answer))
+}
+
+/// The plain and the confidence-weighted majority votes over one variant's samples; answers
+/// that agree (`FinalAnswer::changed`) vote together.
+type Votes = (Option<(String, f64)>, Option<(String, f64)>);
+
+fn votes(samples: &[Sample], answers: &[FinalAnswer]) -> Votes {
+    // Each answer's group: the index of the first answer it agrees with.
+    let group: Vec<usize> = answers
+        .iter()
+        .enumerate()
+        .map(|(i, a)| answers[..i].iter().position(|r| !r.changed(a)).unwrap_or(i))
+        .collect();
+    let plain: Vec<(usize, f64)> = group.iter().map(|&g| (g, 1.0)).collect();
+    let weighted: Vec<(usize, f64)> =
+        group.iter().zip(samples).map(|(&g, s)| (g, s.confidence)).collect();
+    let total_weight: f64 = weighted.iter().map(|(_, w)| w).sum();
+    let shown = |v: Option<(usize, f64)>| v.map(|(i, share)| (answers[i].short(), share));
+    (
+        shown(weighted_vote(&plain)),
+        if total_weight > 0.0 { shown(weighted_vote(&weighted)) } else { None },
+    )
 }
 
 /// Groups answers that agree, most frequent first (ties in order of appearance).
@@ -234,6 +266,10 @@ fn distribution(answers: &[FinalAnswer]) -> Vec<(String, usize)> {
     let mut out: Vec<(String, usize)> = reps.into_iter().map(|(_, s, n)| (s, n)).collect();
     out.sort_by_key(|g| std::cmp::Reverse(g.1));
     out
+}
+
+fn vote_json(v: &Option<(String, f64)>) -> Value {
+    v.as_ref().map_or(Value::Null, |(answer, share)| json!({"answer": answer, "share": share}))
 }
 
 /// Compares `b` with the first variant `a`.
@@ -310,11 +346,14 @@ impl Report {
                 samples.push(s);
                 answers.push(answer);
             }
+            let (majority, weighted) = votes(&samples, &answers);
             variants.push(VariantReport {
                 name: var.name.clone(),
                 samples,
                 planned: spec.samples,
                 answers: distribution(&answers),
+                majority,
+                weighted,
             });
         }
         let comparisons = match variants.split_first() {
@@ -352,6 +391,8 @@ impl Report {
                 "mean_think_tokens": num(v.mean("mean_think_tokens")),
                 "mean_answer_tokens": num(v.mean("mean_answer_tokens")),
                 "mean_logprob": num(v.mean("mean_logprob")),
+                "majority_vote": vote_json(&v.majority),
+                "confidence_weighted_vote": vote_json(&v.weighted),
             });
             for &(key, _) in RATES {
                 let rate = v.rate(key);

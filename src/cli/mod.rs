@@ -38,6 +38,7 @@ mod record;
 mod record_remote;
 mod replay;
 mod resample;
+mod score;
 mod rm;
 mod run;
 mod serve;
@@ -122,6 +123,9 @@ pub enum Command {
     Fork(fork::ForkArgs),
     /// Sample N continuations from a step of a run and count how often the answer changes.
     Resample(resample::ResampleArgs),
+    /// Score a run's text under a local model (teacher forcing, one chunked prefill) and record
+    /// that model's view as a child run: logprob, entropy, top-k and routing of every token.
+    Score(score::ScoreArgs),
     /// Import a JSONL export (all or nothing, under new ids).
     Import(import::ImportArgs),
     /// A run's flags: language switches, low confidence, loops, backtracks, think integrity.
@@ -273,6 +277,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Export(args)) => export::run(&args, cli.store.as_deref()),
         Some(Command::Fork(args)) => fork::run(&args, cli.store.as_deref(), cli.offline),
         Some(Command::Resample(args)) => resample::run(&args, cli.store.as_deref(), cli.offline),
+        Some(Command::Score(args)) => score::run(&args, cli.store.as_deref(), cli.offline),
         Some(Command::Import(args)) => import::run(&args, cli.store.as_deref()),
         Some(Command::Flags(args)) => flags::run(&args, cli.store.as_deref()),
         Some(Command::Stats(args)) => stats::run(&args, cli.store.as_deref()),
@@ -309,6 +314,7 @@ fn for_each_path(cmd: &mut Command, f: &mut dyn FnMut(&mut std::path::PathBuf)) 
         Command::Record(a) => a.gen.for_each_path(f),
         Command::Fork(a) => a.replay.for_each_path(f),
         Command::Resample(a) => a.replay.for_each_path(f),
+        Command::Score(a) => a.for_each_path(f),
         Command::Store(store_cmd::StoreCommand::Salvage { to }) => f(to),
         _ => {}
     }

@@ -11,6 +11,7 @@ pub mod kernels;
 pub mod models;
 pub mod rope;
 pub mod sampler;
+pub mod score;
 pub mod source;
 pub mod synth;
 pub mod template;

@@ -5,6 +5,7 @@
 //! - `replay`: a recorded run as the parent of new runs (fork, edit and re-run): the model
 //!   check and the child runs in its session.
 //! - `resample`: N continuations from a point of a run and how often the final answer changed.
+//! - `score`: a run's text scored under a local model (teacher forcing), stored as a child run.
 //! - `remote`: recording one run from an OpenAI-compatible server into the store.
 //!
 //! Used by `cli` and `tui`; never imports them. Below it: `engine`, `remote`, `analysis`,
@@ -14,3 +15,4 @@ pub mod analysis;
 pub mod remote;
 pub mod replay;
 pub mod resample;
+pub mod score;

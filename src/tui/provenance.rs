@@ -20,6 +20,10 @@ pub fn rows(run: &Run) -> Vec<(&'static str, String)> {
     match &run.source {
         RunSource::Embedded => Vec::new(),
         RunSource::Imported => vec![("source", "imported".into())],
+        RunSource::Scored { tokens, .. } => vec![
+            ("source", format!("scored by {}", clean(&run.model.name))),
+            ("tokens", tokens.as_str().to_string()),
+        ],
         RunSource::Remote { endpoint, server } => {
             let mut v = vec![
                 ("endpoint", clean(endpoint)),

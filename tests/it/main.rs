@@ -19,6 +19,7 @@ mod moe_info;
 mod moe_reference;
 mod moe_routing;
 mod reference_smollm2;
+mod score;
 mod remote_llama;
 mod store;
 mod store_salvage;

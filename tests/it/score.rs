@@ -1,0 +1,259 @@
+//! `thinkdbg score`: teacher-forced scoring must be exact. A greedy run recorded by thinkdbg
+//! on a tiny F32 model (dense and MoE), scored under the same model in chunks, has the same
+//! tokens, the same logprobs (within 1e-4), the same top-k ids and the same routing; the CLI
+//! stores the scored run as a `scored` child that survives a JSONL round trip; a run scored
+//! under another model of the same vocabulary lines up token for token; and a greedy decode
+//! made by llama.cpp (an OpenAI-format fixture) scores to llama.cpp's own numbers.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use candle_core::quantized::GgmlDType;
+use thinkdbg::engine::generate::{Prompt, RunRequest};
+use thinkdbg::engine::score::{ScoreInput, ScoreRequest};
+use thinkdbg::engine::synth::{self, Dims, SynthSpec};
+use thinkdbg::engine::{Engine, LoadOptions};
+use thinkdbg::record::Event;
+use thinkdbg::store::Store;
+use thinkdbg::trace::{
+    Message, Routing, RoutingDetail, RunSource, SamplerSpec, ScoredTokens, Step, StopReason,
+};
+
+use crate::common::{output, run_id, thinkdbg, write_tiny, Tiny};
+
+fn load(path: &Path) -> Engine {
+    Engine::load(path, &LoadOptions::default(), &mut |_, _| {}).unwrap()
+}
+
+/// Steps and their routing from a recorder's events.
+fn steps_of(events: Vec<Event>) -> (Vec<Step>, Vec<Option<Routing>>, Vec<Routing>) {
+    let (mut steps, mut routes, mut prompt) = (Vec::new(), Vec::new(), Vec::new());
+    for e in events {
+        match e {
+            Event::Step { step, routing } => {
+                steps.push(step);
+                routes.push(routing);
+            }
+            Event::PromptRouting(r) => prompt = r,
+            _ => {}
+        }
+    }
+    (steps, routes, prompt)
+}
+
+fn greedy(engine: &mut Engine, prompt: &Prompt, n: usize) -> Vec<Event> {
+    let req = RunRequest {
+        prompt: prompt.clone(),
+        sampler: SamplerSpec { max_tokens: n, ignore_eos: true, ..SamplerSpec::default() },
+        top_logprobs: 5,
+        forced: Vec::new(),
+        forced_text: None,
+        routing: RoutingDetail::Selected,
+        prompt_routing: true,
+    };
+    let mut events = Vec::new();
+    engine.generate(&req, &mut events, &AtomicBool::new(false)).unwrap();
+    events
+}
+
+fn score_request(engine: &Engine, prompt: &Prompt, steps: &[Step], chunk: usize) -> ScoreRequest {
+    ScoreRequest {
+        prompt: prompt.clone(),
+        steps: steps
+            .iter()
+            .map(|s| ScoreInput { token_id: s.token_id, text: s.text.clone(), phase: s.phase })
+            .collect(),
+        fingerprint: engine.info.fingerprint.clone(),
+        top_logprobs: 5,
+        routing: RoutingDetail::Selected,
+        chunk,
+        stop: StopReason::MaxTokens,
+    }
+}
+
+/// Asserts that `scored` is `run` as the same model sees it: tokens, logprobs, entropy, top ids
+/// and routing.
+fn assert_same(name: &str, run: &[Step], scored: &[Step], tol: f32) {
+    assert_eq!(run.len(), scored.len(), "{name}: step count");
+    for (a, b) in run.iter().zip(scored) {
+        let i = a.index;
+        assert_eq!(a.token_id, b.token_id, "{name}: token at step {i}");
+        assert_eq!(a.text, b.text, "{name}: text at step {i}");
+        assert_eq!(a.phase, b.phase, "{name}: phase at step {i}");
+        assert!((a.logprob - b.logprob).abs() < tol, "{name} step {i}: {} vs {}", a.logprob, b.logprob);
+        assert!((a.entropy - b.entropy).abs() < tol, "{name} step {i}: entropy");
+        let ids = |s: &Step| s.top.iter().map(|t| t.id).collect::<Vec<_>>();
+        assert_eq!(ids(a), ids(b), "{name}: top-k ids at step {i}");
+        for (x, y) in a.top.iter().zip(&b.top) {
+            assert!((x.logprob - y.logprob).abs() < tol, "{name} step {i}: top logprob");
+        }
+    }
+}
+
+fn check_model(name: &str, path: &Path, prompt: Prompt, n: usize) {
+    let mut engine = load(path);
+    let (run, run_routes, run_prompt_routes) = steps_of(greedy(&mut engine, &prompt, n));
+    assert_eq!(run.len(), n, "{name}");
+    // Chunks that split the prompt, the output and the prompt/output boundary unevenly.
+    for chunk in [5, 256] {
+        let req = score_request(&engine, &prompt, &run, chunk);
+        let plan = engine.plan_score(&req).unwrap();
+        assert_eq!(plan.tokens, ScoredTokens::ParentIds, "{name}");
+        let mut events = Vec::new();
+        let summary = engine.score(&req, &plan, &mut events, &AtomicBool::new(false)).unwrap();
+        assert_eq!(summary.timings.generated_tokens as usize, n);
+        let (scored, routes, prompt_routes) = steps_of(events);
+        assert_same(&format!("{name} chunk {chunk}"), &run, &scored, 1e-4);
+        assert_eq!(routes.len(), run_routes.len());
+        for (i, (a, b)) in run_routes.iter().zip(&routes).enumerate() {
+            let experts = |r: &Option<Routing>| {
+                r.as_ref().map(|r| r.layers.iter().map(|l| l.experts.clone()).collect::<Vec<_>>())
+            };
+            assert_eq!(experts(a), experts(b), "{name} chunk {chunk}: routing of step {i}");
+        }
+        assert_eq!(prompt_routes.len(), run_prompt_routes.len(), "{name}: prompt routing");
+    }
+}
+
+fn user(text: &str) -> Prompt {
+    Prompt::Chat(vec![Message::new("user", text)])
+}
+
+#[test]
+fn scoring_a_greedy_run_under_its_own_model_gives_its_numbers_back() {
+    let dir = tempfile::tempdir().unwrap();
+    for tiny in [Tiny::llama(), Tiny::qwen3()] {
+        let path = write_tiny(dir.path(), &tiny);
+        check_model(tiny.arch, &path, user("the answer is"), 24);
+    }
+    for (arch, seed) in [("qwen3moe", 1), ("deepseek2", 1)] {
+        let path = dir.path().join(format!("{arch}.gguf"));
+        let dims = Dims::named(arch, "tiny").unwrap();
+        synth::write(&SynthSpec { dims, quant: GgmlDType::F32, seed }, &path).unwrap();
+        check_model(arch, &path, Prompt::Raw("<|im_start|>user\nthe answer is".into()), 24);
+    }
+}
+
+#[test]
+fn text_without_ids_is_scored_by_token_text_or_retokenized() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_tiny(dir.path(), &Tiny::qwen3());
+    let mut engine = load(&path);
+    let prompt = user("the answer is");
+    let (run, _, _) = steps_of(greedy(&mut engine, &prompt, 16));
+    // A server trace of the same model: texts, no ids, no fingerprint.
+    let mut req = score_request(&engine, &prompt, &run, 7);
+    req.fingerprint.clear();
+    for s in &mut req.steps {
+        s.token_id = thinkdbg::trace::UNKNOWN_TOKEN;
+    }
+    let plan = engine.plan_score(&req).unwrap();
+    let one_each = run.iter().all(|s| !s.text.is_empty());
+    if one_each {
+        assert_eq!(plan.tokens, ScoredTokens::TokenTexts);
+        let mut events = Vec::new();
+        engine.score(&req, &plan, &mut events, &AtomicBool::new(false)).unwrap();
+        assert_same("by text", &run, &steps_of(events).0, 1e-4);
+    }
+    // Steps that are not tokens (words of a server that streams by word): retokenized, and
+    // every scored token maps back to the step holding its first character.
+    let text: String = run.iter().map(|s| s.text.as_str()).collect();
+    let words: Vec<ScoreInput> = text
+        .split_inclusive(' ')
+        .map(|w| ScoreInput { token_id: u32::MAX, text: w.into(), phase: run[0].phase })
+        .collect();
+    req.steps = words.clone();
+    let plan = engine.plan_score(&req).unwrap();
+    if words.len() < run.len() {
+        assert_eq!(plan.tokens, ScoredTokens::Retokenized);
+        assert_eq!(plan.parent_steps.len(), plan.ids.len());
+        assert!(plan.parent_steps.windows(2).all(|w| w[0] <= w[1]), "{:?}", plan.parent_steps);
+        assert_eq!(*plan.parent_steps.last().unwrap() as usize, words.len() - 1);
+        let mut events = Vec::new();
+        engine.score(&req, &plan, &mut events, &AtomicBool::new(false)).unwrap();
+        let scored = steps_of(events).0;
+        let back: String = scored.iter().map(|s| s.text.as_str()).collect();
+        assert_eq!(back, text);
+        assert!(scored.iter().all(|s| s.logprob.is_finite() && s.logprob <= 0.0));
+    }
+}
+
+fn open_store(dir: &Path) -> Store {
+    Store::open(&dir.join("store")).unwrap()
+}
+
+#[test]
+fn score_cli_records_a_scored_child_that_round_trips_through_jsonl() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = write_tiny(d, &Tiny::qwen3());
+    let rec = crate::common::record(d, &model, &["-n", "20", "--ignore-eos", "--top-logprobs", "5"], "hi");
+    let (out, err) = output(thinkdbg(d).args(["score", &rec.id, "--model"]).arg(&model).args(["--chunk", "6"]));
+    let scored_id = out.lines().last().unwrap().to_string();
+    assert!(err.contains("the parent's token ids"), "{err}");
+    assert!(out.contains("least likely under the model"), "{out}");
+    let session = {
+        let store = open_store(d);
+        let parent = store.run(run_id(&rec.id)).unwrap().unwrap();
+        let run = store.run(run_id(&scored_id)).unwrap().unwrap();
+        assert_eq!(run.parent, Some((parent.id, 0)));
+        assert!(run.is_scored());
+        assert_eq!(run.forced_step(), None);
+        assert_eq!(run.label.as_deref(), Some(format!("scored by {}", parent.model.name).as_str()));
+        let a = store.steps(parent.id).unwrap().steps;
+        let b = store.steps(run.id).unwrap().steps;
+        assert_same("cli", &a, &b, 1e-4);
+        assert_eq!(run.prompt_tokens, parent.prompt_tokens);
+        parent.session.to_string()
+    };
+    // ls shows it; export and re-import keep the relation.
+    let ls = output(thinkdbg(d).arg("ls")).0;
+    assert!(ls.contains(&scored_id), "{ls}");
+    let file = d.join("s.jsonl");
+    output(thinkdbg(d).args(["export", &session, "--format", "jsonl", "-o"]).arg(&file));
+    let jsonl = std::fs::read_to_string(&file).unwrap();
+    assert!(jsonl.contains("\"scored\""), "the export names the relation");
+    let d2 = d.join("other");
+    std::fs::create_dir_all(&d2).unwrap();
+    output(thinkdbg(&d2).arg("import").arg(&file));
+    let store = open_store(&d2);
+    let runs: Vec<_> = store.runs().unwrap();
+    let scored = runs.iter().find(|r| r.is_scored()).expect("the scored run was imported");
+    let parent = runs.iter().find(|r| !r.is_scored()).unwrap();
+    assert_eq!(scored.parent, Some((parent.id, 0)));
+    assert!(matches!(scored.source, RunSource::Scored { tokens: ScoredTokens::ParentIds, .. }));
+}
+
+#[test]
+fn score_cli_cross_model_and_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let a = write_tiny(d, &Tiny::qwen3());
+    let b_dir = d.join("b");
+    std::fs::create_dir_all(&b_dir).unwrap();
+    let b = write_tiny(&b_dir, &Tiny::llama());
+    let rec = crate::common::record(d, &a, &["-n", "12", "--ignore-eos"], "hi");
+    // Another model with the same vocabulary: its view of the same tokens, one for one.
+    let (out, err) = output(thinkdbg(d).args(["score", &rec.id, "--label", "B's view", "--model"]).arg(&b));
+    let id = out.lines().last().unwrap().to_string();
+    let store = open_store(d);
+    let run = store.run(run_id(&id)).unwrap().unwrap();
+    assert_eq!(run.label.as_deref(), Some("B's view"));
+    assert_eq!(run.model.arch, "llama");
+    let parent = store.steps(run_id(&rec.id)).unwrap().steps;
+    let steps = store.steps(run.id).unwrap().steps;
+    assert!(err.contains("tokens ("), "{err}");
+    let text = |s: &[Step]| s.iter().map(|s| s.text.clone()).collect::<String>();
+    assert_eq!(text(&steps), text(&parent));
+    assert!(steps.iter().all(|s| s.logprob.is_finite()));
+    assert!(steps.iter().zip(&parent).any(|(x, y)| (x.logprob - y.logprob).abs() > 1e-3));
+    drop(store);
+    // Bad input: an unknown run, a session id, a zero chunk.
+    let fail = |args: &[&str]| {
+        let out = thinkdbg(d).args(args).arg("--model").arg(&a).output().unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    assert!(fail(&["score", "r999999"]).contains("'r999999'"));
+    assert!(fail(&["score", &rec.id, "--chunk", "0"]).contains("'--chunk'"));
+}

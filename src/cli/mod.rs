@@ -23,6 +23,7 @@ mod bench;
 mod bench_decode;
 mod bench_remote;
 mod bench_render;
+mod bench_score;
 mod diff;
 mod export;
 mod flags;

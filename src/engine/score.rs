@@ -312,6 +312,22 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Prefills `ids` from position 0, `chunk` tokens per forward pass, computing only the
+    /// logits after each chunk's last token (the engine's plain prefill, for benchmarks).
+    pub fn prefill(&mut self, ids: &[u32], chunk: usize) -> Result<()> {
+        let context = self.model.context_length();
+        if ids.len() > context {
+            return Err(Error::PromptTooLong { prompt: ids.len(), context });
+        }
+        self.model.truncate_cache(0);
+        for (i, part) in ids.chunks(chunk.max(1)).enumerate() {
+            self.model.forward(part, i * chunk.max(1))?;
+        }
+        Ok(())
+    }
+}
+
 /// The input step piece `i` lines up with: its own, or for an inserted tag the next step
 /// (the last one when the tag ends the text).
 fn owner(pieces: &[(String, Option<u32>)], i: usize) -> u32 {

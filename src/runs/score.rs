@@ -14,7 +14,7 @@ use crate::engine::{Engine, RunSummary};
 use crate::record::{Event, Recorder, Tee};
 use crate::runs::replay::{Error, Parent, Result};
 use crate::store::{writer, Store, Target};
-use crate::trace::{RoutingDetail, RunId, RunSource, StopReason};
+use crate::trace::{RoutingDetail, Run, RunId, RunSource, RunStatus, ScoredTokens, StopReason};
 
 /// How to score.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,7 +95,7 @@ pub fn request(parent: &Parent, opts: &ScoreOptions) -> Result<ScoreRequest> {
 
 /// Scores `parent` on `engine` (on the engine's thread): plans the token sequence, creates the
 /// child run in the parent's session, records every step into the store (and to `watch`, a
-/// UI's recorder, when given) and brings its analysis up to date.
+/// UI's recorder, when given). Nothing is stored when the plan fails (bad input).
 pub fn score(
     engine: &mut Engine,
     store: &Arc<Store>,
@@ -106,10 +106,57 @@ pub fn score(
 ) -> Result<Scored> {
     let req = request(parent, opts)?;
     let plan = engine.plan_score(&req)?;
-    let label = opts.label.clone().unwrap_or_else(|| format!("scored by {}", engine.info.name));
-    let mut sampler = parent.run.sampler.clone();
-    sampler.max_tokens = plan.ids.len();
-    let mut run = parent.child(store, 0, label, sampler)?;
+    let run = child(store, parent, opts)?;
+    record(engine, store, run, &req, plan, watch, cancel)
+}
+
+/// The scored run, created in the parent's session before the model is at hand (a UI shows it
+/// at once); `score_child` fills it.
+pub fn child(store: &Store, parent: &Parent, opts: &ScoreOptions) -> Result<Run> {
+    let label = opts.label.clone().unwrap_or_else(|| "scored".into());
+    let mut run = parent.child(store, 0, label, parent.run.sampler.clone())?;
+    run.source = RunSource::Scored { tokens: ScoredTokens::ParentIds, parent_steps: Vec::new() };
+    store.put_run(&run)?;
+    Ok(run)
+}
+
+/// Scores `parent` into `run` (made by `child`); a plan that fails marks it failed.
+pub fn score_child(
+    engine: &mut Engine,
+    store: &Arc<Store>,
+    mut run: Run,
+    parent: &Parent,
+    opts: &ScoreOptions,
+    mut watch: Option<Box<dyn Recorder>>,
+    cancel: &AtomicBool,
+) -> Result<Scored> {
+    let planned = request(parent, opts).and_then(|req| Ok((engine.plan_score(&req)?, req)));
+    match planned {
+        Ok((plan, req)) => record(engine, store, run, &req, plan, watch, cancel),
+        Err(e) => {
+            run.status = RunStatus::Failed(e.to_string());
+            store.put_run(&run)?;
+            if let Some(w) = watch.as_mut() {
+                w.record(Event::Failed(e.to_string()));
+            }
+            Err(e)
+        }
+    }
+}
+
+fn record(
+    engine: &mut Engine,
+    store: &Arc<Store>,
+    mut run: Run,
+    req: &ScoreRequest,
+    plan: ScorePlan,
+    watch: Option<Box<dyn Recorder>>,
+    cancel: &AtomicBool,
+) -> Result<Scored> {
+    if run.label.as_deref().is_none_or(|l| l == "scored") {
+        run.label = Some(format!("scored by {}", engine.info.name));
+    }
+    run.sampler.max_tokens = plan.ids.len();
     run.source = RunSource::Scored { tokens: plan.tokens, parent_steps: plan.parent_steps.clone() };
     run.model = engine.info.clone();
     let id = run.id;
@@ -123,7 +170,7 @@ pub fn score(
         load_ms: engine.load_ms,
         warnings: engine.warnings.clone(),
     });
-    let outcome = engine.score(&req, &plan, recorder.as_mut(), cancel);
+    let outcome = engine.score(req, &plan, recorder.as_mut(), cancel);
     if let Err(e) = &outcome {
         recorder.record(Event::Failed(e.to_string()));
     }

@@ -329,6 +329,7 @@ impl App {
             | Action::CancelRun
             | Action::ExportDialog
             | Action::ResamplePanel
+            | Action::Score
             | Action::ScreenCompare => self.update_loop(action),
             Action::Note | Action::UserFlag | Action::Resample
                 if matches!(self.screen, Screen::Trace | Screen::Routing) =>
@@ -454,6 +455,15 @@ impl App {
                     self.overlay = Some(Overlay::Export(ExportDialog::new(v.run.id)));
                 }
                 _ => self.message = "no run to export".into(),
+            },
+            Action::Score => match &self.viewer.view {
+                Some(v) if self.store.is_some() => {
+                    let id = v.run.id;
+                    if let Err(e) = self.start_score(id) {
+                        self.message = format!("could not score '{id}': {e}");
+                    }
+                }
+                _ => self.message = "no run to score".into(),
             },
             _ => {}
         }

@@ -82,7 +82,7 @@ pub fn run(args: &ScoreArgs, store_flag: Option<&Path>, offline: bool) -> Result
     let (done_tx, done_rx) = mpsc::channel();
     let store2 = Arc::clone(&store);
     let parent2 = parent.clone();
-    worker.submit_call(Box::new(move |engine| {
+    worker.submit_call(Box::new(move |engine: std::result::Result<&mut crate::engine::Engine, String>| {
         let result = match engine {
             Ok(engine) => score::score(
                 engine,

@@ -221,7 +221,7 @@ impl Jobs {
         let cancel = Arc::new(AtomicBool::new(false));
         let (done_tx, done_rx) = mpsc::channel();
         let (store, flag, ui) = (store.clone(), cancel.clone(), self.recorder(id));
-        self.worker()?.submit_call(Box::new(move |engine| {
+        self.worker()?.submit_call(Box::new(move |engine: std::result::Result<&mut crate::engine::Engine, String>| {
             let result = match engine {
                 Ok(engine) => {
                     score::score_child(engine, &store, run, &parent, &opts, Some(Box::new(ui)), &flag)

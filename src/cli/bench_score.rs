@@ -97,7 +97,8 @@ fn llama_cpp(
         return Err(format!("the script failed: {last}"));
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().rev().find(|l| l.starts_with('{')).ok_or("the script printed no JSON")?;
+    let line =
+        text.lines().rev().find(|l| l.starts_with('{')).ok_or("the script printed no JSON")?;
     serde_json::from_str(line).map_err(|e| format!("unreadable script output: {e}"))
 }
 
@@ -111,7 +112,10 @@ fn measure(args: &ScoreBenchArgs, offline: bool) -> Result<serde_json::Value> {
     let path = ModelSource::parse(args.model.as_deref())?.resolve(offline)?;
     let mut engine = Engine::load(&path, &LoadOptions::default(), &mut |_, _| {})
         .with_context(|| format!("loading '{}'", path.display()))?;
-    let prompt = Prompt::Chat(vec![Message::new("user", "How long after the first train does the second one arrive?")]);
+    let prompt = Prompt::Chat(vec![Message::new(
+        "user",
+        "How long after the first train does the second one arrive?",
+    )]);
     let (_, prompt_ids) = engine.prepare(&prompt)?;
     let n = args.tokens as usize;
     if prompt_ids.len() + n > engine.context_length() {

@@ -82,21 +82,23 @@ pub fn run(args: &ScoreArgs, store_flag: Option<&Path>, offline: bool) -> Result
     let (done_tx, done_rx) = mpsc::channel();
     let store2 = Arc::clone(&store);
     let parent2 = parent.clone();
-    worker.submit_call(Box::new(move |engine: std::result::Result<&mut crate::engine::Engine, String>| {
-        let result = match engine {
-            Ok(engine) => score::score(
-                engine,
-                &store2,
-                &parent2,
-                &opts,
-                Some(Box::new(watch_tx)),
-                &AtomicBool::new(false),
-            )
-            .map_err(|e| anyhow!(e)),
-            Err(msg) => Err(anyhow!(msg)),
-        };
-        let _ = done_tx.send(result);
-    }));
+    worker.submit_call(Box::new(
+        move |engine: std::result::Result<&mut crate::engine::Engine, String>| {
+            let result = match engine {
+                Ok(engine) => score::score(
+                    engine,
+                    &store2,
+                    &parent2,
+                    &opts,
+                    Some(Box::new(watch_tx)),
+                    &AtomicBool::new(false),
+                )
+                .map_err(|e| anyhow!(e)),
+                Err(msg) => Err(anyhow!(msg)),
+            };
+            let _ = done_tx.send(result);
+        },
+    ));
     for event in watch_rx {
         if let Event::Step { .. } = event {
             bar.inc(1);

@@ -60,7 +60,10 @@ pub fn run(args: &ShowArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
         s.seed,
         s.max_tokens_text()
     )?;
-    if let Some((parent, at)) = run.parent {
+    if let crate::trace::RunSource::Scored { tokens, .. } = &run.source {
+        let parent = run.parent.map_or("-".into(), |(p, _)| p.to_string());
+        writeln!(out, "scores run {parent}'s text: {}", tokens.as_str())?;
+    } else if let Some((parent, at)) = run.parent {
         let what = if forced == Some(at) { "forked" } else { "resampled" };
         writeln!(out, "parent {parent}, {what} at step {at}")?;
     }

@@ -17,8 +17,7 @@ use super::tokenizer::StreamDecoder;
 use super::Engine;
 use crate::record::{Event, Recorder};
 use crate::trace::{
-    Phase, Routing, RoutingDetail, ScoredTokens, Step, StopReason, Timings, TopToken,
-    UNKNOWN_TOKEN,
+    Phase, Routing, RoutingDetail, ScoredTokens, Step, StopReason, Timings, TopToken, UNKNOWN_TOKEN,
 };
 
 /// Tokens prefilled per forward pass when the caller does not say.

@@ -17,7 +17,7 @@ use crate::store::{writer, Store, Target};
 use crate::trace::{RoutingDetail, Run, RunId, RunSource, RunStatus, ScoredTokens, StopReason};
 
 /// How to score.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ScoreOptions {
     /// The scored run's label (default: `scored by MODEL`).
     pub label: Option<String>,
@@ -26,12 +26,6 @@ pub struct ScoreOptions {
     /// Tokens per forward pass (0: the engine's default).
     pub chunk: usize,
     pub routing: RoutingDetail,
-}
-
-impl Default for ScoreOptions {
-    fn default() -> Self {
-        ScoreOptions { label: None, top_logprobs: None, chunk: 0, routing: RoutingDetail::default() }
-    }
 }
 
 /// What a score produced.
@@ -175,9 +169,8 @@ fn record(
         recorder.record(Event::Failed(e.to_string()));
     }
     drop(recorder);
-    let written = handle
-        .join()
-        .map_err(|_| Error::Invalid("the store writer panicked".into()))??;
+    let written =
+        handle.join().map_err(|_| Error::Invalid("the store writer panicked".into()))??;
     let summary = outcome?;
     Ok(Scored { run: id, plan, summary, steps_written: written.steps_written })
 }

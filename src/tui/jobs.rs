@@ -221,27 +221,35 @@ impl Jobs {
         let cancel = Arc::new(AtomicBool::new(false));
         let (done_tx, done_rx) = mpsc::channel();
         let (store, flag, ui) = (store.clone(), cancel.clone(), self.recorder(id));
-        self.worker()?.submit_call(Box::new(move |engine: std::result::Result<&mut crate::engine::Engine, String>| {
-            let result = match engine {
-                Ok(engine) => {
-                    score::score_child(engine, &store, run, &parent, &opts, Some(Box::new(ui)), &flag)
-                        .map(|s| {
-                            format!(
-                                "run '{id}' scored {} tokens of '{parent_id}' ({}); C compares",
-                                s.steps_written,
-                                s.plan.tokens.as_str()
-                            )
-                        })
-                        .map_err(|e| e.to_string())
-                }
-                Err(msg) => {
-                    let mut ui = ui;
-                    ui.record(Event::Failed(msg.clone()));
-                    Err(msg)
-                }
-            };
-            let _ = done_tx.send(result);
-        }));
+        self.worker()?.submit_call(Box::new(
+            move |engine: std::result::Result<&mut crate::engine::Engine, String>| {
+                let result = match engine {
+                    Ok(engine) => score::score_child(
+                        engine,
+                        &store,
+                        run,
+                        &parent,
+                        &opts,
+                        Some(Box::new(ui)),
+                        &flag,
+                    )
+                    .map(|s| {
+                        format!(
+                            "run '{id}' scored {} tokens of '{parent_id}' ({}); C compares",
+                            s.steps_written,
+                            s.plan.tokens.as_str()
+                        )
+                    })
+                    .map_err(|e| e.to_string()),
+                    Err(msg) => {
+                        let mut ui = ui;
+                        ui.record(Event::Failed(msg.clone()));
+                        Err(msg)
+                    }
+                };
+                let _ = done_tx.send(result);
+            },
+        ));
         self.running.push(Running {
             run: id,
             parent: Some(parent_id),

@@ -80,7 +80,12 @@ fn assert_same(name: &str, run: &[Step], scored: &[Step], tol: f32) {
         assert_eq!(a.token_id, b.token_id, "{name}: token at step {i}");
         assert_eq!(a.text, b.text, "{name}: text at step {i}");
         assert_eq!(a.phase, b.phase, "{name}: phase at step {i}");
-        assert!((a.logprob - b.logprob).abs() < tol, "{name} step {i}: {} vs {}", a.logprob, b.logprob);
+        assert!(
+            (a.logprob - b.logprob).abs() < tol,
+            "{name} step {i}: {} vs {}",
+            a.logprob,
+            b.logprob
+        );
         assert!((a.entropy - b.entropy).abs() < tol, "{name} step {i}: entropy");
         let ids = |s: &Step| s.top.iter().map(|t| t.id).collect::<Vec<_>>();
         assert_eq!(ids(a), ids(b), "{name}: top-k ids at step {i}");
@@ -187,8 +192,14 @@ fn score_cli_records_a_scored_child_that_round_trips_through_jsonl() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let model = write_tiny(d, &Tiny::qwen3());
-    let rec = crate::common::record(d, &model, &["-n", "20", "--ignore-eos", "--top-logprobs", "5"], "hi");
-    let (out, err) = output(thinkdbg(d).args(["score", &rec.id, "--model"]).arg(&model).args(["--chunk", "6"]));
+    let rec = crate::common::record(
+        d,
+        &model,
+        &["-n", "20", "--ignore-eos", "--top-logprobs", "5"],
+        "hi",
+    );
+    let (out, err) =
+        output(thinkdbg(d).args(["score", &rec.id, "--model"]).arg(&model).args(["--chunk", "6"]));
     let scored_id = out.lines().last().unwrap().to_string();
     assert!(err.contains("the parent's token ids"), "{err}");
     assert!(out.contains("least likely under the model"), "{out}");
@@ -234,7 +245,8 @@ fn score_cli_cross_model_and_bad_input() {
     let b = write_tiny(&b_dir, &Tiny::llama());
     let rec = crate::common::record(d, &a, &["-n", "12", "--ignore-eos"], "hi");
     // Another model with the same vocabulary: its view of the same tokens, one for one.
-    let (out, err) = output(thinkdbg(d).args(["score", &rec.id, "--label", "B's view", "--model"]).arg(&b));
+    let (out, err) =
+        output(thinkdbg(d).args(["score", &rec.id, "--label", "B's view", "--model"]).arg(&b));
     let id = out.lines().last().unwrap().to_string();
     let store = open_store(d);
     let run = store.run(run_id(&id)).unwrap().unwrap();
@@ -285,7 +297,9 @@ fn a_llama_cpp_greedy_decode_scores_to_llama_cpps_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let model = d.join("model.gguf");
-    output(thinkdbg(d).args(["model", "synth"]).args(&fx.thinkdbg.synth_args).arg("--out").arg(&model));
+    output(
+        thinkdbg(d).args(["model", "synth"]).args(&fx.thinkdbg.synth_args).arg("--out").arg(&model),
+    );
     let sha = {
         use sha2::Digest;
         format!("{:x}", sha2::Sha256::digest(std::fs::read(&model).unwrap()))

@@ -16,7 +16,7 @@ use thinkdbg::engine::{Engine, LoadOptions};
 use thinkdbg::record::Event;
 use thinkdbg::store::Store;
 use thinkdbg::trace::{
-    Message, Routing, RoutingDetail, RunSource, SamplerSpec, ScoredTokens, Step, StopReason,
+    Message, Phase, Routing, RoutingDetail, RunSource, SamplerSpec, ScoredTokens, Step, StopReason,
 };
 
 use crate::common::{output, run_id, thinkdbg, write_tiny, Tiny};
@@ -145,7 +145,26 @@ fn text_without_ids_is_scored_by_token_text_or_retokenized() {
     let path = write_tiny(dir.path(), &Tiny::qwen3());
     let mut engine = load(&path);
     let prompt = user("the answer is");
-    let (run, _, _) = steps_of(greedy(&mut engine, &prompt, 16));
+    // A run of whole-character tokens (forced, so the model's numbers for them are recorded).
+    let text = " the answer is 42, because six times seven is forty-two.";
+    let forced = engine.tokenizer().encode(text).unwrap();
+    let req = RunRequest {
+        prompt: prompt.clone(),
+        sampler: SamplerSpec {
+            max_tokens: forced.len(),
+            ignore_eos: true,
+            ..SamplerSpec::default()
+        },
+        top_logprobs: 5,
+        forced: forced.clone(),
+        forced_text: None,
+        routing: RoutingDetail::Selected,
+        prompt_routing: true,
+    };
+    let mut events = Vec::new();
+    engine.generate(&req, &mut events, &AtomicBool::new(false)).unwrap();
+    let (run, _, _) = steps_of(events);
+    assert_eq!(run.iter().map(|s| s.token_id).collect::<Vec<_>>(), forced);
     // A server trace of the same model: texts, no ids, no fingerprint.
     let mut req = score_request(&engine, &prompt, &run, 7);
     req.fingerprint.clear();
@@ -153,34 +172,61 @@ fn text_without_ids_is_scored_by_token_text_or_retokenized() {
         s.token_id = thinkdbg::trace::UNKNOWN_TOKEN;
     }
     let plan = engine.plan_score(&req).unwrap();
-    let one_each = run.iter().all(|s| !s.text.is_empty());
-    if one_each {
-        assert_eq!(plan.tokens, ScoredTokens::TokenTexts);
-        let mut events = Vec::new();
-        engine.score(&req, &plan, &mut events, &AtomicBool::new(false)).unwrap();
-        assert_same("by text", &run, &steps_of(events).0, 1e-4);
-    }
-    // Steps that are not tokens (words of a server that streams by word): retokenized, and
-    // every scored token maps back to the step holding its first character.
-    let text: String = run.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(plan.tokens, ScoredTokens::TokenTexts);
+    assert!(plan.parent_steps.is_empty());
+    let mut events = Vec::new();
+    engine.score(&req, &plan, &mut events, &AtomicBool::new(false)).unwrap();
+    assert_same("by text", &run, &steps_of(events).0, 1e-4);
+    // A step that is no single token (a server that streams words): the model's own
+    // tokenization, each token mapped back to the step holding its first character.
     let words: Vec<ScoreInput> = text
         .split_inclusive(' ')
         .map(|w| ScoreInput { token_id: u32::MAX, text: w.into(), phase: run[0].phase })
         .collect();
     req.steps = words.clone();
     let plan = engine.plan_score(&req).unwrap();
-    if words.len() < run.len() {
-        assert_eq!(plan.tokens, ScoredTokens::Retokenized);
-        assert_eq!(plan.parent_steps.len(), plan.ids.len());
-        assert!(plan.parent_steps.windows(2).all(|w| w[0] <= w[1]), "{:?}", plan.parent_steps);
-        assert_eq!(*plan.parent_steps.last().unwrap() as usize, words.len() - 1);
-        let mut events = Vec::new();
-        engine.score(&req, &plan, &mut events, &AtomicBool::new(false)).unwrap();
-        let scored = steps_of(events).0;
-        let back: String = scored.iter().map(|s| s.text.as_str()).collect();
-        assert_eq!(back, text);
-        assert!(scored.iter().all(|s| s.logprob.is_finite() && s.logprob <= 0.0));
+    assert_eq!(plan.tokens, ScoredTokens::Retokenized);
+    assert_eq!(plan.ids, forced, "the same text tokenizes the same");
+    assert_eq!(plan.parent_steps.len(), plan.ids.len());
+    assert!(plan.parent_steps.windows(2).all(|w| w[0] <= w[1]), "{:?}", plan.parent_steps);
+    assert_eq!(plan.parent_steps[0], 0);
+    assert_eq!(*plan.parent_steps.last().unwrap() as usize, words.len() - 1);
+    let mut events = Vec::new();
+    engine.score(&req, &plan, &mut events, &AtomicBool::new(false)).unwrap();
+    let scored = steps_of(events).0;
+    // Every scored token starts inside the word it is mapped to.
+    let mut offset = 0;
+    let starts: Vec<usize> = words
+        .iter()
+        .map(|w| {
+            let s = offset;
+            offset += w.text.len();
+            s
+        })
+        .collect();
+    let mut at = 0;
+    for (s, &p) in scored.iter().zip(&plan.parent_steps) {
+        let p = p as usize;
+        assert!(starts[p] <= at && at < starts[p] + words[p].text.len(), "step {}", s.index);
+        at += s.text.len();
     }
+    assert_same("retokenized", &run, &scored, 1e-4);
+    // Reasoning recorded without tags (a server's reasoning_content) gets the tags the
+    // template expects; the prompt here opens <think>, so only the closing one is added.
+    let mut tagged = words.clone();
+    tagged.last_mut().unwrap().phase = Phase::Answer;
+    for w in &mut tagged[..words.len() - 1] {
+        w.phase = Phase::Think;
+    }
+    req.steps = tagged;
+    let plan = engine.plan_score(&req).unwrap();
+    let back: String = plan
+        .ids
+        .iter()
+        .map(|&i| String::from_utf8_lossy(engine.tokenizer().token_bytes(i)))
+        .collect();
+    let close = back.find("\n</think>\n\n").expect("a closing tag was inserted");
+    assert!(back[close..].ends_with("\n</think>\n\nforty-two."), "{back:?}");
 }
 
 fn open_store(dir: &Path) -> Store {
@@ -273,6 +319,22 @@ fn score_cli_cross_model_and_bad_input() {
     assert!(fail(&["score", &rec.id, "--chunk", "0"]).contains("'--chunk'"));
 }
 
+/// llama.cpp's alternatives at a step are among ours with the same logprob (within 1e-4) and
+/// the same text. llama-cpp-python keys them by text, giving every lone byte of a character
+/// the same empty text (one entry for all of them): such an entry must match one of our
+/// alternatives that is no whole character (shown as `\xNN`).
+fn check_alternatives(i: u32, ours: &[thinkdbg::trace::TopToken], theirs: &[serde_json::Value]) {
+    for t in theirs {
+        let text = t["token"].as_str().unwrap();
+        let lp = t["logprob"].as_f64().unwrap() as f32;
+        let found = ours.iter().any(|o| {
+            (o.logprob - lp).abs() < 1e-4
+                && if text.is_empty() { o.text.contains("\\x") } else { o.text == text }
+        });
+        assert!(found, "step {i}: llama.cpp's alternative {text:?} ({lp}) is not among {ours:?}");
+    }
+}
+
 #[derive(serde::Deserialize)]
 struct Reference {
     response: serde_json::Value,
@@ -307,7 +369,9 @@ fn a_llama_cpp_greedy_decode_scores_to_llama_cpps_numbers() {
     assert_eq!(sha, fx.thinkdbg.sha256, "the regenerated model differs from the fixture's");
     let (out, _) = output(thinkdbg(d).args(["import", "--format", "openai", fixture]));
     let imported = out.lines().last().unwrap().trim().to_string();
-    let (out, err) = output(thinkdbg(d).args(["score", &imported, "--model"]).arg(&model));
+    let (out, err) = output(
+        thinkdbg(d).args(["score", &imported, "--top-logprobs", "10", "--model"]).arg(&model),
+    );
     assert!(err.contains("the parent's tokens, by their text"), "{err}");
     let scored = out.lines().last().unwrap().to_string();
     let store = open_store(d);
@@ -319,13 +383,63 @@ fn a_llama_cpp_greedy_decode_scores_to_llama_cpps_numbers() {
         assert_eq!(s.text, c["token"].as_str().unwrap(), "text at step {i}");
         let want = c["logprob"].as_f64().unwrap() as f32;
         assert!((s.logprob - want).abs() < 1e-4, "step {i}: {} vs llama.cpp {want}", s.logprob);
-        let tops: Vec<&str> = c["top_logprobs"]
-            .as_array()
-            .unwrap()
+        check_alternatives(i, &s.top, c["top_logprobs"].as_array().unwrap());
+    }
+}
+
+/// The same fixture without the importer: its steps (texts, no ids) scored by the engine
+/// under the regenerated model must give llama.cpp's numbers, token for token by text.
+#[test]
+fn a_llama_cpp_trace_scored_by_the_engine_matches_llama_cpp() {
+    let text = std::fs::read_to_string("tests/fixtures/score/llama_cpp_greedy.json").unwrap();
+    let fx: Reference = serde_json::from_str(&text).unwrap();
+    let request: serde_json::Value =
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()["request"].clone();
+    let messages: Vec<Message> = serde_json::from_value(request["messages"].clone()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.gguf");
+    let arg = |k: &str| {
+        let i = fx.thinkdbg.synth_args.iter().position(|a| a == k).unwrap();
+        fx.thinkdbg.synth_args[i + 1].clone()
+    };
+    let dims = Dims::named(&arg("--arch"), &arg("--shape")).unwrap();
+    assert_eq!(arg("--quant"), "f32");
+    let spec = SynthSpec { dims, quant: GgmlDType::F32, seed: arg("--seed").parse().unwrap() };
+    synth::write(&spec, &model).unwrap();
+    let sha = {
+        use sha2::Digest;
+        format!("{:x}", sha2::Sha256::digest(std::fs::read(&model).unwrap()))
+    };
+    assert_eq!(sha, fx.thinkdbg.sha256, "the regenerated model differs from the fixture's");
+    let content = fx.response["choices"][0]["logprobs"]["content"].as_array().unwrap().clone();
+    let mut engine = load(&model);
+    let req = ScoreRequest {
+        prompt: Prompt::Chat(messages),
+        steps: content
             .iter()
-            .map(|t| t["token"].as_str().unwrap())
-            .collect();
-        let ours: Vec<&str> = s.top.iter().take(tops.len()).map(|t| t.text.as_str()).collect();
-        assert_eq!(ours, tops, "top-k at step {i}");
+            .map(|c| ScoreInput {
+                token_id: thinkdbg::trace::UNKNOWN_TOKEN,
+                text: c["token"].as_str().unwrap().to_string(),
+                phase: thinkdbg::trace::Phase::Answer,
+            })
+            .collect(),
+        fingerprint: String::new(),
+        top_logprobs: 10,
+        routing: RoutingDetail::Selected,
+        chunk: 5,
+        stop: StopReason::MaxTokens,
+    };
+    let plan = engine.plan_score(&req).unwrap();
+    assert_eq!(plan.tokens, ScoredTokens::TokenTexts);
+    let mut events = Vec::new();
+    engine.score(&req, &plan, &mut events, &AtomicBool::new(false)).unwrap();
+    let steps = steps_of(events).0;
+    assert_eq!(steps.len(), content.len());
+    for (s, c) in steps.iter().zip(&content) {
+        let i = s.index;
+        assert_eq!(s.text, c["token"].as_str().unwrap(), "text at step {i}");
+        let want = c["logprob"].as_f64().unwrap() as f32;
+        assert!((s.logprob - want).abs() < 1e-4, "step {i}: {} vs llama.cpp {want}", s.logprob);
+        check_alternatives(i, &s.top, c["top_logprobs"].as_array().unwrap());
     }
 }

@@ -443,3 +443,54 @@ fn a_llama_cpp_trace_scored_by_the_engine_matches_llama_cpp() {
         check_alternatives(i, &s.top, c["top_logprobs"].as_array().unwrap());
     }
 }
+
+/// `S` in the terminal UI scores the run on screen with the UI's model: a scored child that
+/// the UI follows while it streams, then `C` compares it with its parent, marking where the
+/// scoring model would have chosen another token.
+#[test]
+fn the_tui_scores_the_run_on_screen_and_compares_it() {
+    use std::sync::Arc;
+    use thinkdbg::tui::components::Screen;
+    use thinkdbg::tui::jobs::ModelChoice;
+    use thinkdbg::tui::Action;
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let a = write_tiny(d, &Tiny::qwen3());
+    let b_dir = d.join("b");
+    std::fs::create_dir_all(&b_dir).unwrap();
+    let b = write_tiny(&b_dir, &Tiny::llama());
+    let rec = crate::common::record(d, &a, &["-n", "16", "--ignore-eos"], "hi");
+    let store = Arc::new(Store::open(&d.join("store")).unwrap());
+    let mut app = crate::common::tui::app_with(Some(store.clone()));
+    // Scored under another model than the one that recorded it.
+    app.jobs.model = ModelChoice { spec: Some(b.to_str().unwrap().into()), offline: true };
+    let parent = run_id(&rec.id);
+    assert_eq!(app.viewer.view.as_ref().unwrap().run.id, parent);
+    app.update(Action::Score);
+    let scored = app.viewer.live.expect("the scored run is followed");
+    assert!(app.message.contains("scoring"), "{}", app.message);
+    crate::common::tui::pump(&mut app, std::time::Duration::from_secs(300));
+    assert!(app.message.contains(&format!("run '{scored}' scored")), "{}", app.message);
+    let run = store.run(scored).unwrap().unwrap();
+    assert!(run.is_scored());
+    assert_eq!(run.parent, Some((parent, 0)));
+    assert_eq!(run.model.arch, "llama");
+    assert_eq!(run.status, thinkdbg::trace::RunStatus::Complete);
+    let steps = store.steps(scored).unwrap().steps;
+    assert!(!steps.is_empty() && steps.iter().all(|s| s.logprob.is_finite()));
+    let view = app.viewer.view.as_ref().unwrap();
+    assert_eq!(view.run.label, run.label, "the view was re-read when the score ended");
+    app.update(Action::Compare);
+    assert_eq!(app.screen, Screen::Compare, "{}", app.message);
+    let c = app.compare.as_ref().unwrap();
+    assert_eq!((c.a.run.id, c.b.run.id), (parent, scored));
+    for (i, s) in c.b.steps.iter().enumerate() {
+        let disagrees = s.top.first().is_some_and(|t| t.id != s.token_id);
+        assert!(!disagrees || c.diff_b[i], "step {i}: B's disagreement is marked");
+    }
+    // Nothing to score: a clear message, no run.
+    let mut empty = crate::common::tui::app_with(None);
+    empty.update(Action::Score);
+    assert_eq!(empty.message, "no run to score");
+}

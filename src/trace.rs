@@ -293,39 +293,7 @@ pub enum RunSource {
         server: RemoteInfo,
     },
     Imported,
-    /// A local model's view of its parent run's text (`thinkdbg score`): the parent's output
-    /// forced token by token, each step with that model's logprob, entropy, top-k and routing.
-    Scored {
-        /// Where the scored token sequence came from.
-        tokens: ScoredTokens,
-        /// For each step, the parent step holding its first character (a tag the scorer
-        /// inserted maps to the parent step it was inserted before); empty when the steps are
-        /// the parent's one for one.
-        #[serde(default)]
-        parent_steps: Vec<u32>,
-    },
-}
-
-/// How a scored run's tokens were chosen (see `RunSource::Scored`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ScoredTokens {
-    /// The parent's own token ids (same vocabulary fingerprint).
-    ParentIds,
-    /// Every parent step's text is one token of the scoring model's vocabulary.
-    TokenTexts,
-    /// The scoring model's tokenization of the parent's text.
-    Retokenized,
-}
-
-impl ScoredTokens {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ScoredTokens::ParentIds => "the parent's token ids",
-            ScoredTokens::TokenTexts => "the parent's tokens, by their text",
-            ScoredTokens::Retokenized => "the model's tokenization of the parent's text",
-        }
-    }
+    Scored(crate::record::Scored), // a local model's view of the parent's text: `thinkdbg score`
 }
 
 /// Provenance of a run recorded from a server: what it said it was and what it left out.
@@ -458,27 +426,8 @@ impl Run {
     /// `resample@…`) forces only the tokens before its fork step, so it has none.
     pub fn forced_step(&self) -> Option<u32> {
         let (_, at) = self.parent?;
-        if self.is_scored() {
-            return None;
-        }
         let resampled = self.label.as_deref().is_some_and(|l| l.starts_with("resample@"));
         (!resampled).then_some(at)
-    }
-
-    /// Whether this run scores its parent's text (`RunSource::Scored`).
-    pub fn is_scored(&self) -> bool {
-        matches!(self.source, RunSource::Scored { .. })
-    }
-
-    /// The parent step that scored step `i` lines up with: the same index unless the scorer
-    /// tokenized the text its own way (`RunSource::Scored::parent_steps`).
-    pub fn scored_parent_step(&self, i: u32) -> u32 {
-        match &self.source {
-            RunSource::Scored { parent_steps, .. } if !parent_steps.is_empty() => {
-                parent_steps.get(i as usize).or(parent_steps.last()).copied().unwrap_or(i)
-            }
-            _ => i,
-        }
     }
 
     /// A run about to be recorded by the embedded engine: status `Recording`, raw logprobs,

@@ -15,9 +15,9 @@ use super::generate::{PhaseTracker, Prompt, RunSummary};
 use super::sampler::RawStats;
 use super::tokenizer::StreamDecoder;
 use super::Engine;
-use crate::record::{Event, Recorder};
+use crate::record::{Event, Recorder, ScoredTokens};
 use crate::trace::{
-    Phase, Routing, RoutingDetail, ScoredTokens, Step, StopReason, Timings, TopToken, UNKNOWN_TOKEN,
+    Phase, Routing, RoutingDetail, Step, StopReason, Timings, TopToken, UNKNOWN_TOKEN,
 };
 
 /// Tokens prefilled per forward pass when the caller does not say.

@@ -79,7 +79,7 @@ pub fn settings_rows(run: &Run) -> Vec<(&'static str, String)> {
                 format!("remote {endpoint} (server model {})", server.model)
             }
             RunSource::Imported => "imported".into(),
-            RunSource::Scored { tokens, .. } => format!("scored ({})", tokens.as_str()),
+            RunSource::Scored(s) => format!("scored ({})", s.tokens.as_str()),
         },
     ));
     if let RunSource::Remote { server, .. } = &run.source {

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use crate::engine::generate::Prompt;
 use crate::engine::score::{ScoreInput, ScorePlan, ScoreRequest};
 use crate::engine::{Engine, RunSummary};
-use crate::record::{Event, Recorder, Tee};
+use crate::record::{Event, Recorder, Scored as ScoredBy, ScoredTokens, Tee};
 use crate::runs::replay::{Error, Parent, Result};
 use crate::store::{writer, Store, Target};
-use crate::trace::{RoutingDetail, Run, RunId, RunSource, RunStatus, ScoredTokens, StopReason};
+use crate::trace::{RoutingDetail, Run, RunId, RunSource, RunStatus, StopReason};
 
 /// How to score.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -109,7 +109,8 @@ pub fn score(
 pub fn child(store: &Store, parent: &Parent, opts: &ScoreOptions) -> Result<Run> {
     let label = opts.label.clone().unwrap_or_else(|| "scored".into());
     let mut run = parent.child(store, 0, label, parent.run.sampler.clone())?;
-    run.source = RunSource::Scored { tokens: ScoredTokens::ParentIds, parent_steps: Vec::new() };
+    run.source =
+        RunSource::Scored(ScoredBy { tokens: ScoredTokens::ParentIds, parent_steps: Vec::new() });
     store.put_run(&run)?;
     Ok(run)
 }
@@ -151,7 +152,10 @@ fn record(
         run.label = Some(format!("scored by {}", engine.info.name));
     }
     run.sampler.max_tokens = plan.ids.len();
-    run.source = RunSource::Scored { tokens: plan.tokens, parent_steps: plan.parent_steps.clone() };
+    run.source = RunSource::Scored(ScoredBy {
+        tokens: plan.tokens,
+        parent_steps: plan.parent_steps.clone(),
+    });
     run.model = engine.info.clone();
     let id = run.id;
     let (store_rec, handle) = writer::start(store.clone(), run)?;

@@ -20,9 +20,9 @@ pub fn rows(run: &Run) -> Vec<(&'static str, String)> {
     match &run.source {
         RunSource::Embedded => Vec::new(),
         RunSource::Imported => vec![("source", "imported".into())],
-        RunSource::Scored { tokens, .. } => vec![
+        RunSource::Scored(s) => vec![
             ("source", format!("scored by {}", clean(&run.model.name))),
-            ("tokens", tokens.as_str().to_string()),
+            ("tokens", s.tokens.as_str().to_string()),
         ],
         RunSource::Remote { endpoint, server } => {
             let mut v = vec![

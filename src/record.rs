@@ -8,7 +8,9 @@
 
 use std::sync::mpsc::Sender;
 
-use crate::trace::{ModelInfo, Phase, Routing, Step, StopReason, Timings};
+use serde::{Deserialize, Serialize};
+
+use crate::trace::{ModelInfo, Phase, Routing, Run, RunSource, Step, StopReason, Timings};
 
 /// What a producer reports about one run, in order: `Loading`/`Loaded` (embedded models only),
 /// `Started`, `PromptRouting` (MoE models), `Step`s, then exactly one of `Finished`, `Failed`
@@ -100,6 +102,65 @@ impl Recorder for Tee {
                 r.record(event.clone());
             }
             last.record(event);
+        }
+    }
+}
+
+/// How a scorer produced a run (`trace::RunSource::Scored`, `thinkdbg score`): a local model's
+/// view of its parent run's text, the parent's output forced token by token, each step with
+/// that model's logprob, entropy, top-k and routing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scored {
+    /// Where the scored token sequence came from.
+    pub tokens: ScoredTokens,
+    /// For each step, the parent step holding its first character (a tag the scorer inserted
+    /// maps to the parent step it was inserted before); empty when the steps are the parent's
+    /// one for one.
+    #[serde(default)]
+    pub parent_steps: Vec<u32>,
+}
+
+/// How a scored run's tokens were chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScoredTokens {
+    /// The parent's own token ids (same vocabulary fingerprint).
+    ParentIds,
+    /// Every parent step's text is one token of the scoring model's vocabulary.
+    TokenTexts,
+    /// The scoring model's tokenization of the parent's text.
+    Retokenized,
+}
+
+impl ScoredTokens {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScoredTokens::ParentIds => "the parent's token ids",
+            ScoredTokens::TokenTexts => "the parent's tokens, by their text",
+            ScoredTokens::Retokenized => "the model's tokenization of the parent's text",
+        }
+    }
+}
+
+impl Run {
+    /// How this run scores its parent's text, if it is a scored run.
+    pub fn scored(&self) -> Option<&Scored> {
+        match &self.source {
+            RunSource::Scored(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn is_scored(&self) -> bool {
+        self.scored().is_some()
+    }
+
+    /// The parent step that step `i` of a scored run lines up with: the same index unless the
+    /// scorer tokenized the text its own way (`Scored::parent_steps`).
+    pub fn scored_parent_step(&self, i: u32) -> u32 {
+        match self.scored().map(|s| &s.parent_steps) {
+            Some(p) if !p.is_empty() => p.get(i as usize).or(p.last()).copied().unwrap_or(i),
+            _ => i,
         }
     }
 }

@@ -310,6 +310,7 @@ pub enum RunSource {
         #[serde(default)]
         server: RemoteInfo,
     },
+    Scored(crate::record::Scored), // a local model's view of the parent's text: `thinkdbg score`
 }
 
 impl RunSource {
@@ -320,6 +321,7 @@ impl RunSource {
             RunSource::Remote { .. } => "remote",
             RunSource::Imported => "imported",
             RunSource::File { format, .. } => format,
+            RunSource::Scored(_) => "scored",
         }
     }
 }

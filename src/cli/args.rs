@@ -11,7 +11,7 @@ use crate::engine::source::ModelSource;
 use crate::engine::LoadOptions;
 use crate::trace::{Message, RoutingDetail, SamplerSpec};
 
-fn parse_routing(s: &str) -> Result<RoutingDetail> {
+pub(super) fn parse_routing(s: &str) -> Result<RoutingDetail> {
     Ok(match s {
         "off" => RoutingDetail::Off,
         "selected" => RoutingDetail::Selected,

@@ -37,6 +37,9 @@ pub struct BenchArgs {
 pub enum BenchPart {
     /// Decode and prefill tok/s of the engine, recording off and on (top-20 into a store).
     Decode(super::bench_decode::DecodeArgs),
+    /// Tokens per second of scoring a 4k-token trace, against the engine's prefill and
+    /// llama.cpp's prompt processing of the same tokens.
+    Score(super::bench_score::ScoreBenchArgs),
     /// Steps per second the store writer sustains, against sled's raw insert rate.
     Store {
         /// Steps to write.
@@ -344,6 +347,7 @@ const ALL_PARTS: &[&str] = &["decode", "store", "analysis", "diff", "render", "d
 fn run_part(part: &BenchPart, offline: bool) -> Result<serde_json::Value> {
     Ok(match part {
         BenchPart::Decode(decode) => super::bench_decode::run(decode, offline)?,
+        BenchPart::Score(a) => super::bench_score::run(a, offline)?,
         BenchPart::Store { steps, top, layers, experts, dir } => {
             let tmp = match dir {
                 Some(d) => tempfile::tempdir_in(d),

@@ -24,6 +24,7 @@ mod bench_decode;
 mod bench_dynamics;
 mod bench_remote;
 mod bench_render;
+mod bench_score;
 mod diff;
 mod experiment;
 mod experts;
@@ -46,6 +47,7 @@ mod replay;
 mod resample;
 mod rm;
 mod run;
+mod score;
 mod serve;
 mod show;
 mod stats;
@@ -128,6 +130,9 @@ pub enum Command {
     Fork(fork::ForkArgs),
     /// Sample N continuations from a step of a run and count how often the answer changes.
     Resample(resample::ResampleArgs),
+    /// Score a run's text under a local model (teacher forcing, one chunked prefill) and record
+    /// that model's view as a child run: logprob, entropy, top-k and routing of every token.
+    Score(score::ScoreArgs),
     /// Import a trace: a thinkdbg export, an OpenAI exchange, a captured SSE stream, a JSONL or
     /// Parquet dataset, a text file with <think> (all or nothing, under new ids).
     Import(import::ImportArgs),
@@ -290,6 +295,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Export(args)) => export::run(&args, cli.store.as_deref()),
         Some(Command::Fork(args)) => fork::run(&args, cli.store.as_deref(), cli.offline),
         Some(Command::Resample(args)) => resample::run(&args, cli.store.as_deref(), cli.offline),
+        Some(Command::Score(args)) => score::run(&args, cli.store.as_deref(), cli.offline),
         Some(Command::Import(args)) => import::run(&args, cli.store.as_deref()),
         Some(Command::Flags(args)) => flags::run(&args, cli.store.as_deref()),
         Some(Command::Stats(args)) => stats::run(&args, cli.store.as_deref()),
@@ -336,6 +342,7 @@ fn for_each_path(cmd: &mut Command, f: &mut dyn FnMut(&mut std::path::PathBuf)) 
         Command::Forks(a) => a.replay.for_each_path(f),
         Command::Probe(a) => a.for_each_path(f),
         Command::Lens(a) => a.for_each_path(f),
+        Command::Score(a) => a.for_each_path(f),
         Command::Store(store_cmd::StoreCommand::Salvage { to }) => f(to),
         Command::Experiment(a) => a.for_each_path(f),
         _ => {}

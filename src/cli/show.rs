@@ -54,7 +54,8 @@ pub fn run(args: &ShowArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
             writeln!(out, "not in the file: {}", for_terminal(&server.missing.join(", "), false))?;
         }
     }
-    let forced = run.forced_step();
+    // A scored run forces every token; none is marked.
+    let forced = if run.is_scored() { None } else { run.forced_step() };
     let s = &run.sampler;
     writeln!(
         out,
@@ -67,7 +68,10 @@ pub fn run(args: &ShowArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
         s.seed,
         s.max_tokens_text()
     )?;
-    if let Some((parent, at)) = run.parent {
+    if let Some(s) = run.scored() {
+        let parent = run.parent.map_or("-".into(), |(p, _)| p.to_string());
+        writeln!(out, "scores run {parent}'s text: {}", s.tokens.as_str())?;
+    } else if let Some((parent, at)) = run.parent {
         let what = if forced == Some(at) { "forked" } else { "resampled" };
         writeln!(out, "parent {parent}, {what} at step {at}")?;
     }

@@ -14,6 +14,7 @@ pub mod models;
 pub mod probe;
 pub mod rope;
 pub mod sampler;
+pub mod score;
 pub mod source;
 pub mod synth;
 pub mod template;

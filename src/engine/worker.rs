@@ -22,9 +22,19 @@ struct Job {
     done: Sender<Result<RunSummary>>,
 }
 
+/// Work run on the engine thread with the loaded engine (`Err` with the load error's message
+/// when loading failed): what is neither a plain generation nor worth its own job type, such
+/// as scoring a recorded run.
+pub type Call = Box<dyn FnOnce(std::result::Result<&mut Engine, String>) + Send>;
+
+enum Work {
+    Run(Job),
+    Call(Call),
+}
+
 /// A model loaded on its own thread, running one job at a time in submission order.
 pub struct EngineWorker {
-    jobs: Option<Sender<Job>>,
+    jobs: Option<Sender<Work>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -75,7 +85,7 @@ impl EngineWorker {
         mut load_recorder: Box<dyn Recorder>,
     ) -> Result<EngineWorker> {
         let dev = device()?;
-        let (tx, rx) = mpsc::channel::<Job>();
+        let (tx, rx) = mpsc::channel::<Work>();
         let thread = std::thread::Builder::new()
             .name("thinkdbg-engine".into())
             .spawn(move || {
@@ -83,16 +93,24 @@ impl EngineWorker {
                     Ok(mut engine) => {
                         load_recorder.record(loaded(&engine));
                         drop(load_recorder);
-                        for job in rx {
-                            run_job(&mut engine, job);
+                        for work in rx {
+                            match work {
+                                Work::Run(job) => run_job(&mut engine, job),
+                                Work::Call(call) => call(Ok(&mut engine)),
+                            }
                         }
                     }
                     Err(e) => {
                         let msg = e.to_string();
                         load_recorder.record(Event::Failed(msg.clone()));
-                        for mut job in rx {
-                            job.recorder.record(Event::Failed(msg.clone()));
-                            let _ = job.done.send(Err(Error::Worker(msg.clone())));
+                        for work in rx {
+                            match work {
+                                Work::Run(mut job) => {
+                                    job.recorder.record(Event::Failed(msg.clone()));
+                                    let _ = job.done.send(Err(Error::Worker(msg.clone())));
+                                }
+                                Work::Call(call) => call(Err(msg.clone())),
+                            }
                         }
                     }
                 })
@@ -112,7 +130,7 @@ impl EngineWorker {
         let job = Job { request, recorder, cancel, done };
         match &self.jobs {
             Some(jobs) => {
-                if let Err(mpsc::SendError(mut job)) = jobs.send(job) {
+                if let Err(mpsc::SendError(Work::Run(mut job))) = jobs.send(Work::Run(job)) {
                     let msg = "the engine thread has stopped".to_string();
                     job.recorder.record(Event::Failed(msg.clone()));
                     let _ = job.done.send(Err(Error::Worker(msg)));
@@ -123,6 +141,18 @@ impl EngineWorker {
             }
         }
         outcome
+    }
+
+    /// Queues `call`, run on the engine thread after the jobs before it.
+    pub fn submit_call(&self, call: Call) {
+        match &self.jobs {
+            Some(jobs) => {
+                if let Err(mpsc::SendError(Work::Call(call))) = jobs.send(Work::Call(call)) {
+                    call(Err("the engine thread has stopped".into()));
+                }
+            }
+            None => call(Err("the engine worker was shut down".into())),
+        }
     }
 
     /// Lets queued jobs finish, then ends the thread.

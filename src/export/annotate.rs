@@ -89,6 +89,7 @@ pub fn settings_rows(run: &Run) -> Vec<(&'static str, String)> {
                 }
                 s
             }
+            RunSource::Scored(s) => format!("scored ({})", s.tokens.as_str()),
         },
     ));
     if let RunSource::File { server, .. } = &run.source {

@@ -8,6 +8,7 @@
 //! - `forks`: continuations from the alternatives of a run's forking tokens, ranked.
 //! - `probe`: the answer-now probe (when did the answer settle?), kept beside the run.
 //! - `experts`: cognitive experts (nPMI of expert and marker) over stored runs.
+//! - `score`: a run's text scored under a local model (teacher forcing), stored as a child run.
 //! - `remote`: recording one run from an OpenAI-compatible server into the store.
 //! - `experiment`: prompt variants sampled N times each, stored, resumed and reported.
 //! - `import`: other tools' traces (OpenAI exchanges, captured streams, datasets in JSONL or
@@ -25,3 +26,4 @@ pub mod probe;
 pub mod remote;
 pub mod replay;
 pub mod resample;
+pub mod score;

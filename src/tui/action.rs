@@ -66,6 +66,8 @@ pub enum Action {
     Undo,
     Resample,
     ResamplePanel,
+    /// Scores the run's text with the model (teacher forcing) into a child run.
+    Score,
     /// Turns mouse capture off (the terminal selects text) or on.
     ToggleMouse,
     /// Not bindable: the terminal's new size.
@@ -177,6 +179,7 @@ pub const ACTIONS: &[(Action, &str, &str)] = &[
     (Action::ToggleMouse, "toggle_mouse", "Mouse on / off (off: the terminal selects text)"),
     (Action::Resample, "resample", "Resample N continuations from the reasoning step"),
     (Action::ResamplePanel, "resample_panel", "Show the last resample's panel"),
+    (Action::Score, "score", "Score this run's text with the model (its view of every token)"),
 ];
 
 impl Action {

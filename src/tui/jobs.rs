@@ -21,6 +21,7 @@ use crate::record::{Event, Recorder, Tee};
 use crate::remote::RemoteRequest;
 use crate::runs::remote::{self as remote_run, Endpoint, Recorded};
 use crate::runs::replay::Parent;
+use crate::runs::score::{self, ScoreOptions};
 use crate::store::writer::{self, WriterOutcome};
 use crate::store::Store;
 use crate::trace::{Run, RunId};
@@ -59,6 +60,8 @@ enum Finish {
     Writer(JoinHandle<crate::store::Result<WriterOutcome>>),
     /// A remote recording: what to tell the user.
     Remote(JoinHandle<std::result::Result<String, String>>),
+    /// A score on the engine thread: what to tell the user, once its writer has flushed.
+    Score(Receiver<std::result::Result<String, String>>),
 }
 
 /// One run in flight.
@@ -66,7 +69,8 @@ pub struct Running {
     pub run: RunId,
     /// The run it re-runs (none for a run recorded from the command line).
     pub parent: Option<RunId>,
-    /// Recorded from a server endpoint (shown as such; its view is re-read when it ends).
+    /// Recorded from a server endpoint, or a score (its view is re-read when it ends: the
+    /// provenance is stored last).
     pub remote: bool,
     cancel: Arc<AtomicBool>,
     finish: Option<Finish>,
@@ -190,6 +194,72 @@ impl Jobs {
         Ok(id)
     }
 
+    /// The engine worker, started (the model loading) if no run has started it yet.
+    fn worker(&mut self) -> Result<&EngineWorker> {
+        if self.worker.is_none() {
+            let path = self.path()?;
+            self.loading = Some((0, 1));
+            let rec = UiRecorder { run: None, tx: self.tx.clone() };
+            let w = EngineWorker::start(path, LoadOptions::default(), Box::new(rec))
+                .map_err(|e| Error::Job(e.to_string()))?;
+            self.worker = Some(w);
+        }
+        self.worker.as_ref().ok_or_else(|| Error::Job("the engine did not start".into()))
+    }
+
+    /// Scores `parent`'s text with the model into `run` (made by `runs::score::child`): any
+    /// run, whichever model or server recorded it.
+    pub fn start_score(
+        &mut self,
+        store: &Arc<Store>,
+        parent: Parent,
+        run: Run,
+        opts: ScoreOptions,
+    ) -> Result<RunId> {
+        let id = run.id;
+        let parent_id = parent.run.id;
+        let cancel = Arc::new(AtomicBool::new(false));
+        let (done_tx, done_rx) = mpsc::channel();
+        let (store, flag, ui) = (store.clone(), cancel.clone(), self.recorder(id));
+        self.worker()?.submit_call(Box::new(
+            move |engine: std::result::Result<&mut crate::engine::Engine, String>| {
+                let result = match engine {
+                    Ok(engine) => score::score_child(
+                        engine,
+                        &store,
+                        run,
+                        &parent,
+                        &opts,
+                        Some(Box::new(ui)),
+                        &flag,
+                    )
+                    .map(|s| {
+                        format!(
+                            "run '{id}' scored {} tokens of '{parent_id}' ({}); C compares",
+                            s.steps_written,
+                            s.plan.tokens.as_str()
+                        )
+                    })
+                    .map_err(|e| e.to_string()),
+                    Err(msg) => {
+                        let mut ui = ui;
+                        ui.record(Event::Failed(msg.clone()));
+                        Err(msg)
+                    }
+                };
+                let _ = done_tx.send(result);
+            },
+        ));
+        self.running.push(Running {
+            run: id,
+            parent: Some(parent_id),
+            remote: true,
+            cancel,
+            finish: Some(Finish::Score(done_rx)),
+        });
+        Ok(id)
+    }
+
     /// Starts recording `run` (a child of `parent`, already in the store's session) from the
     /// server `endpoint` on its own thread. The API key is read from the environment now and
     /// lives only in that thread.
@@ -280,6 +350,10 @@ impl Jobs {
                 Ok(res) => res.map(|m| Ended { remote_summary: Some(m) }).map_err(Error::Job),
                 Err(_) => Err(Error::Job("the recording thread panicked".into())),
             },
+            Some(Finish::Score(rx)) => match rx.recv() {
+                Ok(res) => res.map(|m| Ended { remote_summary: Some(m) }).map_err(Error::Job),
+                Err(_) => Err(Error::Job("the engine stopped while scoring".into())),
+            },
             None => Err(Error::Job("no writer".into())),
         };
         Some((r, outcome))
@@ -296,6 +370,9 @@ impl Jobs {
             match r.finish.take() {
                 Some(Finish::Writer(w)) => {
                     let _ = w.join();
+                }
+                Some(Finish::Score(rx)) => {
+                    let _ = rx.recv_timeout(Duration::from_secs(3));
                 }
                 Some(Finish::Remote(h)) => {
                     while !h.is_finished() && Instant::now() < deadline {

@@ -46,6 +46,10 @@ pub fn rows(run: &Run) -> Vec<(&'static str, String)> {
             }
             v
         }
+        RunSource::Scored(s) => vec![
+            ("source", format!("scored by {}", clean(&run.model.name))),
+            ("tokens", s.tokens.as_str().to_string()),
+        ],
         RunSource::Remote { endpoint, server } => {
             let mut v = vec![
                 ("endpoint", clean(endpoint)),

@@ -23,6 +23,7 @@ mod moe_reference;
 mod moe_routing;
 mod reference_smollm2;
 mod remote_llama;
+mod score;
 mod store;
 mod store_salvage;
 mod tokenizer_reference;

@@ -69,6 +69,9 @@ pub struct Deepseek2 {
     probe: MoeProbe,
     /// The logit lens's residual capture.
     lens: super::LensCapture,
+    /// Final hidden states of the last forward call, kept while `forward_each` runs.
+    keep_hidden: bool,
+    hidden: Option<Tensor>,
 }
 
 impl Deepseek2 {
@@ -209,6 +212,8 @@ impl Deepseek2 {
             device: device.clone(),
             probe: MoeProbe::default(),
             lens: super::LensCapture::default(),
+            keep_hidden: false,
+            hidden: None,
         })
     }
 
@@ -341,9 +346,27 @@ impl Model for Deepseek2 {
         self.blocks = blocks;
         self.probe = probe;
         let x = result?;
+        if self.keep_hidden {
+            self.hidden = Some(x.clone());
+        }
         let last = x.narrow(1, t - 1, 1)?.contiguous()?;
         let h = candle_nn::ops::rms_norm(&last, &self.output_norm, self.eps)?;
         Ok(self.output.forward(&h)?.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
+    }
+
+    fn forward_each(
+        &mut self,
+        tokens: &[u32],
+        pos: usize,
+        each: &mut dyn FnMut(usize, &[f32]) -> Result<()>,
+    ) -> Result<()> {
+        self.keep_hidden = true;
+        let done = self.forward(tokens, pos);
+        self.keep_hidden = false;
+        done?;
+        let x = self.hidden.take().ok_or_else(|| Error::Worker("no hidden states kept".into()))?;
+        let output = &self.output;
+        super::each_position(&x, &self.output_norm, self.eps, &|h| Ok(output.forward(h)?), each)
     }
 
     fn truncate_cache(&mut self, len: usize) {

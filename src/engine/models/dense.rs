@@ -205,6 +205,9 @@ pub struct Dense {
     probe: MoeProbe,
     /// The logit lens's residual capture.
     lens: super::LensCapture,
+    /// Final hidden states of the last forward call, kept while `forward_each` runs.
+    keep_hidden: bool,
+    hidden: Option<Tensor>,
 }
 
 fn add_bias(x: Tensor, b: &Option<Tensor>) -> Result<Tensor> {
@@ -303,6 +306,8 @@ impl Dense {
             device: device.clone(),
             probe: MoeProbe::default(),
             lens: super::LensCapture::default(),
+            keep_hidden: false,
+            hidden: None,
         })
     }
 
@@ -440,10 +445,34 @@ impl Model for Dense {
         self.layers = layers;
         self.probe = probe;
         let x = result?;
+        if self.keep_hidden {
+            self.hidden = Some(x.clone());
+        }
         let last = x.narrow(1, t - 1, 1)?.contiguous()?;
         let h = candle_nn::ops::rms_norm(&last, &self.output_norm, eps)?;
         let logits = self.output.forward(&h)?;
         Ok(logits.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
+    }
+
+    fn forward_each(
+        &mut self,
+        tokens: &[u32],
+        pos: usize,
+        each: &mut dyn FnMut(usize, &[f32]) -> Result<()>,
+    ) -> Result<()> {
+        self.keep_hidden = true;
+        let done = self.forward(tokens, pos);
+        self.keep_hidden = false;
+        done?;
+        let x = self.hidden.take().ok_or_else(|| Error::Worker("no hidden states kept".into()))?;
+        let output = &self.output;
+        super::each_position(
+            &x,
+            &self.output_norm,
+            self.hp.rms_eps as f32,
+            &|h| output.forward(h),
+            each,
+        )
     }
 
     fn truncate_cache(&mut self, len: usize) {

@@ -24,6 +24,23 @@ pub trait Model: Send {
     /// Feeds `tokens` at positions `pos..pos + tokens.len()` (the cache must hold exactly `pos`
     /// positions) and returns the logits after the last one, as host floats.
     fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>>;
+    /// Feeds `tokens` like `forward` and hands the logits after every one of them to
+    /// `each(i, logits)`, in token order (teacher-forced scoring at prefill speed). The logits
+    /// are computed a few rows at a time, so a long chunk never holds `len × vocab` floats.
+    /// The default feeds one token at a time (exact, at decode speed, and `take_routing` then
+    /// has only the last token); every model of this crate overrides it with one forward pass.
+    fn forward_each(
+        &mut self,
+        tokens: &[u32],
+        pos: usize,
+        each: &mut dyn FnMut(usize, &[f32]) -> Result<()>,
+    ) -> Result<()> {
+        for (i, &t) in tokens.iter().enumerate() {
+            let logits = self.forward(&[t], pos + i)?;
+            each(i, &logits)?;
+        }
+        Ok(())
+    }
     /// Drops cached positions from `len` on, so a new continuation can start there.
     fn truncate_cache(&mut self, len: usize);
     /// Positions the model was trained for (`{arch}.context_length`).
@@ -98,6 +115,34 @@ impl LensCapture {
     pub(crate) fn last_row(x: &Tensor, t: usize) -> Result<Vec<f32>> {
         Ok(x.narrow(1, t - 1, 1)?.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1()?)
     }
+}
+
+/// Rows of output logits computed at once by `each_position`.
+const LOGIT_ROWS: usize = 32;
+
+/// The output norm and layer applied to every position of the final hidden states `x`
+/// `(1, t, n_embd)`, `LOGIT_ROWS` positions at a time, each row handed to `each(i, logits)`.
+pub(crate) fn each_position(
+    x: &Tensor,
+    norm: &Tensor,
+    eps: f32,
+    output: &dyn Fn(&Tensor) -> Result<Tensor>,
+    each: &mut dyn FnMut(usize, &[f32]) -> Result<()>,
+) -> Result<()> {
+    let t = x.dim(1)?;
+    let mut start = 0;
+    while start < t {
+        let n = LOGIT_ROWS.min(t - start);
+        let h = candle_nn::ops::rms_norm(&x.narrow(1, start, n)?.contiguous()?, norm, eps)?;
+        let logits =
+            output(&h)?.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let vocab = logits.len() / n;
+        for (i, row) in logits.chunks_exact(vocab.max(1)).enumerate() {
+            each(start + i, row)?;
+        }
+        start += n;
+    }
+    Ok(())
 }
 
 /// Loading progress: bytes of tensor data read so far and in all.

@@ -347,6 +347,7 @@ impl App {
             | Action::ExportDialog
             | Action::ImportDialog
             | Action::ResamplePanel
+            | Action::Score
             | Action::ScreenCompare => self.update_loop(action),
             Action::Note | Action::UserFlag | Action::Resample
                 if matches!(self.screen, Screen::Trace | Screen::Routing) =>
@@ -490,6 +491,15 @@ impl App {
                 )));
             }
             Action::ImportDialog => self.message = "no store to import into".into(),
+            Action::Score => match &self.viewer.view {
+                Some(v) if self.store.is_some() => {
+                    let id = v.run.id;
+                    if let Err(e) = self.start_score(id) {
+                        self.message = format!("could not score '{id}': {e}");
+                    }
+                }
+                _ => self.message = "no run to score".into(),
+            },
             _ => {}
         }
     }

@@ -249,6 +249,18 @@ impl App {
         self.after_start(id, parent.run.id, at, fork)
     }
 
+    /// Scores the run's text with the model into a new child run and follows it.
+    pub(super) fn start_score(&mut self, id: RunId) -> Result<()> {
+        let store = self.store.clone().ok_or_else(|| Error::Job("no store".into()))?;
+        let parent = crate::runs::score::load_id(&store, id)?;
+        let opts = crate::runs::score::ScoreOptions::default();
+        let child = crate::runs::score::child(&store, &parent, &opts)?;
+        let cid = self.jobs.start_score(&store, parent, child, opts)?;
+        self.after_start(cid, id, 0, false)?;
+        self.message = format!("scoring '{id}' with the model into '{cid}'");
+        Ok(())
+    }
+
     /// Follows a run just started from the UI.
     fn after_start(&mut self, id: RunId, parent: RunId, at: u32, fork: bool) -> Result<()> {
         self.started.push(Started { run: id, parent, at, fork });

@@ -74,6 +74,18 @@ impl CompareState {
                 }
             }
         }
+        // B scores A's text (`thinkdbg score`): the tokens B would not have chosen (its own
+        // top choice differs) are where B disagrees.
+        if b.run.is_scored() && b.run.parent.is_some_and(|(p, _)| p == a.run.id) {
+            for (i, s) in b.steps.iter().enumerate() {
+                if s.top.first().is_some_and(|t| t.id != s.token_id) {
+                    diff_b[i] = true;
+                    if let Some(d) = diff_a.get_mut(b.run.scored_parent_step(i as u32) as usize) {
+                        *d = true;
+                    }
+                }
+            }
+        }
         let b_len = b.len();
         for m in &mut a_to_b {
             *m = (*m).min(b_len.saturating_sub(1));

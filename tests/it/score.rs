@@ -350,7 +350,6 @@ struct ReferenceModel {
 /// as an OpenAI exchange (texts and logprobs, no token ids) and scored under the same model
 /// file: token for token by text, llama.cpp's logprobs within 1e-4 and its top-k tokens.
 #[test]
-#[ignore = "needs import --format openai (issue 19 item 1)"]
 fn a_llama_cpp_greedy_decode_scores_to_llama_cpps_numbers() {
     let fixture = "tests/fixtures/score/llama_cpp_greedy.json";
     let text = std::fs::read_to_string(fixture).unwrap();

@@ -4,6 +4,7 @@
 //!
 //! It depends only on `trace`; it must never import `store`, `tui` or `cli`.
 
+pub mod batch;
 pub mod error;
 pub mod generate;
 pub mod gguf;

@@ -13,7 +13,7 @@ use candle_core::quantized::{ggml_file, QTensor};
 use candle_core::{DType, Device, Tensor};
 
 use super::moe::{Gating, MoeFfn, MoeProbe};
-use super::{Loader, Model, Progress};
+use super::{Loader, Model, Progress, SeqToken};
 use crate::engine::error::{Error, Result};
 use crate::engine::gguf::Gguf;
 use crate::engine::kernels::Matrix;
@@ -137,6 +137,17 @@ impl KvCache {
         KvCache { k: None, v: None, len: 0 }
     }
 
+    /// A deep copy (its own buffers, same capacity) for a sequence that continues from here.
+    fn fork(&self) -> Result<Self> {
+        let copy = |t: &Option<Tensor>| -> Result<Option<Tensor>> {
+            Ok(match t {
+                Some(t) => Some(t.copy()?),
+                None => None,
+            })
+        };
+        Ok(KvCache { k: copy(&self.k)?, v: copy(&self.v)?, len: self.len })
+    }
+
     /// Appends `k`, `v` of shape `(1, h, t, d)` and returns views of everything cached.
     fn append(&mut self, k: &Tensor, v: &Tensor, max: usize) -> Result<(Tensor, Tensor)> {
         let (_, h, t, d) = k.dims4()?;
@@ -203,6 +214,8 @@ pub struct Dense {
     device: Device,
     /// Routing (and router inputs) of the last forward call (MoE models only).
     probe: MoeProbe,
+    /// Per-layer caches of the sequences of a batched decode (`Model::fork_sequences`).
+    seqs: Vec<Vec<KvCache>>,
 }
 
 fn add_bias(x: Tensor, b: &Option<Tensor>) -> Result<Tensor> {
@@ -300,6 +313,7 @@ impl Dense {
             rope,
             device: device.clone(),
             probe: MoeProbe::default(),
+            seqs: Vec::new(),
         })
     }
 
@@ -357,7 +371,24 @@ impl Dense {
         let q = self.rope.apply(&q.transpose(1, 2)?.contiguous()?, cos, sin)?;
         let k = self.rope.apply(&k.transpose(1, 2)?.contiguous()?, cos, sin)?;
         let v = v.transpose(1, 2)?.contiguous()?;
-        let (k_all, v_all) = layer.cache.append(&k, &v, hp.context_length)?;
+        let out = self.attend(&mut layer.cache, &q, &k, &v, pos)?;
+        layer.wo.forward(&out)
+    }
+
+    /// Attention of `t` new positions from `pos` on, `q`, `k`, `v` of shape `(1, heads, t,
+    /// d)` after RoPE, with `cache` (which takes the new keys and values); returns `(1, t,
+    /// n_head * d)` before the output projection.
+    fn attend(
+        &self,
+        cache: &mut KvCache,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        pos: usize,
+    ) -> Result<Tensor> {
+        let hp = &self.hp;
+        let (b, _, t, _) = q.dims4()?;
+        let (k_all, v_all) = cache.append(k, v, hp.context_length)?;
         let total = pos + t;
         // Grouped-query attention without copying keys: the query heads that share a KV head
         // are stacked as extra rows, (1, n_kv, n_rep * t, d) against (1, n_kv, total, d).
@@ -387,6 +418,59 @@ impl Dense {
             t,
             hp.n_head * hp.head_dim,
         ))?;
+        Ok(out)
+    }
+
+    /// Attention of a batched decode step: `x` is `(1, rows, n_embd)`, row `i` the next token
+    /// of sequence `rows[i].seq` at `rows[i].pos`. The projections run over all rows at once
+    /// (the weights are read once); RoPE and attention run per row against that sequence's
+    /// own cache, as `attention` does for one token.
+    fn attention_rows(
+        &self,
+        li: usize,
+        layer: &Layer,
+        seqs: &mut [Vec<KvCache>],
+        x: &Tensor,
+        rows: &[SeqToken],
+        (cos, sin): (&Tensor, &Tensor),
+    ) -> Result<Tensor> {
+        let hp = &self.hp;
+        let (b, t, _) = x.dims3()?;
+        let [q, k, v] = Matrix::forward_many([&layer.wq, &layer.wk, &layer.wv], x)?;
+        let q = add_bias(q, &layer.bq)?.reshape((b, t, hp.n_head, hp.head_dim))?;
+        let k = add_bias(k, &layer.bk)?.reshape((b, t, hp.n_head_kv, hp.head_dim))?;
+        let v = add_bias(v, &layer.bv)?.reshape((b, t, hp.n_head_kv, hp.head_dim))?;
+        let eps = hp.rms_eps as f32;
+        let q = match &layer.q_norm {
+            Some(w) => candle_nn::ops::rms_norm(&q.contiguous()?, w, eps)?,
+            None => q,
+        };
+        let k = match &layer.k_norm {
+            Some(w) => candle_nn::ops::rms_norm(&k.contiguous()?, w, eps)?,
+            None => k,
+        };
+        // RoPE over every row at once: the tables hold each row's own position.
+        let q = self.rope.apply(&q.transpose(1, 2)?.contiguous()?, cos, sin)?;
+        let k = self.rope.apply(&k.transpose(1, 2)?.contiguous()?, cos, sin)?;
+        let v = v.transpose(1, 2)?;
+        let mut outs = Vec::with_capacity(rows.len());
+        for (i, row) in rows.iter().enumerate() {
+            let cache = seqs
+                .get_mut(row.seq)
+                .and_then(|s| s.get_mut(li))
+                .ok_or_else(|| Error::Worker(format!("no sequence {} in the batch", row.seq)))?;
+            if cache.len != row.pos {
+                return Err(Error::Worker(format!(
+                    "sequence {} caches {} positions, its token is at {}",
+                    row.seq, cache.len, row.pos
+                )));
+            }
+            let qi = q.narrow(2, i, 1)?.contiguous()?;
+            let ki = k.narrow(2, i, 1)?.contiguous()?;
+            let vi = v.narrow(2, i, 1)?.contiguous()?;
+            outs.push(self.attend(cache, &qi, &ki, &vi, row.pos)?);
+        }
+        let out = Tensor::cat(&outs, 1)?;
         layer.wo.forward(&out)
     }
 }
@@ -459,5 +543,70 @@ impl Model for Dense {
 
     fn probe(&mut self) -> Option<&mut MoeProbe> {
         Some(&mut self.probe)
+    }
+
+    fn supports_sequences(&self) -> bool {
+        true
+    }
+
+    fn fork_sequences(&mut self, n: usize) -> Result<()> {
+        self.seqs.clear();
+        for _ in 0..n {
+            let caches = self.layers.iter().map(|l| l.cache.fork()).collect::<Result<_>>()?;
+            self.seqs.push(caches);
+        }
+        Ok(())
+    }
+
+    fn forward_sequences(&mut self, rows: &[SeqToken]) -> Result<Vec<Vec<f32>>> {
+        if rows.is_empty() {
+            return Err(Error::Worker("forward_sequences called with no rows".into()));
+        }
+        let t = rows.len();
+        let tokens: Vec<u32> = rows.iter().map(|r| r.token).collect();
+        let mut cos = Vec::with_capacity(t);
+        let mut sin = Vec::with_capacity(t);
+        for r in rows {
+            let (c, s) = self.rope.tables(r.pos, 1, &self.device)?;
+            cos.push(c);
+            sin.push(s);
+        }
+        let (cos, sin) = (Tensor::cat(&cos, 0)?, Tensor::cat(&sin, 0)?);
+        // The rows go through the model as the tokens of one sequence would (norms, matmuls
+        // and experts work row by row); only attention tells the sequences apart.
+        let mut x = self.embed(&tokens)?;
+        let eps = self.hp.rms_eps as f32;
+        let mut layers = std::mem::take(&mut self.layers);
+        let mut seqs = std::mem::take(&mut self.seqs);
+        let mut probe = std::mem::take(&mut self.probe);
+        probe.begin(t, self.hp.gating.is_some());
+        let result = (|| -> Result<Tensor> {
+            for (li, layer) in layers.iter_mut().enumerate() {
+                let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, eps)?;
+                let attn = self.attention_rows(li, layer, &mut seqs, &h, rows, (&cos, &sin))?;
+                x = (x + attn)?;
+                let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, eps)?;
+                let y = match &layer.ffn {
+                    Ffn::Dense { gate, up, down } => {
+                        let [g, u] = Matrix::forward_many([gate, up], &h)?;
+                        down.forward(&(candle_nn::ops::silu(&g)? * u)?)?
+                    }
+                    Ffn::Moe(moe) => probe.forward(moe, &h)?,
+                };
+                x = (&x + y)?;
+            }
+            Ok(x.clone())
+        })();
+        self.layers = layers;
+        self.seqs = seqs;
+        self.probe = probe;
+        let x = result?;
+        let h = candle_nn::ops::rms_norm(&x.contiguous()?, &self.output_norm, eps)?;
+        let logits = self.output.forward(&h)?;
+        Ok(logits.squeeze(0)?.to_dtype(DType::F32)?.to_vec2::<f32>()?)
+    }
+
+    fn end_sequences(&mut self) {
+        self.seqs.clear();
     }
 }

@@ -47,6 +47,12 @@ pub struct DecodeArgs {
     /// The synthetic model's quantization (q8_0, q4_k or f32).
     #[arg(long, default_value = "q8_0", requires = "synth")]
     pub synth_quant: String,
+    /// Batched decode instead of the recording modes: N samples of the prompt decoded
+    /// together (`1,4,8` or the flag repeated), aggregate tok/s per N side by side with the
+    /// ratio to N = 1 (always run), and each sample's tokens checked against a lone run.
+    #[arg(long, value_name = "N,...", value_delimiter = ',', num_args = 1..,
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub parallel: Vec<u32>,
 }
 
 /// One way of running the engine.
@@ -194,6 +200,9 @@ pub fn run(args: &DecodeArgs, offline: bool) -> Result<serde_json::Value> {
         routing,
         prompt_routing: routing != RoutingDetail::Off,
     };
+    if !args.parallel.is_empty() {
+        return parallel(args, &mut engine, &path, load_s);
+    }
     let store = Arc::new(Store::open_scratch(&scratch.path().join("store"))?);
     let moe = engine.info.experts > 0;
     let modes: Vec<&Mode> = MODES.iter().filter(|m| moe || !m.moe_only).collect();
@@ -251,5 +260,138 @@ pub fn run(args: &DecodeArgs, offline: bool) -> Result<serde_json::Value> {
         "synth": args.synth, "moe": moe, "device": engine.device,
         "threads": threads, "prompt_tokens": prompt_tokens, "tokens": args.tokens,
         "reps": args.reps, "load_s": load_s, "weight_bytes_per_token": weight_bytes, "load_average": load, "rows": rows,
+    }))
+}
+
+/// Token ids of every sample, filled by `generate_many`'s recorders.
+#[derive(Default)]
+struct Tokens(Vec<u32>);
+
+impl crate::record::Recorder for Tokens {
+    fn record(&mut self, event: crate::record::Event) {
+        if let crate::record::Event::Step { step, .. } = event {
+            self.0.push(step.token_id);
+        }
+    }
+}
+
+/// What one batched run of N samples measured: decode tokens per second summed over the
+/// samples (the first token of each comes from the shared prefill), and their tokens.
+fn batched_once(engine: &mut Engine, req: &RunRequest, n: u32) -> Result<(f64, Vec<Vec<u32>>)> {
+    let seeds: Vec<u64> = (0..u64::from(n)).map(|i| req.sampler.seed + i).collect();
+    let mut recs: Vec<Tokens> = seeds.iter().map(|_| Tokens::default()).collect();
+    let mut dyns: Vec<&mut dyn crate::record::Recorder> =
+        recs.iter_mut().map(|r| r as &mut dyn crate::record::Recorder).collect();
+    let summaries = engine.generate_many(req, &seeds, &mut dyns, &AtomicBool::new(false))?;
+    let tokens: u64 =
+        summaries.iter().map(|s| u64::from(s.timings.generated_tokens.saturating_sub(1))).sum();
+    let us = summaries.iter().map(|s| s.timings.decode_us).max().unwrap_or(0);
+    let tok_s = if us == 0 { 0.0 } else { tokens as f64 / (us as f64 / 1e6) };
+    Ok((tok_s, recs.into_iter().map(|r| r.0).collect()))
+}
+
+/// `bench decode --parallel N,...`: aggregate decode tok/s of N samples decoded together,
+/// sampled (temperature 0.8, seeds 1..=N, so the samples part ways) past end-of-generation,
+/// the sizes run in alternation and the median of the repetitions kept; then every sample of
+/// the largest N against the same seed run alone.
+fn parallel(
+    args: &DecodeArgs,
+    engine: &mut Engine,
+    path: &std::path::Path,
+    load_s: f64,
+) -> Result<serde_json::Value> {
+    // N = 1 (one sequence, `generate`) is the baseline every ratio is taken against.
+    let mut sizes = args.parallel.clone();
+    sizes.push(1);
+    sizes.sort_unstable();
+    sizes.dedup();
+    let req = |tokens: u32| RunRequest {
+        prompt: Prompt::Chat(vec![Message::new("user", args.prompt.clone())]),
+        sampler: SamplerSpec {
+            temperature: 0.8,
+            seed: 1,
+            max_tokens: tokens as usize,
+            ignore_eos: true,
+            ..Default::default()
+        },
+        top_logprobs: 0,
+        forced: Vec::new(),
+        forced_text: None,
+        routing: RoutingDetail::Off,
+        prompt_routing: false,
+    };
+    // Warm-up: page the weights in, start candle's thread pool, size the caches.
+    batched_once(engine, &req(8), sizes.last().copied().unwrap_or(1))?;
+    let full = req(args.tokens);
+    let mut runs: Vec<Vec<f64>> = vec![Vec::new(); sizes.len()];
+    let mut batch_tokens: Vec<Vec<Vec<u32>>> = vec![Vec::new(); sizes.len()];
+    for _ in 0..args.reps {
+        for ((&n, out), toks) in sizes.iter().zip(&mut runs).zip(&mut batch_tokens) {
+            let (tok_s, tokens) = batched_once(engine, &full, n)?;
+            out.push(tok_s);
+            *toks = tokens;
+        }
+    }
+    // Every sample of every size against its seed alone (`generate`, one sequence).
+    let largest = sizes.last().copied().unwrap_or(1);
+    let mut lone = Vec::new();
+    for i in 0..u64::from(largest) {
+        let mut r = full.clone();
+        r.sampler.seed = full.sampler.seed + i;
+        let mut rec = Tokens::default();
+        engine.generate(&r, &mut rec, &AtomicBool::new(false))?;
+        lone.push(rec.0);
+    }
+    let threads = candle_core::utils::barrier_pool().n_workers() + 1;
+    let prompt_tokens = engine.prepare(&full.prompt)?.1.len();
+    let tok_s: Vec<f64> = runs.iter().map(|r| median(r.clone())).collect();
+    let base = tok_s.first().copied().unwrap_or(0.0);
+    let load = load_average();
+    outln!(
+        "decode --parallel: {} on {} ({:.1} s to load), {threads} threads, {prompt_tokens}-token prompt, {} tokens per sample (temperature 0.8, seeds 1..N), {} runs per size, load average {}",
+        engine.info.name,
+        engine.device,
+        load_s,
+        args.tokens,
+        args.reps,
+        load.map_or("-".into(), |l| format!("{l:.2}"))
+    );
+    outln!(
+        "  {:>4} {:>16} {:>16} {:>9} {:>22}",
+        "N",
+        "aggregate tok/s",
+        "per sample tok/s",
+        "ratio",
+        "tokens as run alone"
+    );
+    let mut rows = Vec::new();
+    for ((&n, &t), toks) in sizes.iter().zip(&tok_s).zip(&batch_tokens) {
+        let ratio = if base > 0.0 { t / base } else { 0.0 };
+        let same = toks.iter().zip(&lone).filter(|(a, b)| a == b).count();
+        outln!(
+            "  {n:>4} {t:>16.1} {:>16.1} {:>8.2}x {:>22}",
+            t / f64::from(n),
+            ratio,
+            format!("{same}/{n}")
+        );
+        rows.push(serde_json::json!({
+            "parallel": n, "aggregate_tok_s": t, "per_sample_tok_s": t / f64::from(n),
+            "ratio": ratio, "identical_to_lone": same, "samples": n,
+            "runs": runs.get(rows.len()),
+        }));
+    }
+    outln!("  (ratio: aggregate tok/s against one sequence, N = 1)");
+    let identical = sizes
+        .iter()
+        .zip(&batch_tokens)
+        .all(|(&n, toks)| toks.len() == n as usize && toks.iter().zip(&lone).all(|(a, b)| a == b));
+    if !identical {
+        errln!("warning: some batched samples differ from the same seed run alone");
+    }
+    Ok(serde_json::json!({
+        "part": "decode-parallel", "model": engine.info.name, "file": path.display().to_string(),
+        "synth": args.synth, "device": engine.device, "threads": threads,
+        "prompt_tokens": prompt_tokens, "tokens": args.tokens, "reps": args.reps,
+        "load_s": load_s, "load_average": load, "identical": identical, "rows": rows,
     }))
 }

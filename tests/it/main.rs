@@ -7,6 +7,7 @@
 mod common;
 
 mod architecture;
+mod batch_decode;
 mod cli;
 mod cli_analysis;
 mod cli_fork;

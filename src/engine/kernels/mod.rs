@@ -219,12 +219,19 @@ fn matvec_quantized(jobs: &[Job<'_>], xq: &Q8Rows) -> Vec<Vec<f32>> {
         for (i, ys) in out.chunks_exact_mut(m).enumerate() {
             let row = first + i;
             let wr = &job.w[row * job.row_bytes..(row + 1) * job.row_bytes];
-            for (t, y) in ys.iter_mut().enumerate() {
-                let (q, d, s) = xq.row(t);
-                *y = match job.kind {
+            if m == 1 {
+                let (q, d, s) = xq.row(0);
+                ys[0] = match job.kind {
                     Kind::Q4_1 => q4_1::dot(wr, q, d, s),
                     Kind::Q8_0 => q8_0::dot(wr, q, d),
                 };
+            } else {
+                // Several activation rows (a batched decode): the weight row's blocks are
+                // unpacked once for all of them.
+                match job.kind {
+                    Kind::Q4_1 => q4_1::dot_rows(wr, xq, ys),
+                    Kind::Q8_0 => q8_0::dot_rows(wr, xq, ys),
+                }
             }
         }
     };

@@ -5,7 +5,7 @@
 
 use half::f16;
 
-use super::quant::{arrays, BLOCK};
+use super::quant::{arrays, Q8Rows, BLOCK};
 
 /// Bytes of one `Q4_1` block.
 pub const BLOCK_BYTES: usize = 20;
@@ -19,6 +19,21 @@ pub fn dot(w: &[u8], xq: &[[i8; BLOCK]], xd: &[f32], xs: &[f32]) -> f32 {
         return simd.vectorize(|| avx2::dot(simd, w, xq, xd, xs));
     }
     dot_portable(w, xq, xd, xs)
+}
+
+/// Dot products of one weight row with every row of `xq` (`out` has one value per row): each
+/// weight block is unpacked once for all rows, which is what makes a batched decode cheaper
+/// than one matvec per sequence. Every row's result is bit-identical to `dot` on that row.
+#[inline]
+pub fn dot_rows(w: &[u8], xq: &Q8Rows, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(simd) = pulp::x86::V3::try_new() {
+        return simd.vectorize(|| avx2::dot_rows(simd, w, xq, out));
+    }
+    for (r, y) in out.iter_mut().enumerate() {
+        let (q, d, s) = xq.row(r);
+        *y = dot_portable(w, q, d, s);
+    }
 }
 
 /// The portable dot product. The nibbles are unpacked into a `[u8; 32]` and multiplied with
@@ -81,6 +96,62 @@ mod avx2 {
         }
         let lanes: [f32; 8] = pulp::cast(acc);
         lanes.iter().sum::<f32>() + mins
+    }
+
+    /// `dot` of one weight row with every activation row, four rows at a time.
+    #[inline(always)]
+    pub fn dot_rows(simd: V3, w: &[u8], xq: &super::Q8Rows, out: &mut [f32]) {
+        let mut first = 0;
+        while first < out.len() {
+            let left = out.len() - first;
+            let rows = &mut out[first..];
+            match left {
+                1 => rows_of::<1>(simd, w, xq, first, rows),
+                2 => rows_of::<2>(simd, w, xq, first, rows),
+                3 => rows_of::<3>(simd, w, xq, first, rows),
+                _ => rows_of::<4>(simd, w, xq, first, rows),
+            }
+            first += left.min(4);
+        }
+    }
+
+    /// `R` rows from `first` on: the same operations, in the same order, as `dot` does for
+    /// each row, with the block's nibbles unpacked once.
+    #[inline(always)]
+    fn rows_of<const R: usize>(
+        simd: V3,
+        w: &[u8],
+        xq: &super::Q8Rows,
+        first: usize,
+        out: &mut [f32],
+    ) {
+        let mask = simd.sse2._mm_set1_epi8(0x0F);
+        let ones = simd.avx._mm256_set1_epi16(1);
+        let mut acc = [simd.avx._mm256_setzero_ps(); R];
+        let mut mins = [0f32; R];
+        let blocks = xq.blocks;
+        for (i, b) in arrays::<u8, BLOCK_BYTES>(w).enumerate().take(blocks) {
+            let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
+            let m = f16::from_le_bytes([b[2], b[3]]).to_f32();
+            let mut nibbles = [0u8; 16];
+            nibbles.copy_from_slice(&b[4..]);
+            let packed: std::arch::x86_64::__m128i = pulp::cast(nibbles);
+            let lo = simd.sse2._mm_and_si128(packed, mask);
+            let hi = simd.sse2._mm_and_si128(simd.sse2._mm_srli_epi16::<4>(packed), mask);
+            let u = simd.avx._mm256_set_m128i(hi, lo);
+            for r in 0..R {
+                let at = (first + r) * blocks + i;
+                let x: std::arch::x86_64::__m256i = pulp::cast(xq.q[at]);
+                let sums = simd.avx2._mm256_madd_epi16(simd.avx2._mm256_maddubs_epi16(u, x), ones);
+                let scale = simd.avx._mm256_set1_ps(d * xq.d[at]);
+                acc[r] = simd.fma._mm256_fmadd_ps(scale, simd.avx._mm256_cvtepi32_ps(sums), acc[r]);
+                mins[r] += m * xq.s[at];
+            }
+        }
+        for r in 0..R {
+            let lanes: [f32; 8] = pulp::cast(acc[r]);
+            out[r] = lanes.iter().sum::<f32>() + mins[r];
+        }
     }
 }
 

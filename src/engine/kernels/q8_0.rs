@@ -4,7 +4,7 @@
 
 use half::f16;
 
-use super::quant::{arrays, BLOCK};
+use super::quant::{arrays, Q8Rows, BLOCK};
 
 /// Bytes of one `Q8_0` block.
 pub const BLOCK_BYTES: usize = 34;
@@ -33,6 +33,41 @@ pub fn dot(w: &[u8], xq: &[[i8; BLOCK]], xd: &[f32]) -> f32 {
         acc += d * dx * sum as f32;
     }
     acc
+}
+
+/// Dot products of one weight row with every row of `xq` (`out` has one value per row), the
+/// block's magnitudes and signs taken once for all rows. Every row's result is bit-identical
+/// to `dot` on that row (same operations, same order).
+#[inline]
+pub fn dot_rows(w: &[u8], xq: &Q8Rows, out: &mut [f32]) {
+    let blocks = xq.blocks;
+    let rows = out.len();
+    for a in out.iter_mut() {
+        *a = 0.0;
+    }
+    for (i, b) in arrays::<u8, BLOCK_BYTES>(w).enumerate().take(blocks) {
+        let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
+        let mut u = [0u8; BLOCK];
+        let mut neg = [false; BLOCK];
+        for j in 0..BLOCK {
+            let v = b[2 + j] as i8;
+            u[j] = v.unsigned_abs();
+            neg[j] = v < 0;
+        }
+        for (r, acc) in out.iter_mut().enumerate().take(rows) {
+            let at = r * blocks + i;
+            let x = &xq.q[at];
+            let mut y = [0i8; BLOCK];
+            for j in 0..BLOCK {
+                y[j] = if neg[j] { x[j].wrapping_neg() } else { x[j] };
+            }
+            let mut sum = 0i32;
+            for j in 0..BLOCK {
+                sum += i32::from(u[j]) * i32::from(y[j]);
+            }
+            *acc += d * xq.d[at] * sum as f32;
+        }
+    }
 }
 
 /// The weights of one block as floats (for tests and checks).

@@ -12,8 +12,10 @@ use std::sync::Arc;
 use candle_core::quantized::{ggml_file, QTensor};
 use candle_core::{DType, Device, Tensor};
 
+mod batch;
+
 use super::moe::{Gating, MoeFfn, MoeProbe};
-use super::{Loader, Model, Progress};
+use super::{Loader, Model, Progress, SeqToken};
 use crate::engine::error::{Error, Result};
 use crate::engine::gguf::Gguf;
 use crate::engine::kernels::Matrix;
@@ -208,6 +210,8 @@ pub struct Dense {
     /// Final hidden states of the last forward call, kept while `forward_each` runs.
     keep_hidden: bool,
     hidden: Option<Tensor>,
+    /// Per-layer caches of the sequences of a batched decode (`Model::fork_sequences`).
+    seqs: Vec<batch::SeqCaches>,
 }
 
 fn add_bias(x: Tensor, b: &Option<Tensor>) -> Result<Tensor> {
@@ -308,6 +312,7 @@ impl Dense {
             lens: super::LensCapture::default(),
             keep_hidden: false,
             hidden: None,
+            seqs: Vec::new(),
         })
     }
 
@@ -365,7 +370,24 @@ impl Dense {
         let q = self.rope.apply(&q.transpose(1, 2)?.contiguous()?, cos, sin)?;
         let k = self.rope.apply(&k.transpose(1, 2)?.contiguous()?, cos, sin)?;
         let v = v.transpose(1, 2)?.contiguous()?;
-        let (k_all, v_all) = layer.cache.append(&k, &v, hp.context_length)?;
+        let out = self.attend(&mut layer.cache, &q, &k, &v, pos)?;
+        layer.wo.forward(&out)
+    }
+
+    /// Attention of `t` new positions from `pos` on, `q`, `k`, `v` of shape `(1, heads, t,
+    /// d)` after RoPE, with `cache` (which takes the new keys and values); returns `(1, t,
+    /// n_head * d)` before the output projection.
+    fn attend(
+        &self,
+        cache: &mut KvCache,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        pos: usize,
+    ) -> Result<Tensor> {
+        let hp = &self.hp;
+        let (b, _, t, _) = q.dims4()?;
+        let (k_all, v_all) = cache.append(k, v, hp.context_length)?;
         let total = pos + t;
         // Grouped-query attention without copying keys: the query heads that share a KV head
         // are stacked as extra rows, (1, n_kv, n_rep * t, d) against (1, n_kv, total, d).
@@ -395,7 +417,7 @@ impl Dense {
             t,
             hp.n_head * hp.head_dim,
         ))?;
-        layer.wo.forward(&out)
+        Ok(out)
     }
 }
 
@@ -509,5 +531,21 @@ impl Model for Dense {
         let x = Tensor::from_vec(residual.to_vec(), (1, 1, residual.len()), &self.device)?;
         let h = candle_nn::ops::rms_norm(&x, &self.output_norm, self.hp.rms_eps as f32)?;
         Ok(self.output.forward(&h)?.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
+    }
+
+    fn supports_sequences(&self) -> bool {
+        true
+    }
+
+    fn fork_sequences(&mut self, n: usize) -> Result<()> {
+        self.fork_seqs(n)
+    }
+
+    fn forward_sequences(&mut self, rows: &[SeqToken]) -> Result<Vec<Vec<f32>>> {
+        self.forward_seqs(rows)
+    }
+
+    fn end_sequences(&mut self) {
+        self.seqs.clear();
     }
 }

@@ -100,6 +100,24 @@ pub trait Model: Send {
     fn lens_logits(&mut self, _residual: &[f32]) -> Result<Vec<f32>> {
         Err(Error::Worker("this model has no logit lens".into()))
     }
+    /// Whether the model decodes several sequences in one batched forward
+    /// (`fork_sequences`, `forward_sequences`; used by `engine::batch`).
+    fn supports_sequences(&self) -> bool {
+        false
+    }
+    /// Starts `n` sequences, each with its own copy of the current KV cache (a prompt
+    /// prefilled once), replacing any sequences started before.
+    fn fork_sequences(&mut self, _n: usize) -> Result<()> {
+        Err(Error::Worker("this model does not decode sequences in a batch".into()))
+    }
+    /// One decode step for several sequences at once: row `i` feeds `token` to sequence `seq`
+    /// at position `pos` (that sequence's cache must hold exactly `pos` positions). Returns
+    /// each row's logits, in row order; MoE routing is one entry per row (`take_routing`).
+    fn forward_sequences(&mut self, _rows: &[SeqToken]) -> Result<Vec<Vec<f32>>> {
+        Err(Error::Worker("this model does not decode sequences in a batch".into()))
+    }
+    /// Frees the sequences' caches.
+    fn end_sequences(&mut self) {}
 }
 
 /// What the logit lens keeps of a forward pass: whether to capture, and the last token's
@@ -143,6 +161,16 @@ pub(crate) fn each_position(
         start += n;
     }
     Ok(())
+}
+
+/// One row of a batched decode step (`Model::forward_sequences`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeqToken {
+    /// Which of the forked sequences.
+    pub seq: usize,
+    pub token: u32,
+    /// The position the token occupies.
+    pub pos: usize,
 }
 
 /// Loading progress: bytes of tensor data read so far and in all.

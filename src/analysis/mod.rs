@@ -4,6 +4,7 @@
 //! think integrity, answer mismatch) and run statistics, under thresholds from the config
 //! file. Pure functions over `trace` types; must not depend on `store`, `tui` or `engine`.
 
+pub mod answer;
 pub mod config;
 pub mod error;
 pub mod flags;

@@ -61,8 +61,12 @@ pub fn run(args: &ShowArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
         s.max_tokens_text()
     )?;
     if let Some((parent, at)) = run.parent {
-        let what = if forced == Some(at) { "forked" } else { "resampled" };
-        writeln!(out, "parent {parent}, {what} at step {at}")?;
+        if run.edited() {
+            writeln!(out, "parent {parent}, re-run with an edited prompt")?;
+        } else {
+            let what = if forced == Some(at) { "forked" } else { "resampled" };
+            writeln!(out, "parent {parent}, {what} at step {at}")?;
+        }
     }
     for m in &run.messages {
         writeln!(out, "[{}] {}", for_terminal(&m.role, false), for_terminal(&m.content, true))?;

@@ -12,6 +12,7 @@ mod cli_analysis;
 mod cli_fork;
 mod cli_store;
 mod cli_usability;
+mod compare;
 mod engine_tiny;
 mod export;
 mod fuzz;

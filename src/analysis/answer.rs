@@ -137,7 +137,11 @@ fn sentences(part: &str) -> Vec<Range<usize>> {
     for (i, c) in part.char_indices() {
         let end = match c {
             '!' | '?' | '。' | '！' | '？' => true,
-            '.' => !(i > 0 && b[i - 1].is_ascii_digit() && b.get(i + 1).is_some_and(u8::is_ascii_digit)),
+            '.' => {
+                !(i > 0
+                    && b[i - 1].is_ascii_digit()
+                    && b.get(i + 1).is_some_and(u8::is_ascii_digit))
+            }
             '\n' => part[i + 1..].starts_with('\n'),
             _ => false,
         };
@@ -315,12 +319,20 @@ mod tests {
             ("答案是 12。", Stated, "12"),
             ("The farmer has 2 sheep left.", Number, "2"),
             ("Each bag holds 4 apples, so she has 12 apples in total (3 bags of 4).", Number, "12"),
-            ("Yes, 97 is a prime number because it has no divisors besides 1 and itself.", YesNo, "yes"),
+            (
+                "Yes, 97 is a prime number because it has no divisors besides 1 and itself.",
+                YesNo,
+                "yes",
+            ),
             ("We check all divisors up to 9.\n\nNo.", YesNo, "no"),
             ("**No** — 91 = 7 × 13.", YesNo, "no"),
             ("The speed is 2.5 m/s.", Number, "2.5"),
             ("It would take -3 degrees. Hope this helps!", Number, "-3"),
-            ("The capital of Australia is Canberra.", Sentence, "The capital of Australia is Canberra"),
+            (
+                "The capital of Australia is Canberra.",
+                Sentence,
+                "The capital of Australia is Canberra",
+            ),
         ];
         for (text, kind, value) in table {
             let a = ans(text).unwrap_or_else(|| panic!("no answer in {text:?}"));

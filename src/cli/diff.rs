@@ -20,8 +20,8 @@ use super::analysis::{config, run_id, use_color};
 use super::out::Out;
 use super::store_args::open;
 use crate::compare::{
-    compare_with, forced_label, AlignBy, AlignOp, Change, Choice, Comparison, Relation,
-    Side, StepInfo,
+    compare_with, forced_label, AlignBy, AlignOp, Change, Choice, Comparison, Relation, Side,
+    StepInfo,
 };
 use crate::sanitize::{for_terminal, json_line, visible_token};
 use crate::trace::{Run, Step};
@@ -169,7 +169,13 @@ fn before_first_token(out: &mut Out<impl Write>, c: &Comparison, color: bool) ->
         writeln!(out)?;
     }
     for st in &s.settings {
-        let v = |x: &str| if x.is_empty() { "(none)".to_string() } else { for_terminal(x, false) };
+        let v = |x: &str| {
+            if x.is_empty() {
+                "(none)".to_string()
+            } else {
+                for_terminal(x, false).into_owned()
+            }
+        };
         writeln!(out, "  {}: {} → {}", st.name, v(&st.a), v(&st.b))?;
     }
     Ok(())
@@ -374,12 +380,12 @@ fn step_map(
 /// `diff --json`: one object.
 fn json(ra: &Run, sa: &[Step], rb: &Run, sb: &[Step], c: &Comparison) -> Result<serde_json::Value> {
     use serde_json::{json, Value};
-    let run = |r: &Run, s: &[Step]| {
-        json!({"run": r.id.to_string(), "label": r.label, "model": r.model.name, "steps": s.len()})
-    };
+    let run = |r: &Run, s: &[Step]| json!({"run": r.id.to_string(), "label": r.label, "model": r.model.name, "steps": s.len()});
     let first = c.first_divergence.as_ref().map(|d| {
         let tok = |ch: &Option<Choice>| ch.as_ref().map(|x| x.text.clone());
-        let lp = |ch: &Option<Choice>| ch.as_ref().and_then(|x| serde_json::Number::from_f64(f64::from(x.logprob)));
+        let lp = |ch: &Option<Choice>| {
+            ch.as_ref().and_then(|x| serde_json::Number::from_f64(f64::from(x.logprob)))
+        };
         let rank = |ch: &Option<Choice>| ch.as_ref().and_then(|x| x.rank);
         json!({
             "a_step": d.a_step, "b_step": d.b_step, "a_token": tok(&d.a), "b_token": tok(&d.b),
@@ -416,12 +422,8 @@ fn json(ra: &Run, sa: &[Step], rb: &Run, sb: &[Step], c: &Comparison) -> Result<
             })
         })
         .collect();
-    let settings: Vec<Value> = c
-        .setup
-        .settings
-        .iter()
-        .map(|s| json!({"name": s.name, "a": s.a, "b": s.b}))
-        .collect();
+    let settings: Vec<Value> =
+        c.setup.settings.iter().map(|s| json!({"name": s.name, "a": s.a, "b": s.b})).collect();
     Ok(json!({
         "a": run(ra, sa),
         "b": run(rb, sb),

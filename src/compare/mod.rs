@@ -212,8 +212,7 @@ pub fn percent(p: f64) -> String {
 /// The rank of the chosen token among the step's alternatives, 1 for the most likely.
 pub fn rank_of(step: &Step) -> Option<usize> {
     let unknown = step.token_id == crate::trace::UNKNOWN_TOKEN;
-    let chosen =
-        |t: &TopToken| if unknown { t.text == step.text } else { t.id == step.token_id };
+    let chosen = |t: &TopToken| if unknown { t.text == step.text } else { t.id == step.token_id };
     let at = step.top.iter().find(|t| chosen(t))?;
     Some(1 + step.top.iter().filter(|t| t.logprob > at.logprob).count())
 }
@@ -386,7 +385,8 @@ pub fn compare_with(a: Side, b: Side, cfg: &AnalysisConfig, budget: Duration) ->
         d.forced = child_step == at && replayed.is_some();
     }
     let t = Instant::now();
-    let steps = steps::align(&ta, &an_a.segments, &tb, &an_b.segments, deadline.max(t + budget / 4));
+    let steps =
+        steps::align(&ta, &an_a.segments, &tb, &an_b.segments, deadline.max(t + budget / 4));
     let step_info = (
         steps::step_infos(a.steps, &an_a.segments, &an_a.flags),
         steps::step_infos(b.steps, &an_b.segments, &an_b.flags),

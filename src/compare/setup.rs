@@ -67,7 +67,12 @@ impl Setup {
 
 /// The system message of a run (its `system` messages, joined).
 fn system_text(r: &Run) -> String {
-    r.messages.iter().filter(|m| m.role == "system").map(|m| m.content.as_str()).collect::<Vec<_>>().join("\n")
+    r.messages
+        .iter()
+        .filter(|m| m.role == "system")
+        .map(|m| m.content.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The prompt of a run without its system message: `role: content` per message, or the raw
@@ -138,7 +143,9 @@ pub fn setup(a: &Run, b: &Run) -> Setup {
     let (pa, pb) = (prompt_text(a), prompt_text(b));
     let (sa, sb) = (system_text(a), system_text(b));
     let mut settings = Vec::new();
-    for ((name, va), (_, vb)) in sampler_fields(&a.sampler).into_iter().zip(sampler_fields(&b.sampler)) {
+    for ((name, va), (_, vb)) in
+        sampler_fields(&a.sampler).into_iter().zip(sampler_fields(&b.sampler))
+    {
         if va != vb {
             settings.push(Setting { name, a: va, b: vb });
         }
@@ -175,12 +182,14 @@ mod tests {
     #[test]
     fn an_edited_prompt_and_new_settings_are_named() {
         let mut a = Run::new_recording(RunId(1), SessionId(1), SamplerSpec::default());
-        a.messages = vec![Message::new("system", "Be brief."), Message::new("user", "Name a colour.")];
+        a.messages =
+            vec![Message::new("system", "Be brief."), Message::new("user", "Name a colour.")];
         let mut b = a.clone();
         assert!(setup(&a, &b).same());
         b.messages[1].content = "Name a fruit, briefly.".into();
         b.sampler.temperature = 0.8;
-        b.source = RunSource::Remote { endpoint: "http://h:8000/v1".into(), server: Default::default() };
+        b.source =
+            RunSource::Remote { endpoint: "http://h:8000/v1".into(), server: Default::default() };
         let s = setup(&a, &b);
         assert!(s.prompt_differs && !s.system_differs);
         assert_eq!(s.settings_differ(), vec!["temperature", "source"]);
@@ -189,7 +198,8 @@ mod tests {
         let added: String =
             s.prompt.iter().filter(|p| p.0 == Change::Added).map(|p| p.1.as_str()).collect();
         assert_eq!((removed.as_str(), added.as_str()), ("colour.", "fruit, briefly."));
-        let same: String = s.prompt.iter().filter(|p| p.0 == Change::Same).map(|p| p.1.as_str()).collect();
+        let same: String =
+            s.prompt.iter().filter(|p| p.0 == Change::Same).map(|p| p.1.as_str()).collect();
         assert_eq!(same, "Name a ");
         b.messages[0].content = "Be thorough.".into();
         assert_eq!(setup(&a, &b).settings_differ()[0], "system");

@@ -90,8 +90,10 @@ pub fn step_infos(steps: &[Step], seg: &Segments, flags: &[Flag]) -> Vec<StepInf
         .map(|st| {
             let (s, e) = (st.span.start, st.span.end);
             let mut out: Vec<StepFlag> = Vec::new();
-            let backtracking =
-                st.marker.as_ref().is_some_and(|m| MARKERS.iter().any(|k| k.text == m && k.backtrack));
+            let backtracking = st
+                .marker
+                .as_ref()
+                .is_some_and(|m| MARKERS.iter().any(|k| k.text == m && k.backtrack));
             if backtracking {
                 out.push(StepFlag::Backtrack);
             }
@@ -184,7 +186,9 @@ pub fn align(
     let texts = |t: &StepText, s: &Segments| -> Vec<String> {
         s.steps
             .iter()
-            .map(|r| t.text[t.bytes_of(r.span.clone())].split_whitespace().collect::<Vec<_>>().join(" "))
+            .map(|r| {
+                t.text[t.bytes_of(r.span.clone())].split_whitespace().collect::<Vec<_>>().join(" ")
+            })
             .collect()
     };
     let (xa, xb) = (texts(ta, sa), texts(tb, sb));
@@ -193,7 +197,11 @@ pub fn align(
         let (ra, rb) = (op.old_range(), op.new_range());
         if matches!(op, DiffOp::Equal { .. }) {
             for k in 0..ra.len() {
-                out.push(StepMatch { a: Some(ra.start + k), b: Some(rb.start + k), similarity: 1.0 });
+                out.push(StepMatch {
+                    a: Some(ra.start + k),
+                    b: Some(rb.start + k),
+                    similarity: 1.0,
+                });
             }
             continue;
         }
@@ -206,13 +214,29 @@ pub fn align(
         };
         let (mut i, mut j) = (0, 0);
         for (pi, pj, sim) in pairs {
-            out.extend((i..pi).map(|x| StepMatch { a: Some(ra.start + x), b: None, similarity: 0.0 }));
-            out.extend((j..pj).map(|y| StepMatch { a: None, b: Some(rb.start + y), similarity: 0.0 }));
+            out.extend((i..pi).map(|x| StepMatch {
+                a: Some(ra.start + x),
+                b: None,
+                similarity: 0.0,
+            }));
+            out.extend((j..pj).map(|y| StepMatch {
+                a: None,
+                b: Some(rb.start + y),
+                similarity: 0.0,
+            }));
             out.push(StepMatch { a: Some(ra.start + pi), b: Some(rb.start + pj), similarity: sim });
             (i, j) = (pi + 1, pj + 1);
         }
-        out.extend((i..wa.len()).map(|x| StepMatch { a: Some(ra.start + x), b: None, similarity: 0.0 }));
-        out.extend((j..wb.len()).map(|y| StepMatch { a: None, b: Some(rb.start + y), similarity: 0.0 }));
+        out.extend((i..wa.len()).map(|x| StepMatch {
+            a: Some(ra.start + x),
+            b: None,
+            similarity: 0.0,
+        }));
+        out.extend((j..wb.len()).map(|y| StepMatch {
+            a: None,
+            b: Some(rb.start + y),
+            similarity: 0.0,
+        }));
     }
     out
 }
@@ -285,7 +309,8 @@ mod tests {
     fn best_pairs_keep_order_and_skip_dissimilar_steps() {
         let s = |t: &str| word_set(t);
         let wa = vec![s("first compute the sum"), s("then halve it"), s("answer is ten")];
-        let wb = vec![s("first compute the total sum"), s("wait this is wrong"), s("answer is ten")];
+        let wb =
+            vec![s("first compute the total sum"), s("wait this is wrong"), s("answer is ten")];
         let p = best_pairs(&wa, &wb);
         assert_eq!(p.iter().map(|x| (x.0, x.1)).collect::<Vec<_>>(), vec![(0, 0), (2, 2)]);
         assert!(p[0].2 > 0.5 && p[1].2 == 1.0);

@@ -277,13 +277,8 @@ fn an_edited_prompt_differs_before_the_first_token() {
     assert_eq!(c.relation, Relation::Edit { child_is_b: true });
     assert!(c.setup.prompt_differs);
     assert_eq!(c.setup.settings_differ(), vec!["temperature"]);
-    let added: Vec<&str> = c
-        .setup
-        .prompt
-        .iter()
-        .filter(|p| p.0 == Change::Added)
-        .map(|p| p.1.as_str())
-        .collect();
+    let added: Vec<&str> =
+        c.setup.prompt.iter().filter(|p| p.0 == Change::Added).map(|p| p.1.as_str()).collect();
     let words = added.concat();
     assert_eq!(words.split_whitespace().collect::<Vec<_>>(), ["positive", "Think", "first."]);
     assert!(c.setup.prompt.iter().all(|p| p.0 != Change::Removed), "{:?}", c.setup.prompt);
@@ -316,13 +311,7 @@ fn the_step_map_of_two_different_traces_of_one_problem() {
     let rows: Vec<(Option<String>, Option<String>, f64)> = c
         .steps
         .iter()
-        .map(|m| {
-            (
-                m.a.map(|i| text(&a, &ia[i])),
-                m.b.map(|i| text(&b, &ib[i])),
-                m.similarity,
-            )
-        })
+        .map(|m| (m.a.map(|i| text(&a, &ia[i])), m.b.map(|i| text(&b, &ib[i])), m.similarity))
         .collect();
     let find_b = |needle: &str| {
         c.steps

@@ -135,12 +135,23 @@ const PARENT: &[&str] = &[
 fn alts(w: &str, i: usize) -> Vec<TopToken> {
     let mut out = vec![TopToken { id: word_id(w), text: w.into(), logprob: -0.2 }];
     for (r, alt) in [" more", " plus", " then"].iter().enumerate() {
-        out.push(TopToken { id: word_id(alt) + 1000 * (i as u32 + 1), text: (*alt).into(), logprob: -1.6 - r as f32 });
+        out.push(TopToken {
+            id: word_id(alt) + 1000 * (i as u32 + 1),
+            text: (*alt).into(),
+            logprob: -1.6 - r as f32,
+        });
     }
     out
 }
 
-fn put(store: &Store, id: u64, parent: Option<(u64, u32)>, label: &str, steps: &[Step], user: &str) {
+fn put(
+    store: &Store,
+    id: u64,
+    parent: Option<(u64, u32)>,
+    label: &str,
+    steps: &[Step],
+    user: &str,
+) {
     let mut r = Run::new_recording(RunId(id), SessionId(1), SamplerSpec::default());
     r.created_at = 1_795_000_000_000 + id;
     r.model.name = "tiny-test".into();

@@ -104,7 +104,9 @@ fn diff_spans(t: &Theme, parts: &[(Change, String)]) -> Vec<Span<'static>> {
                 Change::Removed => {
                     Span::styled(s, t.get("compare.diff").add_modifier(Modifier::CROSSED_OUT))
                 }
-                Change::Added => Span::styled(s, t.get("compare.same").add_modifier(Modifier::BOLD)),
+                Change::Added => {
+                    Span::styled(s, t.get("compare.same").add_modifier(Modifier::BOLD))
+                }
             }
         })
         .collect()
@@ -176,7 +178,10 @@ fn header(t: &Theme, c: &CompareState, width: usize) -> Vec<Line<'static>> {
     let answers = clip(
         vec![
             Span::styled("answers ", dim),
-            Span::styled(format!("A {} · B {}: ", show(&c.cmp.answers.0), show(&c.cmp.answers.1)), text),
+            Span::styled(
+                format!("A {} · B {}: ", show(&c.cmp.answers.0), show(&c.cmp.answers.1)),
+                text,
+            ),
             verdict,
             Span::styled(
                 format!(" · equal {eq_a}/{} A, {eq_b}/{} B tokens", c.a.len(), c.b.len()),
@@ -295,8 +300,8 @@ impl Wrapper {
         self.used = 0;
     }
 
-    /// Adds one character; a word that does not fit moves whole to the next row (a word
-    /// longer than a row is cut).
+    /// Adds one character (`is_cursor`: of the token the pane follows); a word that does not
+    /// fit moves whole to the next row (a word longer than a row is cut).
     fn push(&mut self, ch: char, style: Style, is_cursor: bool) {
         let w = UnicodeWidthStr::width(ch.encode_utf8(&mut [0; 4]) as &str);
         if self.used + w > self.width {
@@ -326,16 +331,22 @@ impl Wrapper {
 }
 
 /// Lays out a run's tokens in `steps` into rows of `width` cells, wrapped at words; returns
-/// the rows and the row of `cursor`.
+/// the rows and the row of `focus` (the cursor's step, or the nearest one when this run has
+/// no token at the cursor).
 fn pane_rows(
     t: &Theme,
     v: &RunView,
     steps: std::ops::Range<usize>,
-    (diff, cursor, divergence): (&[bool], Option<usize>, Option<usize>),
+    (diff, cursor, focus, divergence): (&[bool], Option<usize>, usize, Option<usize>),
     width: usize,
 ) -> (Vec<Line<'static>>, usize) {
-    let mut w =
-        Wrapper { rows: Vec::new(), row: Vec::new(), used: 0, width: width.max(4), cursor_row: None };
+    let mut w = Wrapper {
+        rows: Vec::new(),
+        row: Vec::new(),
+        used: 0,
+        width: width.max(4),
+        cursor_row: None,
+    };
     let first = steps.start;
     for (i, s) in v.steps[steps].iter().enumerate() {
         let i = i + first;
@@ -363,7 +374,7 @@ fn pane_rows(
                 shown.push('⏎');
             }
             for ch in shown.chars() {
-                w.push(ch, style, at_cursor);
+                w.push(ch, style, i == focus);
             }
         }
     }
@@ -390,7 +401,7 @@ fn pane(
     height: usize,
 ) -> Pane {
     let steps = window(v, near, width, height);
-    let (rows, at) = pane_rows(t, v, steps, (diff, cursor, div), width);
+    let (rows, at) = pane_rows(t, v, steps, (diff, cursor, near, div), width);
     Pane { rows, at }
 }
 
@@ -480,9 +491,12 @@ impl CompareState {
         );
         // The top-k panels take the rows the text does not need.
         let need = pa.rows.len().max(pb.rows.len()) + 2;
-        let alts = |v: &RunView, s: Option<usize>| s.and_then(|i| v.steps.get(i)).map_or(0, |x| x.top.len());
+        let alts = |v: &RunView, s: Option<usize>| {
+            s.and_then(|i| v.steps.get(i)).map_or(0, |x| x.top.len())
+        };
         let want = alts(&self.a, row.a).max(alts(&self.b, row.b)).max(1) + 3;
-        let topk_h = avail.saturating_sub(need.max(5)).min(want).max(7).min(avail.saturating_sub(3));
+        let topk_h =
+            avail.saturating_sub(need.max(5)).min(want).max(7).min(avail.saturating_sub(3));
         let [panes, leg, k] = Layout::vertical([
             Constraint::Min(3),
             Constraint::Length(1),

@@ -259,7 +259,8 @@ impl CompareState {
                     i.and_then(|i| l.get(i)).map(|x| x.span.start)
                 };
                 if let Some(m) = m {
-                    let (sa, sb) = (start(m.a, &self.cmp.step_info.0), start(m.b, &self.cmp.step_info.1));
+                    let (sa, sb) =
+                        (start(m.a, &self.cmp.step_info.0), start(m.b, &self.cmp.step_info.1));
                     let row = match (sa, sb) {
                         (Some(s), _) => self.rows.iter().position(|r| r.a == Some(s)),
                         (None, Some(s)) => self.rows.iter().position(|r| r.b == Some(s)),

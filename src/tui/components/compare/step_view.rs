@@ -35,7 +35,13 @@ fn fit_to(s: &str, w: usize) -> String {
 }
 
 /// One step as spans of `w` columns: index, flags, confidence, the start of its text.
-fn cell(t: &Theme, v: &RunView, info: Option<(usize, &StepInfo)>, style: Style, w: usize) -> Vec<Span<'static>> {
+fn cell(
+    t: &Theme,
+    v: &RunView,
+    info: Option<(usize, &StepInfo)>,
+    style: Style,
+    w: usize,
+) -> Vec<Span<'static>> {
     let Some((i, st)) = info else { return vec![Span::styled(" ".repeat(w), style)] };
     let flags: String = st.flags.iter().map(|f| f.symbol()).collect();
     let conf = st.confidence.map_or("  -".into(), |p| format!("{:>3.0}%", p * 100.0));
@@ -62,8 +68,7 @@ fn cell(t: &Theme, v: &RunView, info: Option<(usize, &StepInfo)>, style: Style, 
 
 pub fn draw(c: &CompareState, f: &mut Frame, area: Rect, cx: &Ctx) {
     let t = cx.theme;
-    let [table, leg] =
-        Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(area);
+    let [table, leg] = Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(area);
     let (same, changed, only_a, only_b) = c.cmp.step_counts();
     let title = format!(
         " step map: {same} same · {changed} changed · {only_a} only in A · {only_b} only in B "
@@ -91,7 +96,8 @@ pub fn draw(c: &CompareState, f: &mut Frame, area: Rect, cx: &Ctx) {
         let text = base.patch(t.get("ui.text"));
         let ia = a.and_then(|i| c.cmp.step_info.0.get(i).map(|x| (i, x)));
         let ib = b.and_then(|i| c.cmp.step_info.1.get(i).map(|x| (i, x)));
-        let sim = if a.is_some() && b.is_some() { format!(" {similarity:.2} ") } else { "      ".into() };
+        let sim =
+            if a.is_some() && b.is_some() { format!(" {similarity:.2} ") } else { "      ".into() };
         let mut spans = vec![Span::styled(format!("{mark} "), base.patch(kind))];
         spans.extend(cell(t, &c.a, ia, text, cw));
         spans.push(Span::styled(sim, base.patch(t.get("ui.dim"))));

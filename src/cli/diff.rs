@@ -78,7 +78,7 @@ pub fn run(args: &DiffArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
     );
     let mut out = super::out::Out::stdout();
     if args.json {
-        writeln!(out, "{}", json_line(&json(&ra, &sa, &rb, &sb, &c))?)?;
+        writeln!(out, "{}", json_line(&json(&ra, &sa, &rb, &sb, &c)?)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     let color = use_color();
@@ -355,7 +355,7 @@ fn step_map(
          (↩ backtrack, 文 language switch, ? low confidence, ⟳ loop; % mean confidence)"
     )?;
     const W: usize = 58;
-    writeln!(out, "  {:<W$}  sim   {}", "a", "b")?;
+    writeln!(out, "  a{}  sim   b", " ".repeat(W - 1))?;
     for m in &c.steps {
         let ca = step_cell(m.a.and_then(|i| c.step_info.0.get(i)), sa, m.a, W);
         let cb = step_cell(m.b.and_then(|i| c.step_info.1.get(i)), sb, m.b, W);
@@ -404,12 +404,12 @@ fn json(ra: &Run, sa: &[Step], rb: &Run, sb: &[Step], c: &Comparison) -> Result<
     };
     let answer = |a: &Option<crate::analysis::answer::Answer>| a.as_ref().map(|x| x.value.clone());
     let kind = |a: &Option<crate::analysis::answer::Answer>| a.as_ref().map(|x| x.kind.as_str());
-    let info = |i: Option<usize>, l: &[StepInfo]| i.and_then(|i| l.get(i));
     let steps: Vec<Value> = c
         .steps
         .iter()
         .map(|m| {
-            let (ia, ib) = (info(m.a, &c.step_info.0), info(m.b, &c.step_info.1));
+            let (ia, ib) =
+                (m.a.and_then(|i| c.step_info.0.get(i)), m.b.and_then(|i| c.step_info.1.get(i)));
             let span = |x: Option<&StepInfo>| x.map(|s| [s.span.start, s.span.end]);
             let flags = |x: Option<&StepInfo>| {
                 x.map(|s| s.flags.iter().map(|f| f.as_str()).collect::<Vec<_>>())

@@ -429,12 +429,15 @@ fn same_prefix(a: &[Step], b: &[Step], at: usize) -> bool {
     a[..n].iter().zip(&b[..n]).all(|(x, y)| x.token_id == y.token_id && x.text == y.text)
 }
 
+/// Both runs' word ranges.
+type WordPair<'a> = (&'a [Range<usize>], &'a [Range<usize>]);
+
 /// The alignment of two runs' words (`words`: their segmentation when already known), as
 /// step ranges.
 fn word_ops(
     sa: &[Step],
     sb: &[Step],
-    words: Option<(&[Range<usize>], &[Range<usize>])>,
+    words: Option<WordPair>,
     deadline: Instant,
 ) -> Vec<AlignOp> {
     let (ta, tb) = (StepText::new(sa), StepText::new(sb));

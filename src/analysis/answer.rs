@@ -156,6 +156,9 @@ fn sentences(part: &str) -> Vec<Range<usize>> {
 
 fn push_trimmed(out: &mut Vec<Range<usize>>, part: &str, r: Range<usize>) {
     let s = &part[r.clone()];
+    if s.trim().is_empty() {
+        return;
+    }
     let lead = s.len() - s.trim_start().len();
     let trail = s.len() - s.trim_end().len();
     let r = r.start + lead..r.end - trail;

@@ -297,16 +297,25 @@ fn divergence(out: &mut impl Write, c: &Comparison, sa: &[Step], sb: &[Step]) ->
 
 fn answers(out: &mut impl Write, c: &Comparison) -> Result<()> {
     let show = |a: &Option<crate::analysis::answer::Answer>| {
-        a.as_ref().map_or("(none found)".to_string(), |s| {
-            format!("'{}' ({})", for_terminal(&s.value, false), s.kind.as_str().replace('_', "/"))
-        })
+        a.as_ref()
+            .map_or("(none found)".to_string(), |s| format!("'{}'", for_terminal(&s.value, false)))
+    };
+    let kind = |a: &Option<crate::analysis::answer::Answer>| {
+        a.as_ref().map_or("-".to_string(), |s| s.kind.as_str().replace('_', "/"))
     };
     let verdict = match c.answers_agree {
         Some(true) => "agree",
         Some(false) => "differ",
         None => "cannot tell",
     };
-    writeln!(out, "answers: a {}, b {}: {verdict}", show(&c.answers.0), show(&c.answers.1))?;
+    writeln!(
+        out,
+        "answers: a {}, b {}: {verdict} (found as {} / {})",
+        show(&c.answers.0),
+        show(&c.answers.1),
+        kind(&c.answers.0),
+        kind(&c.answers.1)
+    )?;
     Ok(())
 }
 

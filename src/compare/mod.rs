@@ -434,12 +434,7 @@ type WordPair<'a> = (&'a [Range<usize>], &'a [Range<usize>]);
 
 /// The alignment of two runs' words (`words`: their segmentation when already known), as
 /// step ranges.
-fn word_ops(
-    sa: &[Step],
-    sb: &[Step],
-    words: Option<WordPair>,
-    deadline: Instant,
-) -> Vec<AlignOp> {
+fn word_ops(sa: &[Step], sb: &[Step], words: Option<WordPair>, deadline: Instant) -> Vec<AlignOp> {
     let (ta, tb) = (StepText::new(sa), StepText::new(sb));
     let (wa, wb) = match words {
         Some((x, y)) => (x.to_vec(), y.to_vec()),

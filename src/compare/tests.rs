@@ -100,7 +100,10 @@ fn prefix_and_suffix_changes() {
     let d = c.first_divergence.unwrap();
     assert_eq!(d.a_step, short.len());
     assert!(d.b.is_none() && d.a.is_some());
-    assert_eq!(c.answers_agree, None); // the short run never states its answer
+    // The short run stops before its boxed answer: its answer is its last (cut) sentence.
+    let short_answer = c.answers.1.clone().unwrap();
+    assert_eq!(short_answer.kind, crate::analysis::answer::AnswerKind::Sentence);
+    assert_eq!(c.answers_agree, Some(false));
 }
 
 #[test]

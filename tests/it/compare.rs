@@ -285,8 +285,31 @@ fn an_edited_prompt_shows_in_the_compare_header() {
     assert!(c.cmp.setup.prompt_differs);
     assert_eq!(c.cmp.answers_agree, Some(false));
     let screen = screen_text(&mut app, (160, 48));
-    assert!(screen.contains("prompt: What is 2 + 2?3? Be careful."), "{screen}");
+    assert!(screen.contains("prompt: What is 2 + 2?→3? Be careful."), "{screen}");
     assert!(screen.contains("answers A '4' · B '5': differ"), "{screen}");
     assert!(screen.contains("B re-runs A with an edited prompt"), "{screen}");
     snap!(&mut app, "edit");
+}
+
+#[test]
+fn the_forced_token_is_labelled_in_the_trace_and_the_inspector() {
+    let (_d, mut app) = fork_app();
+    app.update(Action::Down);
+    app.update(Action::Open);
+    app.update(Action::ScreenTrace);
+    assert_eq!(app.viewer.view.as_ref().unwrap().run.id, RunId(11));
+    let screen = screen_text(&mut app, (160, 48));
+    assert!(screen.contains("· forced step 4 ·"), "{screen}");
+    for _ in 0..4 {
+        app.update(Action::NextToken);
+    }
+    let screen = screen_text(&mut app, (160, 48));
+    assert!(screen.contains("· forced · rank 3 · p 7.4% ·"), "the title: {screen}");
+    assert!(screen.contains("fork   forced · rank 3 · p 7.4%"), "the inspector: {screen}");
+    // The parent has no forced token.
+    app.update(Action::ScreenSessions);
+    app.update(Action::Up);
+    app.update(Action::Open);
+    app.update(Action::ScreenTrace);
+    assert!(!screen_text(&mut app, (160, 48)).contains("forced"));
 }

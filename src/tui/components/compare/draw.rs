@@ -12,7 +12,7 @@ use unicode_width::UnicodeWidthStr;
 
 use super::{CompareState, View};
 use crate::analysis::RunStats;
-use crate::compare::{forced_label, percent, Change, Relation};
+use crate::compare::{forced_label, Change, Relation};
 use crate::trace::{Phase, Step};
 use crate::tui::components::ctx::Ctx;
 use crate::tui::run_view::RunView;
@@ -68,11 +68,10 @@ fn stat_fields(s: &RunStats) -> Vec<(&'static str, String)> {
     let flags: Vec<String> = s.flags_by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
     let flags = if flags.is_empty() { "none".into() } else { flags.join(", ") };
     vec![
-        ("tok", format!("{} tok", s.tokens)),
-        ("think", format!("think/answer {}/{}", s.think_tokens, s.answer_tokens)),
+        ("tok", format!("{} tok ({} think)", s.tokens, s.think_tokens)),
         ("logp", format!("logp {lp}")),
-        ("lang", format!("lang {lang}")),
-        ("backtracks", format!("backtracks {}", s.backtracks)),
+        ("lang", lang),
+        ("backtracks", format!("{} backtracks", s.backtracks)),
         ("flags", format!("flags: {flags}")),
     ]
 }
@@ -95,21 +94,24 @@ fn stat_lines(t: &Theme, c: &CompareState, width: usize) -> [Line<'static>; 2] {
 
 /// A word diff as spans: removed words struck through, added ones in the diff style.
 fn diff_spans(t: &Theme, parts: &[(Change, String)]) -> Vec<Span<'static>> {
-    parts
-        .iter()
-        .map(|(k, text)| {
-            let s = shown(&text.replace('\n', " ")).into_owned();
-            match k {
-                Change::Same => Span::styled(s, t.get("ui.text")),
-                Change::Removed => {
-                    Span::styled(s, t.get("compare.diff").add_modifier(Modifier::CROSSED_OUT))
-                }
-                Change::Added => {
-                    Span::styled(s, t.get("compare.same").add_modifier(Modifier::BOLD))
-                }
+    let mut out = Vec::new();
+    let mut prev = Change::Same;
+    for (k, text) in parts {
+        let s = shown(&text.replace('\n', " ")).into_owned();
+        // A replacement reads `old→new`.
+        if prev == Change::Removed && *k == Change::Added {
+            out.push(Span::styled("→", t.get("ui.dim")));
+        }
+        out.push(match k {
+            Change::Same => Span::styled(s, t.get("ui.text")),
+            Change::Removed => {
+                Span::styled(s, t.get("compare.diff").add_modifier(Modifier::CROSSED_OUT))
             }
-        })
-        .collect()
+            Change::Added => Span::styled(s, t.get("compare.same").add_modifier(Modifier::BOLD)),
+        });
+        prev = *k;
+    }
+    out
 }
 
 /// What differs before the first token, on one row.
@@ -212,7 +214,12 @@ fn header(t: &Theme, c: &CompareState, width: usize) -> Vec<Line<'static>> {
             }
             let n = c.divergence_rows.len();
             let at = c.divergence_rows.iter().filter(|&&r| r <= c.cursor).count();
-            spans.push(Span::styled(format!(" · divergence {at} of {n}"), dim));
+            let which = match (at, n) {
+                (_, 1) => " · the only divergence".to_string(),
+                (0, n) => format!(" · {n} divergences"),
+                (at, n) => format!(" · divergence {at} of {n}"),
+            };
+            spans.push(Span::styled(which, dim));
             clip(spans, width)
         }
         None => clip(vec![Span::styled("no divergence: the runs are the same", dim)], width),
@@ -435,7 +442,7 @@ fn topk(
     let p = if s.logprob.is_nan() {
         "p ?".to_string()
     } else {
-        format!("p {}", percent(f64::from(s.logprob).exp()))
+        format!("p {:.1}%", f64::from(s.logprob).exp() * 100.0)
     };
     let mut first = vec![
         Span::styled(format!("step {} ", s.index), dim),

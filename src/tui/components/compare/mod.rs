@@ -151,8 +151,10 @@ impl CompareState {
         self.rows.iter().position(|r| r.a.is_some_and(|a| a >= step))
     }
 
-    /// Puts the cursor on step `at` of A (a fork's step), else on the first divergence.
+    /// Puts the cursor on step `at` of A (a fork's or a resample's step), else on the first
+    /// divergence (an edited prompt's re-run replays nothing: its step 0 is no place to start).
     pub fn open_at(&mut self, at: Option<usize>) {
+        let at = at.filter(|_| self.cmp.relation.replayed_prefix().is_some());
         let row = at.and_then(|s| self.row_of_a(s)).or(self.divergence());
         self.cursor = row.unwrap_or(0).min(self.len().saturating_sub(1));
     }

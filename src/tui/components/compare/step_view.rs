@@ -111,14 +111,13 @@ pub fn draw(c: &CompareState, f: &mut Frame, area: Rect, cx: &Ctx) {
     let dim = t.get("ui.dim");
     let key = t.get("ui.help.key");
     let legend = Line::from(vec![
-        Span::styled("= same ~ changed - only A + only B", dim),
-        Span::styled("  ↩ backtrack 文 language ? low conf. ⟳ loop  % confidence  ", dim),
+        Span::styled("=same ~changed -only A +only B ↩back 文lang ?low ⟳loop %conf ", dim),
         Span::styled("enter", key),
-        Span::styled(" tokens  ", dim),
+        Span::styled(" tokens ", dim),
         Span::styled("n", key),
         Span::styled("/", dim),
         Span::styled("N", key),
-        Span::styled(" changed step  ", dim),
+        Span::styled(" changed ", dim),
         Span::styled("s", key),
         Span::styled(" token view", dim),
     ]);

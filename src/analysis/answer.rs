@@ -110,8 +110,8 @@ pub fn extract(text: &str, bytes: Range<usize>) -> Option<Answer> {
     })
 }
 
-/// Whether two answers agree: by value when both are numbers, as yes / no, by the numbers
-/// they hold (one list holding the other), else by normalized text.
+/// Whether two answers agree: by value when both are one number, as yes / no, as multisets
+/// when both hold several numbers, else by normalized text.
 pub fn agree(a: &Answer, b: &Answer) -> bool {
     if let (Some(x), Some(y)) = (a.number, b.number) {
         return (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0);
@@ -121,9 +121,11 @@ pub fn agree(a: &Answer, b: &Answer) -> bool {
     if yn(&na) || yn(&nb) {
         return na == nb;
     }
+    // Two lists of numbers ("3 and 4", "x = 4, y = 3") agree as multisets; one number
+    // against several, or a working ("22 sheep (1 sheep) - 9"), does not.
     let (xa, xb) = (all_numbers(&a.value), all_numbers(&b.value));
-    if !xa.is_empty() && !xb.is_empty() {
-        return subset(&xa, &xb) || subset(&xb, &xa);
+    if xa.len() > 1 && xb.len() > 1 {
+        return xa.len() == xb.len() && subset(&xa, &xb);
     }
     na == nb
 }
@@ -362,6 +364,8 @@ mod tests {
         assert!(!same("Yes, it is prime.", "No."));
         assert!(same("The capital is Canberra.", "the capital is  canberra"));
         assert!(!same("The capital is Canberra.", "The capital is Sydney."));
-        assert!(same("The answer is 3 and 4.", "Answer: 4"));
+        assert!(same("The answer is 3 and 4.", "Answer: 4 and 3"));
+        assert!(!same("The answer is 3 and 4.", "Answer: 4"));
+        assert!(!same("Answer: 22 sheep (1 sheep) - 9 sheep (9 sheep", "\\boxed{9}"));
     }
 }

@@ -255,10 +255,6 @@ fn legend(t: &Theme, c: &CompareState, width: usize) -> Line<'static> {
         Span::styled("answer", t.get("phase.answer")),
         Span::styled("  ", dim),
     ];
-    if c.cmp.relation.replayed_prefix().is_some() {
-        spans.push(Span::styled("forced", t.get("ui.warning")));
-        spans.push(Span::styled(": the child's chosen token  ", dim));
-    }
     for (k, what) in [("n", "/"), ("N", " divergence  "), ("d", " first  "), ("s", " steps")] {
         spans.push(Span::styled(k, key));
         spans.push(Span::styled(what, dim));

@@ -111,15 +111,15 @@ pub fn draw(c: &CompareState, f: &mut Frame, area: Rect, cx: &Ctx) {
     let dim = t.get("ui.dim");
     let key = t.get("ui.help.key");
     let legend = Line::from(vec![
-        Span::styled("=same ~changed -only A +only B ↩back 文lang ?low ⟳loop %conf ", dim),
+        Span::styled("=same ~changed -/+ one run ↩back 文lang ?low ⟳loop ", dim),
         Span::styled("enter", key),
         Span::styled(" tokens ", dim),
         Span::styled("n", key),
         Span::styled("/", dim),
         Span::styled("N", key),
-        Span::styled(" changed ", dim),
+        Span::styled(" next ", dim),
         Span::styled("s", key),
-        Span::styled(" token view", dim),
+        Span::styled(" back", dim),
     ]);
     f.render_widget(Paragraph::new(legend), leg);
 }

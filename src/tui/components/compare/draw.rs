@@ -240,7 +240,7 @@ fn header(t: &Theme, c: &CompareState, width: usize) -> Vec<Line<'static>> {
 }
 
 /// The legend under the panes.
-fn legend(t: &Theme, c: &CompareState, width: usize) -> Line<'static> {
+fn legend(t: &Theme, width: usize) -> Line<'static> {
     let dim = t.get("ui.dim");
     let key = t.get("ui.help.key");
     let mut spans = vec![
@@ -510,7 +510,7 @@ impl CompareState {
             .areas(panes);
         draw_pane(t, f, l, &self.a, pa, row.a);
         draw_pane(t, f, r, &self.b, pb, row.b);
-        f.render_widget(Paragraph::new(legend(t, self, width)), leg);
+        f.render_widget(Paragraph::new(legend(t, width)), leg);
         let [kl, kr] =
             Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(k);
         let forced = |is_b: bool, step: Option<usize>| {

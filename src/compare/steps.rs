@@ -1,6 +1,7 @@
 //! The step map: two runs' reasoning steps (`analysis::segment`) aligned by content. Steps
 //! with the same text pair first (Myers over the whitespace-normalized texts); within each
-//! stretch that differs, steps pair by word-set similarity (Jaccard) with a weighted
+//! stretch that differs, steps pair by word-set similarity (the cosine of the two sets, so a
+//! short step inside a long one of the other run still pairs) with a weighted
 //! alignment that keeps their order, leaving the steps only one run took unpaired. Each step
 //! carries its flags (backtrack, language switch, low confidence, loop) and its mean
 //! confidence. Depends on `analysis` and `trace`.
@@ -18,7 +19,7 @@ use crate::analysis::Segments;
 use crate::trace::{Flag, FlagKind, Step};
 
 /// Least similarity for two different steps to pair.
-pub const MIN_SIMILARITY: f64 = 0.2;
+pub const MIN_SIMILARITY: f64 = 0.3;
 
 /// Largest stretch (steps of A × steps of B) aligned by similarity; past it steps pair by
 /// position.
@@ -154,10 +155,14 @@ fn word_set(text: &str) -> Vec<u64> {
     out
 }
 
-/// Jaccard similarity of two sorted sets.
-fn jaccard(a: &[u64], b: &[u64]) -> f64 {
+/// The similarity of two sorted sets: shared words over the geometric mean of their sizes
+/// (1 for equal sets, 0 for disjoint ones).
+fn similarity(a: &[u64], b: &[u64]) -> f64 {
     if a.is_empty() && b.is_empty() {
         return 1.0;
+    }
+    if a.is_empty() || b.is_empty() {
+        return 0.0;
     }
     let (mut i, mut j, mut both) = (0, 0, 0usize);
     while i < a.len() && j < b.len() {
@@ -171,7 +176,7 @@ fn jaccard(a: &[u64], b: &[u64]) -> f64 {
             }
         }
     }
-    both as f64 / (a.len() + b.len() - both) as f64
+    both as f64 / ((a.len() * b.len()) as f64).sqrt()
 }
 
 /// Aligns the reasoning steps of two runs by content; the similarity alignment of a
@@ -250,7 +255,7 @@ fn best_pairs(wa: &[Vec<u64>], wb: &[Vec<u64>]) -> Vec<(usize, usize, f64)> {
     let mut sims = vec![0f32; n * m];
     for i in 1..=n {
         for j in 1..=m {
-            let s = jaccard(&wa[i - 1], &wb[j - 1]) as f32;
+            let s = similarity(&wa[i - 1], &wb[j - 1]) as f32;
             sims[(i - 1) * m + j - 1] = s;
             let mut best = score[(i - 1) * w + j].max(score[i * w + j - 1]);
             if f64::from(s) >= MIN_SIMILARITY {
@@ -283,7 +288,7 @@ fn by_position(wa: &[Vec<u64>], wb: &[Vec<u64>]) -> Vec<(usize, usize, f64)> {
         .zip(wb)
         .enumerate()
         .filter_map(|(k, (x, y))| {
-            let s = jaccard(x, y);
+            let s = similarity(x, y);
             (s >= MIN_SIMILARITY).then_some((k, k, s))
         })
         .collect()
@@ -297,12 +302,17 @@ mod tests {
     fn word_sets_and_similarity() {
         let a = word_set("Let me add 2 and 2.");
         let b = word_set("let me ADD 2, and 2!");
-        assert_eq!(jaccard(&a, &b), 1.0);
+        assert_eq!(similarity(&a, &b), 1.0);
         let c = word_set("等等，我再检查一下");
         assert_eq!(c.len(), 7, "等 twice, the comma no word");
-        assert_eq!(jaccard(&a, &c), 0.0);
+        assert_eq!(similarity(&a, &c), 0.0);
         let d = word_set("Let me add 3 and 3.");
-        assert!((jaccard(&a, &d) - 4.0 / 6.0).abs() < 1e-9);
+        assert!((similarity(&a, &d) - 4.0 / 5.0).abs() < 1e-9);
+        // A short step inside a long one still pairs.
+        let long =
+            word_set("first we list the numbers then we add them all up and check the sum twice");
+        let short = word_set("add them up");
+        assert!(similarity(&long, &short) > MIN_SIMILARITY);
     }
 
     #[test]

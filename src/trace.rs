@@ -422,22 +422,11 @@ pub struct Run {
 
 impl Run {
     /// The step whose token was forced: a fork's fork step. A resampled continuation (label
-    /// `resample@…`) forces only the tokens before its fork step, and an edited prompt's
-    /// re-run (label `edit`) forces none, so they have none.
+    /// `resample@…`) forces only the tokens before its fork step, an edit's re-run none.
     pub fn forced_step(&self) -> Option<u32> {
         let (_, at) = self.parent?;
-        (!self.resampled() && !self.edited()).then_some(at)
-    }
-
-    /// Whether this run is a resampled continuation of its parent (label `resample@…`).
-    pub fn resampled(&self) -> bool {
-        self.parent.is_some() && self.label.as_deref().is_some_and(|l| l.starts_with("resample@"))
-    }
-
-    /// Whether this run re-ran its parent's edited prompt (label `edit`): it replays none of
-    /// the parent's tokens.
-    pub fn edited(&self) -> bool {
-        self.parent.is_some() && self.label.as_deref() == Some("edit")
+        let label = self.label.as_deref().unwrap_or("");
+        (!label.starts_with("resample@") && label != "edit").then_some(at)
     }
 
     /// A run about to be recorded by the embedded engine: status `Recording`, raw logprobs,

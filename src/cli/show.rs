@@ -61,7 +61,7 @@ pub fn run(args: &ShowArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
         s.max_tokens_text()
     )?;
     if let Some((parent, at)) = run.parent {
-        if run.edited() {
+        if run.label.as_deref() == Some("edit") {
             writeln!(out, "parent {parent}, re-run with an edited prompt")?;
         } else {
             let what = if forced == Some(at) { "forked" } else { "resampled" };

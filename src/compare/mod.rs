@@ -170,9 +170,10 @@ pub fn relation(a: &Run, b: &Run) -> Relation {
             return None;
         }
         let at = at as usize;
+        let resampled = child.label.as_deref().is_some_and(|l| l.starts_with("resample@"));
         Some(if child.forced_step().is_some() {
             Relation::Fork { at, child_is_b }
-        } else if child.resampled() {
+        } else if resampled {
             Relation::Resample { at, child_is_b }
         } else {
             Relation::Edit { child_is_b }

@@ -136,8 +136,9 @@ pub fn stated_answer(text: &str, bytes: Range<usize>) -> Option<Stated> {
     let end = rest
         .char_indices()
         .find(|&(i, c)| {
-            matches!(c, '\n' | '。' | '，' | ',' | ';' | '；')
-                || (c == '.' && !rest[i + 1..].starts_with(|d: char| d.is_ascii_digit()))
+            matches!(c, '\n' | '。' | '，' | ';' | '；')
+                || (matches!(c, '.' | ',')
+                    && !rest[i + 1..].starts_with(|d: char| d.is_ascii_digit()))
         })
         .map_or(rest.len(), |(i, _)| i);
     let value = rest[..end].trim().trim_matches(|c: char| c == '*' || c.is_whitespace());

@@ -5,6 +5,7 @@
 //! forking tokens (`forks`), cognitive experts (`experts`), under thresholds from the config
 //! file. Pure functions over `trace` types; must not depend on `store`, `tui` or `engine`.
 
+pub mod answer;
 pub mod confidence;
 pub mod config;
 pub mod error;

@@ -328,7 +328,14 @@ fn bench_diff(n: u32, budget_ms: u64) -> Result<serde_json::Value> {
             c.ops.len(),
             if c.budget_exceeded { ", budget reached" } else { "" }
         );
+        let map_ms = c.step_map_time.as_secs_f64() * 1e3;
+        let (same, changed, only_a, only_b) = c.step_counts();
+        outln!(
+            "    of which step map {map_ms:>8.1} ms   ({} rows: {same} same, {changed} changed, {only_a} only in a, {only_b} only in b)",
+            c.steps.len()
+        );
         report[format!("{name}_ms")] = serde_json::json!(s * 1e3);
+        report[format!("{name}_step_map_ms")] = serde_json::json!(map_ms);
     }
     Ok(report)
 }

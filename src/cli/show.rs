@@ -55,7 +55,7 @@ pub fn run(args: &ShowArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
         }
     }
     // A scored run forces every token; none is marked.
-    let forced = if run.is_scored() { None } else { run.forced_step() };
+    let forced = run.forced_step();
     let s = &run.sampler;
     writeln!(
         out,
@@ -72,8 +72,12 @@ pub fn run(args: &ShowArgs, store_flag: Option<&Path>) -> Result<ExitCode> {
         let parent = run.parent.map_or("-".into(), |(p, _)| p.to_string());
         writeln!(out, "scores run {parent}'s text: {}", s.tokens.as_str())?;
     } else if let Some((parent, at)) = run.parent {
-        let what = if forced == Some(at) { "forked" } else { "resampled" };
-        writeln!(out, "parent {parent}, {what} at step {at}")?;
+        if run.label.as_deref() == Some("edit") {
+            writeln!(out, "parent {parent}, re-run with an edited prompt")?;
+        } else {
+            let what = if forced == Some(at) { "forked" } else { "resampled" };
+            writeln!(out, "parent {parent}, {what} at step {at}")?;
+        }
     }
     for m in &run.messages {
         writeln!(out, "[{}] {}", for_terminal(&m.role, false), for_terminal(&m.content, true))?;

@@ -4,7 +4,8 @@
 //! that point). Shared by `thinkdbg resample` and the terminal UI's resample panel. Depends on
 //! `replay`, `analysis`, `store`, `trace` and the engine's request type; never on `cli` or `tui`.
 
-use crate::analysis::integrity::{disagree, stated_answer, Stated};
+use crate::analysis::answer::{agree, extract, Answer};
+use crate::analysis::integrity::{stated_answer, Stated};
 use crate::analysis::segment;
 use crate::analysis::text::StepText;
 use crate::engine::generate::RunRequest;
@@ -145,11 +146,15 @@ pub fn plan(
     Ok(jobs)
 }
 
-/// The final answer of a run: the stated answer (`\boxed{}`, "the answer is ...") of its
-/// answer part (or of all its text when it has none), with the answer text itself.
+/// The final answer of a run, as `analysis::answer` finds it (`\boxed{}`, "the answer is
+/// ...", "Answer: ...", yes / no, a final number, else the last sentence) in its answer part
+/// (or in all its text when it has none), with the answer text itself.
 #[derive(Debug, Clone)]
 pub struct FinalAnswer {
+    /// The `\boxed{}` or "the answer is ..." statement, when there is one.
     pub stated: Option<Stated>,
+    /// The answer found by any rule, compared by value where numeric.
+    pub answer: Option<Answer>,
     pub text: String,
 }
 
@@ -162,21 +167,25 @@ impl FinalAnswer {
             None => 0..text.text.len(),
         };
         let answer = text.text[bytes.clone()].split_whitespace().collect::<Vec<_>>().join(" ");
-        FinalAnswer { stated: stated_answer(&text.text, bytes), text: answer }
+        FinalAnswer {
+            stated: stated_answer(&text.text, bytes.clone()),
+            answer: extract(&text.text, bytes),
+            text: answer,
+        }
     }
 
-    /// Whether `other` reached a different final answer: compared as stated answers when both
-    /// state one, else as whitespace-normalized answer text.
+    /// Whether `other` reached a different final answer: compared as found answers (by value
+    /// where numeric) when both have one, else as whitespace-normalized answer text.
     pub fn changed(&self, other: &FinalAnswer) -> bool {
-        match (&self.stated, &other.stated) {
-            (Some(a), Some(b)) => disagree(a, b),
+        match (&self.answer, &other.answer) {
+            (Some(a), Some(b)) => !agree(a, b),
             _ => self.text != other.text,
         }
     }
 
     /// At most 60 characters of the answer, safe for a terminal.
     pub fn short(&self) -> String {
-        let s = self.stated.as_ref().map_or(self.text.as_str(), |s| s.value.as_str());
+        let s = self.answer.as_ref().map_or(self.text.as_str(), |s| s.value.as_str());
         let mut out: String = for_terminal(s, false).chars().take(60).collect();
         if s.chars().count() > 60 {
             out.push('…');

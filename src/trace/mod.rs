@@ -395,11 +395,13 @@ pub struct Run {
 
 impl Run {
     /// The step whose token was forced: a fork's fork step. A resampled continuation (label
-    /// `resample@…`) forces only the tokens before its fork step, so it has none.
+    /// `resample@…`) forces only the tokens before its fork step, an edit's re-run and a
+    /// scored run (which forces every token) none.
     pub fn forced_step(&self) -> Option<u32> {
         let (_, at) = self.parent?;
-        let resampled = self.label.as_deref().is_some_and(|l| l.starts_with("resample@"));
-        (!resampled).then_some(at)
+        let label = self.label.as_deref().unwrap_or("");
+        let scored = matches!(self.source, RunSource::Scored(_));
+        (!label.starts_with("resample@") && label != "edit" && !scored).then_some(at)
     }
 
     /// A run about to be recorded by the embedded engine: status `Recording`, raw logprobs,

@@ -172,6 +172,8 @@ fn bench_analysis_and_diff_report_times() {
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
     assert!(v["unrelated_ms"].as_f64().unwrap() > 0.0);
+    assert!(v["unrelated_step_map_ms"].as_f64().unwrap() > 0.0);
+    assert!(out.contains("of which step map"), "{out}");
 }
 
 #[test]

@@ -13,6 +13,7 @@ mod cli_analysis;
 mod cli_fork;
 mod cli_store;
 mod cli_usability;
+mod compare;
 mod dynamics;
 mod engine_tiny;
 mod experiment;

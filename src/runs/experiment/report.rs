@@ -12,8 +12,8 @@ use super::runner::{is_complete, shown_id};
 use super::spec::{Expect, Spec};
 use super::stats::{mcnemar_exact, mean_difference, mean_var, newcombe, Rate};
 use super::Result;
+use crate::analysis::answer::{agree, extract};
 use crate::analysis::confidence::{run_confidence, vote_weight, weighted_vote, VoteMeasure};
-use crate::analysis::integrity::Stated;
 use crate::analysis::AnalysisConfig;
 use crate::runs::resample::FinalAnswer;
 use crate::store::experiments::ExperimentRecord;
@@ -176,24 +176,17 @@ pub struct Report {
     pub comparisons: Vec<Comparison>,
 }
 
-/// Whether `answer` is the expected one: a `/regex/` must match the stated answer (or, when the
-/// run states none, its answer text); a value must agree with it as `FinalAnswer::changed`
-/// compares two stated answers (numbers as numbers, text normalized).
+/// Whether `answer` is the expected one: a `/regex/` must match the final answer found (or,
+/// when none was found, the answer text); a value must agree with it as `diff` compares
+/// answers (numbers by value, yes/no, text normalized).
 pub fn correct(expect: &Expect, answer: &FinalAnswer) -> bool {
-    let got = answer.stated.as_ref().map_or(answer.text.as_str(), |s| s.value.as_str());
+    let got = answer.answer.as_ref().map_or(answer.text.as_str(), |a| a.value.as_str());
     match expect {
         Expect::Regex(re) => re.is_match(got),
-        Expect::Value(v) => {
-            let as_stated = |value: &str| FinalAnswer {
-                stated: Some(Stated {
-                    value: value.to_string(),
-                    bytes: 0..value.len(),
-                    boxed: true,
-                }),
-                text: value.to_string(),
-            };
-            !got.trim().is_empty() && !as_stated(v).changed(&as_stated(got))
-        }
+        Expect::Value(v) => match (extract(v, 0..v.len()), &answer.answer) {
+            (Some(want), Some(got)) => agree(&want, got),
+            _ => false,
+        },
     }
 }
 

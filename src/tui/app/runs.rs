@@ -94,7 +94,7 @@ impl App {
         let (va, vb) = (self.load_view(a)?, self.load_view(b)?);
         let cfg = AnalysisConfig::load().unwrap_or_default();
         let mut c = CompareState::new(va, vb, &cfg);
-        c.cursor = at.or(c.divergence()).unwrap_or(0).min(c.len().saturating_sub(1));
+        c.open_at(at);
         self.compare = Some(c);
         self.screen = Screen::Compare;
         Ok(())

@@ -131,6 +131,16 @@ fn lines(vw: &Viewer, area: Rect, cx: &Ctx) -> Option<(Vec<Line<'static>>, usize
             lines.push(Line::from(spans));
         }
     }
+    // A fork's forced token: how likely the model found it.
+    if vw.view.as_ref().and_then(|v| v.run.forced_step()) == Some(s.index) {
+        lines.push(Line::from(vec![
+            Span::styled("fork   ", dim),
+            Span::styled(
+                fit(&crate::compare::forced_label(s), inner_w.saturating_sub(7)),
+                t.get("ui.warning"),
+            ),
+        ]));
+    }
     if let Some(n) = vw.note_at_cursor().and_then(|i| vw.view.as_ref()?.notes.get(i)) {
         let first = n.text.lines().next().unwrap_or("");
         lines.push(Line::from(vec![

@@ -103,6 +103,10 @@ impl Layout<'_> {
                 .patch(t.get(super::timeline::flag_key(&f.kind)))
                 .add_modifier(Modifier::UNDERLINED);
         }
+        // A fork's forced token: reversed in the warning colour (its label is in the title).
+        if self.v.run.forced_step() == Some(i as u32) {
+            st = st.patch(t.get("ui.warning")).add_modifier(Modifier::REVERSED);
+        }
         // Noted tokens: in the note style (notes are few; a linear scan is cheap).
         if self
             .v
@@ -383,14 +387,25 @@ pub fn draw(vw: &Viewer, f: &mut Frame, area: Rect, cx: &Ctx) {
     };
     let layer =
         if vw.colour == ColourBy::Expert { format!(" layer {}", vw.layer) } else { String::new() };
+    // A fork's forced token: labelled when the cursor is on it, else where it is.
+    let forced = match v.run.forced_step() {
+        Some(k) if k as usize == vw.cursor => v
+            .steps
+            .get(vw.cursor)
+            .map(|s| format!(" · {}", crate::compare::forced_label(s)))
+            .unwrap_or_default(),
+        Some(k) if (k as usize) < v.len() => format!(" · forced step {k}"),
+        _ => String::new(),
+    };
     let title = format!(
-        " {}{} · colour: {}{}{}{} · {} ",
+        " {}{} · colour: {}{}{}{}{} · {} ",
         v.run.id,
         label,
         vw.colour.label(),
         layer,
         live,
         visual,
+        forced,
         position(vw.cursor, v.len())
     );
     let block = Block::default()

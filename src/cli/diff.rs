@@ -407,6 +407,7 @@ fn json(ra: &Run, sa: &[Step], rb: &Run, sb: &[Step], c: &Comparison) -> Result<
         Relation::Fork { at, .. } => ("fork", Some(at)),
         Relation::Resample { at, .. } => ("resample", Some(at)),
         Relation::Edit { .. } => ("edit", None),
+        Relation::Scored { .. } => ("scored", None),
     };
     let diff = |parts: &[(Change, String)]| -> Value {
         parts.iter().map(|(k, t)| json!({"change": k.as_str(), "text": t})).collect()

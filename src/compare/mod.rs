@@ -122,6 +122,9 @@ pub enum Relation {
     Resample { at: usize, child_is_b: bool },
     /// One re-ran the other's edited prompt: nothing replayed.
     Edit { child_is_b: bool },
+    /// One is the other's text scored under a local model (`thinkdbg score`): every token
+    /// forced, nothing sampled.
+    Scored { child_is_b: bool },
 }
 
 impl Relation {
@@ -141,6 +144,10 @@ impl Relation {
             Relation::Edit { child_is_b } => {
                 let (c, p) = who(child_is_b);
                 format!("{c} re-runs {p} with an edited prompt")
+            }
+            Relation::Scored { child_is_b } => {
+                let (c, p) = who(child_is_b);
+                format!("{c} scores {p}'s text under a local model")
             }
         }
     }
@@ -171,7 +178,9 @@ pub fn relation(a: &Run, b: &Run) -> Relation {
         }
         let at = at as usize;
         let resampled = child.label.as_deref().is_some_and(|l| l.starts_with("resample@"));
-        Some(if child.forced_step().is_some() {
+        Some(if child.is_scored() {
+            Relation::Scored { child_is_b }
+        } else if child.forced_step().is_some() {
             Relation::Fork { at, child_is_b }
         } else if resampled {
             Relation::Resample { at, child_is_b }

@@ -349,3 +349,23 @@ fn the_step_map_of_two_different_traces_of_one_problem() {
     assert_eq!(value(&c.answers.1), Some(("9".into(), Some(9.0))));
     assert_eq!(c.answers_agree, Some(true));
 }
+
+#[test]
+fn a_scored_run_is_neither_a_fork_nor_an_edit() {
+    let s = run_steps(Some(CLEAN_THINK), CLEAN_ANSWER);
+    let pa = named("m");
+    let mut pb = pa.clone();
+    pb.id = crate::trace::RunId(2);
+    pb.parent = Some((pa.id, 0));
+    pb.source = crate::trace::RunSource::Scored(crate::record::Scored {
+        tokens: crate::record::ScoredTokens::ParentIds,
+        parent_steps: Vec::new(),
+    });
+    assert_eq!(pb.forced_step(), None, "scoring forces every token and marks none");
+    let c = compare((&pa, &s), (&pb, &s), BUDGET);
+    assert_eq!(c.relation, Relation::Scored { child_is_b: true });
+    assert_eq!(c.relation.describe(), "B scores A's text under a local model");
+    assert!(c.first_divergence.is_none());
+    let back = compare((&pb, &s), (&pa, &s), BUDGET);
+    assert_eq!(back.relation, Relation::Scored { child_is_b: false });
+}

@@ -273,6 +273,20 @@ impl App {
             Action::Back if self.screen == Screen::Experiments && self.experiments.listing => {
                 self.experiments.listing = false
             }
+            Action::Back
+                if self.screen == Screen::Experiments
+                    && self.jobs.experiment.as_ref().is_some_and(|e| !e.cancelled()) =>
+            {
+                self.jobs.cancel_all();
+                self.message =
+                    "stopping the experiment: the samples that completed are kept; r resumes it"
+                        .into();
+            }
+            Action::ExperimentNew | Action::ExperimentResume
+                if self.screen == Screen::Experiments =>
+            {
+                self.open_experiment_dialog(action == Action::ExperimentResume)
+            }
             Action::Back => {
                 if self.input.take().is_none() {
                     self.screen = Screen::Sessions;
@@ -502,6 +516,28 @@ impl App {
             },
             _ => {}
         }
+    }
+
+    /// `n` / `r` on the experiments screen: the dialog for a spec, for `r` the spec of the
+    /// experiment shown with resume on.
+    fn open_experiment_dialog(&mut self, resume: bool) {
+        if self.store.is_none() {
+            self.message = "no store to record into".into();
+            return;
+        }
+        if self.jobs.experiment.is_some() {
+            self.message = "an experiment is running: X (or esc) stops it first".into();
+            return;
+        }
+        let cwd = std::env::current_dir().unwrap_or_default();
+        let path = if resume {
+            self.experiments.current_spec_path().unwrap_or_default().to_string()
+        } else {
+            String::new()
+        };
+        self.overlay = Some(Overlay::Experiment(Box::new(
+            crate::tui::components::experiment_dialog::ExperimentDialog::new(cwd, path, resume),
+        )));
     }
 
     /// `r`: the panel of the resample still running, else the form for the reasoning step at

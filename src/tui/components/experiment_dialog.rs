@@ -59,10 +59,10 @@ impl ExperimentDialog {
         if self.path.trim().is_empty() {
             return Err("type the path of an experiment spec (TOML)".into());
         }
-        let path = self.full_path();
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("reading '{}': {e}", path.display()))?;
-        let spec = Spec::parse(&text).map_err(|e| format!("'{}': {e}", path.display()))?;
+        let typed = self.path.trim();
+        let text = std::fs::read_to_string(self.full_path())
+            .map_err(|e| format!("reading '{typed}': {e}"))?;
+        let spec = Spec::parse(&text).map_err(|e| format!("'{typed}': {e}"))?;
         Ok((spec, text))
     }
 

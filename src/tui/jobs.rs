@@ -388,6 +388,8 @@ impl Jobs {
                         theirs.display()
                     )));
                 }
+                // The engine worker starts (the model loading) before anything is stored.
+                self.worker()?;
             }
             (Source::Endpoint { .. }, Some(e)) => {
                 e.check().map_err(|e| Error::Job(e.to_string()))?;

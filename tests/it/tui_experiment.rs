@@ -150,6 +150,9 @@ fn esc_stops_an_experiment_keeping_what_completed_and_r_redoes_the_rest() {
     pump_until(&mut app, Duration::from_secs(300), |a| {
         a.jobs.experiment.as_ref().is_some_and(|e| e.progress.samples().0 >= 1)
     });
+    // Quitting asks first.
+    app.update(Action::Quit);
+    assert!(!app.quit && app.message.contains("an experiment is running"), "{}", app.message);
     app.update(Action::Back);
     assert!(app.message.contains("stopping the experiment"), "{}", app.message);
     assert_eq!(app.screen, Screen::Experiments, "esc stops before it leaves the screen");

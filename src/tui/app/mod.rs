@@ -218,7 +218,12 @@ impl App {
     fn request_quit(&mut self) {
         if self.jobs.busy() && !self.quit_armed {
             self.quit_armed = true;
-            self.message = "a run is recording: q again stops it (kept as cancelled) and quits; any other key stays".into();
+            self.message = if self.jobs.running.is_empty() {
+                "an experiment is running: q again stops it (what completed is kept; r resumes it) and quits; any other key stays"
+            } else {
+                "a run is recording: q again stops it (kept as cancelled) and quits; any other key stays"
+            }
+            .into();
         } else {
             self.quit = true;
         }

@@ -234,3 +234,55 @@ fn bad_specs_are_refused_in_the_dialog_naming_the_key() {
     assert!(store.experiments().unwrap().is_empty(), "nothing stored for a refused spec");
     assert!(app.jobs.experiment.is_none());
 }
+
+/// A spec naming an endpoint runs from the UI too, its requests on their own thread (the
+/// fake server of the CLI's experiment test), every sample a stored remote run.
+#[test]
+fn an_endpoint_experiment_runs_from_the_screen() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = crate::experiment::fake_server(Duration::from_millis(50));
+    let text = format!(
+        r#"name = "remote"
+endpoint = "{}/v1"
+remote_model = "fake"
+samples = 3
+seed = 100
+max_tokens = 32
+expect = "42"
+
+[[variant]]
+name = "a"
+prompt = "6*7?"
+
+[[variant]]
+name = "b"
+prompt = "6*7? Think step by step."
+"#,
+        server.url
+    );
+    std::fs::write(d.join("remote.toml"), text).unwrap();
+    let store = Arc::new(Store::open(&d.join("store")).unwrap());
+    let mut app = app_with(Some(store.clone()));
+    app.update(Action::ScreenExperiments);
+    dialog(&mut app, Action::ExperimentNew, d, "remote.toml");
+    app.update(Action::InputSubmit);
+    assert!(app.overlay.is_none(), "{}", app.message);
+    pump(&mut app, Duration::from_secs(60));
+    assert!(app.message.contains("finished: 6/6"), "{}", app.message);
+    assert_eq!(server.bodies.lock().unwrap().len(), 6);
+    let e = &store.experiments().unwrap()[0];
+    for v in 0..2 {
+        for i in 0..3 {
+            let run = store.run(e.run_of(v, i).unwrap()).unwrap().unwrap();
+            assert!(is_complete(&run));
+            assert_eq!(run.sampler.seed, 100 + i as u64);
+            assert!(thinkdbg::runs::remote::provenance(&run).is_some());
+        }
+    }
+    let report = app.experiments.report.as_ref().expect("a report");
+    for v in &report.variants {
+        assert_eq!(v.n(), 3);
+        assert_eq!(v.rate("accuracy").unwrap().p(), Some(1.0));
+    }
+}

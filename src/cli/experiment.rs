@@ -92,12 +92,8 @@ pub fn run(args: &ExperimentArgs, store_flag: Option<&Path>, offline: bool) -> R
         }
     };
     let store = super::store_args::open(store_flag)?;
-    let mut record = if args.resume {
-        runner::resumable(&store, &spec, &text)?
-    } else {
-        runner::begin(&store, &spec, &text, &path.display().to_string())?
-    };
-    let todo = runner::pending(&store, &spec, &mut record)?;
+    let (mut record, todo) =
+        runner::prepare(&store, &spec, &text, &path.display().to_string(), args.resume)?;
     let id = runner::shown_id(record.id);
     let total = spec.samples * spec.variants.len();
     errln!(

@@ -70,6 +70,9 @@ pub enum Action {
     Undo,
     Resample,
     ResamplePanel,
+    /// The experiments screen: run a spec (a new experiment), or resume one.
+    ExperimentNew,
+    ExperimentResume,
     /// Scores the run's text with the model (teacher forcing) into a child run.
     Score,
     /// Turns mouse capture off (the terminal selects text) or on.
@@ -186,6 +189,12 @@ pub const ACTIONS: &[(Action, &str, &str)] = &[
     (Action::ToggleMouse, "toggle_mouse", "Mouse on / off (off: the terminal selects text)"),
     (Action::Resample, "resample", "Resample N continuations from the reasoning step"),
     (Action::ResamplePanel, "resample_panel", "Show the last resample's panel"),
+    (Action::ExperimentNew, "experiment_new", "Run an experiment spec (TOML) on the UI's model"),
+    (
+        Action::ExperimentResume,
+        "experiment_resume",
+        "Resume an experiment: redo what did not complete",
+    ),
     (Action::Score, "score", "Score this run's text with the model (its view of every token)"),
 ];
 

@@ -55,6 +55,7 @@ pub fn draw(app: &App, f: &mut Frame) {
         Some(Overlay::Fork(p)) => p.draw(f, body, &cx),
         Some(Overlay::Export(d)) => d.draw(f, body, &cx),
         Some(Overlay::Import(d)) => d.draw(f, body, &cx),
+        Some(Overlay::Experiment(d)) => d.draw(f, body, &cx),
         Some(Overlay::Note(e)) => e.draw(f, body, &cx, view),
         Some(Overlay::UserFlag(e)) => e.draw(f, body, &cx, view),
         Some(Overlay::Resample(r)) => r.draw(f, body, &cx),
@@ -118,6 +119,9 @@ fn draw_tabs(app: &App, f: &mut Frame, area: Rect) {
             ),
             t.get("job.running"),
         ));
+    } else if let Some(e) = &app.jobs.experiment {
+        let what = if e.cancelled() { "stopping" } else { "X cancels" };
+        spans.push(Span::styled(format!("  ● {} ({what}) ", e.status()), t.get("job.running")));
     } else if let Some(r) = app.jobs.running.first() {
         spans.push(Span::styled(
             format!("  ● recording {} (X cancels) ", r.run),

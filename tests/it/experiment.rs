@@ -312,13 +312,13 @@ fn the_experiments_screen_shows_the_report_and_compares_paired_samples() {
 
 /// A chat-completions server that answers every request after `delay` (one thread per
 /// connection) and keeps the request bodies and the most requests it had in flight at once.
-struct FakeServer {
-    url: String,
-    bodies: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
-    peak: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+pub(crate) struct FakeServer {
+    pub(crate) url: String,
+    pub(crate) bodies: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    pub(crate) peak: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
-fn fake_server(delay: Duration) -> FakeServer {
+pub(crate) fn fake_server(delay: Duration) -> FakeServer {
     use std::io::Write;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};

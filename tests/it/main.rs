@@ -32,6 +32,7 @@ mod tokenizer_reference;
 mod tui;
 mod tui_data;
 mod tui_e2e;
+mod tui_experiment;
 mod tui_import;
 mod tui_invisible;
 mod tui_loop;

@@ -57,6 +57,18 @@ pub fn find(store: &Store, text: &str) -> Result<ExperimentRecord> {
 pub struct Progress {
     pub variants: Vec<VariantProgress>,
     pub started: Instant,
+    /// Told about every sample that ended (after it was stored and analysed).
+    pub notify: Option<Notify>,
+}
+
+/// A front end's callback for each ended sample: the run and whether it completed (the
+/// terminal UI refreshes its table from it; the CLI's bars read the counters instead).
+pub struct Notify(pub Box<dyn Fn(RunId, bool) + Send + Sync>);
+
+impl std::fmt::Debug for Notify {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Notify")
+    }
 }
 
 #[derive(Debug)]
@@ -96,7 +108,19 @@ impl Progress {
                 }
             })
             .collect();
-        Progress { variants, started: Instant::now() }
+        Progress { variants, started: Instant::now(), notify: None }
+    }
+
+    /// The same, calling `f` for every sample that ends.
+    pub fn with_notify(mut self, f: impl Fn(RunId, bool) + Send + Sync + 'static) -> Progress {
+        self.notify = Some(Notify(Box::new(f)));
+        self
+    }
+
+    /// Complete samples and samples asked for, over every variant.
+    pub fn samples(&self) -> (usize, usize) {
+        let done = self.variants.iter().map(|v| v.done.load(Ordering::Relaxed)).sum();
+        (done, self.variants.iter().map(|v| v.total).sum())
     }
 
     /// Tokens per second over every variant since the experiment (re)started.
@@ -171,6 +195,21 @@ pub fn resumable(store: &Store, spec: &Spec, text: &str) -> Result<ExperimentRec
         )));
     }
     Ok(found)
+}
+
+/// A new experiment (`resume` false) or the one of this spec's name to resume, and the
+/// (variant, sample) pairs it still has to run: what both front ends do before running.
+pub fn prepare(
+    store: &Store,
+    spec: &Spec,
+    text: &str,
+    path: &str,
+    resume: bool,
+) -> Result<(ExperimentRecord, Vec<(usize, usize)>)> {
+    let mut record =
+        if resume { resumable(store, spec, text)? } else { begin(store, spec, text, path)? };
+    let todo = pending(store, spec, &mut record)?;
+    Ok((record, todo))
 }
 
 /// The (variant, sample) pairs still to run, sample-major (sample 0 of every variant first),
@@ -350,6 +389,9 @@ fn finish_sample(
         tracing::info!(run = %run.id, variant = v, "experiment sample complete");
     } else if run.stop != Some(StopReason::User) {
         p.failed.fetch_add(1, Ordering::Relaxed);
+    }
+    if let Some(n) = &progress.notify {
+        (n.0)(run.id, is_complete(run));
     }
     Ok(())
 }

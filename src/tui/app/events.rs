@@ -27,6 +27,10 @@ impl App {
             }
             return;
         };
+        if self.jobs.experiment.as_ref().is_some_and(|e| RunId(e.id) == id) {
+            self.on_experiment(id.0, ev.event.is_end(), &ev.event);
+            return;
+        }
         let ended = ev.event.is_end();
         if let Some(r) = &mut self.resample {
             r.on_event(id, &ev.event);
@@ -86,6 +90,45 @@ impl App {
             if let Err(e) = self.open_compare(s.parent, s.run, Some(s.at as usize)) {
                 self.message = format!("could not compare: {e}");
             }
+        }
+    }
+
+    /// The experiment started from the UI: a sample ended (the table is built again, the
+    /// selection kept), or the experiment stopped (what it did is said on the status line).
+    fn on_experiment(&mut self, id: u64, ended: bool, event: &Event) {
+        let store = self.store.clone();
+        let mut msg = None;
+        if ended {
+            if let Some(e) = self.jobs.experiment_ended(id) {
+                let (done, total) = e.progress.samples();
+                let failed: usize = e
+                    .progress
+                    .variants
+                    .iter()
+                    .map(|v| v.failed.load(std::sync::atomic::Ordering::Relaxed))
+                    .sum();
+                let shown_id = crate::runs::experiment::runner::shown_id(id);
+                let mut m = match event {
+                    Event::Failed(err) => format!("experiment {shown_id} failed: {err}"),
+                    Event::Finished { stop: crate::trace::StopReason::User, .. } => format!(
+                        "experiment {shown_id} stopped: {done}/{total} samples kept; r resumes it"
+                    ),
+                    _ => format!("experiment {shown_id} finished: {done}/{total} samples"),
+                };
+                if failed > 0 {
+                    m.push_str(&format!(" · {failed} did not complete (r redoes them)"));
+                }
+                msg = Some(m);
+            }
+            self.refresh_keep_view();
+        }
+        if let Some(s) = store {
+            if self.experiments.current_id() == Some(id) {
+                self.experiments.refresh(&s);
+            }
+        }
+        if let Some(m) = msg {
+            self.message = m;
         }
     }
 

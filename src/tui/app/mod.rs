@@ -218,7 +218,12 @@ impl App {
     fn request_quit(&mut self) {
         if self.jobs.busy() && !self.quit_armed {
             self.quit_armed = true;
-            self.message = "a run is recording: q again stops it (kept as cancelled) and quits; any other key stays".into();
+            self.message = if self.jobs.running.is_empty() {
+                "an experiment is running: q again stops it (what completed is kept; r resumes it) and quits; any other key stays"
+            } else {
+                "a run is recording: q again stops it (kept as cancelled) and quits; any other key stays"
+            }
+            .into();
         } else {
             self.quit = true;
         }
@@ -272,6 +277,20 @@ impl App {
             }
             Action::Back if self.screen == Screen::Experiments && self.experiments.listing => {
                 self.experiments.listing = false
+            }
+            Action::Back
+                if self.screen == Screen::Experiments
+                    && self.jobs.experiment.as_ref().is_some_and(|e| !e.cancelled()) =>
+            {
+                self.jobs.cancel_all();
+                self.message =
+                    "stopping the experiment: the samples that completed are kept; r resumes it"
+                        .into();
+            }
+            Action::ExperimentNew | Action::ExperimentResume
+                if self.screen == Screen::Experiments =>
+            {
+                self.open_experiment_dialog(action == Action::ExperimentResume)
             }
             Action::Back => {
                 if self.input.take().is_none() {
@@ -502,6 +521,28 @@ impl App {
             },
             _ => {}
         }
+    }
+
+    /// `n` / `r` on the experiments screen: the dialog for a spec, for `r` the spec of the
+    /// experiment shown with resume on.
+    fn open_experiment_dialog(&mut self, resume: bool) {
+        if self.store.is_none() {
+            self.message = "no store to record into".into();
+            return;
+        }
+        if self.jobs.experiment.is_some() {
+            self.message = "an experiment is running: X (or esc) stops it first".into();
+            return;
+        }
+        let cwd = std::env::current_dir().unwrap_or_default();
+        let path = if resume {
+            self.experiments.current_spec_path().unwrap_or_default().to_string()
+        } else {
+            String::new()
+        };
+        self.overlay = Some(Overlay::Experiment(Box::new(
+            crate::tui::components::experiment_dialog::ExperimentDialog::new(cwd, path, resume),
+        )));
     }
 
     /// `r`: the panel of the resample still running, else the form for the reasoning step at

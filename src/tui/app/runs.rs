@@ -14,6 +14,7 @@ use crate::runs::resample::{self, FinalAnswer};
 use crate::trace::{RoutingDetail, RunId};
 use crate::tui::components::compare::CompareState;
 use crate::tui::components::editor::PromptEditor;
+use crate::tui::components::experiment_dialog::ExperimentDialog;
 use crate::tui::components::export_dialog::ExportDialog;
 use crate::tui::components::fork_picker::{ForkChoice, ForkPicker};
 use crate::tui::components::import_dialog::ImportDialog;
@@ -21,6 +22,7 @@ use crate::tui::components::resample::form::ResampleForm;
 use crate::tui::components::resample::{Outcome, ResampleJob};
 use crate::tui::components::{Overlay, Screen};
 use crate::tui::error::{Error, Result};
+use crate::tui::jobs::ExperimentStart;
 use crate::tui::run_view::RunView;
 use crate::tui::text::shown_token;
 
@@ -46,6 +48,13 @@ impl App {
             Some(Overlay::Import(d)) => {
                 self.run_import(&d).map_err(|err| (Overlay::Import(d), err))
             }
+            Some(Overlay::Experiment(mut d)) => match self.start_experiment(&d) {
+                Ok(()) => Ok(()),
+                Err(err) => {
+                    d.fail(err.to_string());
+                    Err((Overlay::Experiment(d), err))
+                }
+            },
             Some(Overlay::Note(e)) => self.save_note(&e).map_err(|err| (Overlay::Note(e), err)),
             Some(Overlay::UserFlag(e)) => {
                 self.save_flag(&e).map_err(|err| (Overlay::UserFlag(e), err))
@@ -97,6 +106,29 @@ impl App {
         c.open_at(at);
         self.compare = Some(c);
         self.screen = Screen::Compare;
+        Ok(())
+    }
+
+    /// Starts (or resumes) the experiment the dialog names on the job channel; the
+    /// experiments screen shows it and refreshes its table as samples end.
+    fn start_experiment(&mut self, d: &ExperimentDialog) -> Result<()> {
+        let store = self.store.clone().ok_or_else(|| Error::Job("no store".into()))?;
+        let (spec, text) = d.read().map_err(Error::Job)?;
+        let start = ExperimentStart {
+            spec,
+            text,
+            path: d.full_path().display().to_string(),
+            resume: d.resume,
+        };
+        let (id, todo) = self.jobs.start_experiment(&store, start)?;
+        self.experiments.reload(&store);
+        self.experiments.show(id);
+        self.screen = Screen::Experiments;
+        self.message = if todo == 0 {
+            format!("experiment e{id}: every sample is complete, nothing to run")
+        } else {
+            format!("experiment e{id}: {todo} samples to run (X cancels, keeping what completed)")
+        };
         Ok(())
     }
 

@@ -88,6 +88,39 @@ impl Experiments {
         self.build(store);
     }
 
+    /// Shows the experiment `id` (one just started), keeping the selected variant.
+    pub fn show(&mut self, id: u64) {
+        if let Some(i) = self.list.iter().position(|e| e.id == id) {
+            self.current = i;
+        }
+    }
+
+    /// Builds the report of the experiment shown again (a sample ended), keeping the
+    /// selected variant, the run list and the selected run.
+    pub fn refresh(&mut self, store: &Store) {
+        let (listing, run) = (self.listing, self.run);
+        match store.experiments() {
+            Ok(list) => self.list = list,
+            Err(e) => {
+                self.problem = Some(format!("could not read the experiments: {e}"));
+                return;
+            }
+        }
+        self.build(store);
+        self.listing = listing;
+        self.run = run.min(self.sorted().len().saturating_sub(1));
+    }
+
+    /// The id of the experiment shown.
+    pub fn current_id(&self) -> Option<u64> {
+        self.list.get(self.current).map(|e| e.id)
+    }
+
+    /// The spec path the experiment shown was started from.
+    pub fn current_spec_path(&self) -> Option<&str> {
+        self.list.get(self.current).map(|e| e.spec_path.as_str())
+    }
+
     fn build(&mut self, store: &Store) {
         self.report = None;
         self.problem = None;
@@ -222,7 +255,7 @@ impl Experiments {
         f.render_widget(block, area);
         let Some(r) = &self.report else {
             let msg = self.problem.clone().unwrap_or_else(|| {
-                "No experiments yet. Run one with `thinkdbg experiment SPEC.toml`.".into()
+                "No experiments yet. n runs a spec here, or `thinkdbg experiment SPEC.toml`.".into()
             });
             f.render_widget(
                 Paragraph::new(Span::styled(shown(&msg).into_owned(), t.get("ui.dim"))),

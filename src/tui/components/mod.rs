@@ -22,6 +22,7 @@
 pub mod compare;
 pub mod ctx;
 pub mod editor;
+pub mod experiment_dialog;
 pub mod experiments;
 pub mod export_dialog;
 pub mod flag_editor;
@@ -85,6 +86,7 @@ pub enum Overlay {
     Fork(fork_picker::ForkPicker),
     Export(export_dialog::ExportDialog),
     Import(Box<import_dialog::ImportDialog>),
+    Experiment(Box<experiment_dialog::ExperimentDialog>),
     Note(note_editor::NoteEditor),
     UserFlag(flag_editor::FlagEditor),
     Resample(resample::form::ResampleForm),
@@ -109,6 +111,7 @@ impl Overlay {
             Overlay::Fork(p) => p.update(action),
             Overlay::Export(d) => d.update(action),
             Overlay::Import(d) => d.update(action),
+            Overlay::Experiment(d) => d.update(action),
             Overlay::Note(e) => e.update(action),
             Overlay::UserFlag(e) => e.update(action),
             Overlay::Resample(r) => r.update(action),

@@ -22,7 +22,7 @@ use super::sampler::{RawStats, Sampler};
 use super::tokenizer::{StreamDecoder, Tokenizer};
 use super::Engine;
 use crate::record::{Event, Recorder};
-use crate::trace::{Phase, Routing, RoutingDetail, Step, StopReason, Timings, TopToken};
+use crate::trace::{Routing, RoutingDetail, Step, StopReason, Timings, TopToken};
 
 /// Where one sequence of the batch is.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -208,34 +208,8 @@ impl Engine {
             spec.seed = seed;
             samplers.push(Sampler::new(&spec)?);
         }
-        // The same checks, in the same order, as `generate`.
-        let (rendered, prompt_ids) = self.prepare(&req.prompt)?;
-        let context = self.model.context_length();
-        if prompt_ids.is_empty() {
-            return Err(Error::Template("the prompt is empty".into()));
-        }
-        if prompt_ids.len() >= context {
-            return Err(Error::PromptTooLong { prompt: prompt_ids.len(), context });
-        }
-        let vocab = self.tokenizer.vocab_size().max(self.model.vocab_size());
-        let mut forced = req.forced.clone();
-        if let Some(text) = &req.forced_text {
-            let ids = self.tokenizer.encode(text)?;
-            if ids.is_empty() {
-                return Err(Error::Sampler("the forced text is empty".into()));
-            }
-            forced.extend(ids);
-        }
-        if let Some(bad) = forced.iter().find(|&&t| t as usize >= vocab) {
-            return Err(Error::Sampler(format!(
-                "forced token id {bad} is outside the vocabulary ({vocab} tokens)"
-            )));
-        }
-        let initial = if super::template::prompt_opens_think(&rendered) {
-            Phase::Think
-        } else {
-            Phase::Answer
-        };
+        let super::generate::Started { rendered, prompt_ids, context, forced, initial } =
+            self.start(req)?;
         for rec in recorders.iter_mut() {
             rec.record(Event::Started {
                 rendered_prompt: rendered.clone(),

@@ -62,6 +62,16 @@ pub struct RunSummary {
     pub timings: Timings,
 }
 
+/// What `Engine::start` checked and prepared for a generation.
+pub(super) struct Started {
+    pub rendered: String,
+    pub prompt_ids: Vec<u32>,
+    pub context: usize,
+    /// Every forced token: `RunRequest::forced`, then the tokens of `forced_text`.
+    pub forced: Vec<u32>,
+    pub initial: Phase,
+}
+
 const OPEN: &str = "<think>";
 const CLOSE: &str = "</think>";
 
@@ -137,15 +147,10 @@ impl Engine {
         Ok((text, ids))
     }
 
-    /// Runs one generation, reporting to `recorder`. Stops at an end-of-generation token, at
-    /// `max_tokens`, at the end of the context, or when `cancel` becomes true.
-    pub fn generate(
-        &mut self,
-        req: &RunRequest,
-        recorder: &mut dyn Recorder,
-        cancel: &AtomicBool,
-    ) -> Result<RunSummary> {
-        let mut sampler = Sampler::new(&req.sampler)?;
+    /// The checks every generation makes before its prefill, in this order: the prompt
+    /// rendered and tokenized, not empty and shorter than the context; the forced tokens (and
+    /// forced text) inside the vocabulary; the phase the prompt leaves the model in.
+    pub(super) fn start(&self, req: &RunRequest) -> Result<Started> {
         let (rendered, prompt_ids) = self.prepare(&req.prompt)?;
         let context = self.model.context_length();
         if prompt_ids.is_empty() {
@@ -173,6 +178,19 @@ impl Engine {
         } else {
             Phase::Answer
         };
+        Ok(Started { rendered, prompt_ids, context, forced, initial })
+    }
+
+    /// Runs one generation, reporting to `recorder`. Stops at an end-of-generation token, at
+    /// `max_tokens`, at the end of the context, or when `cancel` becomes true.
+    pub fn generate(
+        &mut self,
+        req: &RunRequest,
+        recorder: &mut dyn Recorder,
+        cancel: &AtomicBool,
+    ) -> Result<RunSummary> {
+        let mut sampler = Sampler::new(&req.sampler)?;
+        let Started { rendered, prompt_ids, context, forced, initial } = self.start(req)?;
         recorder.record(Event::Started {
             rendered_prompt: rendered,
             prompt_tokens: prompt_ids.clone(),

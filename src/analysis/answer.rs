@@ -7,7 +7,7 @@
 
 use std::ops::Range;
 
-use super::integrity::stated_answer;
+use super::integrity::{stated_answer, subset};
 use super::segment::segment;
 use super::text::StepText;
 use crate::trace::Step;
@@ -270,21 +270,6 @@ fn value_number(value: &str) -> Option<f64> {
     let [(_, v, _)] = nums.as_slice() else { return None };
     // A number with words after it is a value with a unit ("42 sheep"), but not "3 of 4".
     Some(*v)
-}
-
-/// Whether the sorted list `a` is a sub-multiset of the sorted list `b`.
-fn subset(a: &[f64], b: &[f64]) -> bool {
-    let mut j = 0;
-    for x in a {
-        while j < b.len() && b[j] < *x - 1e-9 {
-            j += 1;
-        }
-        if j == b.len() || (b[j] - x).abs() > 1e-9 {
-            return false;
-        }
-        j += 1;
-    }
-    true
 }
 
 /// Lower case, markup and whitespace dropped, trailing punctuation dropped.

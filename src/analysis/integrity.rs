@@ -169,7 +169,7 @@ fn numbers(s: &str) -> Vec<f64> {
 }
 
 /// Whether the sorted list `a` is a sub-multiset of the sorted list `b`.
-fn subset(a: &[f64], b: &[f64]) -> bool {
+pub(super) fn subset(a: &[f64], b: &[f64]) -> bool {
     let mut j = 0;
     for x in a {
         while j < b.len() && b[j] < *x - 1e-9 {

@@ -74,6 +74,8 @@ pub enum Action {
     Score,
     /// Turns mouse capture off (the terminal selects text) or on.
     ToggleMouse,
+    /// The inspector's layers view (logit lens) for the token at the cursor, on / off.
+    ToggleLens,
     /// Not bindable: the terminal's new size.
     Resize(u16, u16),
     /// Not bindable: a left click at (column, row).
@@ -93,6 +95,8 @@ pub enum Action {
     /// Not bindable: what a producer reported about a live run (the model load included),
     /// whether the UI started it or `record --tui` did.
     Job(Box<super::jobs::JobEvent>),
+    /// Not bindable: the logit lens at a step, computed on the engine thread.
+    Lens(Box<super::jobs::LensReply>),
     /// Not bindable: the text cursor of the open editor (arrows, home, end).
     Caret(Caret),
 }
@@ -187,6 +191,11 @@ pub const ACTIONS: &[(Action, &str, &str)] = &[
     (Action::Resample, "resample", "Resample N continuations from the reasoning step"),
     (Action::ResamplePanel, "resample_panel", "Show the last resample's panel"),
     (Action::Score, "score", "Score this run's text with the model (its view of every token)"),
+    (
+        Action::ToggleLens,
+        "toggle_lens",
+        "Inspector: layers view (logit lens) of the cursor's token",
+    ),
 ];
 
 impl Action {

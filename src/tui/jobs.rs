@@ -1,7 +1,9 @@
 //! Runs started from the UI (edit and re-run, fork, resample): one `EngineWorker` that loads
 //! the model once, a store writer per run, and a channel that brings every engine event back
 //! to the event loop, which turns it into an `Action`. A run from a server endpoint records on
-//! its own thread through `runs::remote` (as `thinkdbg record --endpoint` does). Nothing here
+//! its own thread through `runs::remote` (as `thinkdbg record --endpoint` does). The logit
+//! lens of the inspector's layers view runs on the same engine thread, its reply on the same
+//! channel (`start_lens`). Nothing here
 //! blocks on generation. Depends on the engine worker, the store writer, `record`, `runs::remote`
 //! and `runs::replay`; never draws.
 
@@ -12,8 +14,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::action::Action;
 use super::error::{Error, Result};
-use crate::engine::generate::RunRequest;
+use crate::engine::generate::{Prompt, RunRequest};
+use crate::engine::lens::{LensLayer, LensState};
 use crate::engine::source::ModelSource;
 use crate::engine::worker::EngineWorker;
 use crate::engine::LoadOptions;
@@ -45,13 +49,29 @@ pub struct ModelChoice {
 /// model load). Every live run comes through it, whoever started the run.
 pub struct UiRecorder {
     run: Option<RunId>,
-    tx: Sender<JobEvent>,
+    tx: Sender<Msg>,
 }
 
 impl Recorder for UiRecorder {
     fn record(&mut self, event: Event) {
-        let _ = self.tx.send(JobEvent { run: self.run, event });
+        let _ = self.tx.send(Msg::Event(JobEvent { run: self.run, event }));
     }
+}
+
+/// The logit lens at one step of a run, computed on the engine thread (`Jobs::start_lens`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LensReply {
+    pub run: RunId,
+    pub step: usize,
+    /// Each block's prediction, or why it could not be computed.
+    pub result: std::result::Result<Vec<LensLayer>, String>,
+}
+
+/// What comes over the job channel: an engine event, or the lens at a step with the replay
+/// state to keep (`None`: it failed) and the engine generation it was computed under.
+enum Msg {
+    Event(JobEvent),
+    Lens(Box<LensReply>, Option<LensState>, u64),
 }
 
 /// What a run's thread hands back when it ends.
@@ -110,13 +130,21 @@ pub struct Jobs {
     pub model: ModelChoice,
     path: Option<PathBuf>,
     worker: Option<EngineWorker>,
-    tx: Sender<JobEvent>,
-    rx: Receiver<JobEvent>,
+    tx: Sender<Msg>,
+    rx: Receiver<Msg>,
     pub running: Vec<Running>,
     /// Model loading progress (done, total) while it loads.
     pub loading: Option<(u64, u64)>,
     /// The endpoint the last remote run used (the key variable's name, never the key).
     pub last_endpoint: Option<Endpoint>,
+    /// The lens's replay of a run kept between steps (its prefix is in the engine's KV cache
+    /// until other work uses the engine).
+    lens: Option<(RunId, LensState)>,
+    /// A lens job is on the engine thread.
+    lens_busy: bool,
+    /// Counts the work other than the lens given to the engine: a lens replay computed under
+    /// an older count is stale (the KV cache was reused).
+    engine_gen: u64,
 }
 
 impl Jobs {
@@ -131,12 +159,68 @@ impl Jobs {
             running: Vec::new(),
             loading: None,
             last_endpoint: None,
+            lens: None,
+            lens_busy: false,
+            engine_gen: 0,
         }
     }
 
-    /// The next engine event, if one is waiting (never blocks).
-    pub fn poll(&self) -> Option<JobEvent> {
-        self.rx.try_recv().ok()
+    /// The next engine event or lens reply, as the action that brings it to the UI, if one
+    /// is waiting (never blocks).
+    pub fn poll(&mut self) -> Option<Action> {
+        match self.rx.try_recv().ok()? {
+            Msg::Event(ev) => Some(Action::Job(Box::new(ev))),
+            Msg::Lens(reply, state, gen) => {
+                self.lens_busy = false;
+                self.lens = state.filter(|_| gen == self.engine_gen).map(|st| (reply.run, st));
+                Some(Action::Lens(reply))
+            }
+        }
+    }
+
+    /// Whether a lens job is on the engine thread (one at a time: the replay state travels
+    /// with it).
+    pub fn lens_busy(&self) -> bool {
+        self.lens_busy
+    }
+
+    /// Computes the logit lens at `step` of `run` (`prompt` and its generated `tokens`) on the
+    /// engine thread, loading the model first if nothing has yet. The replay of the run is
+    /// kept, so the next step costs one token's forward pass; the reply comes back on the job
+    /// channel as `Action::Lens`.
+    pub fn start_lens(
+        &mut self,
+        run: RunId,
+        prompt: Prompt,
+        tokens: Vec<u32>,
+        step: usize,
+        top: usize,
+    ) -> Result<()> {
+        if self.lens_busy {
+            return Err(Error::Job("the lens is already computing".into()));
+        }
+        let state = self.lens.take().filter(|(r, _)| *r == run).map(|(_, st)| st);
+        let (tx, gen) = (self.tx.clone(), self.engine_gen);
+        self.worker()?.submit_call(Box::new(
+            move |engine: std::result::Result<&mut crate::engine::Engine, String>| {
+                let mut state = state;
+                let result = engine.and_then(|engine| {
+                    let mut st = match state.take() {
+                        Some(st) => st,
+                        None => engine.lens_begin(&prompt, &tokens).map_err(|e| e.to_string())?,
+                    };
+                    let layers = engine.lens_at(&mut st, step, top).map_err(|e| e.to_string());
+                    if layers.is_ok() {
+                        state = Some(st);
+                    }
+                    layers
+                });
+                let reply = LensReply { run, step, result };
+                let _ = tx.send(Msg::Lens(Box::new(reply), state, gen));
+            },
+        ));
+        self.lens_busy = true;
+        Ok(())
     }
 
     /// The model file, resolved once.
@@ -176,6 +260,7 @@ impl Jobs {
             self.worker = Some(w);
         }
         let id = run.id;
+        self.engine_gen += 1;
         let (store_rec, handle) =
             writer::start(store.clone(), run).map_err(|e| Error::Job(e.to_string()))?;
         let cancel = Arc::new(AtomicBool::new(false));
@@ -217,6 +302,7 @@ impl Jobs {
         opts: ScoreOptions,
     ) -> Result<RunId> {
         let id = run.id;
+        self.engine_gen += 1;
         let parent_id = parent.run.id;
         let cancel = Arc::new(AtomicBool::new(false));
         let (done_tx, done_rx) = mpsc::channel();
@@ -286,8 +372,10 @@ impl Jobs {
                 match remote_run::record(&store, run, &opts, &request, Some(Box::new(ui)), &flag) {
                     Ok(rec) => Ok(summary(&rec)),
                     Err(e) => {
-                        let _ = tx
-                            .send(JobEvent { run: Some(id), event: Event::Failed(e.to_string()) });
+                        let _ = tx.send(Msg::Event(JobEvent {
+                            run: Some(id),
+                            event: Event::Failed(e.to_string()),
+                        }));
                         Err(e.to_string())
                     }
                 }

@@ -11,7 +11,7 @@ use candle_core::quantized::GgmlDType;
 use thinkdbg::engine::lens::LensLayer;
 use thinkdbg::store::Store;
 use thinkdbg::trace::{Phase, Run, RunId, SamplerSpec, SessionId, Step, TopToken};
-use thinkdbg::tui::components::viewer::lens::first_rank_one;
+use thinkdbg::tui::components::viewer::lens::{first_rank_one, settled_rank_one};
 use thinkdbg::tui::jobs::ModelChoice;
 use thinkdbg::tui::run_view::RunView;
 use thinkdbg::tui::{Action, App};
@@ -82,9 +82,11 @@ fn layers_view_computes_the_lens_on_the_uis_model() {
     assert!(text.contains("layers · logit lens"), "{text}");
     assert!(!text.contains("computing…"), "{text}");
     let first = first_rank_one(&app.viewer.lens.cache[&3]);
-    let said = match first {
-        Some(l) => format!("chosen: rank 1 from layer {l}"),
-        None => "chosen: never rank 1".into(),
+    let settled = settled_rank_one(&app.viewer.lens.cache[&3]);
+    let said = match (first, settled) {
+        (Some(l), Some(k)) if k != l => format!("chosen #1 at L{l}, from L{k} on"),
+        (Some(l), _) => format!("chosen #1 from L{l}"),
+        (None, _) => "chosen never #1".into(),
     };
     assert!(text.contains(&said), "{text}");
     // The neighbour: one more job (the replay kept); back again: nothing to compute.
@@ -168,7 +170,7 @@ fn layers_view_draws_each_layer_and_marks_where_the_token_wins() {
         ],
     );
     let text = screen_text(&mut app, BIG);
-    assert!(text.contains("chosen: rank 1 from layer 2"), "{text}");
+    assert!(text.contains("chosen #1 at L2, from L4 on"), "{text}");
     assert!(text.contains("▸L2"), "the first layer at rank 1 is marked: {text}");
     assert!(!text.contains("▸L4"), "{text}");
     assert!(!text.contains('\u{1b}'), "tokens are shown sanitized");

@@ -82,6 +82,12 @@ pub fn first_rank_one(layers: &[LensLayer]) -> Option<usize> {
     layers.iter().find(|l| l.chosen_rank == 1).map(|l| l.layer)
 }
 
+/// The layer from which the chosen token stays the top prediction to the last layer.
+pub fn settled_rank_one(layers: &[LensLayer]) -> Option<usize> {
+    let n = layers.iter().rev().take_while(|l| l.chosen_rank == 1).count();
+    (n > 0).then(|| layers[layers.len() - n].layer)
+}
+
 /// The inspector's rows for the layers view of step `step` of `run`, in `inner_w` columns.
 pub fn lines(lens: &Lens, run: RunId, step: usize, inner_w: usize, cx: &Ctx) -> Vec<Line<'static>> {
     let t = cx.theme;
@@ -104,9 +110,10 @@ pub fn lines(lens: &Lens, run: RunId, step: usize, inner_w: usize, cx: &Ctx) -> 
         return out;
     };
     let first = first_rank_one(layers);
-    let said = match first {
-        Some(l) => format!("chosen: rank 1 from layer {l}"),
-        None => "chosen: never rank 1".to_string(),
+    let said = match (first, settled_rank_one(layers)) {
+        (Some(l), Some(k)) if k != l => format!("chosen #1 at L{l}, from L{k} on"),
+        (Some(l), _) => format!("chosen #1 from L{l}"),
+        (None, _) => "chosen never #1".to_string(),
     };
     out.push(Line::from(Span::styled(fit(&said, w), text)));
     let header = format!(" {:<3}{:>6} {:>4}│top", "L", "rank", "p");

@@ -76,6 +76,8 @@ pub enum Action {
     ToggleMouse,
     /// The inspector's layers view (logit lens) for the token at the cursor, on / off.
     ToggleLens,
+    /// Runs the answer-now probe on the run shown (its row on the timeline).
+    Probe,
     /// Not bindable: the terminal's new size.
     Resize(u16, u16),
     /// Not bindable: a left click at (column, row).
@@ -97,6 +99,8 @@ pub enum Action {
     Job(Box<super::jobs::JobEvent>),
     /// Not bindable: the logit lens at a step, computed on the engine thread.
     Lens(Box<super::jobs::LensReply>),
+    /// Not bindable: the answer-now probe of a run ended.
+    ProbeDone(Box<super::jobs::ProbeReply>),
     /// Not bindable: the text cursor of the open editor (arrows, home, end).
     Caret(Caret),
 }
@@ -191,6 +195,7 @@ pub const ACTIONS: &[(Action, &str, &str)] = &[
     (Action::Resample, "resample", "Resample N continuations from the reasoning step"),
     (Action::ResamplePanel, "resample_panel", "Show the last resample's panel"),
     (Action::Score, "score", "Score this run's text with the model (its view of every token)"),
+    (Action::Probe, "probe", "Answer-now probe of the run: ask for the answer at each step"),
     (
         Action::ToggleLens,
         "toggle_lens",

@@ -72,6 +72,16 @@ pub struct LensReply {
 enum Msg {
     Event(JobEvent),
     Lens(Box<LensReply>, Option<LensState>, u64),
+    Probe(ProbeReply),
+}
+
+/// The answer-now probe of a run ended (`Jobs::start_probe`): stored beside the run, or why
+/// not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeReply {
+    pub run: RunId,
+    /// What to tell the user.
+    pub result: std::result::Result<String, String>,
 }
 
 /// What a run's thread hands back when it ends.
@@ -145,6 +155,8 @@ pub struct Jobs {
     /// Counts the work other than the lens given to the engine: a lens replay computed under
     /// an older count is stale (the KV cache was reused).
     engine_gen: u64,
+    /// The answer-now probe on the engine thread, which `cancel_all` stops.
+    probe: Option<(RunId, Arc<AtomicBool>)>,
 }
 
 impl Jobs {
@@ -162,6 +174,7 @@ impl Jobs {
             lens: None,
             lens_busy: false,
             engine_gen: 0,
+            probe: None,
         }
     }
 
@@ -175,7 +188,63 @@ impl Jobs {
                 self.lens = state.filter(|_| gen == self.engine_gen).map(|st| (reply.run, st));
                 Some(Action::Lens(reply))
             }
+            Msg::Probe(reply) => {
+                self.probe = None;
+                Some(Action::ProbeDone(Box::new(reply)))
+            }
         }
+    }
+
+    /// The run whose answer-now probe is on the engine thread, if any.
+    pub fn probing(&self) -> Option<RunId> {
+        self.probe.as_ref().map(|(r, _)| *r)
+    }
+
+    /// Runs the answer-now probe of `parent` (`runs::probe`) on the engine thread and keeps
+    /// its result beside the run; the end comes back as `Action::ProbeDone`.
+    pub fn start_probe(
+        &mut self,
+        store: &Arc<Store>,
+        parent: Parent,
+        cfg: crate::analysis::config::ProbeConfig,
+    ) -> Result<usize> {
+        use crate::runs::probe;
+        if let Some(r) = self.probing() {
+            return Err(Error::Job(format!("the probe of run '{r}' is still running")));
+        }
+        let path = self.path()?;
+        parent.check_model(&path, false).map_err(|e| Error::Job(e.to_string()))?;
+        let plan = probe::plan(&parent.steps, &cfg.close_think);
+        let request =
+            probe::request(&parent, &plan, &cfg).map_err(|e| Error::Job(e.to_string()))?;
+        let n = plan.boundaries.len();
+        let id = parent.run.id;
+        let cancel = Arc::new(AtomicBool::new(false));
+        let (store, flag, tx) = (store.clone(), cancel.clone(), self.tx.clone());
+        self.engine_gen += 1;
+        self.worker()?.submit_call(Box::new(
+            move |engine: std::result::Result<&mut crate::engine::Engine, String>| {
+                let result = engine.and_then(|engine| {
+                    let outcome =
+                        engine.probe(&request, &flag, &mut |_, _| {}).map_err(|e| e.to_string())?;
+                    let p = probe::summarize(&parent.steps, &plan, &cfg, &outcome);
+                    probe::keep(&store, id, &p).map_err(|e| e.to_string())?;
+                    let settled = match p.answer_settled_step() {
+                        Some(s) => format!("settled at reasoning step {s}"),
+                        None => "never settled".to_string(),
+                    };
+                    Ok(shown(&format!(
+                        "probe of run '{id}': {} boundaries, final answer '{}', {settled}",
+                        p.points.len(),
+                        p.final_answer
+                    ))
+                    .into_owned())
+                });
+                let _ = tx.send(Msg::Probe(ProbeReply { run: id, result }));
+            },
+        ));
+        self.probe = Some((id, cancel));
+        Ok(n)
     }
 
     /// Whether a lens job is on the engine thread (one at a time: the replay state travels
@@ -419,7 +488,10 @@ impl Jobs {
         for r in &self.running {
             r.cancel.store(true, Ordering::Relaxed);
         }
-        self.running.len()
+        if let Some((_, c)) = &self.probe {
+            c.store(true, Ordering::Relaxed);
+        }
+        self.running.len() + usize::from(self.probe.is_some())
     }
 
     /// A run ended: waits for its writer's final flush (a remote run's thread, which sent

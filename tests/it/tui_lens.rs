@@ -180,3 +180,40 @@ fn layers_view_draws_each_layer_and_marks_where_the_token_wins() {
     let text = screen_text(&mut app, SMALL);
     assert!(text.contains("no store"), "{text}");
 }
+
+/// `A` runs the answer-now probe of the run shown on the UI's engine; when it ends the probe
+/// is stored beside the run and the timeline shows its row.
+#[test]
+fn probe_key_runs_the_answer_now_probe_and_shows_its_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = tiny(d, Tiny::qwen3());
+    let rec = record(d, &model, &["-n", "24", "--ignore-eos"], "hi");
+    let store = Arc::new(Store::open(&d.join("store")).unwrap());
+    let mut app = app_with(Some(store.clone()));
+    app.jobs.model = ModelChoice { spec: Some(model.to_str().unwrap().into()), offline: true };
+    let id = run_id(&rec.id);
+    app.update(Action::ScreenTrace);
+    assert!(app.viewer.view.as_ref().unwrap().dynamics.probe.is_none());
+    assert!(!screen_text(&mut app, BIG).contains("probe:"));
+    app.update(Action::Probe);
+    assert!(app.message.contains(&format!("probing run '{id}'")), "{}", app.message);
+    assert_eq!(app.jobs.probing(), Some(id));
+    // A second ask while it runs says so.
+    app.update(Action::Probe);
+    assert!(app.message.contains("still running"), "{}", app.message);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while app.jobs.probing().is_some() {
+        while let Some(a) = app.jobs.poll() {
+            app.update(a);
+        }
+        assert!(Instant::now() < deadline, "the probe did not end: {}", app.message);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(app.message.contains(&format!("probe of run '{id}'")), "{}", app.message);
+    let stored = thinkdbg::runs::probe::stored(&store, id).unwrap().expect("the probe is stored");
+    assert!(!stored.points.is_empty());
+    assert_eq!(app.viewer.view.as_ref().unwrap().dynamics.probe.as_ref(), Some(&stored));
+    let text = screen_text(&mut app, BIG);
+    assert!(text.contains("probe:"), "the timeline has the probe's row: {text}");
+}

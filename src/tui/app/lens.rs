@@ -2,13 +2,14 @@
 //! the cursor asks the engine thread (`Jobs::start_lens`) for the lens at the cursor's step
 //! unless it was computed already; one job is in flight at a time, and when its reply comes
 //! the step now at the cursor is asked for next. Before the first job on a run the UI's model
-//! is checked to be the one the run was recorded with.
+//! is checked to be the one the run was recorded with. `A` runs the answer-now probe of the
+//! run shown on the same engine thread; when it ends its row appears on the timeline.
 
 use super::App;
 use crate::runs::replay::Parent;
 use crate::tui::components::viewer::lens::LENS_TOP;
 use crate::tui::components::Screen;
-use crate::tui::jobs::LensReply;
+use crate::tui::jobs::{LensReply, ProbeReply};
 
 impl App {
     /// `L`: the layers view on or off.
@@ -97,5 +98,45 @@ impl App {
         }
         self.viewer.lens.done(reply.run, reply.step, reply.result);
         self.request_lens();
+    }
+
+    /// `A`: the answer-now probe of the run shown, as a job.
+    pub(super) fn start_probe(&mut self) {
+        let Some(id) = self.viewer.view.as_ref().map(|v| v.run.id) else {
+            self.message = "no run to probe".into();
+            return;
+        };
+        let result = (|| -> Result<usize, String> {
+            if self.jobs.running.iter().any(|r| r.run == id) {
+                return Err("it is still recording".into());
+            }
+            let store = self.store.clone().ok_or_else(|| "no store".to_string())?;
+            let parent = Parent::load_id(&store, id).map_err(|e| e.to_string())?;
+            let cfg = crate::analysis::AnalysisConfig::load().unwrap_or_default().probe;
+            self.jobs.start_probe(&store, parent, cfg).map_err(|e| e.to_string())
+        })();
+        self.message = match result {
+            Ok(n) => format!("probing run '{id}' at {n} boundaries (X cancels)"),
+            Err(e) => format!("could not probe '{id}': {e}"),
+        };
+    }
+
+    /// The probe ended: its row is read into the view if the run is on screen.
+    pub(super) fn on_probe(&mut self, reply: ProbeReply) {
+        match reply.result {
+            Ok(m) => {
+                self.message = m;
+                let store = self.store.clone();
+                if let (Some(v), Some(store)) = (self.viewer.view.as_mut(), store) {
+                    if v.run.id == reply.run {
+                        match crate::runs::probe::stored(&store, reply.run) {
+                            Ok(p) => v.dynamics.probe = p,
+                            Err(e) => self.message = format!("could not read the probe: {e}"),
+                        }
+                    }
+                }
+            }
+            Err(e) => self.message = format!("probe of run '{}' failed: {e}", reply.run),
+        }
     }
 }

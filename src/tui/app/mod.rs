@@ -227,7 +227,10 @@ impl App {
 
     /// Applies one action. The only place the state changes.
     pub fn update(&mut self, action: Action) {
-        if !matches!(action, Action::Resize(..) | Action::Job(_) | Action::Lens(_)) {
+        if !matches!(
+            action,
+            Action::Resize(..) | Action::Job(_) | Action::Lens(_) | Action::ProbeDone(_)
+        ) {
             self.message.clear();
             if action != Action::Quit {
                 self.quit_armed = false;
@@ -239,6 +242,10 @@ impl App {
         }
         if let Action::Lens(reply) = action {
             self.on_lens(*reply);
+            return;
+        }
+        if let Action::ProbeDone(reply) = action {
+            self.on_probe(*reply);
             return;
         }
         if self.overlay.is_some() && !matches!(action, Action::Resize(..)) {
@@ -344,6 +351,9 @@ impl App {
             }
             Action::Click(x, y) => self.click(x, y),
             Action::ToggleLens => self.toggle_lens(),
+            Action::Probe if matches!(self.screen, Screen::Trace | Screen::Routing) => {
+                self.start_probe()
+            }
             Action::Scroll(down) => self.scroll(down),
             Action::EditRerun
             | Action::Fork

@@ -77,6 +77,10 @@ pub enum Action {
     Score,
     /// Turns mouse capture off (the terminal selects text) or on.
     ToggleMouse,
+    /// The inspector's layers view (logit lens) for the token at the cursor, on / off.
+    ToggleLens,
+    /// Runs the answer-now probe on the run shown (its row on the timeline).
+    Probe,
     /// Not bindable: the terminal's new size.
     Resize(u16, u16),
     /// Not bindable: a left click at (column, row).
@@ -96,6 +100,10 @@ pub enum Action {
     /// Not bindable: what a producer reported about a live run (the model load included),
     /// whether the UI started it or `record --tui` did.
     Job(Box<super::jobs::JobEvent>),
+    /// Not bindable: the logit lens at a step, computed on the engine thread.
+    Lens(Box<super::jobs::LensReply>),
+    /// Not bindable: the answer-now probe of a run ended.
+    ProbeDone(Box<super::jobs::ProbeReply>),
     /// Not bindable: the text cursor of the open editor (arrows, home, end).
     Caret(Caret),
 }
@@ -196,6 +204,12 @@ pub const ACTIONS: &[(Action, &str, &str)] = &[
         "Resume an experiment: redo what did not complete",
     ),
     (Action::Score, "score", "Score this run's text with the model (its view of every token)"),
+    (Action::Probe, "probe", "Answer-now probe of the run: ask for the answer at each step"),
+    (
+        Action::ToggleLens,
+        "toggle_lens",
+        "Inspector: layers view (logit lens) of the cursor's token",
+    ),
 ];
 
 impl Action {

@@ -1,7 +1,9 @@
 //! Runs started from the UI (edit and re-run, fork, resample): one `EngineWorker` that loads
 //! the model once, a store writer per run, and a channel that brings every engine event back
 //! to the event loop, which turns it into an `Action`. A run from a server endpoint records on
-//! its own thread through `runs::remote` (as `thinkdbg record --endpoint` does). Nothing here
+//! its own thread through `runs::remote` (as `thinkdbg record --endpoint` does). The logit
+//! lens of the inspector's layers view runs on the same engine thread, its reply on the same
+//! channel (`start_lens`). Nothing here
 //! blocks on generation. Depends on the engine worker, the store writer, `record`, `runs::remote`
 //! and `runs::replay`; never draws.
 
@@ -12,8 +14,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::action::Action;
 use super::error::{Error, Result};
-use crate::engine::generate::RunRequest;
+use crate::engine::generate::{Prompt, RunRequest};
+use crate::engine::lens::{LensLayer, LensState};
 use crate::engine::source::ModelSource;
 use crate::engine::worker::EngineWorker;
 use crate::engine::LoadOptions;
@@ -48,13 +52,39 @@ pub struct ModelChoice {
 /// model load). Every live run comes through it, whoever started the run.
 pub struct UiRecorder {
     run: Option<RunId>,
-    tx: Sender<JobEvent>,
+    tx: Sender<Msg>,
 }
 
 impl Recorder for UiRecorder {
     fn record(&mut self, event: Event) {
-        let _ = self.tx.send(JobEvent { run: self.run, event });
+        let _ = self.tx.send(Msg::Event(JobEvent { run: self.run, event }));
     }
+}
+
+/// The logit lens at one step of a run, computed on the engine thread (`Jobs::start_lens`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LensReply {
+    pub run: RunId,
+    pub step: usize,
+    /// Each block's prediction, or why it could not be computed.
+    pub result: std::result::Result<Vec<LensLayer>, String>,
+}
+
+/// What comes over the job channel: an engine event, or the lens at a step with the replay
+/// state to keep (`None`: it failed) and the engine generation it was computed under.
+enum Msg {
+    Event(JobEvent),
+    Lens(Box<LensReply>, Option<LensState>, u64),
+    Probe(ProbeReply),
+}
+
+/// The answer-now probe of a run ended (`Jobs::start_probe`): stored beside the run, or why
+/// not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeReply {
+    pub run: RunId,
+    /// What to tell the user.
+    pub result: std::result::Result<String, String>,
 }
 
 /// What a run's thread hands back when it ends.
@@ -161,8 +191,8 @@ pub struct Jobs {
     pub model: ModelChoice,
     path: Option<PathBuf>,
     worker: Option<EngineWorker>,
-    tx: Sender<JobEvent>,
-    rx: Receiver<JobEvent>,
+    tx: Sender<Msg>,
+    rx: Receiver<Msg>,
     pub running: Vec<Running>,
     /// Model loading progress (done, total) while it loads.
     pub loading: Option<(u64, u64)>,
@@ -170,6 +200,16 @@ pub struct Jobs {
     pub last_endpoint: Option<Endpoint>,
     /// The experiment running, if one is.
     pub experiment: Option<ExperimentJob>,
+    /// The lens's replay of a run kept between steps (its prefix is in the engine's KV cache
+    /// until other work uses the engine).
+    lens: Option<(RunId, LensState)>,
+    /// A lens job is on the engine thread.
+    lens_busy: bool,
+    /// Counts the work other than the lens given to the engine: a lens replay computed under
+    /// an older count is stale (the KV cache was reused).
+    engine_gen: u64,
+    /// The answer-now probe on the engine thread, which `cancel_all` stops.
+    probe: Option<(RunId, Arc<AtomicBool>)>,
 }
 
 impl Jobs {
@@ -185,12 +225,125 @@ impl Jobs {
             loading: None,
             last_endpoint: None,
             experiment: None,
+            lens: None,
+            lens_busy: false,
+            engine_gen: 0,
+            probe: None,
         }
     }
 
-    /// The next engine event, if one is waiting (never blocks).
-    pub fn poll(&self) -> Option<JobEvent> {
-        self.rx.try_recv().ok()
+    /// The next engine event or lens reply, as the action that brings it to the UI, if one
+    /// is waiting (never blocks).
+    pub fn poll(&mut self) -> Option<Action> {
+        match self.rx.try_recv().ok()? {
+            Msg::Event(ev) => Some(Action::Job(Box::new(ev))),
+            Msg::Lens(reply, state, gen) => {
+                self.lens_busy = false;
+                self.lens = state.filter(|_| gen == self.engine_gen).map(|st| (reply.run, st));
+                Some(Action::Lens(reply))
+            }
+            Msg::Probe(reply) => {
+                self.probe = None;
+                Some(Action::ProbeDone(Box::new(reply)))
+            }
+        }
+    }
+
+    /// The run whose answer-now probe is on the engine thread, if any.
+    pub fn probing(&self) -> Option<RunId> {
+        self.probe.as_ref().map(|(r, _)| *r)
+    }
+
+    /// Runs the answer-now probe of `parent` (`runs::probe`) on the engine thread and keeps
+    /// its result beside the run; the end comes back as `Action::ProbeDone`.
+    pub fn start_probe(
+        &mut self,
+        store: &Arc<Store>,
+        parent: Parent,
+        cfg: crate::analysis::config::ProbeConfig,
+    ) -> Result<usize> {
+        use crate::runs::probe;
+        if let Some(r) = self.probing() {
+            return Err(Error::Job(format!("the probe of run '{r}' is still running")));
+        }
+        let path = self.path()?;
+        parent.check_model(&path, false).map_err(|e| Error::Job(e.to_string()))?;
+        let plan = probe::plan(&parent.steps, &cfg.close_think);
+        let request =
+            probe::request(&parent, &plan, &cfg).map_err(|e| Error::Job(e.to_string()))?;
+        let n = plan.boundaries.len();
+        let id = parent.run.id;
+        let cancel = Arc::new(AtomicBool::new(false));
+        let (store, flag, tx) = (store.clone(), cancel.clone(), self.tx.clone());
+        self.engine_gen += 1;
+        self.worker()?.submit_call(Box::new(
+            move |engine: std::result::Result<&mut crate::engine::Engine, String>| {
+                let result = engine.and_then(|engine| {
+                    let outcome =
+                        engine.probe(&request, &flag, &mut |_, _| {}).map_err(|e| e.to_string())?;
+                    let p = probe::summarize(&parent.steps, &plan, &cfg, &outcome);
+                    probe::keep(&store, id, &p).map_err(|e| e.to_string())?;
+                    let settled = match p.answer_settled_step() {
+                        Some(s) => format!("settled at reasoning step {s}"),
+                        None => "never settled".to_string(),
+                    };
+                    Ok(shown(&format!(
+                        "probe of run '{id}': {} boundaries, final answer '{}', {settled}",
+                        p.points.len(),
+                        p.final_answer
+                    ))
+                    .into_owned())
+                });
+                let _ = tx.send(Msg::Probe(ProbeReply { run: id, result }));
+            },
+        ));
+        self.probe = Some((id, cancel));
+        Ok(n)
+    }
+
+    /// Whether a lens job is on the engine thread (one at a time: the replay state travels
+    /// with it).
+    pub fn lens_busy(&self) -> bool {
+        self.lens_busy
+    }
+
+    /// Computes the logit lens at `step` of `run` (`prompt` and its generated `tokens`) on the
+    /// engine thread, loading the model first if nothing has yet. The replay of the run is
+    /// kept, so the next step costs one token's forward pass; the reply comes back on the job
+    /// channel as `Action::Lens`.
+    pub fn start_lens(
+        &mut self,
+        run: RunId,
+        prompt: Prompt,
+        tokens: Vec<u32>,
+        step: usize,
+        top: usize,
+    ) -> Result<()> {
+        if self.lens_busy {
+            return Err(Error::Job("the lens is already computing".into()));
+        }
+        let state = self.lens.take().filter(|(r, _)| *r == run).map(|(_, st)| st);
+        let (tx, gen) = (self.tx.clone(), self.engine_gen);
+        self.worker()?.submit_call(Box::new(
+            move |engine: std::result::Result<&mut crate::engine::Engine, String>| {
+                let mut state = state;
+                let result = engine.and_then(|engine| {
+                    let mut st = match state.take() {
+                        Some(st) => st,
+                        None => engine.lens_begin(&prompt, &tokens).map_err(|e| e.to_string())?,
+                    };
+                    let layers = engine.lens_at(&mut st, step, top).map_err(|e| e.to_string());
+                    if layers.is_ok() {
+                        state = Some(st);
+                    }
+                    layers
+                });
+                let reply = LensReply { run, step, result };
+                let _ = tx.send(Msg::Lens(Box::new(reply), state, gen));
+            },
+        ));
+        self.lens_busy = true;
+        Ok(())
     }
 
     /// The model file, resolved once.
@@ -230,6 +383,7 @@ impl Jobs {
             self.worker = Some(w);
         }
         let id = run.id;
+        self.engine_gen += 1;
         let (store_rec, handle) =
             writer::start(store.clone(), run).map_err(|e| Error::Job(e.to_string()))?;
         let cancel = Arc::new(AtomicBool::new(false));
@@ -271,6 +425,7 @@ impl Jobs {
         opts: ScoreOptions,
     ) -> Result<RunId> {
         let id = run.id;
+        self.engine_gen += 1;
         let parent_id = parent.run.id;
         let cancel = Arc::new(AtomicBool::new(false));
         let (done_tx, done_rx) = mpsc::channel();
@@ -340,8 +495,10 @@ impl Jobs {
                 match remote_run::record(&store, run, &opts, &request, Some(Box::new(ui)), &flag) {
                     Ok(rec) => Ok(summary(&rec)),
                     Err(e) => {
-                        let _ = tx
-                            .send(JobEvent { run: Some(id), event: Event::Failed(e.to_string()) });
+                        let _ = tx.send(Msg::Event(JobEvent {
+                            run: Some(id),
+                            event: Event::Failed(e.to_string()),
+                        }));
                         Err(e.to_string())
                     }
                 }
@@ -400,13 +557,15 @@ impl Jobs {
         }
         let (mut record, todo) =
             runner::prepare(store, &spec, &text, &path, resume).map_err(job)?;
+        // The samples reuse the engine's KV cache: a kept lens replay is stale after them.
+        self.engine_gen += 1;
         let id = record.id;
         let tx = self.tx.clone();
         let progress = Arc::new(Progress::new(&spec, &record, store).with_notify(move |_, _| {
-            let _ = tx.send(JobEvent {
+            let _ = tx.send(Msg::Event(JobEvent {
                 run: Some(RunId(id)),
                 event: Event::Loading { done: 0, total: 0 },
-            });
+            }));
         }));
         let cancel = Arc::new(AtomicBool::new(false));
         let (done_tx, done_rx) = mpsc::channel();
@@ -427,7 +586,7 @@ impl Jobs {
                 },
                 Err(e) => Event::Failed(e),
             };
-            let _ = tx.send(JobEvent { run: Some(RunId(id)), event });
+            let _ = tx.send(Msg::Event(JobEvent { run: Some(RunId(id)), event }));
             let _ = done_tx.send(());
         };
         match ep {
@@ -522,7 +681,12 @@ impl Jobs {
         if let Some(e) = &self.experiment {
             e.cancel.store(true, Ordering::Relaxed);
         }
-        self.running.len() + usize::from(self.experiment.is_some())
+        if let Some((_, c)) = &self.probe {
+            c.store(true, Ordering::Relaxed);
+        }
+        self.running.len()
+            + usize::from(self.experiment.is_some())
+            + usize::from(self.probe.is_some())
     }
 
     /// A run ended: waits for its writer's final flush (a remote run's thread, which sent

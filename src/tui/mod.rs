@@ -177,8 +177,8 @@ pub fn run(store: Arc<Store>, opts: Options) -> Result<()> {
             }
             dirty = true;
         }
-        while let Some(ev) = app.jobs.poll() {
-            app.update(Action::Job(Box::new(ev)));
+        while let Some(action) = app.jobs.poll() {
+            app.update(action);
             dirty = true;
         }
         if app.quit {

@@ -35,6 +35,7 @@ mod tui_e2e;
 mod tui_experiment;
 mod tui_import;
 mod tui_invisible;
+mod tui_lens;
 mod tui_loop;
 mod tui_remote;
 mod tui_remote_llama;

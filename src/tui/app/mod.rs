@@ -3,8 +3,8 @@
 //! state: it routes each action to the component of the open dialog, the help overlay or the
 //! current screen, and applies the `Effect` the component returns. The cross-cutting work
 //! lives beside it: starting runs and writing exports (`runs.rs`), the job channel's events
-//! (`events.rs`), storing annotations and undoing a delete (`annotations.rs`) and clicks and
-//! the wheel (`mouse.rs`). Loading from the store happens
+//! (`events.rs`), the inspector's layers view (`lens.rs`), storing annotations and undoing a
+//! delete (`annotations.rs`) and clicks and the wheel (`mouse.rs`). Loading from the store happens
 //! here (on an action), never while drawing.
 //!
 //! May import every component, `action`, `jobs`, `keymap`, `theme`, `run_view` and `error`,
@@ -13,6 +13,7 @@
 
 mod annotations;
 mod events;
+mod lens;
 mod mouse;
 mod runs;
 
@@ -231,7 +232,10 @@ impl App {
 
     /// Applies one action. The only place the state changes.
     pub fn update(&mut self, action: Action) {
-        if !matches!(action, Action::Resize(..) | Action::Job(_)) {
+        if !matches!(
+            action,
+            Action::Resize(..) | Action::Job(_) | Action::Lens(_) | Action::ProbeDone(_)
+        ) {
             self.message.clear();
             if action != Action::Quit {
                 self.quit_armed = false;
@@ -239,6 +243,14 @@ impl App {
         }
         if let Action::Job(ev) = action {
             self.on_job(*ev);
+            return;
+        }
+        if let Action::Lens(reply) = action {
+            self.on_lens(*reply);
+            return;
+        }
+        if let Action::ProbeDone(reply) = action {
+            self.on_probe(*reply);
             return;
         }
         if self.overlay.is_some() && !matches!(action, Action::Resize(..)) {
@@ -357,6 +369,10 @@ impl App {
                 .into();
             }
             Action::Click(x, y) => self.click(x, y),
+            Action::ToggleLens => self.toggle_lens(),
+            Action::Probe if matches!(self.screen, Screen::Trace | Screen::Routing) => {
+                self.start_probe()
+            }
             Action::Scroll(down) => self.scroll(down),
             Action::EditRerun
             | Action::Fork
@@ -401,6 +417,8 @@ impl App {
                 self.apply(e);
             }
         }
+        // The layers view follows the cursor.
+        self.request_lens();
     }
 
     /// Keys while a dialog is open: to the dialog, or for the resample panel to its job.

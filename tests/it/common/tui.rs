@@ -133,8 +133,8 @@ pub fn pump_until(app: &mut App, limit: Duration, done: impl Fn(&App) -> bool) -
     let deadline = Instant::now() + limit;
     let mut events = 0;
     loop {
-        while let Some(ev) = app.jobs.poll() {
-            app.update(Action::Job(Box::new(ev)));
+        while let Some(action) = app.jobs.poll() {
+            app.update(action);
             events += 1;
         }
         if done(app) || (!app.jobs.busy() && app.jobs.loading.is_none()) {

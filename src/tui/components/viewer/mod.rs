@@ -8,9 +8,10 @@
 //! `Effect::Submit`). Drawing is in `draw/`, one file per pane.
 //!
 //! May import `components`, `run_view`, `theme`, `action`, `provenance` and the crate's
-//! `analysis`, `record`, `runs`, `trace`, `export` and `tui::text`.
+//! `analysis`, `record`, `runs`, `trace`, `export`, `engine::lens` and `tui::text`.
 
 pub mod draw;
+pub mod lens;
 mod navigate;
 
 use super::ctx::Ctx;
@@ -91,6 +92,8 @@ pub struct Viewer {
     pub marker: Option<Marker>,
     /// Every (layer, expert)'s nPMI with `marker` over the run, highest first.
     pub cognitive: Vec<Association>,
+    /// The inspector's layers view (logit lens) and what it computed.
+    pub lens: lens::Lens,
 }
 
 impl Default for Viewer {
@@ -108,6 +111,7 @@ impl Default for Viewer {
             live: None,
             marker: None,
             cognitive: Vec::new(),
+            lens: lens::Lens::default(),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The inspector pane: the token under the cursor (id, text with invisible characters
 //! shown, logprob, probability, entropy, rank) and its top-k alternatives as bars; for a run
 //! recorded from a server, where it came from and what the server did not supply (a step
-//! without a logprob says so rather than showing a number).
+//! without a logprob says so rather than showing a number). With the layers view open (`L`)
+//! the logit lens's rows (`viewer::lens`) take the alternatives' place.
 //! May import the viewer, `run_view`, `provenance`, `components::widgets` and `theme`.
 
 use ratatui::layout::Rect;
@@ -23,7 +24,7 @@ use crate::tui::run_view::RunView;
 use crate::tui::text::{shown, shown_token};
 
 /// `text` in rows of at most `w` columns, broken between words (a longer word is cut).
-fn words(text: &str, w: usize) -> Vec<String> {
+pub fn words(text: &str, w: usize) -> Vec<String> {
     let mut rows: Vec<String> = Vec::new();
     for word in text.split(' ') {
         match rows.last_mut() {
@@ -207,6 +208,16 @@ fn lines(vw: &Viewer, area: Rect, cx: &Ctx) -> Option<(Vec<Line<'static>>, usize
                     Span::styled(fit(&piece, w), text),
                 ]));
             }
+        }
+    }
+    if vw.lens.open {
+        if let Some(run) = vw.view.as_ref().map(|v| v.run.id) {
+            let first = lines.len();
+            let rows = super::super::lens::lines(&vw.lens, run, vw.cursor, inner_w, cx);
+            lines.extend(rows);
+            // No alternatives are drawn: a click lands on none (`first` past the end).
+            let end = lines.len();
+            return Some((lines, end.max(first)));
         }
     }
     let title = if s.top.is_empty() {

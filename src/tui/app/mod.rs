@@ -541,28 +541,6 @@ impl App {
         }
     }
 
-    /// `n` / `r` on the experiments screen: the dialog for a spec, for `r` the spec of the
-    /// experiment shown with resume on.
-    fn open_experiment_dialog(&mut self, resume: bool) {
-        if self.store.is_none() {
-            self.message = "no store to record into".into();
-            return;
-        }
-        if self.jobs.experiment.is_some() {
-            self.message = "an experiment is running: X (or esc) stops it first".into();
-            return;
-        }
-        let cwd = std::env::current_dir().unwrap_or_default();
-        let path = if resume {
-            self.experiments.current_spec_path().unwrap_or_default().to_string()
-        } else {
-            String::new()
-        };
-        self.overlay = Some(Overlay::Experiment(Box::new(
-            crate::tui::components::experiment_dialog::ExperimentDialog::new(cwd, path, resume),
-        )));
-    }
-
     /// `r`: the panel of the resample still running, else the form for the reasoning step at
     /// the cursor.
     fn open_resample(&mut self) -> Effect {

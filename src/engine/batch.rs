@@ -22,7 +22,7 @@ use super::sampler::{RawStats, Sampler};
 use super::tokenizer::{StreamDecoder, Tokenizer};
 use super::Engine;
 use crate::record::{Event, Recorder};
-use crate::trace::{Routing, RoutingDetail, Step, StopReason, Timings, TopToken};
+use crate::trace::{Routing, RoutingDetail, Step, StopReason, Timings};
 
 /// Where one sequence of the batch is.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -83,26 +83,15 @@ impl Seq {
         let t_us = sh.start.elapsed().as_micros() as u64;
         let text = self.decoder.push(sh.tokenizer.token_bytes(token));
         let phase = self.phases.observe(&text);
-        let top = stats
-            .top
-            .iter()
-            .map(|&(id, logprob)| TopToken {
-                id,
-                text: sh.tokenizer.token_display(id).to_string(),
-                logprob,
-            })
-            .collect();
-        let logit = self.logits.get(token as usize).copied().unwrap_or(f32::NEG_INFINITY);
-        let step = Step {
-            index: index as u32,
-            token_id: token,
+        let step = super::generate::step_of(
+            sh.tokenizer,
+            &self.logits,
+            &stats,
+            token,
+            (index, t_us),
             text,
-            logprob: stats.logprob(logit),
-            entropy: stats.entropy,
             phase,
-            t_us,
-            top,
-        };
+        );
         if let Some((prev, routing)) = self.pending.replace((step, None)) {
             recorder.record(Event::Step { step: prev, routing });
         }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{Error, Result};
 use super::sampler::{RawStats, Sampler};
-use super::tokenizer::StreamDecoder;
+use super::tokenizer::{StreamDecoder, Tokenizer};
 use super::Engine;
 use crate::record::{Event, Recorder};
 use crate::trace::{
@@ -60,6 +60,39 @@ fn yes() -> bool {
 pub struct RunSummary {
     pub stop: StopReason,
     pub timings: Timings,
+}
+
+/// The step a generation records for `token`, chosen at step `index`, `t_us` after the start:
+/// its logprob and entropy under `logits` (`stats` are theirs) and the top alternatives.
+pub(super) fn step_of(
+    tokenizer: &Tokenizer,
+    logits: &[f32],
+    stats: &RawStats,
+    token: u32,
+    (index, t_us): (usize, u64),
+    text: String,
+    phase: Phase,
+) -> Step {
+    let top = stats
+        .top
+        .iter()
+        .map(|&(id, logprob)| TopToken {
+            id,
+            text: tokenizer.token_display(id).to_string(),
+            logprob,
+        })
+        .collect();
+    let logit = logits.get(token as usize).copied().unwrap_or(f32::NEG_INFINITY);
+    Step {
+        index: index as u32,
+        token_id: token,
+        text,
+        logprob: stats.logprob(logit),
+        entropy: stats.entropy,
+        phase,
+        t_us,
+        top,
+    }
 }
 
 /// What `Engine::start` checked and prepared for a generation.
@@ -233,26 +266,7 @@ impl Engine {
             let t_us = start.elapsed().as_micros() as u64;
             let text = decoder.push(self.tokenizer.token_bytes(token));
             let phase = phases.observe(&text);
-            let top = stats
-                .top
-                .iter()
-                .map(|&(id, logprob)| TopToken {
-                    id,
-                    text: self.tokenizer.token_display(id).to_string(),
-                    logprob,
-                })
-                .collect();
-            let logit = logits.get(token as usize).copied().unwrap_or(f32::NEG_INFINITY);
-            let step = Step {
-                index: index as u32,
-                token_id: token,
-                text,
-                logprob: stats.logprob(logit),
-                entropy: stats.entropy,
-                phase,
-                t_us,
-                top,
-            };
+            let step = step_of(&self.tokenizer, &logits, &stats, token, (index, t_us), text, phase);
             if let Some((prev, routing)) = pending.replace((step, None)) {
                 recorder.record(Event::Step { step: prev, routing });
             }

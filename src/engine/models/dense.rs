@@ -352,6 +352,22 @@ impl Dense {
         cos: &Tensor,
         sin: &Tensor,
     ) -> Result<Tensor> {
+        let (q, k, v) = self.qkv(layer, x, cos, sin)?;
+        let out = self.attend(&mut layer.cache, &q, &k, &v.contiguous()?, pos)?;
+        layer.wo.forward(&out)
+    }
+
+    /// A block's queries, keys and values for `x` (batch, tokens, embedding), as
+    /// (batch, heads, tokens, head_dim): projected, biased, normed where the model norms them,
+    /// and rotated by `cos`/`sin` (which hold each row's own position). `v` is not made
+    /// contiguous.
+    fn qkv(
+        &self,
+        layer: &Layer,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
         let hp = &self.hp;
         let (b, t, _) = x.dims3()?;
         let [q, k, v] = Matrix::forward_many([&layer.wq, &layer.wk, &layer.wv], x)?;
@@ -369,9 +385,7 @@ impl Dense {
         };
         let q = self.rope.apply(&q.transpose(1, 2)?.contiguous()?, cos, sin)?;
         let k = self.rope.apply(&k.transpose(1, 2)?.contiguous()?, cos, sin)?;
-        let v = v.transpose(1, 2)?.contiguous()?;
-        let out = self.attend(&mut layer.cache, &q, &k, &v, pos)?;
-        layer.wo.forward(&out)
+        Ok((q, k, v.transpose(1, 2)?))
     }
 
     /// Attention of `t` new positions from `pos` on, `q`, `k`, `v` of shape `(1, heads, t,

@@ -5,7 +5,7 @@
 
 use candle_core::{DType, Tensor};
 
-use super::{add_bias, Dense, Ffn, KvCache, Layer};
+use super::{Dense, Ffn, KvCache, Layer};
 use crate::engine::error::{Error, Result};
 use crate::engine::kernels::Matrix;
 use crate::engine::models::SeqToken;
@@ -87,24 +87,8 @@ impl Dense {
         (cos, sin): (&Tensor, &Tensor),
     ) -> Result<Tensor> {
         let hp = &self.hp;
-        let (b, t, _) = x.dims3()?;
-        let [q, k, v] = Matrix::forward_many([&layer.wq, &layer.wk, &layer.wv], x)?;
-        let q = add_bias(q, &layer.bq)?.reshape((b, t, hp.n_head, hp.head_dim))?;
-        let k = add_bias(k, &layer.bk)?.reshape((b, t, hp.n_head_kv, hp.head_dim))?;
-        let v = add_bias(v, &layer.bv)?.reshape((b, t, hp.n_head_kv, hp.head_dim))?;
-        let eps = hp.rms_eps as f32;
-        let q = match &layer.q_norm {
-            Some(w) => candle_nn::ops::rms_norm(&q.contiguous()?, w, eps)?,
-            None => q,
-        };
-        let k = match &layer.k_norm {
-            Some(w) => candle_nn::ops::rms_norm(&k.contiguous()?, w, eps)?,
-            None => k,
-        };
         // RoPE over every row at once: the tables hold each row's own position.
-        let q = self.rope.apply(&q.transpose(1, 2)?.contiguous()?, cos, sin)?;
-        let k = self.rope.apply(&k.transpose(1, 2)?.contiguous()?, cos, sin)?;
-        let v = v.transpose(1, 2)?;
+        let (q, k, v) = self.qkv(layer, x, cos, sin)?;
         for row in rows {
             let have = caches.len.get(row.seq).copied();
             if have != Some(row.pos) {

@@ -12,7 +12,8 @@
 //! Models without batched decoding (`Model::supports_sequences` false) run the samples one
 //! after the other through `generate`. Depends on the rest of `engine`, `record` and `trace`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use super::error::{Error, Result};
@@ -23,6 +24,9 @@ use super::tokenizer::{StreamDecoder, Tokenizer};
 use super::Engine;
 use crate::record::{Event, Recorder};
 use crate::trace::{Routing, RoutingDetail, Step, StopReason, Timings};
+
+/// The most sequences decoded together; `generate_many` runs larger requests in batches.
+pub const MAX_BATCH: usize = super::kernels::Q8_0_ROWS;
 
 /// Where one sequence of the batch is.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -70,15 +74,36 @@ enum Next {
 }
 
 impl Seq {
-    /// One step as `generate` takes it: statistics, sampler, forced token, step event (the
-    /// previous one), stop rules.
-    fn step(&mut self, seq: usize, sh: &Shared<'_>, recorder: &mut dyn Recorder) -> Next {
+    /// Whether this step draws a token (running and under the token limit).
+    fn draws(&self, sh: &Shared<'_>) -> bool {
+        self.state == State::Running && self.index < sh.req.sampler.max_tokens
+    }
+
+    /// The statistics of the current logits and the sampler's draw: the costly part of a
+    /// step, which depends on nothing but this sequence (see `draw_all`).
+    fn draw(&mut self, top_logprobs: usize) -> (RawStats, u32) {
+        let stats = RawStats::of(&self.logits, top_logprobs);
+        let sampled = self.sampler.sample(&self.logits, &self.history);
+        (stats, sampled)
+    }
+
+    /// One step as `generate` takes it: statistics and draw (`drawn`, from `draw`), forced
+    /// token, step event (the previous one), stop rules.
+    fn step(
+        &mut self,
+        seq: usize,
+        sh: &Shared<'_>,
+        drawn: Option<(RawStats, u32)>,
+        recorder: &mut dyn Recorder,
+    ) -> Next {
         let index = self.index;
         if index >= sh.req.sampler.max_tokens {
             return Next::Stop(StopReason::MaxTokens);
         }
-        let stats = RawStats::of(&self.logits, sh.req.top_logprobs);
-        let sampled = self.sampler.sample(&self.logits, &self.history);
+        let (stats, sampled) = match drawn {
+            Some(d) => d,
+            None => self.draw(sh.req.top_logprobs),
+        };
         let token = sh.forced.get(index).copied().unwrap_or(sampled);
         let t_us = sh.start.elapsed().as_micros() as u64;
         let text = self.decoder.push(sh.tokenizer.token_bytes(token));
@@ -144,6 +169,26 @@ impl Seq {
     }
 }
 
+/// `Seq::draw` for every sequence that draws this step, the sequences spread over candle's
+/// thread pool (idle between forwards): the statistics and the sampler read the whole
+/// vocabulary, so done one sequence after the other they grew with N while the forward
+/// barely did. Each sequence's draw is the same computation as alone, so the tokens are too.
+fn draw_all(seqs: &mut [Seq], sh: &Shared<'_>) -> Vec<Option<(RawStats, u32)>> {
+    let top = sh.req.top_logprobs;
+    let cells: Vec<Mutex<(&mut Seq, Option<(RawStats, u32)>)>> =
+        seqs.iter_mut().map(|s| Mutex::new((s, None))).collect();
+    let cursor = AtomicUsize::new(0);
+    candle_core::utils::barrier_pool().execute(|_| loop {
+        let i = cursor.fetch_add(1, Ordering::Relaxed);
+        let Some(cell) = cells.get(i) else { break };
+        let Ok(mut cell) = cell.lock() else { break };
+        if cell.0.draws(sh) {
+            cell.1 = Some(cell.0.draw(top));
+        }
+    });
+    cells.into_iter().map(|c| c.into_inner().ok().and_then(|c| c.1)).collect()
+}
+
 impl Engine {
     /// Runs `req` once per seed (each sample's `sampler.seed` replaced by its seed), all
     /// sharing the prompt; sample i reports to `recorders[i]`. Every sample gives the same
@@ -171,6 +216,15 @@ impl Engine {
             r.sampler.seed = seed;
             r
         };
+        if seeds.len() > MAX_BATCH {
+            // Past `MAX_BATCH` rows a matmul may take another kernel than a lone decode does
+            // (`kernels::Q8_0_ROWS`), so larger requests run as several batches.
+            let mut out = Vec::with_capacity(seeds.len());
+            for (seeds, recs) in seeds.chunks(MAX_BATCH).zip(recorders.chunks_mut(MAX_BATCH)) {
+                out.extend(self.generate_many(req, seeds, recs, cancel)?);
+            }
+            return Ok(out);
+        }
         if seeds.len() <= 1 || !self.model.supports_sequences() {
             let mut out = Vec::with_capacity(seeds.len());
             for (&seed, rec) in seeds.iter().zip(recorders.iter_mut()) {
@@ -250,15 +304,22 @@ impl Engine {
             .collect();
         loop {
             let cancelled = cancel.load(Ordering::Relaxed);
+            let mut drawn = match cancelled {
+                true => Vec::new(),
+                false => draw_all(&mut seqs, &sh),
+            };
+            drawn.resize_with(seqs.len(), || None);
             let mut rows = Vec::with_capacity(seqs.len());
-            for (i, (s, rec)) in seqs.iter_mut().zip(recorders.iter_mut()).enumerate() {
+            for (i, ((s, rec), d)) in
+                seqs.iter_mut().zip(recorders.iter_mut()).zip(drawn).enumerate()
+            {
                 if s.state != State::Running {
                     continue;
                 }
                 let next = if cancelled {
                     Next::Stop(StopReason::User)
                 } else {
-                    s.step(i, &sh, &mut **rec)
+                    s.step(i, &sh, d, &mut **rec)
                 };
                 match next {
                     Next::Feed(row) => rows.push(row),

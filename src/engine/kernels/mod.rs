@@ -19,7 +19,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 
 use super::error::{Error, Result};
-use quant::Q8Rows;
+use quant::{Q8Rows, Q8Tiles, Tile, TILE};
 
 /// Which kernel a matrix uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,38 +33,55 @@ enum Kind {
 pub struct Matrix {
     inner: QMatMul,
     fast: Option<(Kind, Arc<QTensor>)>,
+    policy: Policy,
     out: usize,
     inp: usize,
 }
 
 /// Whether the kernels are used: `THINKDBG_KERNELS=candle` or `=ours` decide (for A/B runs and
-/// CI; `ours` takes both types); otherwise optimised builds use the `Q4_1` kernel and debug
-/// builds none (candle's code is optimised even there, see Cargo.toml's profiles), so
-/// unoptimised tests stay fast. For `Q8_0`, candle's AVX path measured about 5% faster on the
-/// demo model's output layer and 30% faster on MoE experts (`bench decode`, 2 threads), so it
-/// is the default. CI runs the engine tests once more with `THINKDBG_KERNELS=ours`.
-fn enabled(kind: Kind) -> bool {
+/// CI; `ours` takes both types at every size); otherwise optimised builds use them and debug
+/// builds don't (candle's code is optimised even there, see Cargo.toml's profiles), so
+/// unoptimised tests stay fast. CI runs the engine tests once more with `THINKDBG_KERNELS=ours`.
+fn policy() -> Policy {
     match std::env::var("THINKDBG_KERNELS").as_deref() {
-        Ok("candle") => false,
-        Ok("ours") => true,
-        _ => !cfg!(debug_assertions) && kind == Kind::Q4_1,
+        Ok("candle") => Policy::Never,
+        Ok("ours") => Policy::Always,
+        _ if cfg!(debug_assertions) => Policy::Never,
+        _ => Policy::Default,
     }
 }
 
+/// When a matrix uses this module's kernel rather than candle's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Policy {
+    Never,
+    Always,
+    /// `Q4_1` always (candle has no SIMD path for it). `Q8_0` up to `Q8_0_ROWS` rows: a decode
+    /// and a batched decode (bit-identical row for row, so a sample decoded in a batch gives
+    /// the tokens it gives alone; candle's kernel is not); above that, a prefill, candle's
+    /// tiled matmul is faster (`bench decode --synth qwen3moe:qwen3moe-mid`, 2 threads:
+    /// prefill 420 against 289 tok/s; decode within 2%).
+    Default,
+}
+
+/// The most activation rows a `Q8_0` matrix computes with this module's kernel under
+/// `Policy::Default`; `Engine::generate_many` batches at most this many sequences.
+pub const Q8_0_ROWS: usize = 64;
+
 impl From<QMatMul> for Matrix {
     fn from(inner: QMatMul) -> Self {
-        Matrix::with(inner, enabled)
+        Matrix::with(inner, policy())
     }
 }
 
 impl Matrix {
     /// Wraps `inner`, using the kernels where they apply if `kernels` is true.
     pub fn new(inner: QMatMul, kernels: bool) -> Self {
-        Matrix::with(inner, |_| kernels)
+        Matrix::with(inner, if kernels { Policy::Always } else { Policy::Never })
     }
 
-    /// Wraps `inner`, using the kernel for a type where `use_kernel` says so.
-    fn with(inner: QMatMul, use_kernel: impl Fn(Kind) -> bool) -> Self {
+    /// Wraps `inner`, using the kernels as `policy` says.
+    fn with(inner: QMatMul, policy: Policy) -> Self {
         let fast = match &inner {
             QMatMul::QTensor(q) if matches!(q.device(), Device::Cpu) => match q.dtype() {
                 GgmlDType::Q4_1 => Some((Kind::Q4_1, q.clone())),
@@ -73,22 +90,31 @@ impl Matrix {
             },
             _ => None,
         };
-        let fast = fast.filter(|(kind, _)| use_kernel(*kind));
+        let fast = fast.filter(|_| policy != Policy::Never);
         let (out, inp) = match &inner {
             QMatMul::QTensor(q) => q.shape().dims2().unwrap_or((0, 0)),
             QMatMul::Tensor(t) | QMatMul::TensorF16(t) => t.dims2().unwrap_or((0, 0)),
         };
         let fast = fast.filter(|_| inp % quant::BLOCK == 0 && out > 0);
-        Matrix { inner, fast, out, inp }
+        Matrix { inner, fast, out, inp, policy }
     }
 
     pub fn from_arc(q: Arc<QTensor>) -> Result<Self> {
         Ok(QMatMul::from_arc(q)?.into())
     }
 
-    /// Whether calls go to this module's kernels rather than candle's.
+    /// Whether calls go to this module's kernels rather than candle's (for one row).
     pub fn uses_kernel(&self) -> bool {
         self.fast.is_some()
+    }
+
+    /// Whether a call with `rows` activation rows goes to this module's kernel.
+    fn kernel_for(&self, rows: usize) -> bool {
+        match (&self.fast, self.policy) {
+            (None, _) | (_, Policy::Never) => false,
+            (Some((Kind::Q8_0, _)), Policy::Default) => rows <= Q8_0_ROWS,
+            _ => true,
+        }
     }
 
     /// `x @ W^T` for `x` of shape `(.., in)`.
@@ -100,12 +126,13 @@ impl Matrix {
     /// `x @ W^T` for several matrices with the same input (q/k/v, gate/up): the activations
     /// are quantized once and all rows share one pass over the thread pool.
     pub fn forward_many<const N: usize>(ms: [&Matrix; N], x: &Tensor) -> Result<[Tensor; N]> {
-        if ms.iter().any(|m| m.fast.is_none()) {
+        let rows = x.elem_count() / x.dims().last().copied().unwrap_or(1).max(1);
+        if ms.iter().any(|m| !m.kernel_for(rows)) {
             let mut out = Vec::with_capacity(N);
             for m in ms {
-                out.push(match &m.fast {
-                    Some(_) => Matrix::forward_many([m], x)?.into_iter().collect(),
-                    None => vec![m.inner.forward(x)?],
+                out.push(match m.kernel_for(rows) {
+                    true => Matrix::forward_many([m], x)?.into_iter().collect(),
+                    false => vec![m.inner.forward(x)?],
                 });
             }
             return into_array(out.into_iter().flatten().collect());
@@ -183,15 +210,39 @@ fn matvec(jobs: &[Job<'_>], k: usize, x: &[f32]) -> Vec<Vec<f32>> {
         // The quantized activations, reused from call to call (no allocation per matmul).
         static XQ: std::cell::RefCell<Q8Rows> = std::cell::RefCell::new(Q8Rows::default());
     }
+    thread_local! {
+        // The same rows in tiles for the multi-row kernels (several rows only).
+        static TILES: std::cell::RefCell<Q8Tiles> = std::cell::RefCell::new(Q8Tiles::default());
+    }
     XQ.with(|cell| {
         let mut xq = cell.borrow_mut();
         xq.quantize(x, k);
-        matvec_quantized(jobs, &xq)
+        TILES.with(|cell| {
+            let mut tiles = cell.borrow_mut();
+            if x.len() > k {
+                tiles.regroup(&xq);
+            }
+            matvec_quantized(jobs, &xq, &tiles)
+        })
     })
 }
 
-/// `matvec` once the activations are quantized.
-fn matvec_quantized(jobs: &[Job<'_>], xq: &Q8Rows) -> Vec<Vec<f32>> {
+/// Runs a kernel over each tile of `tiles` (given the tile and how many of its rows are
+/// real) and writes the real rows' values to `out`, one value per activation row.
+#[inline(always)]
+fn for_tiles(
+    tiles: &Q8Tiles,
+    out: &mut [f32],
+    mut kernel: impl FnMut(Tile<'_>, usize) -> [f32; TILE],
+) {
+    for (t, ys) in out.chunks_mut(TILE).enumerate() {
+        let got = kernel(tiles.tile(t), ys.len());
+        ys.copy_from_slice(&got[..ys.len()]);
+    }
+}
+
+/// `matvec` once the activations are quantized (and, for several rows, tiled).
+fn matvec_quantized(jobs: &[Job<'_>], xq: &Q8Rows, tiles: &Q8Tiles) -> Vec<Vec<f32>> {
     let m = xq.d.len() / xq.blocks.max(1);
     // Output rows are computed in chunks, weight-row major (`yt` is `y` transposed), so that a
     // weight row is read once for all `m` activation rows.
@@ -216,22 +267,25 @@ fn matvec_quantized(jobs: &[Job<'_>], xq: &Q8Rows) -> Vec<Vec<f32>> {
         let Some((ji, first, chunk)) = chunks.get(c) else { break };
         let Some(job) = jobs.get(*ji) else { break };
         let Ok(mut out) = chunk.lock() else { break };
-        for (i, ys) in out.chunks_exact_mut(m).enumerate() {
-            let row = first + i;
-            let wr = &job.w[row * job.row_bytes..(row + 1) * job.row_bytes];
-            if m == 1 {
-                let (q, d, s) = xq.row(0);
-                ys[0] = match job.kind {
+        let weights = |row: usize| &job.w[row * job.row_bytes..(row + 1) * job.row_bytes];
+        if m == 1 {
+            let (q, d, s) = xq.row(0);
+            for (i, y) in out.iter_mut().enumerate() {
+                let wr = weights(first + i);
+                *y = match job.kind {
                     Kind::Q4_1 => q4_1::dot(wr, q, d, s),
                     Kind::Q8_0 => q8_0::dot(wr, q, d),
                 };
-            } else {
-                // Several activation rows (a batched decode): the weight row's blocks are
-                // unpacked once for all of them.
-                match job.kind {
-                    Kind::Q4_1 => q4_1::dot_rows(wr, xq, ys),
-                    Kind::Q8_0 => q8_0::dot_rows(wr, xq, ys),
-                }
+            }
+            continue;
+        }
+        // Several activation rows (a batched decode or a prefill): each weight row's blocks
+        // are unpacked once per tile of eight activation rows.
+        for (i, ys) in out.chunks_exact_mut(m).enumerate() {
+            let wr = weights(first + i);
+            match job.kind {
+                Kind::Q4_1 => q4_1::dot_rows(wr, xq, tiles, ys),
+                Kind::Q8_0 => q8_0::dot_rows(wr, xq, tiles, ys),
             }
         }
     };

@@ -5,7 +5,7 @@
 
 use half::f16;
 
-use super::quant::{arrays, Q8Rows, BLOCK};
+use super::quant::{arrays, Q8Rows, Q8Tiles, BLOCK, TILE};
 
 /// Bytes of one `Q4_1` block.
 pub const BLOCK_BYTES: usize = 20;
@@ -21,14 +21,21 @@ pub fn dot(w: &[u8], xq: &[[i8; BLOCK]], xd: &[f32], xs: &[f32]) -> f32 {
     dot_portable(w, xq, xd, xs)
 }
 
-/// Dot products of one weight row with every row of `xq` (`out` has one value per row): each
-/// weight block is unpacked once for all rows, which is what makes a batched decode cheaper
-/// than one matvec per sequence. Every row's result is bit-identical to `dot` on that row.
+/// Dot products of one weight row with every activation row (`out` has one value per row of
+/// `xq`; `tiles` holds the same rows regrouped): each weight block is unpacked once for a tile
+/// of eight rows, which is what makes a batched decode cheaper than one matvec per sequence.
+/// Every row's result is bit-identical to `dot` on that row.
 #[inline]
-pub fn dot_rows(w: &[u8], xq: &Q8Rows, out: &mut [f32]) {
+pub fn dot_rows(w: &[u8], xq: &Q8Rows, tiles: &Q8Tiles, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if let Some(simd) = pulp::x86::V3::try_new() {
-        return simd.vectorize(|| avx2::dot_rows(simd, w, xq, out));
+        return simd.vectorize(|| {
+            super::for_tiles(tiles, out, |tile, rows| match rows {
+                1..=2 => avx2::dot_tile::<2>(simd, w, tile),
+                3..=4 => avx2::dot_tile::<4>(simd, w, tile),
+                _ => avx2::dot_tile::<TILE>(simd, w, tile),
+            })
+        });
     }
     for (r, y) in out.iter_mut().enumerate() {
         let (q, d, s) = xq.row(r);
@@ -71,7 +78,8 @@ mod avx2 {
     use half::f16;
     use pulp::x86::V3;
 
-    use super::{arrays, BLOCK, BLOCK_BYTES};
+    use super::super::quant::Tile;
+    use super::{arrays, BLOCK, BLOCK_BYTES, TILE};
 
     #[inline(always)]
     pub fn dot(simd: V3, w: &[u8], xq: &[[i8; BLOCK]], xd: &[f32], xs: &[f32]) -> f32 {
@@ -98,39 +106,19 @@ mod avx2 {
         lanes.iter().sum::<f32>() + mins
     }
 
-    /// `dot` of one weight row with every activation row, four rows at a time.
+    /// `dot` of one weight row with the first `R` rows of a tile: the block's nibbles are
+    /// unpacked once, its scale multiplies the `R` activation scales in one vector, and the
+    /// minimum term is one vector for all rows. Per row these are the operations of `dot`,
+    /// in its order (the product `d * dx`, the FMA, `m * s` added block by block, the lanes
+    /// summed first to last), so the results are bit-identical.
     #[inline(always)]
-    pub fn dot_rows(simd: V3, w: &[u8], xq: &super::Q8Rows, out: &mut [f32]) {
-        let mut first = 0;
-        while first < out.len() {
-            let left = out.len() - first;
-            let rows = &mut out[first..];
-            match left {
-                1 => rows_of::<1>(simd, w, xq, first, rows),
-                2 => rows_of::<2>(simd, w, xq, first, rows),
-                3 => rows_of::<3>(simd, w, xq, first, rows),
-                _ => rows_of::<4>(simd, w, xq, first, rows),
-            }
-            first += left.min(4);
-        }
-    }
-
-    /// `R` rows from `first` on: the same operations, in the same order, as `dot` does for
-    /// each row, with the block's nibbles unpacked once.
-    #[inline(always)]
-    fn rows_of<const R: usize>(
-        simd: V3,
-        w: &[u8],
-        xq: &super::Q8Rows,
-        first: usize,
-        out: &mut [f32],
-    ) {
+    pub fn dot_tile<const R: usize>(simd: V3, w: &[u8], tile: Tile<'_>) -> [f32; TILE] {
         let mask = simd.sse2._mm_set1_epi8(0x0F);
         let ones = simd.avx._mm256_set1_epi16(1);
         let mut acc = [simd.avx._mm256_setzero_ps(); R];
-        let mut mins = [0f32; R];
-        let blocks = xq.blocks;
-        for (i, b) in arrays::<u8, BLOCK_BYTES>(w).enumerate().take(blocks) {
+        let mut mins = simd.avx._mm256_setzero_ps();
+        let blocks = arrays::<u8, BLOCK_BYTES>(w).zip(tile.q).zip(tile.d).zip(tile.s);
+        for (((b, xs), xd), xsum) in blocks {
             let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
             let m = f16::from_le_bytes([b[2], b[3]]).to_f32();
             let mut nibbles = [0u8; 16];
@@ -139,19 +127,24 @@ mod avx2 {
             let lo = simd.sse2._mm_and_si128(packed, mask);
             let hi = simd.sse2._mm_and_si128(simd.sse2._mm_srli_epi16::<4>(packed), mask);
             let u = simd.avx._mm256_set_m128i(hi, lo);
+            let scales = simd.avx._mm256_mul_ps(simd.avx._mm256_set1_ps(d), pulp::cast(*xd));
+            let m_s = simd.avx._mm256_mul_ps(simd.avx._mm256_set1_ps(m), pulp::cast(*xsum));
+            mins = simd.avx._mm256_add_ps(mins, m_s);
+            let scales: [f32; TILE] = pulp::cast(scales);
             for r in 0..R {
-                let at = (first + r) * blocks + i;
-                let x: std::arch::x86_64::__m256i = pulp::cast(xq.q[at]);
+                let x: std::arch::x86_64::__m256i = pulp::cast(xs[r]);
                 let sums = simd.avx2._mm256_madd_epi16(simd.avx2._mm256_maddubs_epi16(u, x), ones);
-                let scale = simd.avx._mm256_set1_ps(d * xq.d[at]);
+                let scale = simd.avx._mm256_set1_ps(scales[r]);
                 acc[r] = simd.fma._mm256_fmadd_ps(scale, simd.avx._mm256_cvtepi32_ps(sums), acc[r]);
-                mins[r] += m * xq.s[at];
             }
         }
+        let mins: [f32; TILE] = pulp::cast(mins);
+        let mut out = [0f32; TILE];
         for r in 0..R {
             let lanes: [f32; 8] = pulp::cast(acc[r]);
             out[r] = lanes.iter().sum::<f32>() + mins[r];
         }
+        out
     }
 }
 

@@ -59,6 +59,65 @@ impl Q8Rows {
     }
 }
 
+/// Activation rows per tile of `Q8Tiles`.
+pub const TILE: usize = 8;
+
+/// Activation rows regrouped for the multi-row kernels (a batched decode): rows in tiles of
+/// `TILE`, each tile block-major, so that for block `i` the tile's eight quantized blocks
+/// sit side by side and its eight scales and sums form one vector each. A kernel then reads
+/// a weight block once, scales it against all eight rows with one multiply, and keeps the
+/// `Q4_1` minimum term as a vector instead of eight scalars. Rows past the last one are zero.
+#[derive(Debug, Default, Clone)]
+pub struct Q8Tiles {
+    /// `tiles * blocks` entries: tile `t`'s block `i` at `t * blocks + i`.
+    pub q: Vec<[[i8; BLOCK]; TILE]>,
+    pub d: Vec<[f32; TILE]>,
+    pub s: Vec<[f32; TILE]>,
+    pub blocks: usize,
+    pub rows: usize,
+}
+
+impl Q8Tiles {
+    /// Regroups `x`'s rows, reusing the buffers.
+    pub fn regroup(&mut self, x: &Q8Rows) {
+        let blocks = x.blocks;
+        let rows = if blocks == 0 { 0 } else { x.d.len() / blocks };
+        let n = rows.div_ceil(TILE) * blocks;
+        self.blocks = blocks;
+        self.rows = rows;
+        self.q.clear();
+        self.q.resize(n, [[0; BLOCK]; TILE]);
+        self.d.clear();
+        self.d.resize(n, [0.0; TILE]);
+        self.s.clear();
+        self.s.resize(n, [0.0; TILE]);
+        for r in 0..rows {
+            let (t, slot) = (r / TILE, r % TILE);
+            let (q, d, s) = x.row(r);
+            for i in 0..blocks {
+                let at = t * blocks + i;
+                self.q[at][slot] = q[i];
+                self.d[at][slot] = d[i];
+                self.s[at][slot] = s[i];
+            }
+        }
+    }
+
+    /// Tile `t`: its blocks, scales and sums.
+    pub fn tile(&self, t: usize) -> Tile<'_> {
+        let range = t * self.blocks..(t + 1) * self.blocks;
+        Tile { q: &self.q[range.clone()], d: &self.d[range.clone()], s: &self.s[range] }
+    }
+}
+
+/// One tile of `Q8Tiles`.
+#[derive(Debug, Clone, Copy)]
+pub struct Tile<'a> {
+    pub q: &'a [[[i8; BLOCK]; TILE]],
+    pub d: &'a [[f32; TILE]],
+    pub s: &'a [[f32; TILE]],
+}
+
 /// `s` as consecutive fixed-size arrays (a tail shorter than `N` is left out).
 pub fn arrays<T, const N: usize>(s: &[T]) -> impl Iterator<Item = &[T; N]> {
     s.chunks_exact(N).filter_map(|c| c.try_into().ok())

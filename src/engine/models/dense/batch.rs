@@ -102,6 +102,11 @@ impl Dense {
         let pos = rows.first().map_or(0, |r| r.pos);
         let lockstep = rows.len() == caches.len.len()
             && rows.iter().enumerate().all(|(i, r)| r.seq == i && r.pos == pos);
+        if self.cpu_attention() {
+            if let Some(out) = self.cached_rows(caches, &q, &k, &v, rows, lockstep)? {
+                return layer.wo.forward(&out);
+            }
+        }
         if lockstep {
             // (1, heads, n, d) -> (n, heads, 1, d): the sequences become the batch.
             let q = q.transpose(0, 2)?.contiguous()?;
@@ -138,6 +143,47 @@ impl Dense {
         }
         let out = Tensor::cat(&outs, 1)?;
         layer.wo.forward(&out)
+    }
+
+    /// `attention_rows` on the CPU: each row's key and value go into its sequence's cache
+    /// (all at once when in lockstep), then every row attends in one `cached_attention` call,
+    /// the kernel a lone decode uses. `None` where the caches are not CPU f32 buffers.
+    fn cached_rows(
+        &self,
+        caches: &mut SeqCaches,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        rows: &[SeqToken],
+        lockstep: bool,
+    ) -> Result<Option<Tensor>> {
+        let hp = &self.hp;
+        if lockstep {
+            let pos = rows.first().map_or(0, |r| r.pos);
+            caches.k.slice_set(&k.transpose(0, 2)?.contiguous()?, 2, pos)?;
+            caches.v.slice_set(&v.transpose(0, 2)?.contiguous()?, 2, pos)?;
+            for l in caches.len.iter_mut() {
+                *l = pos + 1;
+            }
+        } else {
+            for (i, row) in rows.iter().enumerate() {
+                let mut cache = caches.view(row.seq)?;
+                let ki = k.narrow(2, i, 1)?.contiguous()?;
+                let vi = v.narrow(2, i, 1)?.contiguous()?;
+                cache.append(&ki, &vi, hp.context_length)?;
+                if let Some(l) = caches.len.get_mut(row.seq) {
+                    *l = cache.len;
+                }
+            }
+        }
+        let (_, h, cap, d) = caches.k.dims4()?;
+        let seqs: Vec<(usize, usize)> = rows
+            .iter()
+            .map(|r| (r.seq * h * cap * d, caches.len.get(r.seq).copied().unwrap_or(0)))
+            .collect();
+        // (1, heads, rows, d) -> rows of (heads, d).
+        let q = q.transpose(1, 2)?.flatten_all()?.to_vec1::<f32>()?;
+        self.cached_attention(&q, (&caches.k, &caches.v), &seqs, cap)
     }
 
     pub(super) fn fork_seqs(&mut self, n: usize) -> Result<()> {

@@ -65,6 +65,9 @@ struct Shared<'a> {
     decode_start: Instant,
 }
 
+/// A step's statistics and the sampler's token (`Seq::draw`).
+type Drawn = (RawStats, u32);
+
 /// What a step of a running sequence leads to.
 enum Next {
     /// Feed this token at this position.
@@ -81,7 +84,7 @@ impl Seq {
 
     /// The statistics of the current logits and the sampler's draw: the costly part of a
     /// step, which depends on nothing but this sequence (see `draw_all`).
-    fn draw(&mut self, top_logprobs: usize) -> (RawStats, u32) {
+    fn draw(&mut self, top_logprobs: usize) -> Drawn {
         let stats = RawStats::of(&self.logits, top_logprobs);
         let sampled = self.sampler.sample(&self.logits, &self.history);
         (stats, sampled)
@@ -93,7 +96,7 @@ impl Seq {
         &mut self,
         seq: usize,
         sh: &Shared<'_>,
-        drawn: Option<(RawStats, u32)>,
+        drawn: Option<Drawn>,
         recorder: &mut dyn Recorder,
     ) -> Next {
         let index = self.index;
@@ -173,9 +176,9 @@ impl Seq {
 /// thread pool (idle between forwards): the statistics and the sampler read the whole
 /// vocabulary, so done one sequence after the other they grew with N while the forward
 /// barely did. Each sequence's draw is the same computation as alone, so the tokens are too.
-fn draw_all(seqs: &mut [Seq], sh: &Shared<'_>) -> Vec<Option<(RawStats, u32)>> {
+fn draw_all(seqs: &mut [Seq], sh: &Shared<'_>) -> Vec<Option<Drawn>> {
     let top = sh.req.top_logprobs;
-    let cells: Vec<Mutex<(&mut Seq, Option<(RawStats, u32)>)>> =
+    let cells: Vec<Mutex<(&mut Seq, Option<Drawn>)>> =
         seqs.iter_mut().map(|s| Mutex::new((s, None))).collect();
     let cursor = AtomicUsize::new(0);
     candle_core::utils::barrier_pool().execute(|_| loop {

@@ -73,7 +73,7 @@ impl RawStats {
 /// are 0, which changes no sum they are part of, and `-inf` gives 0.
 #[inline(always)]
 pub fn exp(x: f64) -> f64 {
-    const LN2_HI: f64 = 6.931_471_803_691_238_2e-1;
+    const LN2_HI: f64 = 6.931_471_803_691_238e-1;
     const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
     // 1.5 * 2^52: adding and subtracting it rounds to the nearest integer.
     const ROUND: f64 = 6_755_399_441_055_744.0;
@@ -374,7 +374,7 @@ mod tests {
             f32::MIN,
             f32::NAN,
         ]);
-        logits.extend_from_slice(&logits[..100].to_vec());
+        logits.extend_from_within(..100);
         let mut want: Vec<(u32, f32)> =
             logits.iter().enumerate().map(|(i, &l)| (i as u32, l)).collect();
         want.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));

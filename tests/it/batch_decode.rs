@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use candle_core::quantized::GgmlDType;
+use thinkdbg::engine::batch::MAX_BATCH;
 use thinkdbg::engine::generate::{Prompt, RunRequest};
 use thinkdbg::engine::synth::{self, Dims, SynthSpec};
 use thinkdbg::engine::{Engine, LoadOptions};
@@ -197,6 +198,17 @@ fn every_sample_of_a_batch_is_its_lone_run_on_dense_models() {
         // And a lone sample through generate_many is just generate.
         check(&format!("{} one", tiny.arch), &mut engine, &req, &seeds[..1]);
     }
+}
+
+/// More samples than one batch holds (`MAX_BATCH`) run as several batches, each sample still
+/// its lone run, and every recorder gets its own sample.
+#[test]
+fn requests_past_one_batch_run_in_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = load(&write_tiny(dir.path(), &Tiny::llama()));
+    let req = request(sampled(5));
+    let seeds: Vec<u64> = (0..MAX_BATCH as u64 + 3).collect();
+    check("past one batch", &mut engine, &req, &seeds);
 }
 
 #[test]

@@ -66,7 +66,7 @@ enum Policy {
 
 /// The most activation rows a `Q8_0` matrix computes with this module's kernel under
 /// `Policy::Default`; `Engine::generate_many` batches at most this many sequences.
-pub const Q8_0_ROWS: usize = 64;
+pub const Q8_0_ROWS: usize = 16;
 
 impl From<QMatMul> for Matrix {
     fn from(inner: QMatMul) -> Self {

@@ -81,7 +81,7 @@ impl Q8Tiles {
     /// Regroups `x`'s rows, reusing the buffers.
     pub fn regroup(&mut self, x: &Q8Rows) {
         let blocks = x.blocks;
-        let rows = if blocks == 0 { 0 } else { x.d.len() / blocks };
+        let rows = x.d.len().checked_div(blocks).unwrap_or(0);
         let n = rows.div_ceil(TILE) * blocks;
         self.blocks = blocks;
         self.rows = rows;

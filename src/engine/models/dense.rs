@@ -389,41 +389,6 @@ impl Dense {
         Ok((q, k, v.transpose(1, 2)?))
     }
 
-    /// Whether a decode step's attention runs in `attend`'s CPU kernel: f32 caches in main
-    /// memory.
-    fn cpu_attention(&self) -> bool {
-        matches!(self.device, Device::Cpu)
-    }
-
-    /// One new token's attention per sequence (`attend::attend_rows`): `q` holds each
-    /// sequence's queries (`n_head * head_dim` values each), `seqs` each sequence's offset in
-    /// the cache buffers `k`/`v` (`(.., n_head_kv, cap, head_dim)`, written up to the new
-    /// position) and its cached positions. Returns `(1, seqs, n_head * head_dim)`, or `None`
-    /// where the buffers are not f32 in main memory (candle's path then).
-    fn cached_attention(
-        &self,
-        q: &[f32],
-        (k, v): (&Tensor, &Tensor),
-        seqs: &[(usize, usize)],
-        cap: usize,
-    ) -> Result<Option<Tensor>> {
-        let hp = &self.hp;
-        let heads = attend::Heads { n_head: hp.n_head, n_kv: hp.n_head_kv, dim: hp.head_dim };
-        let width = hp.n_head * hp.head_dim;
-        let rows: Vec<attend::Row<'_>> = seqs
-            .iter()
-            .zip(q.chunks_exact(width))
-            .map(|(&(offset, len), q)| attend::Row { q, offset, cap, len })
-            .collect();
-        let out = attend::with_cpu_buffer(k, |kb| {
-            attend::with_cpu_buffer(v, |vb| attend::attend_rows(heads, &rows, kb, vb))
-        });
-        match out.flatten() {
-            Some(out) => Ok(Some(Tensor::from_vec(out?, (1, rows.len(), width), &self.device)?)),
-            None => Ok(None),
-        }
-    }
-
     /// Attention of `t` new positions from `pos` on, `q`, `k`, `v` of shape `(1, heads, t,
     /// d)` after RoPE, with `cache` (which takes the new keys and values); returns `(1, t,
     /// n_head * d)` before the output projection.

@@ -5,15 +5,16 @@
 //! and a batched one both come here, so a sequence sees the same numbers either way.
 //!
 //! The work is split over candle's thread pool by (sequence, KV head): the query heads that
-//! share a KV head (grouped-query attention) read each cached key and value once. Depends on
-//! candle only.
+//! share a KV head (grouped-query attention) read each cached key and value once. `Dense`'s
+//! `cached_attention` is the entry point from the lone and the batched decode.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use candle_core::{Storage, Tensor};
+use candle_core::{Device, Storage, Tensor};
 
+use super::Dense;
 use crate::engine::error::{Error, Result};
 
 /// The shape of the attention: heads, KV heads, head size.
@@ -126,6 +127,42 @@ fn head_group(q: &[f32], keys: &[f32], values: &[f32], dim: usize, scale: f32, o
             }
         }
     });
+}
+
+impl Dense {
+    /// Whether a decode step's attention runs in `attend`'s CPU kernel: f32 caches in main
+    /// memory.
+    pub(super) fn cpu_attention(&self) -> bool {
+        matches!(self.device, Device::Cpu)
+    }
+
+    /// One new token's attention per sequence (`attend_rows`): `q` holds each
+    /// sequence's queries (`n_head * head_dim` values each), `seqs` each sequence's offset in
+    /// the cache buffers `k`/`v` (`(.., n_head_kv, cap, head_dim)`, written up to the new
+    /// position) and its cached positions. Returns `(1, seqs, n_head * head_dim)`, or `None`
+    /// where the buffers are not f32 in main memory (candle's path then).
+    pub(super) fn cached_attention(
+        &self,
+        q: &[f32],
+        (k, v): (&Tensor, &Tensor),
+        seqs: &[(usize, usize)],
+        cap: usize,
+    ) -> Result<Option<Tensor>> {
+        let hp = &self.hp;
+        let heads = Heads { n_head: hp.n_head, n_kv: hp.n_head_kv, dim: hp.head_dim };
+        let width = hp.n_head * hp.head_dim;
+        let rows: Vec<Row<'_>> = seqs
+            .iter()
+            .zip(q.chunks_exact(width))
+            .map(|(&(offset, len), q)| Row { q, offset, cap, len })
+            .collect();
+        let out =
+            with_cpu_buffer(k, |kb| with_cpu_buffer(v, |vb| attend_rows(heads, &rows, kb, vb)));
+        match out.flatten() {
+            Some(out) => Ok(Some(Tensor::from_vec(out?, (1, rows.len(), width), &self.device)?)),
+            None => Ok(None),
+        }
+    }
 }
 
 /// `a · b` in sixteen lanes (so that it vectorizes without reordering a float sum), the lanes

@@ -13,7 +13,7 @@ models) and with recording off (`--top-logprobs 0 --routing off`).
 `--synth ARCH:SHAPE` (e.g. `qwen2:r1-distill-1.5b`, `qwen3moe:qwen3moe-mid`) first writes a
 synthetic model with `thinkdbg model synth` into a temporary directory and measures that.
 `--repeat N` repeats the prompt N times, so that decode runs deep in the context (attention
-over a long cache: `--repeat 45` is about 4k tokens on the demo model). `--baseline BINARY`
+over a long cache: `--repeat 570` is about 4k tokens on the demo model). `--baseline BINARY`
 adds a second thinkdbg build (an earlier commit, say) to the same alternation, for a
 before/after ratio from one session.
 """
@@ -65,7 +65,7 @@ def main():
     ap.add_argument("--prompt", default="Explain how photosynthesis works in plants.")
     ap.add_argument("--repeat", type=int, default=1,
                     help="the prompt repeated this many times (a long context: decode then "
-                         "runs at the position the prompt ends; ~45 repeats of the default "
+                         "runs at the position the prompt ends; ~570 repeats of the default "
                          "prompt make ~4k tokens on the demo model)")
     ap.add_argument("--n-ctx", type=int, default=8192, help="llama.cpp's context size")
     ap.add_argument("--baseline", metavar="THINKDBG",

@@ -49,6 +49,9 @@ def main():
     llm = Llama(
         model_path=args.model,
         n_ctx=args.n_ctx,
+        # llama-cpp-python keeps n_batch rows of scores without logits_all; the last
+        # position's row must be among them for prompts past 512 tokens.
+        n_batch=args.n_ctx,
         n_threads=args.threads,
         n_threads_batch=args.threads,
         logits_all=False,

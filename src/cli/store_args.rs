@@ -49,8 +49,9 @@ pub fn open(flag: Option<&Path>) -> Result<Arc<Store>> {
     }
     // A process that has just opened the store binds its socket a moment later (longer on a
     // busy machine): "in use" with nobody listening yet is retried for a while before it is
-    // reported.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    // reported, for up to 15 s (on a loaded machine, commands queued on one store can take
+    // seconds each to get their turn).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     let store = loop {
         match Store::open(&path) {
             Ok(s) => break Arc::new(s),

@@ -227,38 +227,88 @@ fn matvec(jobs: &[Job<'_>], k: usize, x: &[f32]) -> Vec<Vec<f32>> {
     })
 }
 
-/// Runs a kernel over each tile of `tiles` (given the tile and how many of its rows are
-/// real) and writes the real rows' values to `out`, one value per activation row.
+/// A multi-row kernel: one weight row against the first `R` rows of a tile (`R` = 2, 4 or 8).
+#[cfg(target_arch = "x86_64")]
+trait TileKernel {
+    fn rows<const R: usize>(&self, simd: pulp::x86::V3, w: &[u8], tile: Tile<'_>) -> [f32; TILE];
+}
+
+/// `acc + scale * u·x` for a block in eight float lanes: the 32 unsigned-by-signed byte
+/// products summed in fours (`vpmaddubsw` + `vpmaddwd`), converted and added with one FMA.
+/// Every AVX2 kernel's inner step, so that a row computes the same way in each of them.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn block_fma(
+    simd: pulp::x86::V3,
+    u: std::arch::x86_64::__m256i,
+    x: std::arch::x86_64::__m256i,
+    scale: f32,
+    acc: std::arch::x86_64::__m256,
+) -> std::arch::x86_64::__m256 {
+    let ones = simd.avx._mm256_set1_epi16(1);
+    let sums = simd.avx2._mm256_madd_epi16(simd.avx2._mm256_maddubs_epi16(u, x), ones);
+    let scale = simd.avx._mm256_set1_ps(scale);
+    simd.fma._mm256_fmadd_ps(scale, simd.avx._mm256_cvtepi32_ps(sums), acc)
+}
+
+/// The sum of each accumulator's eight lanes, first to last (the first `R` of a tile's rows).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn lane_sums<const R: usize>(acc: [std::arch::x86_64::__m256; R]) -> [f32; TILE] {
+    let mut out = [0f32; TILE];
+    for (o, a) in out.iter_mut().zip(acc) {
+        let lanes: [f32; 8] = pulp::cast(a);
+        *o = lanes.iter().sum::<f32>();
+    }
+    out
+}
+
+/// Runs `kernel` for weight row `w` over each tile of `tiles`, at the smallest of 2, 4 or 8
+/// rows that holds the tile's real rows, and writes their values to `out`, one value per
+/// activation row.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn for_tiles(
+    simd: pulp::x86::V3,
+    w: &[u8],
     tiles: &Q8Tiles,
     out: &mut [f32],
-    mut kernel: impl FnMut(Tile<'_>, usize) -> [f32; TILE],
+    kernel: &impl TileKernel,
 ) {
     for (t, ys) in out.chunks_mut(TILE).enumerate() {
-        let got = kernel(tiles.tile(t), ys.len());
+        let tile = tiles.tile(t);
+        let got = match ys.len() {
+            1..=2 => kernel.rows::<2>(simd, w, tile),
+            3..=4 => kernel.rows::<4>(simd, w, tile),
+            _ => kernel.rows::<TILE>(simd, w, tile),
+        };
         ys.copy_from_slice(&got[..ys.len()]);
     }
 }
 
+/// A share of a `matvec`: (job, first weight row, the chunk's piece of every output row).
+type Chunk<'a> = (usize, usize, Mutex<Vec<&'a mut [f32]>>);
+
 /// `matvec` once the activations are quantized (and, for several rows, tiled).
 fn matvec_quantized(jobs: &[Job<'_>], xq: &Q8Rows, tiles: &Q8Tiles) -> Vec<Vec<f32>> {
     let m = xq.d.len() / xq.blocks.max(1);
-    // Output rows are computed in chunks, weight-row major (`yt` is `y` transposed), so that a
-    // weight row is read once for all `m` activation rows.
-    let mut yts: Vec<Vec<f32>> = jobs.iter().map(|j| vec![0f32; j.n * m]).collect();
+    let mut ys: Vec<Vec<f32>> = jobs.iter().map(|j| vec![0f32; j.n * m]).collect();
     if m == 0 {
-        return yts;
+        return ys;
     }
     let pool = candle_core::utils::barrier_pool();
     let threads = pool.n_workers() + 1;
     let total: usize = jobs.iter().map(|j| j.n).sum();
     let rows_per_chunk = total.div_ceil(threads * 8).clamp(1, 256);
-    // (job, first row, output rows) for every chunk of every job.
-    let mut chunks: Vec<(usize, usize, Mutex<&mut [f32]>)> = Vec::new();
-    for (ji, yt) in yts.iter_mut().enumerate() {
-        for (ci, c) in yt.chunks_mut(rows_per_chunk * m).enumerate() {
-            chunks.push((ji, ci * rows_per_chunk, Mutex::new(c)));
+    // Output columns (weight rows) are computed in chunks, weight-row major, so that a weight
+    // row is read once for all `m` activation rows. A chunk holds its piece of each of the
+    // `m` output rows: (job, first weight row, pieces).
+    let mut chunks: Vec<Chunk<'_>> = Vec::new();
+    for ((ji, y), job) in ys.iter_mut().enumerate().zip(jobs) {
+        let mut rows: Vec<_> = y.chunks_mut(job.n).map(|r| r.chunks_mut(rows_per_chunk)).collect();
+        for ci in 0..job.n.div_ceil(rows_per_chunk) {
+            let pieces: Vec<&mut [f32]> = rows.iter_mut().filter_map(Iterator::next).collect();
+            chunks.push((ji, ci * rows_per_chunk, Mutex::new(pieces)));
         }
     }
     let cursor = AtomicUsize::new(0);
@@ -266,9 +316,9 @@ fn matvec_quantized(jobs: &[Job<'_>], xq: &Q8Rows, tiles: &Q8Tiles) -> Vec<Vec<f
         let c = cursor.fetch_add(1, Ordering::Relaxed);
         let Some((ji, first, chunk)) = chunks.get(c) else { break };
         let Some(job) = jobs.get(*ji) else { break };
-        let Ok(mut out) = chunk.lock() else { break };
+        let Ok(mut pieces) = chunk.lock() else { break };
         let weights = |row: usize| &job.w[row * job.row_bytes..(row + 1) * job.row_bytes];
-        if m == 1 {
+        if let [out] = pieces.as_mut_slice() {
             let (q, d, s) = xq.row(0);
             for (i, y) in out.iter_mut().enumerate() {
                 let wr = weights(first + i);
@@ -280,32 +330,25 @@ fn matvec_quantized(jobs: &[Job<'_>], xq: &Q8Rows, tiles: &Q8Tiles) -> Vec<Vec<f
             continue;
         }
         // Several activation rows (a batched decode or a prefill): each weight row's blocks
-        // are unpacked once per tile of eight activation rows.
-        for (i, ys) in out.chunks_exact_mut(m).enumerate() {
+        // are unpacked once per tile of eight activation rows, and its `m` values go to the
+        // `m` output rows.
+        let mut col = vec![0f32; m];
+        for i in 0..pieces.first().map_or(0, |p| p.len()) {
             let wr = weights(first + i);
             match job.kind {
-                Kind::Q4_1 => q4_1::dot_rows(wr, xq, tiles, ys),
-                Kind::Q8_0 => q8_0::dot_rows(wr, xq, tiles, ys),
+                Kind::Q4_1 => q4_1::dot_rows(wr, xq, tiles, &mut col),
+                Kind::Q8_0 => q8_0::dot_rows(wr, xq, tiles, &mut col),
+            }
+            for (piece, &v) in pieces.iter_mut().zip(&col) {
+                if let Some(y) = piece.get_mut(i) {
+                    *y = v;
+                }
             }
         }
     };
     pool.execute(work);
     drop(chunks);
-    if m == 1 {
-        return yts;
-    }
-    yts.into_iter()
-        .zip(jobs)
-        .map(|(yt, job)| {
-            let mut y = vec![0f32; job.n * m];
-            for (j, col) in yt.chunks_exact(m).enumerate() {
-                for (t, &v) in col.iter().enumerate() {
-                    y[t * job.n + j] = v;
-                }
-            }
-            y
-        })
-        .collect()
+    ys
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use half::f16;
 
-use super::quant::{arrays, Q8Rows, Q8Tiles, BLOCK, TILE};
+use super::quant::{arrays, Q8Rows, Q8Tiles, BLOCK};
 
 /// Bytes of one `Q4_1` block.
 pub const BLOCK_BYTES: usize = 20;
@@ -29,13 +29,7 @@ pub fn dot(w: &[u8], xq: &[[i8; BLOCK]], xd: &[f32], xs: &[f32]) -> f32 {
 pub fn dot_rows(w: &[u8], xq: &Q8Rows, tiles: &Q8Tiles, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if let Some(simd) = pulp::x86::V3::try_new() {
-        return simd.vectorize(|| {
-            super::for_tiles(tiles, out, |tile, rows| match rows {
-                1..=2 => avx2::dot_tile::<2>(simd, w, tile),
-                3..=4 => avx2::dot_tile::<4>(simd, w, tile),
-                _ => avx2::dot_tile::<TILE>(simd, w, tile),
-            })
-        });
+        return simd.vectorize(|| super::for_tiles(simd, w, tiles, out, &avx2::Tiles));
     }
     for (r, y) in out.iter_mut().enumerate() {
         let (q, d, s) = xq.row(r);
@@ -78,73 +72,68 @@ mod avx2 {
     use half::f16;
     use pulp::x86::V3;
 
-    use super::super::quant::Tile;
-    use super::{arrays, BLOCK, BLOCK_BYTES, TILE};
+    use super::super::quant::{Tile, TILE};
+    use super::super::{block_fma, lane_sums};
+    use super::{arrays, BLOCK, BLOCK_BYTES};
+
+    /// A block's scale `d`, minimum `m` and its 32 four-bit values as unsigned bytes (low
+    /// nibbles then high, the order of the activations).
+    #[inline(always)]
+    fn unpack(simd: V3, b: &[u8; BLOCK_BYTES]) -> (f32, f32, std::arch::x86_64::__m256i) {
+        let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
+        let m = f16::from_le_bytes([b[2], b[3]]).to_f32();
+        let mut nibbles = [0u8; 16];
+        nibbles.copy_from_slice(&b[4..]);
+        let packed: std::arch::x86_64::__m128i = pulp::cast(nibbles);
+        let mask = simd.sse2._mm_set1_epi8(0x0F);
+        let lo = simd.sse2._mm_and_si128(packed, mask);
+        let hi = simd.sse2._mm_and_si128(simd.sse2._mm_srli_epi16::<4>(packed), mask);
+        (d, m, simd.avx._mm256_set_m128i(hi, lo))
+    }
 
     #[inline(always)]
     pub fn dot(simd: V3, w: &[u8], xq: &[[i8; BLOCK]], xd: &[f32], xs: &[f32]) -> f32 {
-        let mask = simd.sse2._mm_set1_epi8(0x0F);
-        let ones = simd.avx._mm256_set1_epi16(1);
         let mut acc = simd.avx._mm256_setzero_ps();
         let mut mins = 0f32;
         for (((b, x), &dx), &sx) in arrays::<u8, BLOCK_BYTES>(w).zip(xq).zip(xd).zip(xs) {
-            let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
-            let m = f16::from_le_bytes([b[2], b[3]]).to_f32();
-            let mut nibbles = [0u8; 16];
-            nibbles.copy_from_slice(&b[4..]);
-            let packed: std::arch::x86_64::__m128i = pulp::cast(nibbles);
-            let lo = simd.sse2._mm_and_si128(packed, mask);
-            let hi = simd.sse2._mm_and_si128(simd.sse2._mm_srli_epi16::<4>(packed), mask);
-            let u = simd.avx._mm256_set_m128i(hi, lo);
-            let x: std::arch::x86_64::__m256i = pulp::cast(*x);
-            let sums = simd.avx2._mm256_madd_epi16(simd.avx2._mm256_maddubs_epi16(u, x), ones);
-            let scale = simd.avx._mm256_set1_ps(d * dx);
-            acc = simd.fma._mm256_fmadd_ps(scale, simd.avx._mm256_cvtepi32_ps(sums), acc);
+            let (d, m, u) = unpack(simd, b);
+            acc = block_fma(simd, u, pulp::cast(*x), d * dx, acc);
             mins += m * sx;
         }
-        let lanes: [f32; 8] = pulp::cast(acc);
-        lanes.iter().sum::<f32>() + mins
+        lane_sums([acc])[0] + mins
     }
 
-    /// `dot` of one weight row with the first `R` rows of a tile: the block's nibbles are
-    /// unpacked once, its scale multiplies the `R` activation scales in one vector, and the
-    /// minimum term is one vector for all rows. Per row these are the operations of `dot`,
-    /// in its order (the product `d * dx`, the FMA, `m * s` added block by block, the lanes
-    /// summed first to last), so the results are bit-identical.
-    #[inline(always)]
-    pub fn dot_tile<const R: usize>(simd: V3, w: &[u8], tile: Tile<'_>) -> [f32; TILE] {
-        let mask = simd.sse2._mm_set1_epi8(0x0F);
-        let ones = simd.avx._mm256_set1_epi16(1);
-        let mut acc = [simd.avx._mm256_setzero_ps(); R];
-        let mut mins = simd.avx._mm256_setzero_ps();
-        let blocks = arrays::<u8, BLOCK_BYTES>(w).zip(tile.q).zip(tile.d).zip(tile.s);
-        for (((b, xs), xd), xsum) in blocks {
-            let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
-            let m = f16::from_le_bytes([b[2], b[3]]).to_f32();
-            let mut nibbles = [0u8; 16];
-            nibbles.copy_from_slice(&b[4..]);
-            let packed: std::arch::x86_64::__m128i = pulp::cast(nibbles);
-            let lo = simd.sse2._mm_and_si128(packed, mask);
-            let hi = simd.sse2._mm_and_si128(simd.sse2._mm_srli_epi16::<4>(packed), mask);
-            let u = simd.avx._mm256_set_m128i(hi, lo);
-            let scales = simd.avx._mm256_mul_ps(simd.avx._mm256_set1_ps(d), pulp::cast(*xd));
-            let m_s = simd.avx._mm256_mul_ps(simd.avx._mm256_set1_ps(m), pulp::cast(*xsum));
-            mins = simd.avx._mm256_add_ps(mins, m_s);
-            let scales: [f32; TILE] = pulp::cast(scales);
-            for r in 0..R {
-                let x: std::arch::x86_64::__m256i = pulp::cast(xs[r]);
-                let sums = simd.avx2._mm256_madd_epi16(simd.avx2._mm256_maddubs_epi16(u, x), ones);
-                let scale = simd.avx._mm256_set1_ps(scales[r]);
-                acc[r] = simd.fma._mm256_fmadd_ps(scale, simd.avx._mm256_cvtepi32_ps(sums), acc[r]);
+    /// The multi-row kernel `super::super::for_tiles` runs.
+    pub struct Tiles;
+
+    impl super::super::TileKernel for Tiles {
+        /// `dot` of one weight row with the first `R` rows of a tile: the block's nibbles are
+        /// unpacked once, its scale multiplies the `R` activation scales in one vector, and the
+        /// minimum term is one vector for all rows. Per row these are the operations of `dot`,
+        /// in its order (the product `d * dx`, the FMA, `m * s` added block by block, the lanes
+        /// summed first to last), so the results are bit-identical.
+        #[inline(always)]
+        fn rows<const R: usize>(&self, simd: V3, w: &[u8], tile: Tile<'_>) -> [f32; TILE] {
+            let mut acc = [simd.avx._mm256_setzero_ps(); R];
+            let mut mins = simd.avx._mm256_setzero_ps();
+            let blocks = arrays::<u8, BLOCK_BYTES>(w).zip(tile.q).zip(tile.d).zip(tile.s);
+            for (((b, xs), xd), xsum) in blocks {
+                let (d, m, u) = unpack(simd, b);
+                let scales = simd.avx._mm256_mul_ps(simd.avx._mm256_set1_ps(d), pulp::cast(*xd));
+                let m_s = simd.avx._mm256_mul_ps(simd.avx._mm256_set1_ps(m), pulp::cast(*xsum));
+                mins = simd.avx._mm256_add_ps(mins, m_s);
+                let scales: [f32; TILE] = pulp::cast(scales);
+                for r in 0..R {
+                    acc[r] = block_fma(simd, u, pulp::cast(xs[r]), scales[r], acc[r]);
+                }
             }
+            let mins: [f32; TILE] = pulp::cast(mins);
+            let mut out = lane_sums(acc);
+            for (o, m) in out.iter_mut().zip(mins).take(R) {
+                *o += m;
+            }
+            out
         }
-        let mins: [f32; TILE] = pulp::cast(mins);
-        let mut out = [0f32; TILE];
-        for r in 0..R {
-            let lanes: [f32; 8] = pulp::cast(acc[r]);
-            out[r] = lanes.iter().sum::<f32>() + mins[r];
-        }
-        out
     }
 }
 

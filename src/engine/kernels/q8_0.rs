@@ -5,7 +5,7 @@
 
 use half::f16;
 
-use super::quant::{arrays, Q8Rows, Q8Tiles, BLOCK, TILE};
+use super::quant::{arrays, Q8Rows, Q8Tiles, BLOCK};
 
 /// Bytes of one `Q8_0` block.
 pub const BLOCK_BYTES: usize = 34;
@@ -54,13 +54,7 @@ pub fn dot_portable(w: &[u8], xq: &[[i8; BLOCK]], xd: &[f32]) -> f32 {
 pub fn dot_rows(w: &[u8], xq: &Q8Rows, tiles: &Q8Tiles, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if let Some(simd) = pulp::x86::V3::try_new() {
-        return simd.vectorize(|| {
-            super::for_tiles(tiles, out, |tile, rows| match rows {
-                1..=2 => avx2::dot_tile::<2>(simd, w, tile),
-                3..=4 => avx2::dot_tile::<4>(simd, w, tile),
-                _ => avx2::dot_tile::<TILE>(simd, w, tile),
-            })
-        });
+        return simd.vectorize(|| super::for_tiles(simd, w, tiles, out, &avx2::Tiles));
     }
     for (r, y) in out.iter_mut().enumerate() {
         let (q, d, _) = xq.row(r);
@@ -79,8 +73,9 @@ mod avx2 {
     use half::f16;
     use pulp::x86::V3;
 
-    use super::super::quant::Tile;
-    use super::{arrays, BLOCK, BLOCK_BYTES, TILE};
+    use super::super::quant::{Tile, TILE};
+    use super::super::{block_fma, lane_sums};
+    use super::{arrays, BLOCK, BLOCK_BYTES};
 
     /// One block's 32 weights as a vector.
     #[inline(always)]
@@ -92,47 +87,40 @@ mod avx2 {
 
     #[inline(always)]
     pub fn dot(simd: V3, w: &[u8], xq: &[[i8; BLOCK]], xd: &[f32]) -> f32 {
-        let ones = simd.avx._mm256_set1_epi16(1);
         let mut acc = simd.avx._mm256_setzero_ps();
         for ((b, x), &dx) in arrays::<u8, BLOCK_BYTES>(w).zip(xq).zip(xd) {
             let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
             let q = weights(b);
             let u = simd.avx2._mm256_abs_epi8(q);
             let y = simd.avx2._mm256_sign_epi8(pulp::cast(*x), q);
-            let sums = simd.avx2._mm256_madd_epi16(simd.avx2._mm256_maddubs_epi16(u, y), ones);
-            let scale = simd.avx._mm256_set1_ps(d * dx);
-            acc = simd.fma._mm256_fmadd_ps(scale, simd.avx._mm256_cvtepi32_ps(sums), acc);
+            acc = block_fma(simd, u, y, d * dx, acc);
         }
-        let lanes: [f32; 8] = pulp::cast(acc);
-        lanes.iter().sum::<f32>()
+        lane_sums([acc])[0]
     }
 
-    /// `dot` of one weight row with the first `R` rows of a tile, the block's magnitudes
-    /// taken once and its scale multiplied with the `R` activation scales in one vector; per
-    /// row the operations and their order are `dot`'s, so the results are bit-identical.
-    #[inline(always)]
-    pub fn dot_tile<const R: usize>(simd: V3, w: &[u8], tile: Tile<'_>) -> [f32; TILE] {
-        let ones = simd.avx._mm256_set1_epi16(1);
-        let mut acc = [simd.avx._mm256_setzero_ps(); R];
-        for ((b, xs), xd) in arrays::<u8, BLOCK_BYTES>(w).zip(tile.q).zip(tile.d) {
-            let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
-            let q = weights(b);
-            let u = simd.avx2._mm256_abs_epi8(q);
-            let scales = simd.avx._mm256_mul_ps(simd.avx._mm256_set1_ps(d), pulp::cast(*xd));
-            let scales: [f32; TILE] = pulp::cast(scales);
-            for r in 0..R {
-                let y = simd.avx2._mm256_sign_epi8(pulp::cast(xs[r]), q);
-                let sums = simd.avx2._mm256_madd_epi16(simd.avx2._mm256_maddubs_epi16(u, y), ones);
-                let scale = simd.avx._mm256_set1_ps(scales[r]);
-                acc[r] = simd.fma._mm256_fmadd_ps(scale, simd.avx._mm256_cvtepi32_ps(sums), acc[r]);
+    /// The multi-row kernel `super::super::for_tiles` runs.
+    pub struct Tiles;
+
+    impl super::super::TileKernel for Tiles {
+        /// `dot` of one weight row with the first `R` rows of a tile, the block's magnitudes
+        /// taken once and its scale multiplied with the `R` activation scales in one vector; per
+        /// row the operations and their order are `dot`'s, so the results are bit-identical.
+        #[inline(always)]
+        fn rows<const R: usize>(&self, simd: V3, w: &[u8], tile: Tile<'_>) -> [f32; TILE] {
+            let mut acc = [simd.avx._mm256_setzero_ps(); R];
+            for ((b, xs), xd) in arrays::<u8, BLOCK_BYTES>(w).zip(tile.q).zip(tile.d) {
+                let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
+                let q = weights(b);
+                let u = simd.avx2._mm256_abs_epi8(q);
+                let scales = simd.avx._mm256_mul_ps(simd.avx._mm256_set1_ps(d), pulp::cast(*xd));
+                let scales: [f32; TILE] = pulp::cast(scales);
+                for r in 0..R {
+                    let y = simd.avx2._mm256_sign_epi8(pulp::cast(xs[r]), q);
+                    acc[r] = block_fma(simd, u, y, scales[r], acc[r]);
+                }
             }
+            lane_sums(acc)
         }
-        let mut out = [0f32; TILE];
-        for r in 0..R {
-            let lanes: [f32; 8] = pulp::cast(acc[r]);
-            out[r] = lanes.iter().sum::<f32>();
-        }
-        out
     }
 }
 

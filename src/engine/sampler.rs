@@ -28,25 +28,25 @@ impl RawStats {
     /// entropy, plus a top-k selection that rejects most tokens with one comparison.
     pub fn of(logits: &[f32], k: usize) -> Self {
         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-        // Eight partial sums, so that the loop vectorizes (`exp` included, see `exp`).
+        // In blocks: the exponentials first (a plain map, which vectorizes with `exp` inlined),
+        // then eight partial sums of them (lane by lane, which vectorizes too).
+        const BLOCK: usize = 256;
         let mut sums = [0f64; 8];
         let mut weighted_sums = [0f64; 8];
-        let chunks = logits.chunks_exact(8);
-        let tail = chunks.remainder();
-        let mut add = |lane: usize, l: f32| {
-            let l = l as f64;
-            let e = exp(l - max);
-            sums[lane] += e;
-            // e is 0 for a -inf logit, whose product would be NaN.
-            weighted_sums[lane] += if e > 0.0 { e * l } else { 0.0 };
-        };
-        for c in chunks {
-            for (lane, &l) in c.iter().enumerate() {
-                add(lane, l);
+        let mut e = [0f64; BLOCK];
+        let mut el = [0f64; BLOCK];
+        for chunk in logits.chunks(BLOCK) {
+            for ((e, el), &l) in e.iter_mut().zip(el.iter_mut()).zip(chunk) {
+                let l = l as f64;
+                *e = exp(l - max);
+                // e is 0 for a -inf logit, whose product would be NaN.
+                *el = if *e > 0.0 { *e * l } else { 0.0 };
             }
-        }
-        for (lane, &l) in tail.iter().enumerate() {
-            add(lane, l);
+            let n = chunk.len();
+            for (i, (&e, &el)) in e[..n].iter().zip(&el[..n]).enumerate() {
+                sums[i % 8] += e;
+                weighted_sums[i % 8] += el;
+            }
         }
         let sum: f64 = sums.iter().sum();
         let weighted: f64 = weighted_sums.iter().sum();

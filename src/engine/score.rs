@@ -16,9 +16,7 @@ use super::sampler::RawStats;
 use super::tokenizer::StreamDecoder;
 use super::Engine;
 use crate::record::{Event, Recorder, ScoredTokens};
-use crate::trace::{
-    Phase, Routing, RoutingDetail, Step, StopReason, Timings, TopToken, UNKNOWN_TOKEN,
-};
+use crate::trace::{Phase, Routing, RoutingDetail, Step, StopReason, Timings, UNKNOWN_TOKEN};
 
 /// Tokens prefilled per forward pass when the caller does not say.
 pub const DEFAULT_CHUNK: usize = 256;
@@ -247,25 +245,16 @@ impl Engine {
                     text.push_str(&decoder.finish());
                 }
                 let phase = phases.observe(&text);
-                let logit = logits.get(token as usize).copied().unwrap_or(f32::NEG_INFINITY);
-                pending.push_back(Step {
-                    index: index as u32,
-                    token_id: token,
+                let t_us = start.elapsed().as_micros() as u64;
+                pending.push_back(super::generate::step_of(
+                    tokenizer,
+                    logits,
+                    &stats,
+                    token,
+                    (index, t_us),
                     text,
-                    logprob: stats.logprob(logit),
-                    entropy: stats.entropy,
                     phase,
-                    t_us: start.elapsed().as_micros() as u64,
-                    top: stats
-                        .top
-                        .iter()
-                        .map(|&(id, logprob)| TopToken {
-                            id,
-                            text: tokenizer.token_display(id).to_string(),
-                            logprob,
-                        })
-                        .collect(),
-                });
+                ));
                 Ok(())
             })?;
             if end <= n_prompt || at < n_prompt {

@@ -192,6 +192,20 @@ enum Ffn {
     Moe(Box<MoeFfn>),
 }
 
+impl Ffn {
+    /// The feed-forward output for `h`: SwiGLU for a dense block, the routed experts for an
+    /// MoE one (through `probe`, which keeps the routing).
+    fn forward(&self, probe: &mut MoeProbe, h: &Tensor) -> Result<Tensor> {
+        match self {
+            Ffn::Dense { gate, up, down } => {
+                let [g, u] = Matrix::forward_many([gate, up], h)?;
+                down.forward(&(candle_nn::ops::silu(&g)? * u)?)
+            }
+            Ffn::Moe(moe) => probe.forward(moe, h),
+        }
+    }
+}
+
 /// A dense transformer loaded from GGUF.
 pub struct Dense {
     hp: Hparams,
@@ -471,13 +485,7 @@ impl Model for Dense {
                 let attn = self.attention(layer, &h, pos, &cos, &sin)?;
                 x = (x + attn)?;
                 let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, eps)?;
-                let y = match &layer.ffn {
-                    Ffn::Dense { gate, up, down } => {
-                        let [g, u] = Matrix::forward_many([gate, up], &h)?;
-                        down.forward(&(candle_nn::ops::silu(&g)? * u)?)?
-                    }
-                    Ffn::Moe(moe) => probe.forward(moe, &h)?,
-                };
+                let y = layer.ffn.forward(&mut probe, &h)?;
                 x = (&x + y)?;
                 if capture {
                     rows.push(super::LensCapture::last_row(&x, t)?);

@@ -5,9 +5,8 @@
 
 use candle_core::{DType, Tensor};
 
-use super::{Dense, Ffn, KvCache, Layer};
+use super::{Dense, KvCache, Layer};
 use crate::engine::error::{Error, Result};
-use crate::engine::kernels::Matrix;
 use crate::engine::models::SeqToken;
 
 /// The KV caches of the sequences of a batched decode, for one layer: one `(seqs, n_head_kv,
@@ -227,13 +226,7 @@ impl Dense {
                 };
                 x = (x + attn)?;
                 let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, eps)?;
-                let y = match &layer.ffn {
-                    Ffn::Dense { gate, up, down } => {
-                        let [g, u] = Matrix::forward_many([gate, up], &h)?;
-                        down.forward(&(candle_nn::ops::silu(&g)? * u)?)?
-                    }
-                    Ffn::Moe(moe) => probe.forward(moe, &h)?,
-                };
+                let y = layer.ffn.forward(&mut probe, &h)?;
                 x = (&x + y)?;
             }
             Ok(x.clone())

@@ -1,16 +1,23 @@
-//! CPU matrix-vector kernels for the quantized types whose candle path is slow (`Q4_1` has no
-//! SIMD path in candle 0.11; `Q8_0` is the usual output layer), in safe Rust shaped for LLVM's
-//! auto-vectorizer (`-C target-cpu=native`, see `.cargo/config.toml`).
+//! CPU matrix-vector kernels for the quantized types users run, in safe Rust (AVX2 through
+//! `pulp`, with portable fallbacks shaped for LLVM's auto-vectorizer; `-C target-cpu=native`,
+//! see `.cargo/config.toml`): `Q4_1` and `Q5_0` (no SIMD path in candle 0.11), `Q8_0` (the
+//! usual output layer), and the k-quants `Q4_K` and `Q6_K` of `Q4_K_M` files (candle 0.11
+//! repacks those into a wider layout, a third more bytes to read per token, and copies them).
 //!
-//! `Matrix` wraps candle's `QMatMul`: on the CPU, for `Q4_1` and `Q8_0`, it quantizes the
-//! activations once per call (as ggml does) and computes the output rows on candle's own
-//! thread pool (so no second pool competes for the cores); every other type, and every other
-//! device, goes to `QMatMul`. Weights are read in place from the GGUF bytes, never copied.
-//! Depends on candle only.
+//! `Matrix` wraps candle's `QMatMul`: on the CPU, for those types, it quantizes the
+//! activations once per call (as ggml does: `Q8_0`/`Q8_1` blocks of 32, `Q8_K` superblocks of
+//! 256 for the k-quants) and computes the output rows on candle's own thread pool (so no
+//! second pool competes for the cores); every other type, and every other device, goes to
+//! `QMatMul`. Weights are read in place from the GGUF bytes, never copied. Depends on candle
+//! only.
 
 pub mod q4_1;
+pub mod q4_k;
+pub mod q5_0;
+pub mod q6_k;
 pub mod q8_0;
 pub mod quant;
+pub mod signed;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,13 +26,16 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 
 use super::error::{Error, Result};
-use quant::{Q8Rows, Q8Tiles, Tile, TILE};
+use quant::{Q8KRows, Q8Rows, Q8Tiles, Tile, TILE};
 
 /// Which kernel a matrix uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Q4_1,
+    Q5_0,
     Q8_0,
+    Q4K,
+    Q6K,
 }
 
 /// A weight matrix `(out, in)` applied as `x @ W^T`.
@@ -56,17 +66,19 @@ fn policy() -> Policy {
 enum Policy {
     Never,
     Always,
-    /// `Q4_1` always (candle has no SIMD path for it). `Q8_0` up to `Q8_0_ROWS` rows: a decode
-    /// and a batched decode (bit-identical row for row, so a sample decoded in a batch gives
-    /// the tokens it gives alone; candle's kernel is not); above that, a prefill, candle's
-    /// tiled matmul is faster (`bench decode --synth qwen3moe:qwen3moe-mid`, 2 threads:
-    /// prefill 420 against 289 tok/s; decode within 2%).
+    /// `Q4_1` and `Q5_0` always (candle has no SIMD path for them). `Q8_0`, `Q4_K` and `Q6_K`
+    /// up to `BATCH_ROWS` rows: a decode and a batched decode (bit-identical row for row, so a
+    /// sample decoded in a batch gives the tokens it gives alone; candle's kernels are not);
+    /// above that, a prefill, candle's tiled VNNI matmuls are faster where the CPU has
+    /// AVX-512 VNNI (`bench decode --synth qwen3moe:qwen3moe-mid`, 2 threads, `Q8_0`: prefill
+    /// 420 against 289 tok/s).
     Default,
 }
 
-/// The most activation rows a `Q8_0` matrix computes with this module's kernel under
-/// `Policy::Default`; `Engine::generate_many` batches at most this many sequences.
-pub const Q8_0_ROWS: usize = 16;
+/// The most activation rows a `Q8_0`, `Q4_K` or `Q6_K` matrix computes with this module's
+/// kernels under `Policy::Default`; `Engine::generate_many` batches at most this many
+/// sequences.
+pub const BATCH_ROWS: usize = 16;
 
 impl From<QMatMul> for Matrix {
     fn from(inner: QMatMul) -> Self {
@@ -85,7 +97,10 @@ impl Matrix {
         let fast = match &inner {
             QMatMul::QTensor(q) if matches!(q.device(), Device::Cpu) => match q.dtype() {
                 GgmlDType::Q4_1 => Some((Kind::Q4_1, q.clone())),
+                GgmlDType::Q5_0 => Some((Kind::Q5_0, q.clone())),
                 GgmlDType::Q8_0 => Some((Kind::Q8_0, q.clone())),
+                GgmlDType::Q4K => Some((Kind::Q4K, q.clone())),
+                GgmlDType::Q6K => Some((Kind::Q6K, q.clone())),
                 _ => None,
             },
             _ => None,
@@ -95,7 +110,7 @@ impl Matrix {
             QMatMul::QTensor(q) => q.shape().dims2().unwrap_or((0, 0)),
             QMatMul::Tensor(t) | QMatMul::TensorF16(t) => t.dims2().unwrap_or((0, 0)),
         };
-        let fast = fast.filter(|_| inp % quant::BLOCK == 0 && out > 0);
+        let fast = fast.filter(|(kind, _)| inp % kind.block_values() == 0 && out > 0);
         Matrix { inner, fast, out, inp, policy }
     }
 
@@ -112,8 +127,8 @@ impl Matrix {
     fn kernel_for(&self, rows: usize) -> bool {
         match (&self.fast, self.policy) {
             (None, _) | (_, Policy::Never) => false,
-            (Some((Kind::Q8_0, _)), Policy::Default) => rows <= Q8_0_ROWS,
-            _ => true,
+            (Some((Kind::Q4_1 | Kind::Q5_0, _)), _) | (_, Policy::Always) => true,
+            (Some((Kind::Q8_0 | Kind::Q4K | Kind::Q6K, _)), Policy::Default) => rows <= BATCH_ROWS,
         }
     }
 
@@ -151,7 +166,7 @@ impl Matrix {
                     m.inp
                 )));
             }
-            let row_bytes = m.inp / quant::BLOCK * kind.block_bytes();
+            let row_bytes = m.inp / kind.block_values() * kind.block_bytes();
             let bytes = q.data()?;
             if bytes.len() != row_bytes * m.out {
                 return Err(Error::Worker(format!(
@@ -190,8 +205,25 @@ impl Kind {
     fn block_bytes(self) -> usize {
         match self {
             Kind::Q4_1 => q4_1::BLOCK_BYTES,
+            Kind::Q5_0 => q5_0::BLOCK_BYTES,
             Kind::Q8_0 => q8_0::BLOCK_BYTES,
+            Kind::Q4K => q4_k::BLOCK_BYTES,
+            Kind::Q6K => q6_k::BLOCK_BYTES,
         }
+    }
+
+    /// Weights per block.
+    fn block_values(self) -> usize {
+        if self.k_quant() {
+            quant::SUPER
+        } else {
+            quant::BLOCK
+        }
+    }
+
+    /// Whether the activations are `Q8_K` superblocks (else blocks of 32).
+    fn k_quant(self) -> bool {
+        matches!(self, Kind::Q4K | Kind::Q6K)
     }
 }
 
@@ -207,24 +239,70 @@ struct Job<'a> {
 /// of the job's `n`.
 fn matvec(jobs: &[Job<'_>], k: usize, x: &[f32]) -> Vec<Vec<f32>> {
     thread_local! {
-        // The quantized activations, reused from call to call (no allocation per matmul).
-        static XQ: std::cell::RefCell<Q8Rows> = std::cell::RefCell::new(Q8Rows::default());
+        // The activations as the jobs' kernels read them, reused from call to call (no
+        // allocation per matmul): blocks of 32, the same rows in tiles for the multi-row
+        // kernels, and `Q8_K` superblocks.
+        static ACTS: std::cell::RefCell<(Q8Rows, Q8Tiles, Q8KRows)> = Default::default();
     }
-    thread_local! {
-        // The same rows in tiles for the multi-row kernels (several rows only).
-        static TILES: std::cell::RefCell<Q8Tiles> = std::cell::RefCell::new(Q8Tiles::default());
-    }
-    XQ.with(|cell| {
-        let mut xq = cell.borrow_mut();
-        xq.quantize(x, k);
-        TILES.with(|cell| {
-            let mut tiles = cell.borrow_mut();
-            if x.len() > k {
-                tiles.regroup(&xq);
-            }
-            matvec_quantized(jobs, &xq, &tiles)
-        })
+    ACTS.with(|cell| {
+        let mut acts = cell.borrow_mut();
+        let (xq, tiles, xk) = &mut *acts;
+        let rows = x.len() / k.max(1);
+        // Only the forms some job reads are computed; the others are left empty.
+        xq.quantize(if jobs.iter().any(|j| !j.kind.k_quant()) { x } else { &[] }, k);
+        if rows > 1 {
+            tiles.regroup(xq);
+        }
+        xk.quantize(if jobs.iter().any(|j| j.kind.k_quant()) { x } else { &[] }, k);
+        matvec_quantized(jobs, Acts { xq, tiles, xk, rows })
     })
+}
+
+/// The quantized activations of a `matvec`.
+struct Acts<'a> {
+    xq: &'a Q8Rows,
+    tiles: &'a Q8Tiles,
+    xk: &'a Q8KRows,
+    rows: usize,
+}
+
+impl Job<'_> {
+    /// Weight row `i` against activation row 0 (a decode).
+    #[inline]
+    fn dot(&self, i: usize, acts: &Acts<'_>) -> f32 {
+        let w = self.row(i);
+        let row = || acts.xq.row(0);
+        match self.kind {
+            Kind::Q4_1 => {
+                let (q, d, s) = row();
+                q4_1::dot(w, q, d, s)
+            }
+            Kind::Q5_0 => q5_0::dot(w, row().0, row().1),
+            Kind::Q8_0 => q8_0::dot(w, row().0, row().1),
+            Kind::Q4K => q4_k::dot(w, acts.xk, 0),
+            Kind::Q6K => q6_k::dot(w, acts.xk, 0),
+        }
+    }
+
+    /// Weight row `i` against every activation row (a batched decode or a prefill), into
+    /// `out`, one value per activation row.
+    #[inline]
+    fn dot_rows(&self, i: usize, acts: &Acts<'_>, out: &mut [f32]) {
+        let w = self.row(i);
+        match self.kind {
+            Kind::Q4_1 => q4_1::dot_rows(w, acts.xq, acts.tiles, out),
+            Kind::Q5_0 => q5_0::dot_rows(w, acts.xq, acts.tiles, out),
+            Kind::Q8_0 => q8_0::dot_rows(w, acts.xq, acts.tiles, out),
+            Kind::Q4K => q4_k::dot_rows(w, acts.xk, out),
+            Kind::Q6K => q6_k::dot_rows(w, acts.xk, out),
+        }
+    }
+
+    /// The bytes of weight row `i`.
+    #[inline]
+    fn row(&self, i: usize) -> &[u8] {
+        &self.w[i * self.row_bytes..(i + 1) * self.row_bytes]
+    }
 }
 
 /// A multi-row kernel: one weight row against the first `R` rows of a tile (`R` = 2, 4 or 8).
@@ -290,8 +368,8 @@ fn for_tiles(
 type Chunk<'a> = (usize, usize, Mutex<Vec<&'a mut [f32]>>);
 
 /// `matvec` once the activations are quantized (and, for several rows, tiled).
-fn matvec_quantized(jobs: &[Job<'_>], xq: &Q8Rows, tiles: &Q8Tiles) -> Vec<Vec<f32>> {
-    let m = xq.d.len() / xq.blocks.max(1);
+fn matvec_quantized(jobs: &[Job<'_>], acts: Acts<'_>) -> Vec<Vec<f32>> {
+    let m = acts.rows;
     let mut ys: Vec<Vec<f32>> = jobs.iter().map(|j| vec![0f32; j.n * m]).collect();
     if m == 0 {
         return ys;
@@ -317,28 +395,18 @@ fn matvec_quantized(jobs: &[Job<'_>], xq: &Q8Rows, tiles: &Q8Tiles) -> Vec<Vec<f
         let Some((ji, first, chunk)) = chunks.get(c) else { break };
         let Some(job) = jobs.get(*ji) else { break };
         let Ok(mut pieces) = chunk.lock() else { break };
-        let weights = |row: usize| &job.w[row * job.row_bytes..(row + 1) * job.row_bytes];
         if let [out] = pieces.as_mut_slice() {
-            let (q, d, s) = xq.row(0);
             for (i, y) in out.iter_mut().enumerate() {
-                let wr = weights(first + i);
-                *y = match job.kind {
-                    Kind::Q4_1 => q4_1::dot(wr, q, d, s),
-                    Kind::Q8_0 => q8_0::dot(wr, q, d),
-                };
+                *y = job.dot(first + i, &acts);
             }
             continue;
         }
         // Several activation rows (a batched decode or a prefill): each weight row's blocks
-        // are unpacked once per tile of eight activation rows, and its `m` values go to the
-        // `m` output rows.
+        // are unpacked once per tile of eight activation rows (blocks of 32), and its `m`
+        // values go to the `m` output rows.
         let mut col = vec![0f32; m];
         for i in 0..pieces.first().map_or(0, |p| p.len()) {
-            let wr = weights(first + i);
-            match job.kind {
-                Kind::Q4_1 => q4_1::dot_rows(wr, xq, tiles, &mut col),
-                Kind::Q8_0 => q8_0::dot_rows(wr, xq, tiles, &mut col),
-            }
+            job.dot_rows(first + i, &acts, &mut col);
             for (piece, &v) in pieces.iter_mut().zip(&col) {
                 if let Some(y) = piece.get_mut(i) {
                     *y = v;

@@ -1,6 +1,7 @@
 //! Quantization of activations before a quantized matmul, as ggml does it: 32-value blocks of
 //! `i8` with an f16-rounded scale (`Q8_0`), plus the scaled block sum for `Q4_1` weights
-//! (`Q8_1`). Kept in plain arrays so that the dot kernels read them with fixed-size loads.
+//! (`Q8_1`); and 256-value blocks with an f32 scale and sums of sixteen (`Q8_K`) for the
+//! k-quants. Kept in plain arrays so that the dot kernels read them with fixed-size loads.
 //! Depends on nothing but `half`.
 
 use half::f16;
@@ -56,6 +57,73 @@ impl Q8Rows {
     pub fn row(&self, r: usize) -> (&[[i8; BLOCK]], &[f32], &[f32]) {
         let range = r * self.blocks..(r + 1) * self.blocks;
         (&self.q[range.clone()], &self.d[range.clone()], &self.s[range])
+    }
+}
+
+/// Values per k-quant superblock (`Q4_K`, `Q6_K` and their `Q8_K` activations).
+pub const SUPER: usize = 256;
+
+/// Rows of activations quantized as ggml's `Q8_K`, for the k-quant kernels.
+#[derive(Debug, Default, Clone)]
+pub struct Q8KRows {
+    /// Quantized values, `rows * blocks` superblocks.
+    pub q: Vec<[i8; SUPER]>,
+    /// Scale of each superblock (f32).
+    pub d: Vec<f32>,
+    /// Sums of each run of 16 quantized values.
+    pub bsums: Vec<[i16; SUPER / 16]>,
+    /// Superblocks per row.
+    pub blocks: usize,
+}
+
+impl Q8KRows {
+    /// Quantizes `x`, rows of `k` values each (`k` a multiple of 256), reusing the buffers, as
+    /// ggml's `quantize_row_q8_K_ref`: the value of largest magnitude maps to -127 (so +128
+    /// cannot occur and the clamp only guards rounding), and rounding is to nearest, ties to
+    /// even (ggml's `nearest_int`).
+    pub fn quantize(&mut self, x: &[f32], k: usize) {
+        let blocks = k / SUPER;
+        let n = x.len() / SUPER;
+        self.blocks = blocks;
+        self.q.clear();
+        self.q.resize(n, [0; SUPER]);
+        self.d.clear();
+        self.d.resize(n, 0.0);
+        self.bsums.clear();
+        self.bsums.resize(n, [0; SUPER / 16]);
+        for (((xs, q), d), bsums) in
+            arrays::<f32, SUPER>(x).zip(&mut self.q).zip(&mut self.d).zip(&mut self.bsums)
+        {
+            let (mut max, mut amax) = (0f32, 0f32);
+            for &v in xs {
+                if v.abs() > amax {
+                    amax = v.abs();
+                    max = v;
+                }
+            }
+            if amax == 0.0 {
+                continue; // zeros already
+            }
+            let iscale = -127.0 / max;
+            for (qv, &v) in q.iter_mut().zip(xs) {
+                *qv = (iscale * v).round_ties_even().clamp(-128.0, 127.0) as i8;
+            }
+            for (s, run) in bsums.iter_mut().zip(q.chunks_exact(16)) {
+                *s = run.iter().map(|&v| i16::from(v)).sum();
+            }
+            *d = 1.0 / iscale;
+        }
+    }
+
+    /// The superblocks of row `r`.
+    pub fn row(&self, r: usize) -> (&[[i8; SUPER]], &[f32], &[[i16; SUPER / 16]]) {
+        let range = r * self.blocks..(r + 1) * self.blocks;
+        (&self.q[range.clone()], &self.d[range.clone()], &self.bsums[range])
+    }
+
+    /// Rows held.
+    pub fn rows(&self) -> usize {
+        self.d.len().checked_div(self.blocks).unwrap_or(0)
     }
 }
 

@@ -3,8 +3,8 @@ use candle_core::{Device, Module, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::quant::{arrays, Q8Rows, Q8Tiles, BLOCK};
-use super::{q4_1, q8_0, Matrix};
+use super::quant::{arrays, Q8KRows, Q8Rows, Q8Tiles, BLOCK, SUPER};
+use super::{q4_1, q4_k, q5_0, q6_k, q8_0, Matrix};
 
 fn random(rng: &mut ChaCha8Rng, n: usize, scale: f32) -> Vec<f32> {
     (0..n).map(|_| (rng.random::<f32>() * 2.0 - 1.0) * scale).collect()
@@ -15,66 +15,133 @@ fn quantized(w: &[f32], rows: usize, cols: usize, dtype: GgmlDType) -> QTensor {
     QTensor::quantize(&t, dtype).unwrap()
 }
 
-/// The kernels against a plain f64 dot of the dequantized blocks: exact up to float rounding
-/// against the quantized activations, and within the quantization error against the floats.
+/// Every type the kernels take.
+const TYPES: [GgmlDType; 5] =
+    [GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDType::Q8_0, GgmlDType::Q4K, GgmlDType::Q6K];
+
+/// One weight row's blocks dequantized by this module (`dequantize_block` of its type).
+fn dequantized(dtype: GgmlDType, data: &[u8]) -> Vec<f32> {
+    match dtype {
+        GgmlDType::Q4_1 => arrays(data).flat_map(q4_1::dequantize_block).collect(),
+        GgmlDType::Q5_0 => arrays(data).flat_map(q5_0::dequantize_block).collect(),
+        GgmlDType::Q8_0 => arrays(data).flat_map(q8_0::dequantize_block).collect(),
+        GgmlDType::Q4K => arrays(data).flat_map(q4_k::dequantize_block).collect(),
+        GgmlDType::Q6K => arrays(data).flat_map(q6_k::dequantize_block).collect(),
+        other => panic!("no kernel for {other:?}"),
+    }
+}
+
+/// A row's activations quantized for one type's kernels.
+enum Acts {
+    Blocks(Q8Rows),
+    Super(Q8KRows),
+}
+
+impl Acts {
+    fn of(dtype: GgmlDType, x: &[f32], k: usize) -> Acts {
+        if matches!(dtype, GgmlDType::Q4K | GgmlDType::Q6K) {
+            let mut xk = Q8KRows::default();
+            xk.quantize(x, k);
+            Acts::Super(xk)
+        } else {
+            let mut xq = Q8Rows::default();
+            xq.quantize(x, k);
+            Acts::Blocks(xq)
+        }
+    }
+
+    /// Activation value `j` of row 0 as the kernels see it (scale times quantized value).
+    fn value(&self, j: usize) -> f64 {
+        match self {
+            Acts::Blocks(xq) => f64::from(xq.d[j / BLOCK]) * f64::from(xq.q[j / BLOCK][j % BLOCK]),
+            Acts::Super(xk) => f64::from(xk.d[j / SUPER]) * f64::from(xk.q[j / SUPER][j % SUPER]),
+        }
+    }
+
+    /// The kernel's dot product of weight row `data` with row 0: the one the CPU runs, or
+    /// the portable one.
+    fn dot(&self, dtype: GgmlDType, data: &[u8], portable: bool) -> f32 {
+        match (self, dtype) {
+            (Acts::Blocks(xq), _) => {
+                let (q, d, s) = xq.row(0);
+                match (dtype, portable) {
+                    (GgmlDType::Q4_1, false) => q4_1::dot(data, q, d, s),
+                    (GgmlDType::Q4_1, true) => q4_1::dot_portable(data, q, d, s),
+                    (GgmlDType::Q5_0, false) => q5_0::dot(data, q, d),
+                    (GgmlDType::Q5_0, true) => q5_0::dot_portable(data, q, d),
+                    (_, false) => q8_0::dot(data, q, d),
+                    (_, true) => q8_0::dot_portable(data, q, d),
+                }
+            }
+            (Acts::Super(xk), GgmlDType::Q4K) if portable => q4_k::dot_portable(data, xk, 0),
+            (Acts::Super(xk), GgmlDType::Q4K) => q4_k::dot(data, xk, 0),
+            (Acts::Super(xk), _) if portable => q6_k::dot_portable(data, xk, 0),
+            (Acts::Super(xk), _) => q6_k::dot(data, xk, 0),
+        }
+    }
+}
+
+/// Each type's `dequantize_block` is candle's dequantization bit for bit, and the kernels
+/// equal a plain f64 dot of candle's dequantized weights with the quantized activations (up
+/// to float rounding), and the unquantized dot within the activations' quantization error.
 #[test]
-fn kernels_match_a_dequantized_dot_on_random_blocks() {
+fn kernels_match_candles_dequantized_weights_on_random_blocks() {
     let mut rng = ChaCha8Rng::seed_from_u64(11);
-    for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
-        for &k in &[32usize, 64, 576, 1536] {
-            let w = random(&mut rng, k, 0.3);
+    for dtype in TYPES {
+        for &k in &[256usize, 512, 1536] {
+            let mut w = random(&mut rng, k, 0.3);
+            // An outlier weight, so block scales differ.
+            w[k / 5] = 1.7;
             // Activations with an outlier, as real hidden states have.
             let mut x = random(&mut rng, k, 2.0);
             x[k / 3] = 40.0;
-            let data = quantized(&w, 1, k, dtype).data().unwrap().to_vec();
-            let mut xq = Q8Rows::default();
-            xq.quantize(&x, k);
-            let (q, d, s) = xq.row(0);
-            let (got, wd): (f32, Vec<f32>) = match dtype {
-                GgmlDType::Q4_1 => (
-                    q4_1::dot(&data, q, d, s),
-                    arrays(&data).flat_map(q4_1::dequantize_block).collect(),
-                ),
-                _ => (
-                    q8_0::dot(&data, q, d),
-                    arrays(&data).flat_map(q8_0::dequantize_block).collect(),
-                ),
-            };
-            // Exact reference on the quantized activations (Q4_1: the block minimum times the
-            // stored block sum `s`, as ggml computes it).
+            let q = quantized(&w, 1, k, dtype);
+            let data = q.data().unwrap().to_vec();
+            let theirs = q.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap();
+            let theirs = theirs.to_vec1::<f32>().unwrap();
+            let wd = dequantized(dtype, &data);
+            assert_eq!(wd.len(), k);
+            for (j, (a, b)) in wd.iter().zip(&theirs).enumerate() {
+                assert_eq!(a.to_bits(), b.to_bits(), "{dtype:?} k={k} weight {j}: {a} vs {b}");
+            }
+            let acts = Acts::of(dtype, &x, k);
+            let got = acts.dot(dtype, &data, false);
             let mut exact = 0f64;
             let mut magnitude = 0f64;
-            let mut bound = 0f64;
-            for b in 0..k / BLOCK {
-                let ws = &wd[b * BLOCK..(b + 1) * BLOCK];
-                let sum_q: f64 = q[b].iter().map(|&v| f64::from(v)).sum();
-                for j in 0..BLOCK {
-                    let xv = f64::from(d[b]) * f64::from(q[b][j]);
-                    exact += f64::from(ws[j]) * xv;
-                    magnitude += (f64::from(ws[j]) * xv).abs();
-                    bound += f64::from(ws[j]).abs() * f64::from(d[b]) * 0.5;
-                }
+            for (j, &wj) in theirs.iter().enumerate() {
+                exact += f64::from(wj) * acts.value(j);
+                magnitude += (f64::from(wj) * acts.value(j)).abs();
+            }
+            if let Acts::Blocks(xq) = &acts {
                 if dtype == GgmlDType::Q4_1 {
-                    let m =
-                        f64::from(half::f16::from_le_bytes([data[b * 20 + 2], data[b * 20 + 3]]));
-                    exact += m * (f64::from(s[b]) - f64::from(d[b]) * sum_q);
+                    // ggml's Q4_1 kernel takes the block minimum times the stored, f16-rounded
+                    // block sum `s`, not the sum of the values.
+                    for b in 0..k / BLOCK {
+                        let sum_q: f64 = xq.q[b].iter().map(|&v| f64::from(v)).sum();
+                        let m = f64::from(half::f16::from_le_bytes([
+                            data[b * 20 + 2],
+                            data[b * 20 + 3],
+                        ]));
+                        exact += m * (f64::from(xq.s[b]) - f64::from(xq.d[b]) * sum_q);
+                    }
                 }
             }
             let err = (f64::from(got) - exact).abs();
             assert!(err <= 1e-5 * magnitude + 1e-6, "{dtype:?} k={k}: {got} vs {exact}");
-            // Against the unquantized activations: within half a step per value.
-            let float: f64 = wd.iter().zip(&x).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum();
-            let slack = bound + 2e-3 * magnitude + 1e-4;
-            assert!((f64::from(got) - float).abs() <= slack, "{dtype:?} k={k}: {got} vs {float}");
+            // Against the unquantized activations: within the activations' rounding.
+            let float: f64 =
+                theirs.iter().zip(&x).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum();
+            let step: f64 = (0..k)
+                .map(|j| f64::from(theirs[j].abs()) * (x[j] - acts.value(j) as f32).abs() as f64)
+                .sum();
+            assert!(
+                (f64::from(got) - float).abs() <= step + 2e-3 * magnitude + 1e-4,
+                "{dtype:?} k={k}: {got} vs {float}"
+            );
             // And a wrong activation row must not pass.
-            let mut other = Q8Rows::default();
-            other.quantize(&random(&mut rng, k, 2.0), k);
-            let (q2, d2, s2) = other.row(0);
-            let wrong = match dtype {
-                GgmlDType::Q4_1 => q4_1::dot(&data, q2, d2, s2),
-                _ => q8_0::dot(&data, q2, d2),
-            };
-            assert!((f64::from(wrong) - exact).abs() > 1e-5 * magnitude);
+            let other = Acts::of(dtype, &random(&mut rng, k, 2.0), k);
+            let wrong = other.dot(dtype, &data, false);
+            assert!((f64::from(wrong) - exact).abs() > 1e-5 * magnitude, "{dtype:?} k={k}");
         }
     }
 }
@@ -83,8 +150,9 @@ fn kernels_match_a_dequantized_dot_on_random_blocks() {
 #[test]
 fn matrix_matches_candle_for_decode_and_prefill() {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
-    for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
-        let (n, k) = (203, 576);
+    for dtype in TYPES {
+        let k_quant = matches!(dtype, GgmlDType::Q4K | GgmlDType::Q6K);
+        let (n, k) = (203, if k_quant { 512 } else { 576 });
         let w = random(&mut rng, n * k, 0.2);
         let q = std::sync::Arc::new(quantized(&w, n, k, dtype));
         let ours = Matrix::new(QMatMul::from_arc(q.clone()).unwrap(), true);
@@ -107,11 +175,13 @@ fn matrix_matches_candle_for_decode_and_prefill() {
 }
 
 /// Several matrices on one input (one pass over the pool) give what each gives alone, also
-/// when one of them has a type the kernels leave to candle.
+/// when one of them has a type the kernels leave to candle, and when k-quants (`Q8_K`
+/// activations) and blocks of 32 (`Q8_0` activations) share the call, as a `Q4_K_M` file's
+/// q/k/v do.
 #[test]
 fn forward_many_matches_single_forwards() {
     let mut rng = ChaCha8Rng::seed_from_u64(9);
-    let k = 64;
+    let k = 256;
     let make = |rng: &mut ChaCha8Rng, n: usize, dtype: GgmlDType| {
         let w = random(rng, n * k, 0.2);
         Matrix::new(QMatMul::from_qtensor(quantized(&w, n, k, dtype)).unwrap(), true)
@@ -120,6 +190,9 @@ fn forward_many_matches_single_forwards() {
     let b = make(&mut rng, 17, GgmlDType::Q8_0);
     let c = make(&mut rng, 9, GgmlDType::Q4_0);
     assert!(!c.uses_kernel());
+    let d = make(&mut rng, 24, GgmlDType::Q4K);
+    let e = make(&mut rng, 19, GgmlDType::Q5_0);
+    let f = make(&mut rng, 8, GgmlDType::Q6K);
     for m in [1usize, 3] {
         let x = Tensor::from_vec(random(&mut rng, m * k, 1.0), (1, m, k), &Device::Cpu).unwrap();
         let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
@@ -130,6 +203,10 @@ fn forward_many_matches_single_forwards() {
         let [ya2, yc] = Matrix::forward_many([&a, &c], &x).unwrap();
         assert_eq!(flat(&ya2), flat(&ya));
         assert_eq!(flat(&yc), flat(&c.forward(&x).unwrap()));
+        let [yd, ye, yf] = Matrix::forward_many([&d, &e, &f], &x).unwrap();
+        assert_eq!(flat(&yd), flat(&d.forward(&x).unwrap()));
+        assert_eq!(flat(&ye), flat(&e.forward(&x).unwrap()));
+        assert_eq!(flat(&yf), flat(&f.forward(&x).unwrap()));
     }
 }
 
@@ -138,26 +215,31 @@ fn forward_many_matches_single_forwards() {
 #[test]
 fn simd_and_portable_dots_agree() {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
-    for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
-        for &k in &[32usize, 96, 576, 1536] {
+    for dtype in TYPES {
+        let k_quant = matches!(dtype, GgmlDType::Q4K | GgmlDType::Q6K);
+        let widths: &[usize] = if k_quant { &[256, 768, 1536] } else { &[32, 96, 576, 1536] };
+        for &k in widths {
             let w = random(&mut rng, k, 0.3);
             let x = random(&mut rng, k, 2.0);
             let mut data = quantized(&w, 1, k, dtype).data().unwrap().to_vec();
-            if dtype == GgmlDType::Q8_0 {
+            match dtype {
                 // -128, which ggml's quantizer never writes but a file may hold: its magnitude
                 // only fits the kernels' unsigned bytes.
-                data[2] = 0x80;
+                GgmlDType::Q8_0 => data[2] = 0x80,
+                // The largest six-bit scales and value bits, and a scale of -128 (Q6_K).
+                GgmlDType::Q4K => data[4..16].fill(0xFF),
+                GgmlDType::Q6K => {
+                    data[128..192].fill(0xFF);
+                    data[192] = 0x80;
+                }
+                _ => {}
             }
-            let mut xq = Q8Rows::default();
-            xq.quantize(&x, k);
-            let (q, d, s) = xq.row(0);
-            let (fast, portable) = match dtype {
-                GgmlDType::Q4_1 => (q4_1::dot(&data, q, d, s), q4_1::dot_portable(&data, q, d, s)),
-                _ => (q8_0::dot(&data, q, d), q8_0::dot_portable(&data, q, d)),
-            };
-            let magnitude: f32 = w.iter().zip(&x).map(|(a, b)| (a * b).abs()).sum();
+            let acts = Acts::of(dtype, &x, k);
+            let (fast, portable) = (acts.dot(dtype, &data, false), acts.dot(dtype, &data, true));
+            let wd = dequantized(dtype, &data);
+            let magnitude: f64 = (0..k).map(|j| (f64::from(wd[j]) * acts.value(j)).abs()).sum();
             assert!(
-                (fast - portable).abs() <= 1e-5 * magnitude.max(1.0),
+                f64::from((fast - portable).abs()) <= 1e-5 * magnitude.max(1.0),
                 "{dtype:?} k={k}: {fast} vs {portable}"
             );
         }
@@ -166,13 +248,13 @@ fn simd_and_portable_dots_agree() {
 
 /// The multi-row kernels (a batched decode: one weight row against N activation rows) give,
 /// for every row, exactly the single-row kernel's value (bit for bit, so a sequence decoded
-/// in a batch sees the logits it sees alone), for every batch size up to past one group of
-/// four; and `Matrix` over N rows equals N one-row calls.
+/// in a batch sees the logits it sees alone), for every batch size up to past two tiles of
+/// eight; and `Matrix` over N rows equals N one-row calls.
 #[test]
 fn multi_row_kernels_equal_the_single_row_kernel_bit_for_bit() {
     let mut rng = ChaCha8Rng::seed_from_u64(21);
-    for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
-        let k = 576;
+    for dtype in TYPES {
+        let k = 768;
         let w = random(&mut rng, k, 0.3);
         let data = quantized(&w, 1, k, dtype).data().unwrap().to_vec();
         for m in 1..=17usize {
@@ -182,16 +264,24 @@ fn multi_row_kernels_equal_the_single_row_kernel_bit_for_bit() {
             xq.quantize(&x, k);
             let mut tiles = Q8Tiles::default();
             tiles.regroup(&xq);
+            let mut xk = Q8KRows::default();
+            xk.quantize(&x, k);
             let mut got = vec![f32::NAN; m];
             match dtype {
                 GgmlDType::Q4_1 => q4_1::dot_rows(&data, &xq, &tiles, &mut got),
-                _ => q8_0::dot_rows(&data, &xq, &tiles, &mut got),
+                GgmlDType::Q5_0 => q5_0::dot_rows(&data, &xq, &tiles, &mut got),
+                GgmlDType::Q8_0 => q8_0::dot_rows(&data, &xq, &tiles, &mut got),
+                GgmlDType::Q4K => q4_k::dot_rows(&data, &xk, &mut got),
+                _ => q6_k::dot_rows(&data, &xk, &mut got),
             }
             for (r, &g) in got.iter().enumerate() {
                 let (q, d, s) = xq.row(r);
                 let want = match dtype {
                     GgmlDType::Q4_1 => q4_1::dot(&data, q, d, s),
-                    _ => q8_0::dot(&data, q, d),
+                    GgmlDType::Q5_0 => q5_0::dot(&data, q, d),
+                    GgmlDType::Q8_0 => q8_0::dot(&data, q, d),
+                    GgmlDType::Q4K => q4_k::dot(&data, &xk, r),
+                    _ => q6_k::dot(&data, &xk, r),
                 };
                 assert_eq!(g.to_bits(), want.to_bits(), "{dtype:?} m={m} row {r}: {g} vs {want}");
             }

@@ -1,0 +1,152 @@
+//! `Q4_K` weights against `Q8_K` activations, read straight from the GGUF bytes. A 144-byte
+//! superblock holds 256 four-bit values in eight runs of 32, each run with a six-bit scale
+//! and minimum (packed into 12 bytes), under two f16 factors `d` and `dmin`: a weight is
+//! `d * sc * q - dmin * m`. So a superblock's dot product is
+//! `d * dx * Σ_runs sc * Σ q·x  -  dmin * dx * Σ_runs m * Σ x`, the last sums read from the
+//! activations' sums of sixteen. Depends on `quant`.
+
+use half::f16;
+
+use super::quant::{arrays, Q8KRows, SUPER};
+
+/// Bytes of one `Q4_K` superblock.
+pub const BLOCK_BYTES: usize = 144;
+
+/// The eight runs' scales and minimums from the 12 packed bytes (ggml's `get_scale_min_k4`):
+/// runs 0-3 in the low six bits of bytes 0-3 and 4-7; runs 4-7 from the nibbles of bytes
+/// 8-11 with their top two bits in the spare bits of bytes 0-7.
+#[inline(always)]
+fn scales_mins(s: &[u8]) -> ([u8; 8], [u8; 8]) {
+    let mut sc = [0u8; 8];
+    let mut mn = [0u8; 8];
+    for j in 0..4 {
+        sc[j] = s[j] & 63;
+        mn[j] = s[j + 4] & 63;
+        sc[j + 4] = (s[j + 8] & 0x0F) | ((s[j] >> 6) << 4);
+        mn[j + 4] = (s[j + 8] >> 4) | ((s[j + 4] >> 6) << 4);
+    }
+    (sc, mn)
+}
+
+/// A superblock's header: `d`, `dmin`, scales and minimums.
+#[inline(always)]
+fn header(b: &[u8; BLOCK_BYTES]) -> (f32, f32, [u8; 8], [u8; 8]) {
+    let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
+    let dmin = f16::from_le_bytes([b[2], b[3]]).to_f32();
+    let (sc, mn) = scales_mins(&b[4..16]);
+    (d, dmin, sc, mn)
+}
+
+/// `Σ_runs m * Σ x` of a superblock, from the sums of sixteen.
+#[inline(always)]
+fn mins_term(mn: &[u8; 8], bsums: &[i16; SUPER / 16]) -> i32 {
+    let mut sum = 0i32;
+    for j in 0..8 {
+        sum += i32::from(mn[j]) * (i32::from(bsums[2 * j]) + i32::from(bsums[2 * j + 1]));
+    }
+    sum
+}
+
+/// Dot product of one weight row (`blocks * 144` bytes) with activation row `r` of `xq`: the
+/// AVX2 kernel on CPUs with AVX2 and FMA (detected once), else the portable one.
+#[inline]
+pub fn dot(w: &[u8], xq: &Q8KRows, r: usize) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(simd) = pulp::x86::V3::try_new() {
+        return simd.vectorize(|| avx2::dot(simd, w, xq, r));
+    }
+    dot_portable(w, xq, r)
+}
+
+/// Dot products of one weight row with every activation row (`out` has one value per row),
+/// each `dot` on its row (the weight row stays in L1 across the rows).
+#[inline]
+pub fn dot_rows(w: &[u8], xq: &Q8KRows, out: &mut [f32]) {
+    for (r, y) in out.iter_mut().enumerate() {
+        *y = dot(w, xq, r);
+    }
+}
+
+/// The portable dot product: exact integer sums per superblock, one float step each.
+pub fn dot_portable(w: &[u8], xq: &Q8KRows, r: usize) -> f32 {
+    let (q, d, bsums) = xq.row(r);
+    let mut acc = 0f32;
+    for (((b, x), &dx), bs) in arrays::<u8, BLOCK_BYTES>(w).zip(q).zip(d).zip(bsums) {
+        let (d, dmin, sc, mn) = header(b);
+        let mut sumi = 0i32;
+        for j in 0..4 {
+            let qs = &b[16 + 32 * j..48 + 32 * j];
+            let (mut lo, mut hi) = (0i32, 0i32);
+            for l in 0..32 {
+                lo += i32::from(qs[l] & 0x0F) * i32::from(x[64 * j + l]);
+                hi += i32::from(qs[l] >> 4) * i32::from(x[64 * j + 32 + l]);
+            }
+            sumi += i32::from(sc[2 * j]) * lo + i32::from(sc[2 * j + 1]) * hi;
+        }
+        acc += d * dx * sumi as f32 - dmin * dx * mins_term(&mn, bs) as f32;
+    }
+    acc
+}
+
+/// The AVX2 kernel, as ggml's: per run of 32, the nibbles (low for the first run of a pair,
+/// high for the second) times the activations by `vpmaddubsw`, times the run's scale by
+/// `vpmaddwd`, summed into eight 32-bit lanes for the superblock; one FMA per superblock adds
+/// them with `d * dx` into eight float lanes. The minimum term is a scalar per superblock.
+/// Safe code: `pulp`'s `V3` token proves the CPU features, and loads are bit casts.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::__m256i;
+
+    use pulp::x86::V3;
+
+    use super::super::lane_sums;
+    use super::{arrays, header, mins_term, Q8KRows, BLOCK_BYTES};
+
+    #[inline(always)]
+    pub fn dot(simd: V3, w: &[u8], xq: &Q8KRows, r: usize) -> f32 {
+        let (q, d, bsums) = xq.row(r);
+        let mask = simd.avx._mm256_set1_epi8(0x0F);
+        let mut acc = simd.avx._mm256_setzero_ps();
+        let mut mins = 0f32;
+        for (((b, x), &dx), bs) in arrays::<u8, BLOCK_BYTES>(w).zip(q).zip(d).zip(bsums) {
+            let (d, dmin, sc, mn) = header(b);
+            let xs: [__m256i; 8] = pulp::cast(*x);
+            let qs: [u8; 128] = b[16..].try_into().unwrap_or([0; 128]);
+            let qs: [__m256i; 4] = pulp::cast(qs);
+            let mut sumi = simd.avx._mm256_setzero_si256();
+            for j in 0..4 {
+                let lo = simd.avx2._mm256_and_si256(qs[j], mask);
+                let hi = simd.avx2._mm256_and_si256(simd.avx2._mm256_srli_epi16::<4>(qs[j]), mask);
+                let lo = simd.avx2._mm256_maddubs_epi16(lo, xs[2 * j]);
+                let hi = simd.avx2._mm256_maddubs_epi16(hi, xs[2 * j + 1]);
+                let lo = simd
+                    .avx2
+                    ._mm256_madd_epi16(lo, simd.avx._mm256_set1_epi16(i16::from(sc[2 * j])));
+                let hi = simd
+                    .avx2
+                    ._mm256_madd_epi16(hi, simd.avx._mm256_set1_epi16(i16::from(sc[2 * j + 1])));
+                sumi = simd.avx2._mm256_add_epi32(sumi, simd.avx2._mm256_add_epi32(lo, hi));
+            }
+            let scale = simd.avx._mm256_set1_ps(d * dx);
+            acc = simd.fma._mm256_fmadd_ps(scale, simd.avx._mm256_cvtepi32_ps(sumi), acc);
+            mins += dmin * dx * mins_term(&mn, bs) as f32;
+        }
+        lane_sums([acc])[0] - mins
+    }
+}
+
+/// The weights of one superblock as floats (for tests and checks).
+pub fn dequantize_block(b: &[u8; BLOCK_BYTES]) -> [f32; SUPER] {
+    let (d, dmin, sc, mn) = header(b);
+    let mut out = [0f32; SUPER];
+    for j in 0..4 {
+        for l in 0..32 {
+            let q = b[16 + 32 * j + l];
+            out[64 * j + l] =
+                d * f32::from(sc[2 * j]) * f32::from(q & 0x0F) - dmin * f32::from(mn[2 * j]);
+            out[64 * j + 32 + l] =
+                d * f32::from(sc[2 * j + 1]) * f32::from(q >> 4) - dmin * f32::from(mn[2 * j + 1]);
+        }
+    }
+    out
+}

@@ -26,7 +26,7 @@ use crate::record::{Event, Recorder};
 use crate::trace::{Routing, RoutingDetail, Step, StopReason, Timings};
 
 /// The most sequences decoded together; `generate_many` runs larger requests in batches.
-pub const MAX_BATCH: usize = super::kernels::Q8_0_ROWS;
+pub const MAX_BATCH: usize = super::kernels::BATCH_ROWS;
 
 /// Where one sequence of the batch is.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -221,7 +221,7 @@ impl Engine {
         };
         if seeds.len() > MAX_BATCH {
             // Past `MAX_BATCH` rows a matmul may take another kernel than a lone decode does
-            // (`kernels::Q8_0_ROWS`), so larger requests run as several batches.
+            // (`kernels::BATCH_ROWS`), so larger requests run as several batches.
             let mut out = Vec::with_capacity(seeds.len());
             for (seeds, recs) in seeds.chunks(MAX_BATCH).zip(recorders.chunks_mut(MAX_BATCH)) {
                 out.extend(self.generate_many(req, seeds, recs, cancel)?);

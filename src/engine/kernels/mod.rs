@@ -26,7 +26,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 
 use super::error::{Error, Result};
-use quant::{Q8KRows, Q8Rows, Q8Tiles, Tile, TILE};
+use quant::{Q8KRows, Q8KTiles, Q8Rows, Q8Tiles, TileOf, Tiled, TILE};
 
 /// Which kernel a matrix uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,19 +242,21 @@ fn matvec(jobs: &[Job<'_>], k: usize, x: &[f32]) -> Vec<Vec<f32>> {
         // The activations as the jobs' kernels read them, reused from call to call (no
         // allocation per matmul): blocks of 32, the same rows in tiles for the multi-row
         // kernels, and `Q8_K` superblocks.
-        static ACTS: std::cell::RefCell<(Q8Rows, Q8Tiles, Q8KRows)> = Default::default();
+        static ACTS: std::cell::RefCell<(Q8Rows, Q8Tiles, Q8KRows, Q8KTiles)> =
+            Default::default();
     }
     ACTS.with(|cell| {
         let mut acts = cell.borrow_mut();
-        let (xq, tiles, xk) = &mut *acts;
+        let (xq, tiles, xk, ktiles) = &mut *acts;
         let rows = x.len() / k.max(1);
         // Only the forms some job reads are computed; the others are left empty.
         xq.quantize(if jobs.iter().any(|j| !j.kind.k_quant()) { x } else { &[] }, k);
+        xk.quantize(if jobs.iter().any(|j| j.kind.k_quant()) { x } else { &[] }, k);
         if rows > 1 {
             tiles.regroup(xq);
+            ktiles.regroup(xk);
         }
-        xk.quantize(if jobs.iter().any(|j| j.kind.k_quant()) { x } else { &[] }, k);
-        matvec_quantized(jobs, Acts { xq, tiles, xk, rows })
+        matvec_quantized(jobs, Acts { xq, tiles, xk, ktiles, rows })
     })
 }
 
@@ -263,6 +265,7 @@ struct Acts<'a> {
     xq: &'a Q8Rows,
     tiles: &'a Q8Tiles,
     xk: &'a Q8KRows,
+    ktiles: &'a Q8KTiles,
     rows: usize,
 }
 
@@ -284,17 +287,17 @@ impl Job<'_> {
         }
     }
 
-    /// Weight row `i` against every activation row (a batched decode or a prefill), into
-    /// `out`, one value per activation row.
+    /// Weight row `i` against activation rows `first..first + out.len()` (`first` a multiple
+    /// of `TILE`; a batched decode or a prefill), into `out`, one value per activation row.
     #[inline]
-    fn dot_rows(&self, i: usize, acts: &Acts<'_>, out: &mut [f32]) {
+    fn dot_rows(&self, i: usize, acts: &Acts<'_>, first: usize, out: &mut [f32]) {
         let w = self.row(i);
         match self.kind {
-            Kind::Q4_1 => q4_1::dot_rows(w, acts.xq, acts.tiles, out),
-            Kind::Q5_0 => q5_0::dot_rows(w, acts.xq, acts.tiles, out),
-            Kind::Q8_0 => q8_0::dot_rows(w, acts.xq, acts.tiles, out),
-            Kind::Q4K => q4_k::dot_rows(w, acts.xk, out),
-            Kind::Q6K => q6_k::dot_rows(w, acts.xk, out),
+            Kind::Q4_1 => q4_1::dot_rows(w, acts.xq, acts.tiles, first, out),
+            Kind::Q5_0 => q5_0::dot_rows(w, acts.xq, acts.tiles, first, out),
+            Kind::Q8_0 => q8_0::dot_rows(w, acts.xq, acts.tiles, first, out),
+            Kind::Q4K => q4_k::dot_rows(w, acts.xk, acts.ktiles, first, out),
+            Kind::Q6K => q6_k::dot_rows(w, acts.xk, acts.ktiles, first, out),
         }
     }
 
@@ -305,10 +308,16 @@ impl Job<'_> {
     }
 }
 
-/// A multi-row kernel: one weight row against the first `R` rows of a tile (`R` = 2, 4 or 8).
+/// A multi-row kernel: one weight row against the first `R` rows of a tile (`R` = 2, 4 or 8)
+/// of activations in blocks `Q` with sums `S`.
 #[cfg(target_arch = "x86_64")]
-trait TileKernel {
-    fn rows<const R: usize>(&self, simd: pulp::x86::V3, w: &[u8], tile: Tile<'_>) -> [f32; TILE];
+trait TileKernel<Q, S> {
+    fn rows<const R: usize>(
+        &self,
+        simd: pulp::x86::V3,
+        w: &[u8],
+        tile: TileOf<'_, Q, S>,
+    ) -> [f32; TILE];
 }
 
 /// `acc + scale * u·x` for a block in eight float lanes: the 32 unsigned-by-signed byte
@@ -329,6 +338,15 @@ fn block_fma(
     simd.fma._mm256_fmadd_ps(scale, simd.avx._mm256_cvtepi32_ps(sums), acc)
 }
 
+/// `((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + p7))` in 32-bit lanes: a tree, so that the
+/// adds (which LLVM fuses with the multiplies before them) do not form one long chain.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn tree_sum(simd: pulp::x86::V3, p: [std::arch::x86_64::__m256i; 8]) -> std::arch::x86_64::__m256i {
+    let add = |a, b| simd.avx2._mm256_add_epi32(a, b);
+    add(add(add(p[0], p[1]), add(p[2], p[3])), add(add(p[4], p[5]), add(p[6], p[7])))
+}
+
 /// The sum of each accumulator's eight lanes, first to last (the first `R` of a tile's rows).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
@@ -341,20 +359,21 @@ fn lane_sums<const R: usize>(acc: [std::arch::x86_64::__m256; R]) -> [f32; TILE]
     out
 }
 
-/// Runs `kernel` for weight row `w` over each tile of `tiles`, at the smallest of 2, 4 or 8
-/// rows that holds the tile's real rows, and writes their values to `out`, one value per
-/// activation row.
+/// Runs `kernel` for weight row `w` over the tiles of `tiles` from activation row `first` (a
+/// multiple of `TILE`) on, at the smallest of 2, 4 or 8 rows that holds a tile's real rows,
+/// and writes their values to `out`, one value per activation row.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn for_tiles(
+fn for_tiles<Q: Copy, S: Copy>(
     simd: pulp::x86::V3,
     w: &[u8],
-    tiles: &Q8Tiles,
+    tiles: &Tiled<Q, S>,
+    first: usize,
     out: &mut [f32],
-    kernel: &impl TileKernel,
+    kernel: &impl TileKernel<Q, S>,
 ) {
     for (t, ys) in out.chunks_mut(TILE).enumerate() {
-        let tile = tiles.tile(t);
+        let tile = tiles.tile(first / TILE + t);
         let got = match ys.len() {
             1..=2 => kernel.rows::<2>(simd, w, tile),
             3..=4 => kernel.rows::<4>(simd, w, tile),
@@ -378,11 +397,17 @@ fn matvec_quantized(jobs: &[Job<'_>], acts: Acts<'_>) -> Vec<Vec<f32>> {
     let threads = pool.n_workers() + 1;
     let total: usize = jobs.iter().map(|j| j.n).sum();
     let rows_per_chunk = total.div_ceil(threads * 8).clamp(1, 256);
-    // Output columns (weight rows) are computed in chunks, weight-row major, so that a weight
-    // row is read once for all `m` activation rows. A chunk holds its piece of each of the
-    // `m` output rows: (job, first weight row, pieces).
+    // Output columns (weight rows) are computed in chunks. A chunk holds its piece of each of
+    // the `m` output rows: (job, first weight row, pieces). With several activation rows a
+    // chunk's weights are read once per tile of eight rows, so a chunk holds at most
+    // `CHUNK_BYTES` of them (they stay in L2 while the tiles go by).
+    const CHUNK_BYTES: usize = 64 << 10;
     let mut chunks: Vec<Chunk<'_>> = Vec::new();
     for ((ji, y), job) in ys.iter_mut().enumerate().zip(jobs) {
+        let rows_per_chunk = match m {
+            1 => rows_per_chunk,
+            _ => rows_per_chunk.min(CHUNK_BYTES / job.row_bytes.max(1)).max(1),
+        };
         let mut rows: Vec<_> = y.chunks_mut(job.n).map(|r| r.chunks_mut(rows_per_chunk)).collect();
         for ci in 0..job.n.div_ceil(rows_per_chunk) {
             let pieces: Vec<&mut [f32]> = rows.iter_mut().filter_map(Iterator::next).collect();
@@ -401,15 +426,19 @@ fn matvec_quantized(jobs: &[Job<'_>], acts: Acts<'_>) -> Vec<Vec<f32>> {
             }
             continue;
         }
-        // Several activation rows (a batched decode or a prefill): each weight row's blocks
-        // are unpacked once per tile of eight activation rows (blocks of 32), and its `m`
-        // values go to the `m` output rows.
-        let mut col = vec![0f32; m];
-        for i in 0..pieces.first().map_or(0, |p| p.len()) {
-            job.dot_rows(first + i, &acts, &mut col);
-            for (piece, &v) in pieces.iter_mut().zip(&col) {
-                if let Some(y) = piece.get_mut(i) {
-                    *y = v;
+        // Several activation rows (a batched decode or a prefill): tile by tile (eight
+        // activation rows, which stay in L1/L2), each of the chunk's weight rows is unpacked
+        // once for the tile's rows, and its values go to those output rows.
+        let n = pieces.first().map_or(0, |p| p.len());
+        let mut col = [0f32; TILE];
+        for (t, tile_pieces) in pieces.chunks_mut(TILE).enumerate() {
+            let col = &mut col[..tile_pieces.len()];
+            for i in 0..n {
+                job.dot_rows(first + i, &acts, t * TILE, col);
+                for (piece, &v) in tile_pieces.iter_mut().zip(col.iter()) {
+                    if let Some(y) = piece.get_mut(i) {
+                        *y = v;
+                    }
                 }
             }
         }

@@ -26,13 +26,13 @@ pub fn dot(w: &[u8], xq: &[[i8; BLOCK]], xd: &[f32], xs: &[f32]) -> f32 {
 /// of eight rows, which is what makes a batched decode cheaper than one matvec per sequence.
 /// Every row's result is bit-identical to `dot` on that row.
 #[inline]
-pub fn dot_rows(w: &[u8], xq: &Q8Rows, tiles: &Q8Tiles, out: &mut [f32]) {
+pub fn dot_rows(w: &[u8], xq: &Q8Rows, tiles: &Q8Tiles, first: usize, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if let Some(simd) = pulp::x86::V3::try_new() {
-        return simd.vectorize(|| super::for_tiles(simd, w, tiles, out, &avx2::Tiles));
+        return simd.vectorize(|| super::for_tiles(simd, w, tiles, first, out, &avx2::Tiles));
     }
     for (r, y) in out.iter_mut().enumerate() {
-        let (q, d, s) = xq.row(r);
+        let (q, d, s) = xq.row(first + r);
         *y = dot_portable(w, q, d, s);
     }
 }
@@ -106,7 +106,7 @@ mod avx2 {
     /// The multi-row kernel `super::super::for_tiles` runs.
     pub struct Tiles;
 
-    impl super::super::TileKernel for Tiles {
+    impl super::super::TileKernel<[i8; BLOCK], f32> for Tiles {
         /// `dot` of one weight row with the first `R` rows of a tile: the block's nibbles are
         /// unpacked once, its scale multiplies the `R` activation scales in one vector, and the
         /// minimum term is one vector for all rows. Per row these are the operations of `dot`,

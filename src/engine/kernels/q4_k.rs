@@ -7,7 +7,7 @@
 
 use half::f16;
 
-use super::quant::{arrays, Q8KRows, SUPER};
+use super::quant::{arrays, Q8KRows, Q8KTiles, SUPER};
 
 /// Bytes of one `Q4_K` superblock.
 pub const BLOCK_BYTES: usize = 144;
@@ -65,12 +65,17 @@ pub fn dot(w: &[u8], xq: &Q8KRows, r: usize) -> f32 {
     dot_portable(w, xq, r)
 }
 
-/// Dot products of one weight row with every activation row (`out` has one value per row),
-/// each `dot` on its row (the weight row stays in L1 across the rows).
+/// Dot products of one weight row with every activation row (`out` has one value per row of
+/// `xq`; `tiles` holds the same rows regrouped), the superblock unpacked once per tile of
+/// eight rows. Every row's result is bit-identical to `dot` on that row.
 #[inline]
-pub fn dot_rows(w: &[u8], xq: &Q8KRows, out: &mut [f32]) {
+pub fn dot_rows(w: &[u8], xq: &Q8KRows, tiles: &Q8KTiles, first: usize, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(simd) = pulp::x86::V3::try_new() {
+        return simd.vectorize(|| super::for_tiles(simd, w, tiles, first, out, &avx2::Tiles));
+    }
     for (r, y) in out.iter_mut().enumerate() {
-        *y = dot(w, xq, r);
+        *y = dot_portable(w, xq, first + r);
     }
 }
 
@@ -102,47 +107,113 @@ pub fn dot_portable(w: &[u8], xq: &Q8KRows, r: usize) -> f32 {
 /// (`vpmaddwd` of the minimums with the pairs of sums of sixteen). Safe code: `pulp`'s `V3` token proves the CPU features, and loads are bit casts.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use std::arch::x86_64::{__m128i, __m256i};
+    use std::arch::x86_64::{__m128, __m128i, __m256i};
 
     use pulp::x86::V3;
 
     use super::super::lane_sums;
+    use super::super::quant::{KTile, SUPER, TILE};
     use super::{arrays, header, Q8KRows, BLOCK_BYTES};
+
+    /// A superblock unpacked: `d`, `dmin`, the eight runs' values as unsigned bytes, each
+    /// run's scale broadcast to sixteen `i16` lanes, and the minimums as eight `i16`.
+    struct Unpacked {
+        d: f32,
+        dmin: f32,
+        runs: [__m256i; 8],
+        scales: [__m256i; 8],
+        mins: __m128i,
+    }
+
+    #[inline(always)]
+    fn unpack(simd: V3, b: &[u8; BLOCK_BYTES]) -> Unpacked {
+        let (avx, avx2) = (simd.avx, simd.avx2);
+        let (d, dmin, sc, mn) = header(b);
+        let mask = avx._mm256_set1_epi8(0x0F);
+        let qs: [u8; 128] = b[16..].try_into().unwrap_or([0; 128]);
+        let qs: [__m256i; 4] = pulp::cast(qs);
+        let mut runs = [avx._mm256_setzero_si256(); 8];
+        for j in 0..4 {
+            runs[2 * j] = avx2._mm256_and_si256(qs[j], mask);
+            runs[2 * j + 1] = avx2._mm256_and_si256(avx2._mm256_srli_epi16::<4>(qs[j]), mask);
+        }
+        let scales = sc.map(|s| avx._mm256_set1_epi16(i16::from(s)));
+        let mins = simd.sse4_1._mm_cvtepu8_epi16(pulp::cast([mn, [0; 8]]));
+        Unpacked { d, dmin, runs, scales, mins }
+    }
+
+    /// `Σ_runs sc * Σ q·x` of a superblock in eight 32-bit lanes. The eight runs' products
+    /// are added as a tree, not one after the other: LLVM fuses an add into the `vpmaddwd`
+    /// before it (`vpdpwssd` under AVX-512 VNNI), and a chain of eight of those is latency
+    /// bound (measured: a third of a prefill in that chain).
+    #[inline(always)]
+    fn run_sums(simd: V3, u: &Unpacked, x: &[i8; SUPER]) -> __m256i {
+        let avx2 = simd.avx2;
+        let xs: [__m256i; 8] = pulp::cast(*x);
+        let p: [__m256i; 8] = std::array::from_fn(|j| {
+            avx2._mm256_madd_epi16(avx2._mm256_maddubs_epi16(u.runs[j], xs[j]), u.scales[j])
+        });
+        super::super::tree_sum(simd, p)
+    }
+
+    /// Each run's minimum times its two sums of sixteen, in four float lanes.
+    #[inline(always)]
+    fn min_sums(simd: V3, u: &Unpacked, bsums: &[i16; SUPER / 16]) -> __m128 {
+        let sums: [__m128i; 2] = pulp::cast(*bsums);
+        let pairs = simd.ssse3._mm_hadd_epi16(sums[0], sums[1]);
+        simd.sse2._mm_cvtepi32_ps(simd.sse2._mm_madd_epi16(u.mins, pairs))
+    }
 
     #[inline(always)]
     pub fn dot(simd: V3, w: &[u8], xq: &Q8KRows, r: usize) -> f32 {
         let (q, d, bsums) = xq.row(r);
-        let (sse2, avx, avx2) = (simd.sse2, simd.avx, simd.avx2);
-        let mask = avx._mm256_set1_epi8(0x0F);
-        let mut acc = avx._mm256_setzero_ps();
+        let mut acc = simd.avx._mm256_setzero_ps();
         let mut acc_m = simd.sse._mm_setzero_ps();
         for (((b, x), &dx), bs) in arrays::<u8, BLOCK_BYTES>(w).zip(q).zip(d).zip(bsums) {
-            let (d, dmin, sc, mn) = header(b);
-            let xs: [__m256i; 8] = pulp::cast(*x);
-            let qs: [u8; 128] = b[16..].try_into().unwrap_or([0; 128]);
-            let qs: [__m256i; 4] = pulp::cast(qs);
-            let mut sumi = avx._mm256_setzero_si256();
-            for j in 0..4 {
-                let lo = avx2._mm256_and_si256(qs[j], mask);
-                let hi = avx2._mm256_and_si256(avx2._mm256_srli_epi16::<4>(qs[j]), mask);
-                let lo = avx2._mm256_maddubs_epi16(lo, xs[2 * j]);
-                let hi = avx2._mm256_maddubs_epi16(hi, xs[2 * j + 1]);
-                let lo = avx2._mm256_madd_epi16(lo, avx._mm256_set1_epi16(i16::from(sc[2 * j])));
-                let hi =
-                    avx2._mm256_madd_epi16(hi, avx._mm256_set1_epi16(i16::from(sc[2 * j + 1])));
-                sumi = avx2._mm256_add_epi32(sumi, avx2._mm256_add_epi32(lo, hi));
-            }
-            let scale = avx._mm256_set1_ps(d * dx);
-            acc = simd.fma._mm256_fmadd_ps(scale, avx._mm256_cvtepi32_ps(sumi), acc);
-            // The minimum term in four lanes: each run's `m` times its two sums of sixteen.
-            let sums: [__m128i; 2] = pulp::cast(*bs);
-            let pairs = simd.ssse3._mm_hadd_epi16(sums[0], sums[1]);
-            let mins = simd.sse4_1._mm_cvtepu8_epi16(pulp::cast([mn, [0; 8]]));
-            let prod = sse2._mm_cvtepi32_ps(sse2._mm_madd_epi16(mins, pairs));
-            acc_m = simd.fma._mm_fmadd_ps(simd.sse._mm_set1_ps(dmin * dx), prod, acc_m);
+            let u = unpack(simd, b);
+            let sumi = simd.avx._mm256_cvtepi32_ps(run_sums(simd, &u, x));
+            acc = simd.fma._mm256_fmadd_ps(simd.avx._mm256_set1_ps(u.d * dx), sumi, acc);
+            let m = min_sums(simd, &u, bs);
+            acc_m = simd.fma._mm_fmadd_ps(simd.sse._mm_set1_ps(u.dmin * dx), m, acc_m);
         }
         let mins: [f32; 4] = pulp::cast(acc_m);
         lane_sums([acc])[0] - mins.iter().sum::<f32>()
+    }
+
+    /// The multi-row kernel `super::super::for_tiles` runs.
+    pub struct Tiles;
+
+    impl super::super::TileKernel<[i8; SUPER], [i16; SUPER / 16]> for Tiles {
+        /// `dot` of one weight row with the first `R` rows of a tile: the superblock unpacked
+        /// once, `d` and `dmin` multiplied with the `R` activation scales in one vector each;
+        /// per row the operations and their order are `dot`'s, so the results are
+        /// bit-identical.
+        #[inline(always)]
+        fn rows<const R: usize>(&self, simd: V3, w: &[u8], tile: KTile<'_>) -> [f32; TILE] {
+            let (sse, avx, fma) = (simd.sse, simd.avx, simd.fma);
+            let mut acc = [avx._mm256_setzero_ps(); R];
+            let mut acc_m = [sse._mm_setzero_ps(); R];
+            let blocks = arrays::<u8, BLOCK_BYTES>(w).zip(tile.q).zip(tile.d).zip(tile.s);
+            for (((b, xs), xd), bs) in blocks {
+                let u = unpack(simd, b);
+                let dd: [f32; TILE] =
+                    pulp::cast(avx._mm256_mul_ps(avx._mm256_set1_ps(u.d), pulp::cast(*xd)));
+                let dm: [f32; TILE] =
+                    pulp::cast(avx._mm256_mul_ps(avx._mm256_set1_ps(u.dmin), pulp::cast(*xd)));
+                for r in 0..R {
+                    let sumi = avx._mm256_cvtepi32_ps(run_sums(simd, &u, &xs[r]));
+                    acc[r] = fma._mm256_fmadd_ps(avx._mm256_set1_ps(dd[r]), sumi, acc[r]);
+                    let m = min_sums(simd, &u, &bs[r]);
+                    acc_m[r] = fma._mm_fmadd_ps(sse._mm_set1_ps(dm[r]), m, acc_m[r]);
+                }
+            }
+            let mut out = lane_sums(acc);
+            for (o, m) in out.iter_mut().zip(acc_m) {
+                let m: [f32; 4] = pulp::cast(m);
+                *o -= m.iter().sum::<f32>();
+            }
+            out
+        }
     }
 }
 

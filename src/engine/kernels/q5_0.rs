@@ -99,8 +99,8 @@ pub fn dot_portable(w: &[u8], xq: &[[i8; BLOCK]], xd: &[f32]) -> f32 {
 
 /// Dot products of one weight row with every activation row, each bit-identical to `dot`.
 #[inline]
-pub fn dot_rows(w: &[u8], xq: &Q8Rows, tiles: &Q8Tiles, out: &mut [f32]) {
-    signed::dot_rows::<BLOCK_BYTES, Q5_0>(w, xq, tiles, out)
+pub fn dot_rows(w: &[u8], xq: &Q8Rows, tiles: &Q8Tiles, first: usize, out: &mut [f32]) {
+    signed::dot_rows::<BLOCK_BYTES, Q5_0>(w, xq, tiles, first, out)
 }
 
 /// The weights of one block as floats (for tests and checks).

@@ -127,63 +127,101 @@ impl Q8KRows {
     }
 }
 
-/// Activation rows per tile of `Q8Tiles`.
+/// Activation rows per tile of `Q8Tiles` and `Q8KTiles`.
 pub const TILE: usize = 8;
 
-/// Activation rows regrouped for the multi-row kernels (a batched decode): rows in tiles of
-/// `TILE`, each tile block-major, so that for block `i` the tile's eight quantized blocks
-/// sit side by side and its eight scales and sums form one vector each. A kernel then reads
-/// a weight block once, scales it against all eight rows with one multiply, and keeps the
-/// `Q4_1` minimum term as a vector instead of eight scalars. Rows past the last one are zero.
-#[derive(Debug, Default, Clone)]
-pub struct Q8Tiles {
+/// Activation rows regrouped for the multi-row kernels (a batched decode, a prefill): rows
+/// in tiles of `TILE`, each tile block-major, so that for block `i` the tile's eight
+/// quantized blocks sit side by side and its eight scales form one vector (and its eight
+/// sums: `Q8_1` block sums, or `Q8_K` sums of sixteen). A kernel then reads and unpacks a
+/// weight block once for all eight rows, and scales it against them with one multiply. Rows
+/// past the last one are zero.
+#[derive(Debug, Clone)]
+pub struct Tiled<Q, S> {
     /// `tiles * blocks` entries: tile `t`'s block `i` at `t * blocks + i`.
-    pub q: Vec<[[i8; BLOCK]; TILE]>,
+    pub q: Vec<[Q; TILE]>,
     pub d: Vec<[f32; TILE]>,
-    pub s: Vec<[f32; TILE]>,
+    pub s: Vec<[S; TILE]>,
     pub blocks: usize,
     pub rows: usize,
+}
+
+impl<Q, S> Default for Tiled<Q, S> {
+    fn default() -> Self {
+        Tiled { q: Vec::new(), d: Vec::new(), s: Vec::new(), blocks: 0, rows: 0 }
+    }
+}
+
+/// Tiles of `Q8Rows` (blocks of 32, for `Q4_1`, `Q5_0` and `Q8_0` weights).
+pub type Q8Tiles = Tiled<[i8; BLOCK], f32>;
+
+/// Tiles of `Q8KRows` (superblocks of 256, for `Q4_K` and `Q6_K` weights).
+pub type Q8KTiles = Tiled<[i8; SUPER], [i16; SUPER / 16]>;
+
+/// One tile of a `Tiled`.
+#[derive(Debug)]
+pub struct TileOf<'a, Q, S> {
+    pub q: &'a [[Q; TILE]],
+    pub d: &'a [[f32; TILE]],
+    pub s: &'a [[S; TILE]],
+}
+
+impl<Q, S> Clone for TileOf<'_, Q, S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<Q, S> Copy for TileOf<'_, Q, S> {}
+
+/// One tile of `Q8Tiles`.
+pub type Tile<'a> = TileOf<'a, [i8; BLOCK], f32>;
+
+/// One tile of `Q8KTiles`.
+pub type KTile<'a> = TileOf<'a, [i8; SUPER], [i16; SUPER / 16]>;
+
+impl<Q: Copy, S: Copy> Tiled<Q, S> {
+    /// Regroups rows of `blocks` blocks (`q`, `d`, `s` hold every row's blocks in order),
+    /// reusing the buffers; `zero` fills the rows past the last one.
+    fn fill(&mut self, q: &[Q], d: &[f32], s: &[S], blocks: usize, zero: (Q, S)) {
+        let rows = d.len().checked_div(blocks).unwrap_or(0);
+        let n = rows.div_ceil(TILE) * blocks;
+        self.blocks = blocks;
+        self.rows = rows;
+        self.q.clear();
+        self.q.resize(n, [zero.0; TILE]);
+        self.d.clear();
+        self.d.resize(n, [0.0; TILE]);
+        self.s.clear();
+        self.s.resize(n, [zero.1; TILE]);
+        for (b, ((q, &d), s)) in q.iter().zip(d).zip(s).enumerate() {
+            let (r, i) = (b / blocks, b % blocks);
+            let (at, slot) = ((r / TILE) * blocks + i, r % TILE);
+            self.q[at][slot] = *q;
+            self.d[at][slot] = d;
+            self.s[at][slot] = *s;
+        }
+    }
+
+    /// Tile `t`: its blocks, scales and sums.
+    pub fn tile(&self, t: usize) -> TileOf<'_, Q, S> {
+        let range = t * self.blocks..(t + 1) * self.blocks;
+        TileOf { q: &self.q[range.clone()], d: &self.d[range.clone()], s: &self.s[range] }
+    }
 }
 
 impl Q8Tiles {
     /// Regroups `x`'s rows, reusing the buffers.
     pub fn regroup(&mut self, x: &Q8Rows) {
-        let blocks = x.blocks;
-        let rows = x.d.len().checked_div(blocks).unwrap_or(0);
-        let n = rows.div_ceil(TILE) * blocks;
-        self.blocks = blocks;
-        self.rows = rows;
-        self.q.clear();
-        self.q.resize(n, [[0; BLOCK]; TILE]);
-        self.d.clear();
-        self.d.resize(n, [0.0; TILE]);
-        self.s.clear();
-        self.s.resize(n, [0.0; TILE]);
-        for r in 0..rows {
-            let (t, slot) = (r / TILE, r % TILE);
-            let (q, d, s) = x.row(r);
-            for i in 0..blocks {
-                let at = t * blocks + i;
-                self.q[at][slot] = q[i];
-                self.d[at][slot] = d[i];
-                self.s[at][slot] = s[i];
-            }
-        }
-    }
-
-    /// Tile `t`: its blocks, scales and sums.
-    pub fn tile(&self, t: usize) -> Tile<'_> {
-        let range = t * self.blocks..(t + 1) * self.blocks;
-        Tile { q: &self.q[range.clone()], d: &self.d[range.clone()], s: &self.s[range] }
+        self.fill(&x.q, &x.d, &x.s, x.blocks, ([0; BLOCK], 0.0));
     }
 }
 
-/// One tile of `Q8Tiles`.
-#[derive(Debug, Clone, Copy)]
-pub struct Tile<'a> {
-    pub q: &'a [[[i8; BLOCK]; TILE]],
-    pub d: &'a [[f32; TILE]],
-    pub s: &'a [[f32; TILE]],
+impl Q8KTiles {
+    /// Regroups `x`'s rows, reusing the buffers.
+    pub fn regroup(&mut self, x: &Q8KRows) {
+        self.fill(&x.q, &x.d, &x.bsums, x.blocks, ([0; SUPER], [0; SUPER / 16]));
+    }
 }
 
 /// `s` as consecutive fixed-size arrays (a tail shorter than `N` is left out).

@@ -60,15 +60,16 @@ pub fn dot_rows<const N: usize, F: Format<N>>(
     w: &[u8],
     xq: &Q8Rows,
     tiles: &Q8Tiles,
+    first: usize,
     out: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
     if let Some(simd) = pulp::x86::V3::try_new() {
         let kernel = avx2::Tiles::<N, F>(std::marker::PhantomData);
-        return simd.vectorize(|| super::for_tiles(simd, w, tiles, out, &kernel));
+        return simd.vectorize(|| super::for_tiles(simd, w, tiles, first, out, &kernel));
     }
     for (r, y) in out.iter_mut().enumerate() {
-        let (q, d, _) = xq.row(r);
+        let (q, d, _) = xq.row(first + r);
         *y = dot_portable::<N, F>(w, q, d);
     }
 }
@@ -108,7 +109,7 @@ mod avx2 {
     /// The multi-row kernel `super::super::for_tiles` runs for format `F`.
     pub struct Tiles<const N: usize, F>(pub PhantomData<F>);
 
-    impl<const N: usize, F: Format<N>> super::super::TileKernel for Tiles<N, F> {
+    impl<const N: usize, F: Format<N>> super::super::TileKernel<[i8; BLOCK], f32> for Tiles<N, F> {
         /// `dot` of one weight row with the first `R` rows of a tile, the block unpacked and
         /// its magnitudes taken once and its scale multiplied with the `R` activation scales in
         /// one vector; per row the operations and their order are `dot`'s, so the results are

@@ -3,7 +3,7 @@ use candle_core::{Device, Module, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::quant::{arrays, Q8KRows, Q8Rows, Q8Tiles, BLOCK, SUPER};
+use super::quant::{arrays, Q8KRows, Q8KTiles, Q8Rows, Q8Tiles, BLOCK, SUPER};
 use super::{q4_1, q4_k, q5_0, q6_k, q8_0, Matrix};
 
 fn random(rng: &mut ChaCha8Rng, n: usize, scale: f32) -> Vec<f32> {
@@ -266,14 +266,32 @@ fn multi_row_kernels_equal_the_single_row_kernel_bit_for_bit() {
             tiles.regroup(&xq);
             let mut xk = Q8KRows::default();
             xk.quantize(&x, k);
+            let mut ktiles = Q8KTiles::default();
+            ktiles.regroup(&xk);
             let mut got = vec![f32::NAN; m];
             match dtype {
-                GgmlDType::Q4_1 => q4_1::dot_rows(&data, &xq, &tiles, &mut got),
-                GgmlDType::Q5_0 => q5_0::dot_rows(&data, &xq, &tiles, &mut got),
-                GgmlDType::Q8_0 => q8_0::dot_rows(&data, &xq, &tiles, &mut got),
-                GgmlDType::Q4K => q4_k::dot_rows(&data, &xk, &mut got),
-                _ => q6_k::dot_rows(&data, &xk, &mut got),
+                GgmlDType::Q4_1 => q4_1::dot_rows(&data, &xq, &tiles, 0, &mut got),
+                GgmlDType::Q5_0 => q5_0::dot_rows(&data, &xq, &tiles, 0, &mut got),
+                GgmlDType::Q8_0 => q8_0::dot_rows(&data, &xq, &tiles, 0, &mut got),
+                GgmlDType::Q4K => q4_k::dot_rows(&data, &xk, &ktiles, 0, &mut got),
+                _ => q6_k::dot_rows(&data, &xk, &ktiles, 0, &mut got),
             }
+            // Tile by tile from a later first row, as `matvec` calls them: the same values.
+            let mut by_tile = vec![f32::NAN; m];
+            for (t, out) in by_tile.chunks_mut(8).enumerate() {
+                match dtype {
+                    GgmlDType::Q4_1 => q4_1::dot_rows(&data, &xq, &tiles, 8 * t, out),
+                    GgmlDType::Q5_0 => q5_0::dot_rows(&data, &xq, &tiles, 8 * t, out),
+                    GgmlDType::Q8_0 => q8_0::dot_rows(&data, &xq, &tiles, 8 * t, out),
+                    GgmlDType::Q4K => q4_k::dot_rows(&data, &xk, &ktiles, 8 * t, out),
+                    _ => q6_k::dot_rows(&data, &xk, &ktiles, 8 * t, out),
+                }
+            }
+            assert_eq!(
+                by_tile.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "{dtype:?} m={m}"
+            );
             for (r, &g) in got.iter().enumerate() {
                 let (q, d, s) = xq.row(r);
                 let want = match dtype {

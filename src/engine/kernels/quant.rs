@@ -37,19 +37,21 @@ impl Q8Rows {
         for (((xs, q), d), s) in
             arrays::<f32, BLOCK>(x).zip(&mut self.q).zip(&mut self.d).zip(&mut self.s)
         {
+            // As ggml's x86 `quantize_row_q8_0`/`_q8_1` (what llama.cpp runs here): values
+            // times 127 / amax rounded half to even (`vroundps`), `d` = amax / 127 and
+            // `s` = d * sum (d unrounded) stored as f16. Candle's differ in the last bit (1 / d,
+            // halves away from zero, `s` from f16 operands), which the reference test shows.
             let amax = xs.iter().fold(0f32, |a, v| a.max(v.abs()));
-            let scale = amax / 127.0;
-            let inv = if scale != 0.0 { 1.0 / scale } else { 0.0 };
+            let inv = if amax != 0.0 { 127.0 / amax } else { 0.0 };
             let mut sum = 0i32;
             for (qv, &v) in q.iter_mut().zip(xs) {
                 // `as` saturates; |v * inv| <= 127 up to rounding anyway.
-                *qv = (v * inv).round() as i8;
+                *qv = (v * inv).round_ties_even() as i8;
                 sum += i32::from(*qv);
             }
-            let d16 = f16::from_f32(scale);
-            *d = d16.to_f32();
-            // ggml: s = d * sum, stored as f16 (candle: f16(sum) * d in f16).
-            *s = (f16::from_f32(sum as f32) * d16).to_f32();
+            let scale = amax / 127.0;
+            *d = f16::from_f32(scale).to_f32();
+            *s = f16::from_f32(scale * sum as f32).to_f32();
         }
     }
 

@@ -146,7 +146,42 @@ fn kernels_match_candles_dequantized_weights_on_random_blocks() {
     }
 }
 
-/// `Matrix` against candle's `QMatMul` (the same quantization scheme) for one row and a batch.
+/// Activations are quantized to blocks of 32 as ggml's x86 `quantize_row_q8_1` does (what
+/// llama.cpp runs on these CPUs): values times 127 / amax, halves rounded to even, `d` and
+/// `s = d * sum` (with `d` unrounded) stored as f16. Candle's rounds halves away from zero and
+/// forms `s` from f16 operands; against llama.cpp that last bit shows (the reference test).
+#[test]
+fn activations_quantize_as_ggml_on_x86() {
+    // amax 127: the multiplier is exactly 1, so 2.5 and -0.5 are ties.
+    let mut x = [0f32; BLOCK];
+    x[0] = 127.0;
+    x[1] = 2.5;
+    x[2] = -0.5;
+    x[3] = 3.5;
+    x[4] = 1000.0 / 127.0; // 7.874...: rounds to 8
+    let mut xq = Q8Rows::default();
+    xq.quantize(&x, BLOCK);
+    let (q, d, s) = xq.row(0);
+    assert_eq!(&q[0][..6], &[127, 2, 0, 4, 8, 0]);
+    assert_eq!(d[0], 1.0);
+    let sum = 127 + 2 + 4 + 8;
+    assert_eq!(s[0], half::f16::from_f32(sum as f32).to_f32());
+    // `s` from the unrounded `d`: amax 100 gives d = 100/127, not representable in f16.
+    let x: Vec<f32> =
+        (0..BLOCK).map(|k| if k == 0 { 100.0 } else { 1.0 + 4.0 * 0.37 * k as f32 }).collect();
+    xq.quantize(&x, BLOCK);
+    let (q, d, s) = xq.row(0);
+    let scale = 100f32 / 127.0;
+    let sum: i32 = q[0].iter().map(|&v| i32::from(v)).sum();
+    assert_eq!(d[0], half::f16::from_f32(scale).to_f32());
+    assert_eq!(s[0], half::f16::from_f32(scale * sum as f32).to_f32());
+    assert_ne!(s[0], (half::f16::from_f32(sum as f32) * half::f16::from_f32(scale)).to_f32());
+}
+
+/// `Matrix` against candle's `QMatMul` for one row and a batch. The activations are quantized
+/// as ggml's x86 code does, candle's in the last bit otherwise (the test above), so the two
+/// agree to the activations' quantization step, not bit for bit; a wrong row, block or offset
+/// is off by the size of the values.
 #[test]
 fn matrix_matches_candle_for_decode_and_prefill() {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
@@ -168,7 +203,7 @@ fn matrix_matches_candle_for_decode_and_prefill() {
             let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
             let scale = b.iter().fold(0f32, |s, v| s.max(v.abs()));
             for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-                assert!((x - y).abs() <= 1e-4 * scale, "{dtype:?} m={m} [{i}]: {x} vs {y}");
+                assert!((x - y).abs() <= 1e-2 * scale, "{dtype:?} m={m} [{i}]: {x} vs {y}");
             }
         }
     }

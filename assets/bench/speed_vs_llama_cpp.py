@@ -32,6 +32,7 @@ import re
 import statistics
 import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROMPT = "Explain how photosynthesis works in plants."
@@ -104,6 +105,15 @@ def thinkdbg(binary, args, model, prompt, tokens, top):
     return out
 
 
+def wait_idle(limit, most_s=240):
+    """Waits until the one-minute load average is under `limit` (at most `most_s` seconds);
+    returns the load average then."""
+    start = time.monotonic()
+    while os.getloadavg()[0] >= limit and time.monotonic() - start < most_s:
+        time.sleep(5)
+    return os.getloadavg()[0]
+
+
 def repeat_for(args, model, target):
     """How many times to repeat the prompt for about `target` prompt tokens (thinkdbg's count,
     chat template included), from one prompt of 50 repeats."""
@@ -118,6 +128,8 @@ def main():
     ap.add_argument("--thinkdbg", default="target/release/thinkdbg")
     ap.add_argument("--baseline", metavar="THINKDBG", help="another thinkdbg build, same runs")
     ap.add_argument("--rows", default="abc", help="which models: any of a, b, c")
+    ap.add_argument("--measures", default="decode@100,decode@4k,prefill@2k",
+                    help="which measurements, comma-separated")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--short-tokens", type=int, default=64)
@@ -128,6 +140,9 @@ def main():
     ap.add_argument("--work-dir", default=os.path.join(cache_dir(), "bench"),
                     help="where the requantized and synthetic models are kept")
     ap.add_argument("--json", metavar="FILE", help="write every run here")
+    ap.add_argument("--idle-load", type=float, default=0.5,
+                    help="before each repetition of a model, wait (up to 4 minutes) until the "
+                         "one-minute load average is under this (0: do not wait)")
     args = ap.parse_args()
 
     models = provision(args)
@@ -136,6 +151,7 @@ def main():
     runs = []  # (row, measure, engine, value)
     print(f"{args.threads} threads, {args.reps} reps, thinkdbg {args.thinkdbg}"
           + (f", baseline {args.baseline}" if args.baseline else ""), flush=True)
+    measures = [m for m in args.measures.split(",") if m]
     for row, (name, model) in models.items():
         long_rep = repeat_for(args, model, args.long_context - args.long_tokens)
         pre_rep = repeat_for(args, model, args.prefill_context)
@@ -143,31 +159,35 @@ def main():
         print(f"\n{row}: {name}\n   {model}\n   prompt repeats: decode@4k {long_rep}, "
               f"prefill@2k {pre_rep}", flush=True)
         for rep in range(args.reps):
+            if args.idle_load > 0:
+                print(f"   rep {rep}: load average {wait_idle(args.idle_load):.2f}", flush=True)
+
             def add(measure, engine, value, tokens=None):
                 runs.append({"row": row, "measure": measure, "engine": engine, "value": value,
                              "prompt_tokens": tokens, "rep": rep})
                 print(f"   rep {rep} {measure:<11} {engine:<18} {value:8.1f} tok/s"
                       + (f"  ({tokens} prompt tokens)" if tokens else ""), flush=True)
 
-            r = llama_cpp(args, model, short, args.short_tokens)
-            add("decode@100", "llama.cpp", r["decode_tok_s"], r["prompt_tokens"])
-            for label, binary in engines:
-                r = thinkdbg(binary, args, model, short, args.short_tokens, 20)
-                add("decode@100", f"{label} top-20", r["decode_tok_s"], r["prompt_tokens"])
-            r = thinkdbg(args.thinkdbg, args, model, short, args.short_tokens, 0)
-            add("decode@100", "thinkdbg top-0", r["decode_tok_s"], r["prompt_tokens"])
-
-            r = llama_cpp(args, model, long_p, args.long_tokens)
-            add("decode@4k", "llama.cpp", r["decode_tok_s"], r["prompt_tokens"])
-            for label, binary in engines:
-                r = thinkdbg(binary, args, model, long_p, args.long_tokens, 20)
-                add("decode@4k", f"{label} top-20", r["decode_tok_s"], r["prompt_tokens"])
-
-            r = llama_cpp(args, model, pre, 1)
-            add("prefill@2k", "llama.cpp", r["prefill_tok_s"], r["prompt_tokens"])
-            for label, binary in engines:
-                r = thinkdbg(binary, args, model, pre, 1, 20)
-                add("prefill@2k", f"{label} top-20", r["prefill_tok_s"], r["prompt_tokens"])
+            if "decode@100" in measures:
+                r = llama_cpp(args, model, short, args.short_tokens)
+                add("decode@100", "llama.cpp", r["decode_tok_s"], r["prompt_tokens"])
+                for label, binary in engines:
+                    r = thinkdbg(binary, args, model, short, args.short_tokens, 20)
+                    add("decode@100", f"{label} top-20", r["decode_tok_s"], r["prompt_tokens"])
+                r = thinkdbg(args.thinkdbg, args, model, short, args.short_tokens, 0)
+                add("decode@100", "thinkdbg top-0", r["decode_tok_s"], r["prompt_tokens"])
+            if "decode@4k" in measures:
+                r = llama_cpp(args, model, long_p, args.long_tokens)
+                add("decode@4k", "llama.cpp", r["decode_tok_s"], r["prompt_tokens"])
+                for label, binary in engines:
+                    r = thinkdbg(binary, args, model, long_p, args.long_tokens, 20)
+                    add("decode@4k", f"{label} top-20", r["decode_tok_s"], r["prompt_tokens"])
+            if "prefill@2k" in measures:
+                r = llama_cpp(args, model, pre, 1)
+                add("prefill@2k", "llama.cpp", r["prefill_tok_s"], r["prompt_tokens"])
+                for label, binary in engines:
+                    r = thinkdbg(binary, args, model, pre, 1, 20)
+                    add("prefill@2k", f"{label} top-20", r["prefill_tok_s"], r["prompt_tokens"])
 
     def med(row, measure, engine):
         vals = [r["value"] for r in runs
@@ -181,7 +201,7 @@ def main():
         sep += "---|---|"
     print("\n" + head + "\n" + sep)
     for row, (name, _) in models.items():
-        for measure in ("decode@100", "decode@4k", "prefill@2k"):
+        for measure in measures:
             ref = med(row, measure, "llama.cpp")
             ours = med(row, measure, "thinkdbg top-20")
             line = f"| {row} {name} | {measure} | {ref:.1f} | {ours:.1f} | {ours / ref:.2f} |"
@@ -190,7 +210,7 @@ def main():
                 line += f" {base:.1f} | {base / ref:.2f} |"
             print(line)
     print()
-    for row, (name, _) in models.items():
+    for row, (name, _) in models.items() if "decode@100" in measures else ():
         on, off = med(row, "decode@100", "thinkdbg top-20"), med(row, "decode@100", "thinkdbg top-0")
         print(f"recording overhead at decode@100, {row} {name}: {100 * (1 - on / off):.1f}% "
               f"(top-0 {off:.1f} tok/s)")

@@ -265,13 +265,11 @@ impl Engine {
             });
         }
         let start = Instant::now();
-        self.model.truncate_cache(0);
         self.model.set_routing_detail(req.routing);
         let moe = self.model.is_moe() && req.routing != RoutingDetail::Off;
-        let logits = self.model.forward(&prompt_ids, 0)?;
+        let (logits, routing) = self.prefill_prompt(&prompt_ids)?;
         let prefill_us = start.elapsed().as_micros() as u64;
         if moe && req.prompt_routing {
-            let routing = self.model.take_routing();
             for rec in recorders.iter_mut() {
                 rec.record(Event::PromptRouting(routing.clone()));
             }

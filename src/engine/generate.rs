@@ -234,13 +234,12 @@ impl Engine {
         let mut decoder = StreamDecoder::new();
         let mut timings = Timings { prompt_tokens: prompt_ids.len() as u32, ..Timings::default() };
         let start = Instant::now();
-        self.model.truncate_cache(0);
         self.model.set_routing_detail(req.routing);
         let moe = self.model.is_moe() && req.routing != RoutingDetail::Off;
-        let mut logits = self.model.forward(&prompt_ids, 0)?;
+        let (mut logits, routing) = self.prefill_prompt(&prompt_ids)?;
         timings.prefill_us = start.elapsed().as_micros() as u64;
         if moe && req.prompt_routing {
-            recorder.record(Event::PromptRouting(self.model.take_routing()));
+            recorder.record(Event::PromptRouting(routing));
         }
         let decode_start = Instant::now();
         let mut history = prompt_ids.clone();

@@ -96,9 +96,8 @@ impl Engine {
             )));
         }
         let start = Instant::now();
-        self.model.truncate_cache(0);
         self.model.set_routing_detail(crate::trace::RoutingDetail::Off);
-        let mut last = self.model.forward(&prompt_ids, 0)?;
+        let (mut last, _) = self.prefill_prompt(&prompt_ids)?;
         let prefill_us = start.elapsed().as_micros() as u64;
         let mut pos = prompt_ids.len();
         let mut done = 0usize;

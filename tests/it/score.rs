@@ -100,7 +100,9 @@ fn check_model(name: &str, path: &Path, prompt: Prompt, n: usize) {
     let (run, run_routes, run_prompt_routes) = steps_of(greedy(&mut engine, &prompt, n));
     assert_eq!(run.len(), n, "{name}");
     // Chunks that split the prompt, the output and the prompt/output boundary unevenly.
-    for chunk in [5, 256] {
+    // 1024: the whole run in one pass, against a run whose prompt was prefilled in chunks of
+    // 256 (a long prompt).
+    for chunk in [5, 256, 1024] {
         let req = score_request(&engine, &prompt, &run, chunk);
         let plan = engine.plan_score(&req).unwrap();
         assert_eq!(plan.tokens, ScoredTokens::ParentIds, "{name}");
@@ -137,6 +139,14 @@ fn scoring_a_greedy_run_under_its_own_model_gives_its_numbers_back() {
         synth::write(&SynthSpec { dims, quant: GgmlDType::F32, seed }, &path).unwrap();
         check_model(arch, &path, Prompt::Raw("<|im_start|>user\nthe answer is".into()), 24);
     }
+    // A prompt past one prefill chunk (256 tokens): the run's prompt goes in two chunks.
+    let long = "the answer is ".repeat(100);
+    let path = write_tiny(dir.path(), &Tiny { context: 1024, ..Tiny::llama() });
+    check_model("llama, long prompt", &path, user(&long), 8);
+    let path = dir.path().join("qwen3moe-1k.gguf");
+    let dims = Dims { context: 1024, ..Dims::named("qwen3moe", "tiny").unwrap() };
+    synth::write(&SynthSpec { dims, quant: GgmlDType::F32, seed: 1 }, &path).unwrap();
+    check_model("qwen3moe, long prompt", &path, Prompt::Raw(long), 8);
 }
 
 #[test]

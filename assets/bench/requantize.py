@@ -11,6 +11,7 @@ that cannot hold `Q4_K`/`Q6_K` blocks fall back to `Q5_0`/`Q8_0`.
         --model ~/.cache/thinkdbg/models/SmolLM2-135M-Instruct.Q4_1.gguf \\
         --out /tmp/smollm2-q4_k_m.gguf
 
+`--type F32` writes the dequantization itself (an exact reference for the engine's F32 path).
 Prints a JSON line with the count of tensors per type in the result.
 """
 
@@ -67,10 +68,22 @@ def main():
     ap = argparse.ArgumentParser(description="requantize a GGUF with llama.cpp's quantizer")
     ap.add_argument("--model", required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--type", default="Q4_K_M", choices=sorted(FTYPES))
+    ap.add_argument("--type", default="Q4_K_M", choices=sorted(FTYPES) + ["F32"],
+                    help="F32: the dequantization itself, no requantization")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
 
+    if args.type == "F32":
+        dequantize_to_f32(args.model, args.out)
+    else:
+        requantize(args)
+    types = collections.Counter(
+        t.tensor_type.name for t in gguf.GGUFReader(args.out).tensors
+    )
+    print(json.dumps({"out": args.out, "type": args.type, "tensors": dict(types)}))
+
+
+def requantize(args):
     with tempfile.TemporaryDirectory() as tmp:
         f32 = os.path.join(tmp, "f32.gguf")
         dequantize_to_f32(args.model, f32)
@@ -82,10 +95,6 @@ def main():
         )
         if rc != 0:
             raise SystemExit(f"llama_model_quantize failed with {rc}")
-    types = collections.Counter(
-        t.tensor_type.name for t in gguf.GGUFReader(args.out).tensors
-    )
-    print(json.dumps({"out": args.out, "type": args.type, "tensors": dict(types)}))
 
 
 if __name__ == "__main__":

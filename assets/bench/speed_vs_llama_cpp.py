@@ -168,26 +168,23 @@ def main():
                 print(f"   rep {rep} {measure:<11} {engine:<18} {value:8.1f} tok/s"
                       + (f"  ({tokens} prompt tokens)" if tokens else ""), flush=True)
 
-            if "decode@100" in measures:
-                r = llama_cpp(args, model, short, args.short_tokens)
-                add("decode@100", "llama.cpp", r["decode_tok_s"], r["prompt_tokens"])
+            def side_by_side(measure, prompt, tokens, key):
+                """llama.cpp, then each thinkdbg build with full recording; `key` is the rate
+                read from each."""
+                r = llama_cpp(args, model, prompt, tokens)
+                add(measure, "llama.cpp", r[key], r["prompt_tokens"])
                 for label, binary in engines:
-                    r = thinkdbg(binary, args, model, short, args.short_tokens, 20)
-                    add("decode@100", f"{label} top-20", r["decode_tok_s"], r["prompt_tokens"])
+                    r = thinkdbg(binary, args, model, prompt, tokens, 20)
+                    add(measure, f"{label} top-20", r[key], r["prompt_tokens"])
+
+            if "decode@100" in measures:
+                side_by_side("decode@100", short, args.short_tokens, "decode_tok_s")
                 r = thinkdbg(args.thinkdbg, args, model, short, args.short_tokens, 0)
                 add("decode@100", "thinkdbg top-0", r["decode_tok_s"], r["prompt_tokens"])
             if "decode@4k" in measures:
-                r = llama_cpp(args, model, long_p, args.long_tokens)
-                add("decode@4k", "llama.cpp", r["decode_tok_s"], r["prompt_tokens"])
-                for label, binary in engines:
-                    r = thinkdbg(binary, args, model, long_p, args.long_tokens, 20)
-                    add("decode@4k", f"{label} top-20", r["decode_tok_s"], r["prompt_tokens"])
+                side_by_side("decode@4k", long_p, args.long_tokens, "decode_tok_s")
             if "prefill@2k" in measures:
-                r = llama_cpp(args, model, pre, 1)
-                add("prefill@2k", "llama.cpp", r["prefill_tok_s"], r["prompt_tokens"])
-                for label, binary in engines:
-                    r = thinkdbg(binary, args, model, pre, 1, 20)
-                    add("prefill@2k", f"{label} top-20", r["prefill_tok_s"], r["prompt_tokens"])
+                side_by_side("prefill@2k", pre, 1, "prefill_tok_s")
 
     def med(row, measure, engine):
         vals = [r["value"] for r in runs

@@ -308,13 +308,7 @@ impl Engine {
     /// on the demo model) and ran at half the speed; chunks keep them small and the batched
     /// matmuls full.
     pub(crate) fn prefill_prompt(&mut self, ids: &[u32]) -> Result<(Vec<f32>, Vec<Routing>)> {
-        self.model.truncate_cache(0);
-        let (mut logits, mut routing) = (Vec::new(), Vec::new());
-        for (i, part) in ids.chunks(DEFAULT_CHUNK).enumerate() {
-            logits = self.model.forward(part, i * DEFAULT_CHUNK)?;
-            routing.extend(self.model.take_routing());
-        }
-        Ok((logits, routing))
+        self.prefill_chunks(ids, DEFAULT_CHUNK)
     }
 
     /// Prefills `ids` from position 0, `chunk` tokens per forward pass, computing only the
@@ -324,11 +318,19 @@ impl Engine {
         if ids.len() > context {
             return Err(Error::PromptTooLong { prompt: ids.len(), context });
         }
+        self.prefill_chunks(ids, chunk).map(|_| ())
+    }
+
+    /// `prefill_prompt` with `chunk` tokens per forward pass.
+    fn prefill_chunks(&mut self, ids: &[u32], chunk: usize) -> Result<(Vec<f32>, Vec<Routing>)> {
         self.model.truncate_cache(0);
-        for (i, part) in ids.chunks(chunk.max(1)).enumerate() {
-            self.model.forward(part, i * chunk.max(1))?;
+        let chunk = chunk.max(1);
+        let (mut logits, mut routing) = (Vec::new(), Vec::new());
+        for (i, part) in ids.chunks(chunk).enumerate() {
+            logits = self.model.forward(part, i * chunk)?;
+            routing.extend(self.model.take_routing());
         }
-        Ok(())
+        Ok((logits, routing))
     }
 }
 

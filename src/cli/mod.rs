@@ -95,6 +95,12 @@ pub struct Cli {
     /// Compute threads (default: physical cores; same as CANDLE_NUM_THREADS).
     #[arg(help_heading = GLOBAL, long, global = true, value_name = "N")]
     pub threads: Option<usize>,
+    /// Element type of the KV cache of the embedded engine: f16 (the default on the CPU, as
+    /// llama.cpp's: half the memory and the bytes read per token) or f32 (the default on a
+    /// GPU; what an F32 model needs to match llama.cpp run with an f32 cache); also
+    /// THINKDBG_KV_CACHE.
+    #[arg(help_heading = GLOBAL, long, global = true, value_name = "TYPE", value_parser = ["f16", "f32"])]
+    pub kv_cache: Option<String>,
     /// Import the sample sessions (real runs of the demo model) into the store, then open
     /// the terminal UI (without a terminal: import only).
     #[arg(long)]
@@ -266,6 +272,10 @@ fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
         anyhow::ensure!(n > 0, "'--threads' must be at least 1");
         // Read once by candle at its first operation, which has not happened yet.
         std::env::set_var("CANDLE_NUM_THREADS", n.to_string());
+    }
+    if let Some(t) = &cli.kv_cache {
+        // Read by the engine when it loads a model (`engine::models::kv_cache_dtype`).
+        std::env::set_var("THINKDBG_KV_CACHE", t);
     }
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         // candle asks for rayon's thread count in every float matmul; unset, that reads

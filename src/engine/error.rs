@@ -38,6 +38,8 @@ pub enum Error {
     Worker(String),
     #[error("device: {0}")]
     Device(String),
+    #[error("setting: {0}")]
+    Setting(String),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }

@@ -128,19 +128,21 @@ impl Hparams {
 }
 
 /// Keys and values of past positions for one layer, in `(1, n_head_kv, capacity, head_dim)`
-/// buffers that double when full.
+/// buffers of `dtype` (f16 or f32, `models::kv_cache_dtype`) that double when full.
 struct KvCache {
     k: Option<Tensor>,
     v: Option<Tensor>,
     len: usize,
+    dtype: DType,
 }
 
 impl KvCache {
-    fn new() -> Self {
-        KvCache { k: None, v: None, len: 0 }
+    fn new(dtype: DType) -> Self {
+        KvCache { k: None, v: None, len: 0, dtype }
     }
 
-    /// Appends `k`, `v` of shape `(1, h, t, d)` and returns views of everything cached.
+    /// Appends `k`, `v` of shape `(1, h, t, d)` and returns views of everything cached (in
+    /// the cache's element type).
     fn append(&mut self, k: &Tensor, v: &Tensor, max: usize) -> Result<(Tensor, Tensor)> {
         let (_, h, t, d) = k.dims4()?;
         let need = self.len + t;
@@ -148,7 +150,7 @@ impl KvCache {
         if need > cap {
             let new_cap = need.max(cap * 2).max(256).min(max.max(need));
             let grow = |old: &Option<Tensor>| -> Result<Tensor> {
-                let fresh = Tensor::zeros((1, h, new_cap, d), DType::F32, k.device())?;
+                let fresh = Tensor::zeros((1, h, new_cap, d), self.dtype, k.device())?;
                 if let Some(old) = old {
                     if self.len > 0 {
                         fresh.slice_set(&old.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
@@ -163,8 +165,8 @@ impl KvCache {
             (Some(kc), Some(vc)) => (kc, vc),
             _ => return Err(Error::Worker("KV cache was not allocated".into())),
         };
-        kc.slice_set(k, 2, self.len)?;
-        vc.slice_set(v, 2, self.len)?;
+        kc.slice_set(&k.to_dtype(self.dtype)?, 2, self.len)?;
+        vc.slice_set(&v.to_dtype(self.dtype)?, 2, self.len)?;
         self.len = need;
         Ok((kc.narrow(2, 0, need)?, vc.narrow(2, 0, need)?))
     }
@@ -257,6 +259,7 @@ impl Dense {
             true => Some(ld.vector(g, "rope_freqs.weight", hp.rope_dims / 2)?.to_vec1::<f32>()?),
             false => None,
         };
+        let kv_dtype = super::kv_cache_dtype(device)?;
         let rope = Rope::new(
             hp.rope_style(),
             hp.rope_dims,
@@ -296,7 +299,7 @@ impl Dense {
                         down: ld.matrix(g, &n("ffn_down.weight"), hp.n_embd, hp.n_ff)?.into(),
                     },
                 },
-                cache: KvCache::new(),
+                cache: KvCache::new(kv_dtype),
             });
         }
         if hp.arch == "qwen2" && layers.iter().any(|l| l.bq.is_none()) {
@@ -427,6 +430,7 @@ impl Dense {
                 }
             }
         }
+        let (k_all, v_all) = (attend::widened(&k_all)?, attend::widened(&v_all)?);
         // Grouped-query attention without copying keys: the query heads that share a KV head
         // are stacked as extra rows, (1, n_kv, n_rep * t, d) against (1, n_kv, total, d).
         let n_rep = hp.n_head / hp.n_head_kv;

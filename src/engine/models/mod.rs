@@ -10,7 +10,7 @@ pub mod dense;
 pub mod moe;
 
 use candle_core::quantized::QMatMul;
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 
 use super::error::{Error, Result};
 use super::gguf::{Gguf, TensorReader};
@@ -190,6 +190,23 @@ pub fn load(gguf: &Gguf, device: &Device, progress: Progress<'_>) -> Result<Box<
         return Ok(Box::new(deepseek2::Deepseek2::load(gguf, device, progress)?));
     }
     Ok(Box::new(dense::Dense::load(gguf, device, progress)?))
+}
+
+/// The element type of the dense models' KV caches: f16 on the CPU (as llama.cpp's default:
+/// half the bytes of an f32 cache to read per position and token, and half the memory), f32
+/// on other devices (candle's attention there multiplies f32); `THINKDBG_KV_CACHE=f16|f32`
+/// (the `--kv-cache` option) decides instead. An f32 cache is what an F32 model needs to
+/// match llama.cpp run with an f32 cache exactly.
+pub(crate) fn kv_cache_dtype(device: &Device) -> Result<DType> {
+    match std::env::var("THINKDBG_KV_CACHE").as_deref() {
+        Ok("f16") => Ok(DType::F16),
+        Ok("f32") => Ok(DType::F32),
+        Ok(other) => Err(Error::Setting(format!(
+            "THINKDBG_KV_CACHE is '{other}'; the KV cache can be 'f16' or 'f32'"
+        ))),
+        Err(_) if matches!(device, Device::Cpu) => Ok(DType::F16),
+        Err(_) => Ok(DType::F32),
+    }
 }
 
 /// Reads tensors while checking their shapes and reporting progress.

@@ -1,22 +1,38 @@
 //! Attention of one new token per sequence against that sequence's KV cache, on the CPU, in
 //! plain loops rather than candle's general matmul: a decode step's attention is a few small
 //! matrix-vector products per head, where candle's strided batched matmul spent more time
-//! packing operands than multiplying (an eighth of a batched decode step on the demo model,
-//! measured at positions under 100). A lone decode and a batched one both come here, so a
+//! packing operands than multiplying. A lone decode and a batched one both come here, so a
 //! sequence sees the same numbers either way.
 //!
-//! The work is split over candle's thread pool by (sequence, KV head): the query heads that
-//! share a KV head (grouped-query attention) read each cached key and value once. `Dense`'s
-//! `cached_attention` is the entry point from the lone and the batched decode.
+//! The caches hold f16 values (the default, as llama.cpp's: half the bytes to read per
+//! position) or f32 ones (`--kv-cache f32`). Keys and values are widened to f32 a tile of
+//! `TILE` positions at a time, into a buffer that stays in L1; everything after is f32.
+//!
+//! The work is split over candle's thread pool by (sequence, KV head, span of `SPAN`
+//! positions). The query heads that share a KV head (grouped-query attention) read each
+//! cached key and value once; a long context keeps every core busy whatever the head count
+//! (the demo model has three KV heads, which two threads split 2:1 when a head is the unit).
+//! Each span gives a partial softmax (its largest score, its sum of exponentials and its
+//! exp-weighted sum of values) and a head's spans are merged at the end, as flash-decoding
+//! does. Spans start at fixed positions, so the numbers depend neither on the thread count
+//! nor on the other sequences of a batch. `Dense`'s `cached_attention` is the entry point from
+//! the lone and the batched decode.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use candle_core::{Device, Storage, Tensor};
+use candle_core::{DType, Device, Storage, Tensor, WithDType};
+use half::f16;
+use half::slice::HalfFloatSliceExt;
 
 use super::Dense;
 use crate::engine::error::{Error, Result};
+
+/// Positions per task, the unit of work split over the threads.
+const SPAN: usize = 256;
+/// Positions widened to f32 at a time (`TILE * head_dim` values, a few KiB).
+const TILE: usize = 32;
 
 /// The shape of the attention: heads, KV heads, head size.
 #[derive(Debug, Clone, Copy)]
@@ -37,27 +53,80 @@ pub(super) struct Row<'a> {
     pub len: usize,
 }
 
-/// `f` of the f32 values of a CPU tensor that is its whole buffer (contiguous from the
+/// The element type of a KV cache: f16 or f32.
+pub(super) trait CacheValue: WithDType + Sync {
+    /// `src` as f32 values: `src` itself for f32, else converted into `buf`.
+    fn widen<'a>(src: &'a [Self], buf: &'a mut Vec<f32>) -> &'a [f32];
+}
+
+impl CacheValue for f32 {
+    #[inline(always)]
+    fn widen<'a>(src: &'a [f32], _: &'a mut Vec<f32>) -> &'a [f32] {
+        src
+    }
+}
+
+impl CacheValue for f16 {
+    #[inline(always)]
+    fn widen<'a>(src: &'a [f16], buf: &'a mut Vec<f32>) -> &'a [f32] {
+        if buf.len() < src.len() {
+            buf.resize(src.len(), 0.0);
+        }
+        let out = &mut buf[..src.len()];
+        src.convert_to_f32_slice(out);
+        out
+    }
+}
+
+/// `f` of the `T` values of a CPU tensor that is its whole buffer (contiguous from the
 /// buffer's start, as the KV caches are), or `None` for other tensors.
-pub(super) fn with_cpu_buffer<T>(t: &Tensor, f: impl FnOnce(&[f32]) -> T) -> Option<T> {
+fn with_cpu_buffer<T: WithDType, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> Option<R> {
     let (storage, layout) = t.storage_and_layout();
     if !layout.is_contiguous() || layout.start_offset() != 0 {
         return None;
     }
     match &*storage {
-        Storage::Cpu(cpu) => cpu.as_slice::<f32>().ok().map(f),
+        Storage::Cpu(cpu) => cpu.as_slice::<T>().ok().map(f),
         _ => None,
     }
 }
 
-/// Attention output of every row, `rows * n_head * dim` values (row-major, heads in order),
-/// scaled by `1/sqrt(dim)` and softmax-normalised as candle's `matmul` + `softmax_last_dim`
-/// path does it.
-pub(super) fn attend_rows(
+/// `view`, the first positions of a `(1, heads, cap, dim)` cache buffer, as an f32 tensor
+/// `(1, heads, len, dim)` for candle's attention (a prompt's): the view itself when the cache
+/// is f32, else each head's contiguous run widened in one pass (candle's `to_dtype` walks the
+/// strided view value by value, a fifth of a long prefill).
+pub(super) fn widened(view: &Tensor) -> Result<Tensor> {
+    if view.dtype() == DType::F32 {
+        return Ok(view.clone());
+    }
+    let (b, h, len, dim) = view.dims4()?;
+    let (storage, layout) = view.storage_and_layout();
+    let stride = layout.stride();
+    let runs = match (&*storage, b, stride) {
+        (Storage::Cpu(cpu), 1, &[_, head_stride, row, 1]) if row == dim => {
+            cpu.as_slice::<f16>().ok().map(|all| (all, layout.start_offset(), head_stride))
+        }
+        _ => None,
+    };
+    let Some((all, start, head_stride)) = runs else {
+        return Ok(view.to_dtype(DType::F32)?);
+    };
+    let mut out = vec![0f32; h * len * dim];
+    for (head, o) in out.chunks_exact_mut(len * dim).enumerate() {
+        let at = start + head * head_stride;
+        all[at..at + len * dim].convert_to_f32_slice(o);
+    }
+    drop(storage);
+    Ok(Tensor::from_vec(out, (1, h, len, dim), view.device())?)
+}
+
+/// Attention output of every row, `rows * n_head * dim` values (row-major, heads in order):
+/// `softmax(q·k / sqrt(dim)) · v` over the row's cached positions.
+pub(super) fn attend_rows<T: CacheValue>(
     heads: Heads,
     rows: &[Row<'_>],
-    k: &[f32],
-    v: &[f32],
+    k: &[T],
+    v: &[T],
 ) -> Result<Vec<f32>> {
     let Heads { n_head, n_kv, dim } = heads;
     if n_kv == 0 || n_head % n_kv != 0 || dim == 0 {
@@ -75,60 +144,313 @@ pub(super) fn attend_rows(
             )));
         }
     }
+    // The tasks, (row, KV head, first position of the span), a head's spans one after another.
+    let tasks: Vec<(usize, usize, usize)> = rows
+        .iter()
+        .enumerate()
+        .flat_map(|(ri, r)| {
+            (0..n_kv).flat_map(move |h| (0..r.len).step_by(SPAN).map(move |s| (ri, h, s)))
+        })
+        .collect();
+    let part = n_rep * (dim + 2);
+    let mut partials = vec![0f32; tasks.len() * part];
+    let slots: Vec<Mutex<&mut [f32]>> = partials.chunks_mut(part).map(Mutex::new).collect();
     let scale = 1.0 / (dim as f32).sqrt();
-    let mut out = vec![0f32; rows.len() * n_head * dim];
-    // One output slice per (row, KV head): its n_rep query heads, side by side.
-    let slots: Vec<Mutex<&mut [f32]>> = out.chunks_mut(n_rep * dim).map(Mutex::new).collect();
     let cursor = AtomicUsize::new(0);
     candle_core::utils::barrier_pool().execute(|_| loop {
         let at = cursor.fetch_add(1, Ordering::Relaxed);
-        let (Some(slot), Some(row)) = (slots.get(at), rows.get(at / n_kv)) else { break };
-        let Ok(mut o) = slot.lock() else { break };
-        let h = at % n_kv;
+        let (Some(slot), Some(&(ri, h, first))) = (slots.get(at), tasks.get(at)) else { break };
+        let (Some(row), Ok(mut out)) = (rows.get(ri), slot.lock()) else { break };
         let base = row.offset + h * row.cap * dim;
-        let keys = &k[base..base + row.len * dim];
-        let values = &v[base..base + row.len * dim];
+        let end = row.len.min(first + SPAN);
+        let (keys, values) =
+            (&k[base + first * dim..base + end * dim], &v[base + first * dim..base + end * dim]);
         let q = &row.q[h * n_rep * dim..(h + 1) * n_rep * dim];
-        head_group(q, keys, values, dim, scale, &mut o);
+        span_partial(q, (keys, values), dim, scale, &mut out);
     });
     drop(slots);
+    let mut out = vec![0f32; rows.len() * n_head * dim];
+    let mut groups = out.chunks_exact_mut(n_rep * dim);
+    let mut at = 0;
+    while let (Some(o), Some(&(ri, h, _))) = (groups.next(), tasks.get(at)) {
+        let spans = tasks[at..].iter().take_while(|t| (t.0, t.1) == (ri, h)).count();
+        merge(&partials[at * part..(at + spans) * part], dim, o);
+        at += spans;
+    }
     Ok(out)
 }
 
-/// The query heads `q` (`n_rep * dim`) of one KV head against its `keys` and `values`
-/// (`len * dim` each) into `out` (`n_rep * dim`).
-fn head_group(q: &[f32], keys: &[f32], values: &[f32], dim: usize, scale: f32, out: &mut [f32]) {
+/// The output of a KV head's query heads (`out`, `n_rep * dim`) from the partial softmaxes of
+/// its spans (`parts`, one block per span, `dim + 2` values per head: the span's largest
+/// score, its sum of exponentials, its exp-weighted sum of values).
+fn merge(parts: &[f32], dim: usize, out: &mut [f32]) {
+    let n_rep = out.len() / dim;
+    let heads = |r: usize| {
+        parts.chunks_exact(n_rep * (dim + 2)).map(move |p| &p[r * (dim + 2)..(r + 1) * (dim + 2)])
+    };
+    for (r, o) in out.chunks_exact_mut(dim).enumerate() {
+        let max = heads(r).map(|h| h[0]).fold(f32::NEG_INFINITY, f32::max);
+        let mut total = 0f32;
+        o.fill(0.0);
+        for h in heads(r) {
+            let w = (h[0] - max).exp();
+            total += w * h[1];
+            for (a, &b) in o.iter_mut().zip(&h[2..]) {
+                *a += w * b;
+            }
+        }
+        for a in o.iter_mut() {
+            *a /= total;
+        }
+    }
+}
+
+/// A thread's scratch: the scores of a span and the widened key or value tile.
+#[derive(Default)]
+struct Scratch {
+    scores: Vec<f32>,
+    tile: Vec<f32>,
+}
+
+/// The partial softmax of the query heads `q` (`n_rep * dim`) over a span of one KV head's
+/// positions (`keys`, `values`: `len * dim` each), into `out` (`dim + 2` values per head: the
+/// largest score, the sum of exponentials, the exp-weighted sum of values).
+fn span_partial<T: CacheValue>(
+    q: &[f32],
+    (keys, values): (&[T], &[T]),
+    dim: usize,
+    scale: f32,
+    out: &mut [f32],
+) {
     thread_local! {
-        static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+        static SCRATCH: RefCell<Scratch> = RefCell::default();
     }
     let n_rep = q.len() / dim;
     let len = keys.len() / dim;
-    SCORES.with(|cell| {
-        let mut scores = cell.borrow_mut();
-        scores.clear();
-        scores.resize(n_rep * len, 0.0);
-        for (j, key) in keys.chunks_exact(dim).enumerate() {
-            for (r, qr) in q.chunks_exact(dim).enumerate() {
-                scores[r * len + j] = dot(qr, key) * scale;
-            }
+    let simd = Simd::detect();
+    SCRATCH.with(|cell| {
+        let mut scratch = cell.borrow_mut();
+        let Scratch { scores, tile: buf } = &mut *scratch;
+        if scores.len() < n_rep * len {
+            scores.resize(n_rep * len, 0.0);
         }
-        for (s, o) in scores.chunks_exact_mut(len).zip(out.chunks_exact_mut(dim)) {
-            let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0f32;
-            for x in s.iter_mut() {
-                *x = (*x - max).exp();
-                sum += *x;
+        // Every score is written (by the key pass) before it is read.
+        let scores = &mut scores[..n_rep * len];
+        simd.run(|| {
+            for (t, tile) in keys.chunks(TILE * dim).enumerate() {
+                let tile = T::widen(tile, buf);
+                for (j, key) in tile.chunks_exact(dim).enumerate() {
+                    for (r, qr) in q.chunks_exact(dim).enumerate() {
+                        scores[r * len + t * TILE + j] = simd.dot(qr, key) * scale;
+                    }
+                }
             }
-            for x in s.iter_mut() {
-                *x /= sum;
+            for (s, o) in scores.chunks_exact_mut(len).zip(out.chunks_exact_mut(dim + 2)) {
+                let max = max_of(s);
+                o[0] = max;
+                o[1] = exp_sum(s, max);
+                o[2..].fill(0.0);
             }
-            weighted_sum(s, values, o);
-        }
+            for (t, tile) in values.chunks(TILE * dim).enumerate() {
+                let tile = T::widen(tile, buf);
+                weighted_sum(simd, (scores, len, t * TILE), tile, dim, out);
+            }
+        })
     });
 }
 
+/// The instruction set of the inner loops: AVX2 and FMA where the CPU has them (checked once
+/// per span, not per dot product), else plain code.
+#[derive(Clone, Copy)]
+enum Simd {
+    #[cfg(target_arch = "x86_64")]
+    V3(pulp::x86::V3),
+    Portable,
+}
+
+impl Simd {
+    fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(simd) = pulp::x86::V3::try_new() {
+            return Simd::V3(simd);
+        }
+        Simd::Portable
+    }
+
+    /// `f` compiled with the instruction set enabled (for the code inlined into it).
+    #[inline(always)]
+    fn run<R>(self, f: impl FnOnce() -> R) -> R {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Simd::V3(simd) => simd.vectorize(f),
+            Simd::Portable => f(),
+        }
+    }
+
+    /// `a · b`: with AVX2, two eight-lane FMA chains and a pairwise sum of the lanes; else
+    /// sixteen lanes in plain code (which vectorizes without reordering a float sum).
+    #[inline(always)]
+    fn dot(self, a: &[f32], b: &[f32]) -> f32 {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Simd::V3(simd) => dot_avx2(simd, a, b),
+            Simd::Portable => dot_portable(a, b),
+        }
+    }
+}
+
+/// The largest of `s` (eight lanes, then across them).
+#[inline(always)]
+fn max_of(s: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let mut chunks = s.chunks_exact(8);
+    for c in &mut chunks {
+        for (l, &x) in lanes.iter_mut().zip(c) {
+            *l = l.max(x);
+        }
+    }
+    chunks.remainder().iter().chain(&lanes).copied().fold(f32::NEG_INFINITY, f32::max)
+}
+
+/// `s[i] = exp(s[i] - max)`; returns their sum (in eight lanes, then pairwise).
+#[inline(always)]
+fn exp_sum(s: &mut [f32], max: f32) -> f32 {
+    for x in s.iter_mut() {
+        *x = exp(*x - max);
+    }
+    let mut lanes = [0f32; 8];
+    let mut chunks = s.chunks_exact(8);
+    for c in &mut chunks {
+        for (l, &x) in lanes.iter_mut().zip(c) {
+            *l += x;
+        }
+    }
+    let mut sum = ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6]))
+        + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]));
+    for x in chunks.remainder() {
+        sum += *x;
+    }
+    sum
+}
+
+/// `e^x` for `x <= 0` (a softmax's shifted scores), in branch-free arithmetic that the
+/// compiler vectorizes: `x = n ln 2 + r` with `|r| <= ln 2 / 2`, `e^r` by Cephes' `expf`
+/// polynomial, `2^n` built in the exponent bits. Within 2 ulp of `f32::exp`; 0 below -87
+/// (where `e^x` < 2^-125).
+#[inline(always)]
+fn exp(x: f32) -> f32 {
+    // 1.5 * 2^23: adding it rounds to an integer (to even), held in the low mantissa bits.
+    const SHIFT: f32 = 12_582_912.0;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let x = x.max(-87.0);
+    let t = x.mul_add(std::f32::consts::LOG2_E, SHIFT);
+    let n = t - SHIFT;
+    let r = (-n).mul_add(LN2_LO, (-n).mul_add(LN2_HI, x));
+    let mut p = 1.987_569_1e-4f32;
+    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1] {
+        p = p.mul_add(r, c);
+    }
+    let er = (p * r).mul_add(r, r) + 1.0;
+    // The exponent of 2^n: n + 127, from t's bits (0x4b40_0000 + n).
+    let two_n = f32::from_bits((t.to_bits().wrapping_sub(0x4b40_0000 - 127)) << 23);
+    let y = er * two_n;
+    if x <= -87.0 {
+        0.0
+    } else {
+        y
+    }
+}
+
+/// `acc_r += Σ_j p_r[j] · tile[j]` for every query head `r`: `p_r` is
+/// `scores[r * len + at..]` (one weight per row of the tile), `acc_r` the last `dim` of head
+/// `r`'s block of `dim + 2` in `out`. With AVX2, up to four heads and sixteen columns at a
+/// time in registers (each value read once for them all); else plain loops.
+#[inline(always)]
+fn weighted_sum(
+    simd: Simd,
+    (scores, len, at): (&[f32], usize, usize),
+    tile: &[f32],
+    dim: usize,
+    out: &mut [f32],
+) {
+    let rows = tile.len() / dim;
+    let n_rep = out.len() / (dim + 2);
+    let p = |r: usize| &scores[r * len + at..r * len + at + rows];
+    match simd {
+        #[cfg(target_arch = "x86_64")]
+        Simd::V3(simd) => {
+            let mut r = 0;
+            while r < n_rep {
+                let take = (n_rep - r).min(4);
+                let o = &mut out[r * (dim + 2)..];
+                match take {
+                    4 => {
+                        weighted_avx2::<4>(simd, [p(r), p(r + 1), p(r + 2), p(r + 3)], tile, dim, o)
+                    }
+                    3 => weighted_avx2::<3>(simd, [p(r), p(r + 1), p(r + 2)], tile, dim, o),
+                    2 => weighted_avx2::<2>(simd, [p(r), p(r + 1)], tile, dim, o),
+                    _ => weighted_avx2::<1>(simd, [p(r)], tile, dim, o),
+                }
+                r += take;
+            }
+        }
+        Simd::Portable => {
+            for (r, o) in out.chunks_exact_mut(dim + 2).enumerate() {
+                for (&p, value) in p(r).iter().zip(tile.chunks_exact(dim)) {
+                    for (a, &b) in o[2..].iter_mut().zip(value) {
+                        *a += p * b;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `weighted_sum` for `R` heads (`p`, their weights; `out`, their blocks of `dim + 2` from
+/// the first on).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn weighted_avx2<const R: usize>(
+    simd: pulp::x86::V3,
+    p: [&[f32]; R],
+    tile: &[f32],
+    dim: usize,
+    out: &mut [f32],
+) {
+    let acc_at = |r: usize, c: usize| r * (dim + 2) + 2 + c;
+    let full = dim / 16 * 16;
+    for c in (0..full).step_by(16) {
+        let mut acc = [[simd.avx._mm256_setzero_ps(); 2]; R];
+        for (r, a) in acc.iter_mut().enumerate() {
+            let at = acc_at(r, c);
+            *a = [load8(&out[at..at + 8]), load8(&out[at + 8..at + 16])];
+        }
+        for (j, value) in tile.chunks_exact(dim).enumerate() {
+            let v = [load8(&value[c..c + 8]), load8(&value[c + 8..c + 16])];
+            for (a, p) in acc.iter_mut().zip(&p) {
+                let w = simd.avx._mm256_set1_ps(p[j]);
+                a[0] = simd.fma._mm256_fmadd_ps(w, v[0], a[0]);
+                a[1] = simd.fma._mm256_fmadd_ps(w, v[1], a[1]);
+            }
+        }
+        for (r, a) in acc.iter().enumerate() {
+            let at = acc_at(r, c);
+            out[at..at + 8].copy_from_slice(&pulp::cast::<_, [f32; 8]>(a[0]));
+            out[at + 8..at + 16].copy_from_slice(&pulp::cast::<_, [f32; 8]>(a[1]));
+        }
+    }
+    for (r, p) in p.iter().enumerate() {
+        for (&p, value) in p.iter().zip(tile.chunks_exact(dim)) {
+            for c in full..dim {
+                out[acc_at(r, c)] += p * value[c];
+            }
+        }
+    }
+}
+
 impl Dense {
-    /// Whether a decode step's attention runs in `attend`'s CPU kernel: f32 caches in main
+    /// Whether a decode step's attention runs in `attend`'s CPU kernel: caches in main
     /// memory.
     pub(super) fn cpu_attention(&self) -> bool {
         matches!(self.device, Device::Cpu)
@@ -138,7 +460,7 @@ impl Dense {
     /// sequence's queries (`n_head * head_dim` values each), `seqs` each sequence's offset in
     /// the cache buffers `k`/`v` (`(.., n_head_kv, cap, head_dim)`, written up to the new
     /// position) and its cached positions. Returns `(1, seqs, n_head * head_dim)`, or `None`
-    /// where the buffers are not f32 in main memory (candle's path then).
+    /// where the buffers are not f16 or f32 in main memory (candle's path then).
     pub(super) fn cached_attention(
         &self,
         q: &[f32],
@@ -154,58 +476,22 @@ impl Dense {
             .zip(q.chunks_exact(width))
             .map(|(&(offset, len), q)| Row { q, offset, cap, len })
             .collect();
-        let out =
-            with_cpu_buffer(k, |kb| with_cpu_buffer(v, |vb| attend_rows(heads, &rows, kb, vb)));
-        match out.flatten() {
+        fn attend<T: CacheValue>(
+            heads: Heads,
+            rows: &[Row<'_>],
+            (k, v): (&Tensor, &Tensor),
+        ) -> Option<Result<Vec<f32>>> {
+            with_cpu_buffer(k, |kb| with_cpu_buffer(v, |vb| attend_rows::<T>(heads, rows, kb, vb)))
+                .flatten()
+        }
+        let out = match (k.dtype(), v.dtype()) {
+            (DType::F16, DType::F16) => attend::<f16>(heads, &rows, (k, v)),
+            (DType::F32, DType::F32) => attend::<f32>(heads, &rows, (k, v)),
+            _ => None,
+        };
+        match out {
             Some(out) => Ok(Some(Tensor::from_vec(out?, (1, rows.len(), width), &self.device)?)),
             None => Ok(None),
-        }
-    }
-}
-
-/// `out = Σ_j p[j] · values[j]` (`values` holds one row of `out.len()` per `p`): with AVX2,
-/// 32 columns at a time in four accumulators that stay in registers over all the rows; else
-/// row by row into `out`.
-#[inline]
-fn weighted_sum(p: &[f32], values: &[f32], out: &mut [f32]) {
-    let dim = out.len();
-    #[cfg(target_arch = "x86_64")]
-    if let Some(simd) = pulp::x86::V3::try_new() {
-        return simd.vectorize(|| weighted_sum_avx2(simd, p, values, out));
-    }
-    out.fill(0.0);
-    for (&p, value) in p.iter().zip(values.chunks_exact(dim)) {
-        for (a, &b) in out.iter_mut().zip(value) {
-            *a += p * b;
-        }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn weighted_sum_avx2(simd: pulp::x86::V3, p: &[f32], values: &[f32], out: &mut [f32]) {
-    let dim = out.len();
-    for (g, o) in out.chunks_mut(32).enumerate() {
-        let at = g * 32;
-        if o.len() < 32 {
-            o.fill(0.0);
-            for (&p, value) in p.iter().zip(values.chunks_exact(dim)) {
-                for (a, &b) in o.iter_mut().zip(&value[at..]) {
-                    *a += p * b;
-                }
-            }
-            continue;
-        }
-        let mut acc = [simd.avx._mm256_setzero_ps(); 4];
-        for (&p, value) in p.iter().zip(values.chunks_exact(dim)) {
-            let p = simd.avx._mm256_set1_ps(p);
-            for (k, a) in acc.iter_mut().enumerate() {
-                *a = simd.fma._mm256_fmadd_ps(p, load8(&value[at + 8 * k..at + 8 * k + 8]), *a);
-            }
-        }
-        for (k, a) in acc.iter().enumerate() {
-            let lanes: [f32; 8] = pulp::cast(*a);
-            o[8 * k..8 * k + 8].copy_from_slice(&lanes);
         }
     }
 }
@@ -219,14 +505,9 @@ fn load8(s: &[f32]) -> std::arch::x86_64::__m256 {
     pulp::cast(v)
 }
 
-/// `a · b`: with AVX2, two eight-lane FMA chains and a pairwise sum of the lanes; else
-/// sixteen lanes in plain code (which vectorizes without reordering a float sum).
-#[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(simd) = pulp::x86::V3::try_new() {
-        return simd.vectorize(|| dot_avx2(simd, a, b));
-    }
+/// `a · b` in sixteen lanes of plain code (which vectorizes without reordering a float sum).
+#[inline(always)]
+fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
     const LANES: usize = 16;
     let mut acc = [0f32; LANES];
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
@@ -267,25 +548,27 @@ fn dot_avx2(simd: pulp::x86::V3, a: &[f32], b: &[f32]) -> f32 {
 mod tests {
     use super::*;
 
-    /// The kernel against a direct f64 computation of softmax(q·K/sqrt(d))·V, for grouped
-    /// heads, two sequences in one buffer, and a head size with a tail past the lanes.
-    #[test]
-    fn matches_a_direct_computation() {
-        let heads = Heads { n_head: 6, n_kv: 2, dim: 20 };
-        let (cap, seqs) = (7usize, 2usize);
+    /// A deterministic value in [-1, 1) for index `i` of stream `salt`.
+    fn val(i: usize, salt: usize) -> f32 {
+        (((i * 7919 + salt * 104_729) % 1000) as f32 / 500.0) - 1.0
+    }
+
+    /// `attend_rows` against a direct f64 computation of softmax(q·K/sqrt(d))·V over the
+    /// cache's values as stored (`T`), for several sequences in one buffer.
+    fn check<T: CacheValue>(heads: Heads, cap: usize, lens: &[usize], from: fn(f32) -> T) {
+        let seqs = lens.len();
         let per_seq = heads.n_kv * cap * heads.dim;
-        let val =
-            |i: usize, salt: usize| (((i * 7919 + salt * 104729) % 1000) as f32 / 500.0) - 1.0;
-        let k: Vec<f32> = (0..seqs * per_seq).map(|i| val(i, 1)).collect();
-        let v: Vec<f32> = (0..seqs * per_seq).map(|i| val(i, 2)).collect();
+        // Scores of a few units, as real ones are, so the softmax is not flat.
+        let k: Vec<T> = (0..seqs * per_seq).map(|i| from(2.0 * val(i, 1))).collect();
+        let v: Vec<T> = (0..seqs * per_seq).map(|i| from(val(i, 2))).collect();
         let qs: Vec<Vec<f32>> = (0..seqs)
-            .map(|s| (0..heads.n_head * heads.dim).map(|i| val(i, 3 + s)).collect())
+            .map(|s| (0..heads.n_head * heads.dim).map(|i| 2.0 * val(i, 3 + s)).collect())
             .collect();
-        let lens = [5usize, 7];
         let rows: Vec<Row<'_>> =
             (0..seqs).map(|s| Row { q: &qs[s], offset: s * per_seq, cap, len: lens[s] }).collect();
         let got = attend_rows(heads, &rows, &k, &v).unwrap();
         let d = heads.dim;
+        let f = |x: T| x.to_f64();
         for (s, row) in rows.iter().enumerate() {
             for h in 0..heads.n_head {
                 let kv = h / (heads.n_head / heads.n_kv);
@@ -294,7 +577,7 @@ mod tests {
                 let scores: Vec<f64> = (0..row.len)
                     .map(|j| {
                         let key = &k[base + j * d..base + (j + 1) * d];
-                        q.iter().zip(key).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum::<f64>()
+                        q.iter().zip(key).map(|(a, &b)| f64::from(*a) * f(b)).sum::<f64>()
                             / (d as f64).sqrt()
                     })
                     .collect();
@@ -302,15 +585,72 @@ mod tests {
                 let total: f64 = scores.iter().map(|x| (x - max).exp()).sum();
                 for l in 0..d {
                     let want: f64 = (0..row.len)
-                        .map(|j| (scores[j] - max).exp() / total * f64::from(v[base + j * d + l]))
+                        .map(|j| (scores[j] - max).exp() / total * f(v[base + j * d + l]))
                         .sum();
                     let at = (s * heads.n_head + h) * d + l;
-                    assert!((f64::from(got[at]) - want).abs() < 1e-5, "seq {s} head {h} [{l}]");
+                    let err = (f64::from(got[at]) - want).abs();
+                    assert!(err < 2e-5, "seq {s} head {h} [{l}]: {} against {want}", got[at]);
                 }
             }
         }
         // A row that reads past the buffer is refused, not read.
-        let bad = [Row { q: &qs[0], offset: per_seq, cap: cap + 1, len: 2 }];
+        let bad = [Row { q: &qs[0], offset: per_seq * (seqs - 1), cap: cap + 1, len: 2 }];
         assert!(attend_rows(heads, &bad, &k, &v).is_err());
+    }
+
+    /// Grouped heads (3 and 6 per KV head: the four-head and the smaller register blocks), a
+    /// head size with a tail past the sixteen columns, sequences of one position, of part of a
+    /// span and of several spans (merged), in f32 and f16 caches.
+    #[test]
+    fn matches_a_direct_computation() {
+        let lens = [5usize, 1, 2 * SPAN + 37];
+        for heads in [
+            Heads { n_head: 6, n_kv: 2, dim: 20 },
+            Heads { n_head: 12, n_kv: 2, dim: 64 },
+            Heads { n_head: 3, n_kv: 3, dim: 48 },
+        ] {
+            check::<f32>(heads, 2 * SPAN + 40, &lens, |x| x);
+            check::<f16>(heads, 2 * SPAN + 40, &lens, f16::from_f32);
+        }
+    }
+
+    /// The vectorizable `exp` against the standard one over a softmax's range.
+    #[test]
+    fn exp_is_within_two_ulp() {
+        let mut worst = 0u32;
+        for i in 0..=200_000 {
+            let x = -87.0 * i as f32 / 200_000.0;
+            let (got, want) = (exp(x), x.exp());
+            worst = worst.max(got.to_bits().abs_diff(want.to_bits()));
+        }
+        assert!(worst <= 2, "{worst} ulp");
+        assert_eq!(exp(-100.0), 0.0);
+        assert_eq!(exp(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp(0.0), 1.0);
+    }
+
+    /// Spans merge to the same numbers as one pass would give, to rounding: a long row with
+    /// its scores peaked in its last span (the merge must rescale the earlier ones).
+    #[test]
+    fn spans_merge_as_one_softmax() {
+        let heads = Heads { n_head: 2, n_kv: 1, dim: 16 };
+        let len = 3 * SPAN;
+        let mut k = vec![0f32; len * 16];
+        let v: Vec<f32> = (0..len * 16).map(|i| val(i, 5)).collect();
+        // Key `len - 1` matches the query strongly; the rest are orthogonal to it.
+        k[(len - 1) * 16] = 8.0;
+        let mut q = vec![0f32; 32];
+        q[0] = 8.0;
+        q[16] = 8.0;
+        let rows = [Row { q: &q, offset: 0, cap: len, len }];
+        let got = attend_rows(heads, &rows, &k, &v).unwrap();
+        // softmax: e^16 against (len - 1) ones.
+        let big = 16f64.exp();
+        let total = big + (len - 1) as f64;
+        for l in 0..16 {
+            let rest: f64 = (0..len - 1).map(|j| f64::from(v[j * 16 + l])).sum();
+            let want = (big * f64::from(v[(len - 1) * 16 + l]) + rest) / total;
+            assert!((f64::from(got[l]) - want).abs() < 1e-5, "[{l}] {} against {want}", got[l]);
+        }
     }
 }

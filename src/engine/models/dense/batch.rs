@@ -30,7 +30,7 @@ impl SeqCaches {
         let len = cache.len;
         let cap = (len * 2).max(len + 256).min(context.max(len + 1));
         let copy = |src: &Tensor| -> Result<Tensor> {
-            let buf = Tensor::zeros((n, h, cap, d), DType::F32, src.device())?;
+            let buf = Tensor::zeros((n, h, cap, d), src.dtype(), src.device())?;
             let prompt = src.narrow(2, 0, len)?.contiguous()?;
             let all = Tensor::cat(&vec![&prompt; n], 0)?;
             buf.slice_set(&all, 2, 0)?;
@@ -48,7 +48,7 @@ impl SeqCaches {
         let used = self.len.iter().copied().max().unwrap_or(0);
         let new_cap = (pos + 1).max(cap * 2).min(context.max(pos + 1));
         let grow = |old: &Tensor| -> Result<Tensor> {
-            let fresh = Tensor::zeros((n, h, new_cap, d), DType::F32, old.device())?;
+            let fresh = Tensor::zeros((n, h, new_cap, d), old.dtype(), old.device())?;
             if used > 0 {
                 fresh.slice_set(&old.narrow(2, 0, used)?.contiguous()?, 2, 0)?;
             }
@@ -66,7 +66,8 @@ impl SeqCaches {
             .len
             .get(s)
             .ok_or_else(|| Error::Worker(format!("no sequence {s} in the batch")))?;
-        Ok(KvCache { k: Some(self.k.narrow(0, s, 1)?), v: Some(self.v.narrow(0, s, 1)?), len })
+        let (k, v) = (self.k.narrow(0, s, 1)?, self.v.narrow(0, s, 1)?);
+        Ok(KvCache { k: Some(k), v: Some(v), len, dtype: self.k.dtype() })
     }
 }
 
@@ -109,16 +110,17 @@ impl Dense {
         if lockstep {
             // (1, heads, n, d) -> (n, heads, 1, d): the sequences become the batch.
             let q = q.transpose(0, 2)?.contiguous()?;
-            let k = k.transpose(0, 2)?.contiguous()?;
-            let v = v.transpose(0, 2)?.contiguous()?;
+            let dtype = caches.k.dtype();
+            let k = k.transpose(0, 2)?.contiguous()?.to_dtype(dtype)?;
+            let v = v.transpose(0, 2)?.contiguous()?.to_dtype(dtype)?;
             caches.k.slice_set(&k, 2, pos)?;
             caches.v.slice_set(&v, 2, pos)?;
             for l in caches.len.iter_mut() {
                 *l = pos + 1;
             }
             let total = pos + 1;
-            let k_all = caches.k.narrow(2, 0, total)?;
-            let v_all = caches.v.narrow(2, 0, total)?;
+            let k_all = caches.k.narrow(2, 0, total)?.to_dtype(DType::F32)?;
+            let v_all = caches.v.narrow(2, 0, total)?.to_dtype(DType::F32)?;
             let n = rows.len();
             let n_rep = hp.n_head / hp.n_head_kv;
             let q = q.reshape((n, hp.n_head_kv, n_rep, hp.head_dim))?;
@@ -146,7 +148,7 @@ impl Dense {
 
     /// `attention_rows` on the CPU: each row's key and value go into its sequence's cache
     /// (all at once when in lockstep), then every row attends in one `cached_attention` call,
-    /// the kernel a lone decode uses. `None` where the caches are not CPU f32 buffers.
+    /// the kernel a lone decode uses. `None` where the caches are not CPU buffers.
     fn cached_rows(
         &self,
         caches: &mut SeqCaches,
@@ -159,8 +161,9 @@ impl Dense {
         let hp = &self.hp;
         if lockstep {
             let pos = rows.first().map_or(0, |r| r.pos);
-            caches.k.slice_set(&k.transpose(0, 2)?.contiguous()?, 2, pos)?;
-            caches.v.slice_set(&v.transpose(0, 2)?.contiguous()?, 2, pos)?;
+            let dtype = caches.k.dtype();
+            caches.k.slice_set(&k.transpose(0, 2)?.contiguous()?.to_dtype(dtype)?, 2, pos)?;
+            caches.v.slice_set(&v.transpose(0, 2)?.contiguous()?.to_dtype(dtype)?, 2, pos)?;
             for l in caches.len.iter_mut() {
                 *l = pos + 1;
             }

@@ -200,7 +200,7 @@ impl GenArgs {
     }
 
     pub fn load_options(&self) -> LoadOptions {
-        LoadOptions { force: self.force, tokenizer_json: self.tokenizer.clone() }
+        LoadOptions { force: self.force, tokenizer_json: self.tokenizer.clone(), kv_cache: None }
     }
 }
 

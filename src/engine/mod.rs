@@ -42,6 +42,9 @@ pub struct LoadOptions {
     pub force: bool,
     /// A Hugging Face `tokenizer.json` used instead of the GGUF vocabulary.
     pub tokenizer_json: Option<PathBuf>,
+    /// The KV cache's element type; `None`: `THINKDBG_KV_CACHE`, else the device's default
+    /// (`models::kv_cache_dtype`).
+    pub kv_cache: Option<models::CacheType>,
 }
 
 /// A loaded model with its tokenizer and chat template, ready to generate runs.
@@ -123,7 +126,7 @@ impl Engine {
         };
         let info = describe(&gguf)?;
         let device = device()?;
-        let model = models::load(&gguf, &device, progress)?;
+        let model = models::load_with(&gguf, &device, progress, opts.kv_cache)?;
         for w in &warnings {
             tracing::warn!("{w}");
         }

@@ -14,14 +14,14 @@ use candle_core::quantized::GgmlDType;
 use thinkdbg::engine::batch::MAX_BATCH;
 use thinkdbg::engine::generate::{Prompt, RunRequest};
 use thinkdbg::engine::synth::{self, Dims, SynthSpec};
-use thinkdbg::engine::{Engine, LoadOptions};
+use thinkdbg::engine::Engine;
 use thinkdbg::record::{Event, Recorder};
 use thinkdbg::trace::{Message, RoutingDetail, SamplerSpec, StopReason};
 
-use crate::common::{write_tiny, Tiny};
+use crate::common::{exact, write_tiny, Tiny};
 
 fn load(path: &std::path::Path) -> Engine {
-    Engine::load(path, &LoadOptions::default(), &mut |_, _| {}).unwrap()
+    Engine::load(path, &exact(), &mut |_, _| {}).unwrap()
 }
 
 fn request(sampler: SamplerSpec) -> RunRequest {

@@ -6,14 +6,14 @@ use std::sync::atomic::AtomicBool;
 
 use candle_core::quantized::GgmlDType;
 use thinkdbg::engine::generate::{Prompt, RunRequest};
-use thinkdbg::engine::{Engine, LoadOptions};
+use thinkdbg::engine::Engine;
 use thinkdbg::record::Event;
 use thinkdbg::trace::{Message, Phase, RoutingDetail, SamplerSpec, Step, StopReason};
 
-use crate::common::{write_tiny, Naive, Tiny};
+use crate::common::{exact, write_tiny, Naive, Tiny};
 
 fn load(path: &std::path::Path) -> Engine {
-    Engine::load(path, &LoadOptions::default(), &mut |_, _| {}).unwrap()
+    Engine::load(path, &exact(), &mut |_, _| {}).unwrap()
 }
 
 fn run(

@@ -12,17 +12,17 @@ use candle_core::quantized::GgmlDType;
 use thinkdbg::engine::generate::{Prompt, RunRequest};
 use thinkdbg::engine::score::{ScoreInput, ScoreRequest};
 use thinkdbg::engine::synth::{self, Dims, SynthSpec};
-use thinkdbg::engine::{Engine, LoadOptions};
+use thinkdbg::engine::Engine;
 use thinkdbg::record::{Event, ScoredTokens};
 use thinkdbg::store::Store;
 use thinkdbg::trace::{
     Message, Phase, Routing, RoutingDetail, RunSource, SamplerSpec, Step, StopReason,
 };
 
-use crate::common::{output, run_id, thinkdbg, write_tiny, Tiny};
+use crate::common::{exact, output, run_id, thinkdbg, write_tiny, Tiny};
 
 fn load(path: &Path) -> Engine {
-    Engine::load(path, &LoadOptions::default(), &mut |_, _| {}).unwrap()
+    Engine::load(path, &exact(), &mut |_, _| {}).unwrap()
 }
 
 /// Steps and their routing from a recorder's events.
@@ -378,7 +378,10 @@ fn a_llama_cpp_greedy_decode_scores_to_llama_cpps_numbers() {
     let (out, _) = output(thinkdbg(d).args(["import", "--format", "openai", fixture]));
     let imported = out.lines().last().unwrap().trim().to_string();
     let (out, err) = output(
-        thinkdbg(d).args(["score", &imported, "--top-logprobs", "10", "--model"]).arg(&model),
+        thinkdbg(d)
+            // The fixture's llama.cpp ran with an f32 KV cache; so does thinkdbg here.
+            .args(["--kv-cache", "f32", "score", &imported, "--top-logprobs", "10", "--model"])
+            .arg(&model),
     );
     assert!(err.contains("the parent's tokens, by their text"), "{err}");
     let scored = out.lines().last().unwrap().to_string();

@@ -239,7 +239,13 @@ fn add_bias(x: Tensor, b: &Option<Tensor>) -> Result<Tensor> {
 }
 
 impl Dense {
-    pub fn load(g: &Gguf, device: &Device, progress: Progress<'_>) -> Result<Self> {
+    /// Loads the model with KV caches of `kv_dtype` (f16 or f32).
+    pub fn load(
+        g: &Gguf,
+        device: &Device,
+        progress: Progress<'_>,
+        kv_dtype: DType,
+    ) -> Result<Self> {
         let hp = Hparams::from_gguf(g)?;
         let mut ld = Loader::new(g, device, progress)?;
         let embd_info = g
@@ -259,7 +265,6 @@ impl Dense {
             true => Some(ld.vector(g, "rope_freqs.weight", hp.rope_dims / 2)?.to_vec1::<f32>()?),
             false => None,
         };
-        let kv_dtype = super::kv_cache_dtype(device)?;
         let rope = Rope::new(
             hp.rope_style(),
             hp.rope_dims,

@@ -178,6 +178,16 @@ pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 
 /// Loads the model of a parsed GGUF file onto `device`.
 pub fn load(gguf: &Gguf, device: &Device, progress: Progress<'_>) -> Result<Box<dyn Model>> {
+    load_with(gguf, device, progress, None)
+}
+
+/// `load` with the KV cache's element type chosen (`None`: `kv_cache_dtype`'s default).
+pub fn load_with(
+    gguf: &Gguf,
+    device: &Device,
+    progress: Progress<'_>,
+    kv_cache: Option<CacheType>,
+) -> Result<Box<dyn Model>> {
     let arch = gguf.architecture()?;
     if !SUPPORTED_ARCHS.contains(&arch) {
         return Err(Error::UnknownArchitecture {
@@ -189,15 +199,30 @@ pub fn load(gguf: &Gguf, device: &Device, progress: Progress<'_>) -> Result<Box<
     if arch == "deepseek2" {
         return Ok(Box::new(deepseek2::Deepseek2::load(gguf, device, progress)?));
     }
-    Ok(Box::new(dense::Dense::load(gguf, device, progress)?))
+    let kv = kv_cache_dtype(device, kv_cache)?;
+    Ok(Box::new(dense::Dense::load(gguf, device, progress, kv)?))
 }
 
-/// The element type of the dense models' KV caches: f16 on the CPU (as llama.cpp's default:
-/// half the bytes of an f32 cache to read per position and token, and half the memory), f32
-/// on other devices (candle's attention there multiplies f32); `THINKDBG_KV_CACHE=f16|f32`
-/// (the `--kv-cache` option) decides instead. An f32 cache is what an F32 model needs to
-/// match llama.cpp run with an f32 cache exactly.
-pub(crate) fn kv_cache_dtype(device: &Device) -> Result<DType> {
+/// The element type of a dense model's KV cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheType {
+    F16,
+    F32,
+}
+
+/// The element type of the dense models' KV caches: `choice` if given, else
+/// `THINKDBG_KV_CACHE=f16|f32` (the `--kv-cache` option), else f16 on the CPU (as llama.cpp's
+/// default: half the bytes of an f32 cache to read per position and token, and half the
+/// memory) and f32 on other devices (candle's attention there multiplies f32). An f32 cache is
+/// what an F32 model needs to match llama.cpp run with an f32 cache exactly, and what checks
+/// of exactness between two paths use (an f16 cache turns a last-bit difference upstream into
+/// an f16 rounding step now and then).
+pub(crate) fn kv_cache_dtype(device: &Device, choice: Option<CacheType>) -> Result<DType> {
+    match choice {
+        Some(CacheType::F16) => return Ok(DType::F16),
+        Some(CacheType::F32) => return Ok(DType::F32),
+        None => {}
+    }
     match std::env::var("THINKDBG_KV_CACHE").as_deref() {
         Ok("f16") => Ok(DType::F16),
         Ok("f32") => Ok(DType::F32),

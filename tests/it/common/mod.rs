@@ -118,3 +118,14 @@ impl Drop for Tmpfs {
         let _ = std::process::Command::new("umount").arg(&self.0).status();
     }
 }
+
+/// Load options for checks of exactness (against a naive f32 forward pass, against llama.cpp
+/// run with an f32 cache, or between two paths of the engine): an f32 KV cache. The default
+/// f16 cache rounds every key and value, which now and then turns a last-bit difference
+/// upstream into an f16 step.
+pub fn exact() -> thinkdbg::engine::LoadOptions {
+    thinkdbg::engine::LoadOptions {
+        kv_cache: Some(thinkdbg::engine::models::CacheType::F32),
+        ..thinkdbg::engine::LoadOptions::default()
+    }
+}

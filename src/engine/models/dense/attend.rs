@@ -348,7 +348,7 @@ fn exp(x: f32) -> f32 {
     let n = t - SHIFT;
     let r = (-n).mul_add(LN2_LO, (-n).mul_add(LN2_HI, z));
     let mut p = 1.987_569_1e-4f32;
-    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1] {
+    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5] {
         p = p.mul_add(r, c);
     }
     let er = (p * r).mul_add(r, r) + 1.0;

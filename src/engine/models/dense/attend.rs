@@ -336,7 +336,9 @@ fn exp_sum(s: &mut [f32], max: f32) -> f32 {
 /// `e^x` for `x <= 0` (a softmax's shifted scores), in branch-free arithmetic that the
 /// compiler vectorizes: `x = n ln 2 + r` with `|r| <= ln 2 / 2`, `e^r` by Cephes' `expf`
 /// polynomial, `2^n` built in the exponent bits. Within 2 ulp of `f32::exp`; 0 below -87
-/// (where `e^x` < 2^-125); NaN for NaN.
+/// (where `e^x` < 2^-125); NaN for NaN. The f32 sibling of `sampler::exp` (f64, degree
+/// 13, for the vocabulary's normaliser): eight lanes per vector instead of four and a degree-6
+/// polynomial, for the millions of scores a long context has per token.
 #[inline(always)]
 fn exp(x: f32) -> f32 {
     // 1.5 * 2^23: adding it rounds to an integer (to even), held in the low mantissa bits.

@@ -59,6 +59,19 @@ impl SeqCaches {
         Ok(())
     }
 
+    /// Writes a lockstep step's keys and values, `(1, heads, n, d)` with row `s` sequence
+    /// `s`'s, at position `pos` of every sequence (`reserve` first).
+    fn put_lockstep(&mut self, k: &Tensor, v: &Tensor, pos: usize) -> Result<()> {
+        // (1, heads, n, d) -> (n, heads, 1, d): the sequences become the batch.
+        let dtype = self.k.dtype();
+        self.k.slice_set(&k.transpose(0, 2)?.contiguous()?.to_dtype(dtype)?, 2, pos)?;
+        self.v.slice_set(&v.transpose(0, 2)?.contiguous()?.to_dtype(dtype)?, 2, pos)?;
+        for l in self.len.iter_mut() {
+            *l = pos + 1;
+        }
+        Ok(())
+    }
+
     /// Sequence `s` as a `KvCache` whose buffers are views into the shared ones (appends
     /// within the capacity write through; `reserve` first).
     fn view(&self, s: usize) -> Result<KvCache> {
@@ -110,14 +123,7 @@ impl Dense {
         if lockstep {
             // (1, heads, n, d) -> (n, heads, 1, d): the sequences become the batch.
             let q = q.transpose(0, 2)?.contiguous()?;
-            let dtype = caches.k.dtype();
-            let k = k.transpose(0, 2)?.contiguous()?.to_dtype(dtype)?;
-            let v = v.transpose(0, 2)?.contiguous()?.to_dtype(dtype)?;
-            caches.k.slice_set(&k, 2, pos)?;
-            caches.v.slice_set(&v, 2, pos)?;
-            for l in caches.len.iter_mut() {
-                *l = pos + 1;
-            }
+            caches.put_lockstep(&k, &v, pos)?;
             let total = pos + 1;
             let k_all = caches.k.narrow(2, 0, total)?.to_dtype(DType::F32)?;
             let v_all = caches.v.narrow(2, 0, total)?.to_dtype(DType::F32)?;
@@ -160,13 +166,7 @@ impl Dense {
     ) -> Result<Option<Tensor>> {
         let hp = &self.hp;
         if lockstep {
-            let pos = rows.first().map_or(0, |r| r.pos);
-            let dtype = caches.k.dtype();
-            caches.k.slice_set(&k.transpose(0, 2)?.contiguous()?.to_dtype(dtype)?, 2, pos)?;
-            caches.v.slice_set(&v.transpose(0, 2)?.contiguous()?.to_dtype(dtype)?, 2, pos)?;
-            for l in caches.len.iter_mut() {
-                *l = pos + 1;
-            }
+            caches.put_lockstep(k, v, rows.first().map_or(0, |r| r.pos))?;
         } else {
             for (i, row) in rows.iter().enumerate() {
                 let mut cache = caches.view(row.seq)?;

@@ -14,6 +14,7 @@ use candle_core::{DType, Device, Tensor};
 
 mod attend;
 mod batch;
+mod prompt;
 
 use super::moe::{Gating, MoeFfn, MoeProbe};
 use super::{Loader, Model, Progress, SeqToken};
@@ -436,35 +437,7 @@ impl Dense {
             }
         }
         let (k_all, v_all) = (attend::widened(&k_all)?, attend::widened(&v_all)?);
-        // Grouped-query attention without copying keys: the query heads that share a KV head
-        // are stacked as extra rows, (1, n_kv, n_rep * t, d) against (1, n_kv, total, d).
-        let n_rep = hp.n_head / hp.n_head_kv;
-        let q = q.reshape((b, hp.n_head_kv, n_rep * t, hp.head_dim))?;
-        let scale = 1.0 / (hp.head_dim as f64).sqrt();
-        let scores = (q.matmul(&k_all.t()?)? * scale)?;
-        let scores =
-            if t > 1 {
-                let mask: Vec<f32> = (0..t)
-                    .flat_map(|i| {
-                        (0..total).map(move |j| if j > pos + i { f32::NEG_INFINITY } else { 0.0 })
-                    })
-                    .collect();
-                let mask = Tensor::from_vec(mask, (t, total), &self.device)?;
-                scores
-                    .reshape((b, hp.n_head_kv, n_rep, t, total))?
-                    .broadcast_add(&mask)?
-                    .reshape((b, hp.n_head_kv, n_rep * t, total))?
-            } else {
-                scores
-            };
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let out = probs.matmul(&v_all)?; // (1, n_kv, n_rep * t, d)
-        let out = out.reshape((b, hp.n_head, t, hp.head_dim))?.transpose(1, 2)?.reshape((
-            b,
-            t,
-            hp.n_head * hp.head_dim,
-        ))?;
-        Ok(out)
+        self.prompt_attention(q, &k_all, &v_all, pos)
     }
 }
 

@@ -262,14 +262,14 @@ fn span_partial<T: CacheValue>(
 /// The instruction set of the inner loops: AVX2 and FMA where the CPU has them (checked once
 /// per span, not per dot product), else plain code.
 #[derive(Clone, Copy)]
-enum Simd {
+pub(super) enum Simd {
     #[cfg(target_arch = "x86_64")]
     V3(pulp::x86::V3),
     Portable,
 }
 
 impl Simd {
-    fn detect() -> Self {
+    pub(super) fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
         if let Some(simd) = pulp::x86::V3::try_new() {
             return Simd::V3(simd);
@@ -279,7 +279,7 @@ impl Simd {
 
     /// `f` compiled with the instruction set enabled (for the code inlined into it).
     #[inline(always)]
-    fn run<R>(self, f: impl FnOnce() -> R) -> R {
+    pub(super) fn run<R>(self, f: impl FnOnce() -> R) -> R {
         match self {
             #[cfg(target_arch = "x86_64")]
             Simd::V3(simd) => simd.vectorize(f),
@@ -301,7 +301,7 @@ impl Simd {
 
 /// The largest of `s` (eight lanes, then across them).
 #[inline(always)]
-fn max_of(s: &[f32]) -> f32 {
+pub(super) fn max_of(s: &[f32]) -> f32 {
     let mut lanes = [f32::NEG_INFINITY; 8];
     let mut chunks = s.chunks_exact(8);
     for c in &mut chunks {
@@ -314,7 +314,7 @@ fn max_of(s: &[f32]) -> f32 {
 
 /// `s[i] = exp(s[i] - max)`; returns their sum (in eight lanes, then pairwise).
 #[inline(always)]
-fn exp_sum(s: &mut [f32], max: f32) -> f32 {
+pub(super) fn exp_sum(s: &mut [f32], max: f32) -> f32 {
     for x in s.iter_mut() {
         *x = exp(*x - max);
     }

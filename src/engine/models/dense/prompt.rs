@@ -38,36 +38,47 @@ impl Dense {
         v_all: &Tensor,
         pos: usize,
     ) -> Result<Tensor> {
-        let n_rep = self.hp.n_head / self.hp.n_head_kv;
-        let scale = 1.0 / (q.dim(3)? as f64).sqrt();
-        if !self.cpu_attention() {
-            return masked_attention(q, (k_all, v_all), pos, n_rep, scale);
+        let a = Inputs { q, k: k_all, v: v_all, pos, n_rep: self.hp.n_head / self.hp.n_head_kv };
+        match self.cpu_attention() {
+            true => chunked_attention(&a),
+            false => masked_attention(&a),
         }
-        chunked_attention(q, (k_all, v_all), pos, n_rep, scale)
+    }
+}
+
+/// A prompt attention's inputs: the queries `(b, n_head, t, d)` after RoPE, the keys and
+/// values `(b, n_kv, pos + t, d)` in f32, the first new position, and the query heads per KV
+/// head.
+struct Inputs<'a> {
+    q: &'a Tensor,
+    k: &'a Tensor,
+    v: &'a Tensor,
+    pos: usize,
+    n_rep: usize,
+}
+
+impl Inputs<'_> {
+    /// `(b, n_kv, t, d)` and the scale `1/sqrt(d)`.
+    fn shape(&self) -> Result<((usize, usize, usize, usize), f64)> {
+        let (b, n_head, t, d) = self.q.dims4()?;
+        Ok(((b, n_head / self.n_rep, t, d), 1.0 / (d as f64).sqrt()))
     }
 }
 
 /// The CPU's attention: the queries `CHUNK` at a time, each chunk against the keys it sees.
-/// `q` is `(b, n_head, t, d)`, `k_all` and `v_all` are `(b, n_kv, pos + t, d)` in f32.
-fn chunked_attention(
-    q: &Tensor,
-    (k_all, v_all): (&Tensor, &Tensor),
-    pos: usize,
-    n_rep: usize,
-    scale: f64,
-) -> Result<Tensor> {
-    let (b, n_head, t, d) = q.dims4()?;
-    let n_kv = n_head / n_rep;
+fn chunked_attention(a: &Inputs<'_>) -> Result<Tensor> {
+    let ((b, n_kv, t, d), scale) = a.shape()?;
+    let (pos, n_rep, n_head) = (a.pos, a.n_rep, n_kv * a.n_rep);
     // Grouped-query attention without copying keys: the query heads that share a KV head
     // are stacked as extra rows, (b, n_kv, n_rep * c, d) against (b, n_kv, keys, d).
-    let q = q.reshape((b, n_kv, n_rep, t, d))?;
+    let q = a.q.reshape((b, n_kv, n_rep, t, d))?;
     let mut outs = Vec::with_capacity(t.div_ceil(CHUNK));
     for c0 in (0..t).step_by(CHUNK) {
         let c = CHUNK.min(t - c0);
         let keys = pos + c0 + c;
         let qc = q.narrow(3, c0, c)?.contiguous()?.reshape((b, n_kv, n_rep * c, d))?;
-        let kc = k_all.narrow(2, 0, keys)?;
-        let vc = v_all.narrow(2, 0, keys)?;
+        let kc = a.k.narrow(2, 0, keys)?;
+        let vc = a.v.narrow(2, 0, keys)?;
         let scores = qc.matmul(&kc.t()?)?;
         let mut s = scores.flatten_all()?.to_vec1::<f32>()?;
         causal_softmax(&mut s, keys, c, pos + c0 + 1, scale as f32);
@@ -113,20 +124,14 @@ fn causal_softmax(scores: &mut [f32], keys: usize, c: usize, seen: usize, scale:
     });
 }
 
-/// candle's attention with a mask tensor (devices other than the CPU): `q` grouped as
-/// `prompt_attention` does, the whole `(t, pos + t)` score matrix at once.
-fn masked_attention(
-    q: &Tensor,
-    (k_all, v_all): (&Tensor, &Tensor),
-    pos: usize,
-    n_rep: usize,
-    scale: f64,
-) -> Result<Tensor> {
-    let (b, n_head, t, d) = q.dims4()?;
-    let n_kv = n_head / n_rep;
+/// candle's attention with a mask tensor (devices other than the CPU): the query heads of a
+/// KV head stacked as `chunked_attention` does, the whole `(t, pos + t)` score matrix at once.
+fn masked_attention(a: &Inputs<'_>) -> Result<Tensor> {
+    let ((b, n_kv, t, d), scale) = a.shape()?;
+    let (pos, n_rep, n_head) = (a.pos, a.n_rep, n_kv * a.n_rep);
     let total = pos + t;
-    let q = q.reshape((b, n_kv, n_rep * t, d))?;
-    let scores = (q.matmul(&k_all.t()?)? * scale)?;
+    let q = a.q.reshape((b, n_kv, n_rep * t, d))?;
+    let scores = (q.matmul(&a.k.t()?)? * scale)?;
     let scores = if t > 1 {
         let mask: Vec<f32> = (0..t)
             .flat_map(|i| {
@@ -144,7 +149,7 @@ fn masked_attention(
         scores
     };
     let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-    let out = probs.matmul(v_all)?; // (1, n_kv, n_rep * t, d)
+    let out = probs.matmul(a.v)?; // (b, n_kv, n_rep * t, d)
     Ok(out.reshape((b, n_head, t, d))?.transpose(1, 2)?.reshape((b, t, n_head * d))?)
 }
 
@@ -178,9 +183,9 @@ mod tests {
             Tensor::from_vec(rand(n_kv * (pos + t) * d, 2), (1, n_kv, pos + t, d), &dev).unwrap();
         let v =
             Tensor::from_vec(rand(n_kv * (pos + t) * d, 3), (1, n_kv, pos + t, d), &dev).unwrap();
-        let scale = 1.0 / (d as f64).sqrt();
-        let got = chunked_attention(&q, (&k, &v), pos, n_rep, scale).unwrap();
-        let want = masked_attention(&q, (&k, &v), pos, n_rep, scale).unwrap();
+        let a = Inputs { q: &q, k: &k, v: &v, pos, n_rep };
+        let got = chunked_attention(&a).unwrap();
+        let want = masked_attention(&a).unwrap();
         assert_eq!(got.dims(), want.dims());
         let diff = (got - want).unwrap().abs().unwrap().flatten_all().unwrap();
         let max = diff.max(0).unwrap().to_scalar::<f32>().unwrap();

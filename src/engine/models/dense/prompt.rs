@@ -1,13 +1,15 @@
-//! Attention of several new positions at once (a prompt's prefill, a scored trace's chunk)
-//! against the KV cache, causal: the query at position `pos + i` sees positions `0..=pos + i`.
+//! Attention of several new positions at once (a prompt's prefill chunk, a scored trace's
+//! chunk) against the KV cache, causal: the query at position `pos + i` sees positions
+//! `0..=pos + i`.
 //!
-//! On the CPU the queries are taken `CHUNK` at a time, and each chunk is multiplied only
-//! with the keys it can see: the cut-off half of the causal triangle is never computed
-//! (half the multiplies of a long prompt). The products are candle's matmuls; the softmax
-//! runs in place on candle's thread pool, with the `1/sqrt(dim)` scale and the mask folded
-//! in and `attend`'s vectorized `exp`. candle's softmax calls libm's `expf` score by score,
-//! and the mask was a tensor as large as the scores, built and added for every layer.
-//! Elsewhere (a GPU) candle's ops do all of it with a mask tensor.
+//! On the CPU the products are candle's matmuls and the softmax runs in place on candle's
+//! thread pool, with the `1/sqrt(dim)` scale and the mask folded in and `attend`'s vectorized
+//! `exp`. Before, candle's softmax called libm's `expf` score by score, and the mask was a
+//! tensor as large as the scores, built and added for every layer; that is where the measured
+//! gain comes from. The queries are also taken `CHUNK` at a time, each chunk multiplied only
+//! with the keys it can see, which bounds the scores held at once for a long forward pass
+//! (`score --chunk 4096`) and skips the masked corner of each pass. Elsewhere (a GPU)
+//! candle's ops do all of it with a mask tensor.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -18,10 +20,12 @@ use super::attend::{exp_sum, max_of, Simd};
 use super::Dense;
 use crate::engine::error::Result;
 
-/// Queries per chunk. With the demo model's nine heads and a 2k-token prompt a chunk's
-/// scores are ~9 MiB, and the masked part computed anyway (the triangle inside each chunk)
-/// is 1/16 of the whole. Measured on that prompt (row b of `speed_vs_llama_cpp.py`, 2
-/// threads): 32 queries 244-254 tok/s, 64 264-270, 128 271, 256 265-271, one chunk 227-268.
+/// Queries per chunk. The engine prefills prompts 256 tokens per forward pass
+/// (`Engine::prefill_prompt`), so there this halves a pass's query block and skips a quarter
+/// of its masked corner; a longer pass (a scoring chunk) is cut in 128s. Row b's 2k prompt
+/// (`speed_vs_llama_cpp.py`, 2 threads), tok/s: 32 queries 244-254, 64 264-270, 128 271;
+/// 256 and more (one chunk per pass) 227-271, so 128 is no worse than one chunk within this
+/// machine's noise, and smaller chunks cost.
 const CHUNK: usize = 128;
 
 /// Score rows per task of the softmax (a task is a few hundred KiB at most).

@@ -78,16 +78,43 @@ impl Rope {
         let mut cos = Vec::with_capacity(len * half);
         let mut sin = Vec::with_capacity(len * half);
         for p in start..start + len {
-            for f in &self.inv_freq {
-                let a = p as f64 * f;
-                cos.push(a.cos() as f32);
-                sin.push(a.sin() as f32);
-            }
+            let (c, s) = self.row(p);
+            cos.extend(c);
+            sin.extend(s);
         }
         Ok((
             Tensor::from_vec(cos, (len, half), device)?,
             Tensor::from_vec(sin, (len, half), device)?,
         ))
+    }
+
+    /// cos and sin of position `pos`'s angles, `dims/2` each (a row of `tables`).
+    pub fn row(&self, pos: usize) -> (Vec<f32>, Vec<f32>) {
+        self.inv_freq
+            .iter()
+            .map(|f| {
+                let a = pos as f64 * f;
+                (a.cos() as f32, a.sin() as f32)
+            })
+            .unzip()
+    }
+
+    /// Rotates one head `x` in place by a `row` (the first `dims` values; the rest stay), with
+    /// the arithmetic of candle's `rope_i` and `rope` that `apply` runs, so the two agree bit
+    /// for bit.
+    pub fn rotate(&self, x: &mut [f32], cos: &[f32], sin: &[f32]) {
+        let half = self.dims / 2;
+        let pair = |x: &mut [f32], i1: usize, i2: usize, c: f32, s: f32| {
+            let (a, b) = (x[i1], x[i2]);
+            x[i1] = a * c - b * s;
+            x[i2] = a * s + b * c;
+        };
+        for (i, (&c, &s)) in cos.iter().zip(sin).enumerate().take(half) {
+            match self.style {
+                RopeStyle::Interleaved => pair(x, 2 * i, 2 * i + 1, c, s),
+                RopeStyle::Neox => pair(x, i, i + half, c, s),
+            }
+        }
     }
 
     /// Rotates `x` of shape `(batch, heads, len, head_dim)` (contiguous) with the given tables.
@@ -131,6 +158,29 @@ mod tests {
             };
             assert!((y[0] - want).abs() < 1e-5, "{style:?} {y:?}");
             assert!((got_sin - (pos as f64).sin() as f32).abs() < 1e-5, "{style:?} {y:?}");
+        }
+    }
+
+    /// `rotate` on one head is `apply` on it, bit for bit, in both styles and with a rotated
+    /// prefix shorter than the head.
+    #[test]
+    fn rotating_a_head_in_place_is_apply() {
+        let dev = Device::Cpu;
+        for (style, dims) in
+            [(RopeStyle::Interleaved, 8), (RopeStyle::Neox, 8), (RopeStyle::Neox, 4)]
+        {
+            let rope = Rope::new(style, dims, 10_000.0, None, 1.0);
+            let x: Vec<f32> = (0..8).map(|i| (i as f32 * 0.7).sin() * 3.0).collect();
+            let pos = 1234;
+            let (c, s) = rope.tables(pos, 1, &dev).unwrap();
+            let xt = Tensor::from_vec(x.clone(), (1, 1, 1, 8), &dev).unwrap();
+            let want: Vec<f32> =
+                rope.apply(&xt, &c, &s).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+            let (c, s) = rope.row(pos);
+            let mut got = x.clone();
+            rope.rotate(&mut got, &c, &s);
+            assert_eq!(got, want, "{style:?} {dims}");
+            assert_ne!(got, x);
         }
     }
 

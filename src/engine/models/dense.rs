@@ -14,6 +14,7 @@ use candle_core::{DType, Device, Tensor};
 
 mod attend;
 mod batch;
+mod decode;
 mod prompt;
 
 use super::moe::{Gating, MoeFfn, MoeProbe};
@@ -230,6 +231,11 @@ pub struct Dense {
     hidden: Option<Tensor>,
     /// Per-layer caches of the sequences of a batched decode (`Model::fork_sequences`).
     seqs: Vec<batch::SeqCaches>,
+    /// Whether a one-token forward on the CPU runs in vectors (`decode`); tests turn it off to
+    /// compare with the tensor path.
+    vector_decode: bool,
+    /// The norm weights and biases in main memory, for `decode` (copied on its first call).
+    host: Option<decode::HostVectors>,
 }
 
 fn add_bias(x: Tensor, b: &Option<Tensor>) -> Result<Tensor> {
@@ -337,11 +343,29 @@ impl Dense {
             keep_hidden: false,
             hidden: None,
             seqs: Vec::new(),
+            vector_decode: true,
+            host: None,
         })
     }
 
     pub fn hparams(&self) -> &Hparams {
         &self.hp
+    }
+
+    /// Every matrix on this crate's kernels where they apply, whatever the build (tests).
+    #[cfg(test)]
+    fn use_kernels(&mut self) {
+        for l in &mut self.layers {
+            for m in [&mut l.wq, &mut l.wk, &mut l.wv, &mut l.wo] {
+                *m = m.forced();
+            }
+            if let Ffn::Dense { gate, up, down } = &mut l.ffn {
+                for m in [gate, up, down] {
+                    *m = m.forced();
+                }
+            }
+        }
+        self.output = self.output.forced();
     }
 
     /// Embeddings of `tokens`, shape `(1, len, n_embd)`, dequantizing only the rows used.
@@ -445,6 +469,11 @@ impl Model for Dense {
     fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>> {
         if tokens.is_empty() {
             return Err(Error::Worker("forward called with no tokens".into()));
+        }
+        if let [token] = tokens {
+            if let Some(logits) = self.decode_one(*token, pos)? {
+                return Ok(logits);
+            }
         }
         let t = tokens.len();
         let (cos, sin) = self.rope.tables(pos, t, &self.device)?;

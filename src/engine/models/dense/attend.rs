@@ -472,6 +472,21 @@ impl Dense {
         seqs: &[(usize, usize)],
         cap: usize,
     ) -> Result<Option<Tensor>> {
+        let width = self.hp.n_head * self.hp.head_dim;
+        Ok(match self.cached_attention_values(q, (k, v), seqs, cap)? {
+            Some(out) => Some(Tensor::from_vec(out, (1, seqs.len(), width), &self.device)?),
+            None => None,
+        })
+    }
+
+    /// `cached_attention`'s values, `n_head * head_dim` per sequence, as one vector.
+    pub(super) fn cached_attention_values(
+        &self,
+        q: &[f32],
+        (k, v): (&Tensor, &Tensor),
+        seqs: &[(usize, usize)],
+        cap: usize,
+    ) -> Result<Option<Vec<f32>>> {
         let hp = &self.hp;
         let heads = Heads { n_head: hp.n_head, n_kv: hp.n_head_kv, dim: hp.head_dim };
         let width = hp.n_head * hp.head_dim;
@@ -493,10 +508,7 @@ impl Dense {
             (DType::F32, DType::F32) => attend::<f32>(heads, &rows, (k, v)),
             _ => None,
         };
-        match out {
-            Some(out) => Ok(Some(Tensor::from_vec(out?, (1, rows.len(), width), &self.device)?)),
-            None => Ok(None),
-        }
+        out.transpose()
     }
 }
 

@@ -308,7 +308,7 @@ impl Job<'_> {
                 let (q, d, s) = row();
                 q4_1::dot(w, q, d, s)
             }
-            Kind::Q5_0 => q5_0::dot(w, row().0, row().1),
+            Kind::Q5_0 => q5_0::dot(w, row().0, row().1, acts.xq.sums(0)),
             Kind::Q8_0 => q8_0::dot(w, row().0, row().1),
             Kind::Q4K => q4_k::dot(w, acts.xk, 0),
             Kind::Q6K => q6_k::dot(w, acts.xk, 0),

@@ -18,6 +18,9 @@ pub struct Q8Rows {
     pub d: Vec<f32>,
     /// Scale times the sum of the block's values (f16-rounded; `Q8_1`'s `s`).
     pub s: Vec<f32>,
+    /// Twice the exact sum of each block's quantized values: `Q5_0`'s offset, 16 times the
+    /// sum, spread over the eight lanes of its kernel's accumulator.
+    pub n: Vec<i32>,
     /// Blocks per row.
     pub blocks: usize,
 }
@@ -35,17 +38,21 @@ impl Q8Rows {
         self.d.resize(n, 0.0);
         self.s.clear();
         self.s.resize(n, 0.0);
-        let each = arrays::<f32, BLOCK>(x).zip(&mut self.q).zip(&mut self.d).zip(&mut self.s);
+        self.n.clear();
+        self.n.resize(n, 0);
+        let each = arrays::<f32, BLOCK>(x)
+            .zip(&mut self.q)
+            .zip(self.d.iter_mut().zip(&mut self.s).zip(&mut self.n));
         #[cfg(target_arch = "x86_64")]
         if let Some(simd) = pulp::x86::V3::try_new() {
             return simd.vectorize(|| {
-                for (((xs, q), d), s) in each {
-                    (*d, *s) = q8_scales(avx2::q8_block(simd, xs, q));
+                for ((xs, q), ((d, s), n)) in each {
+                    (*d, *s, *n) = q8_scales(avx2::q8_block(simd, xs, q));
                 }
             });
         }
-        for (((xs, q), d), s) in each {
-            (*d, *s) = q8_scales(q8_block(xs, q));
+        for ((xs, q), ((d, s), n)) in each {
+            (*d, *s, *n) = q8_scales(q8_block(xs, q));
         }
     }
 
@@ -53,6 +60,11 @@ impl Q8Rows {
     pub fn row(&self, r: usize) -> (&[[i8; BLOCK]], &[f32], &[f32]) {
         let range = r * self.blocks..(r + 1) * self.blocks;
         (&self.q[range.clone()], &self.d[range.clone()], &self.s[range])
+    }
+
+    /// Row `r`'s `n`, twice its exact block sums.
+    pub fn sums(&self, r: usize) -> &[i32] {
+        &self.n[r * self.blocks..(r + 1) * self.blocks]
     }
 }
 
@@ -82,11 +94,12 @@ fn q8_inverse(amax: f32) -> f32 {
     }
 }
 
-/// A block's `d` = amax / 127 and `s` = d * sum (`d` unrounded), both stored as f16.
+/// A block's `d` = amax / 127 and `s` = d * sum (`d` unrounded), both stored as f16, and
+/// twice the sum (`Q8Rows::n`).
 #[inline(always)]
-fn q8_scales((amax, sum): (f32, i32)) -> (f32, f32) {
+fn q8_scales((amax, sum): (f32, i32)) -> (f32, f32, i32) {
     let scale = amax / 127.0;
-    (f16::from_f32(scale).to_f32(), f16::from_f32(scale * sum as f32).to_f32())
+    (f16::from_f32(scale).to_f32(), f16::from_f32(scale * sum as f32).to_f32(), 2 * sum)
 }
 
 /// One `Q8_K` superblock as ggml's `quantize_row_q8_K_ref`: the value of largest magnitude
@@ -297,13 +310,15 @@ pub struct Tiled<Q, S> {
     pub q: Vec<[Q; TILE]>,
     pub d: Vec<[f32; TILE]>,
     pub s: Vec<[S; TILE]>,
+    /// `Q8Rows::n`, twice the exact block sums (empty for `Q8_K` tiles).
+    pub n: Vec<[i32; TILE]>,
     pub blocks: usize,
     pub rows: usize,
 }
 
 impl<Q, S> Default for Tiled<Q, S> {
     fn default() -> Self {
-        Tiled { q: Vec::new(), d: Vec::new(), s: Vec::new(), blocks: 0, rows: 0 }
+        Tiled { q: Vec::new(), d: Vec::new(), s: Vec::new(), n: Vec::new(), blocks: 0, rows: 0 }
     }
 }
 
@@ -319,6 +334,7 @@ pub struct TileOf<'a, Q, S> {
     pub q: &'a [[Q; TILE]],
     pub d: &'a [[f32; TILE]],
     pub s: &'a [[S; TILE]],
+    pub n: &'a [[i32; TILE]],
 }
 
 impl<Q, S> Clone for TileOf<'_, Q, S> {
@@ -336,9 +352,9 @@ pub type Tile<'a> = TileOf<'a, [i8; BLOCK], f32>;
 pub type KTile<'a> = TileOf<'a, [i8; SUPER], [i16; SUPER / 16]>;
 
 impl<Q: Copy, S: Copy> Tiled<Q, S> {
-    /// Regroups rows of `blocks` blocks (`q`, `d`, `s` hold every row's blocks in order),
-    /// reusing the buffers; `zero` fills the rows past the last one.
-    fn fill(&mut self, q: &[Q], d: &[f32], s: &[S], blocks: usize, zero: (Q, S)) {
+    /// Regroups rows of `blocks` blocks (`q`, `d`, `s` and, if not empty, `sums` hold every
+    /// row's blocks in order), reusing the buffers; `zero` fills the rows past the last one.
+    fn fill(&mut self, (q, d, s): (&[Q], &[f32], &[S]), sums: &[i32], blocks: usize, zero: (Q, S)) {
         let rows = d.len().checked_div(blocks).unwrap_or(0);
         let n = rows.div_ceil(TILE) * blocks;
         self.blocks = blocks;
@@ -349,33 +365,43 @@ impl<Q: Copy, S: Copy> Tiled<Q, S> {
         self.d.resize(n, [0.0; TILE]);
         self.s.clear();
         self.s.resize(n, [zero.1; TILE]);
+        self.n.clear();
+        self.n.resize(if sums.is_empty() { 0 } else { n }, [0; TILE]);
         for (b, ((q, &d), s)) in q.iter().zip(d).zip(s).enumerate() {
             let (r, i) = (b / blocks, b % blocks);
             let (at, slot) = ((r / TILE) * blocks + i, r % TILE);
             self.q[at][slot] = *q;
             self.d[at][slot] = d;
             self.s[at][slot] = *s;
+            if let (Some(&v), Some(n)) = (sums.get(b), self.n.get_mut(at)) {
+                n[slot] = v;
+            }
         }
     }
 
     /// Tile `t`: its blocks, scales and sums.
     pub fn tile(&self, t: usize) -> TileOf<'_, Q, S> {
         let range = t * self.blocks..(t + 1) * self.blocks;
-        TileOf { q: &self.q[range.clone()], d: &self.d[range.clone()], s: &self.s[range] }
+        TileOf {
+            q: &self.q[range.clone()],
+            d: &self.d[range.clone()],
+            s: &self.s[range.clone()],
+            n: self.n.get(range).unwrap_or(&[]),
+        }
     }
 }
 
 impl Q8Tiles {
     /// Regroups `x`'s rows, reusing the buffers.
     pub fn regroup(&mut self, x: &Q8Rows) {
-        self.fill(&x.q, &x.d, &x.s, x.blocks, ([0; BLOCK], 0.0));
+        self.fill((&x.q, &x.d, &x.s), &x.n, x.blocks, ([0; BLOCK], 0.0));
     }
 }
 
 impl Q8KTiles {
     /// Regroups `x`'s rows, reusing the buffers.
     pub fn regroup(&mut self, x: &Q8KRows) {
-        self.fill(&x.q, &x.d, &x.bsums, x.blocks, ([0; SUPER], [0; SUPER / 16]));
+        self.fill((&x.q, &x.d, &x.bsums), &[], x.blocks, ([0; SUPER], [0; SUPER / 16]));
     }
 }
 

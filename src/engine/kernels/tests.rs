@@ -67,7 +67,7 @@ impl Acts {
                 match (dtype, portable) {
                     (GgmlDType::Q4_1, false) => q4_1::dot(data, q, d, s),
                     (GgmlDType::Q4_1, true) => q4_1::dot_portable(data, q, d, s),
-                    (GgmlDType::Q5_0, false) => q5_0::dot(data, q, d),
+                    (GgmlDType::Q5_0, false) => q5_0::dot(data, q, d, xq.sums(0)),
                     (GgmlDType::Q5_0, true) => q5_0::dot_portable(data, q, d),
                     (_, false) => q8_0::dot(data, q, d),
                     (_, true) => q8_0::dot_portable(data, q, d),
@@ -331,7 +331,7 @@ fn multi_row_kernels_equal_the_single_row_kernel_bit_for_bit() {
                 let (q, d, s) = xq.row(r);
                 let want = match dtype {
                     GgmlDType::Q4_1 => q4_1::dot(&data, q, d, s),
-                    GgmlDType::Q5_0 => q5_0::dot(&data, q, d),
+                    GgmlDType::Q5_0 => q5_0::dot(&data, q, d, xq.sums(r)),
                     GgmlDType::Q8_0 => q8_0::dot(&data, q, d),
                     GgmlDType::Q4K => q4_k::dot(&data, &xk, r),
                     _ => q6_k::dot(&data, &xk, r),

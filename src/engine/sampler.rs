@@ -4,7 +4,8 @@
 //!
 //! The statistics are always of the *unmodified* logits, so a recorded logprob says what the
 //! model believed, not what the sampling filters left. The filters run in llama.cpp's default
-//! order: penalties, top-k, top-p, min-p, temperature, then a draw. Depends on `trace` only.
+//! order: penalties, top-k, top-p, min-p, temperature, then a draw. Depends on `trace`, and on
+//! candle for its thread pool.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -24,9 +25,77 @@ pub struct RawStats {
 }
 
 impl RawStats {
-    /// Computes the statistics of `logits` in one pass for the normaliser and one for the
-    /// entropy, plus a top-k selection that rejects most tokens with one comparison.
+    /// Computes the statistics in one pass for the normaliser and one for the entropy, plus a
+    /// top-k selection that rejects most tokens with one comparison. A vocabulary of at least
+    /// `PARALLEL_MIN` tokens is split between the threads of candle's pool (the decode's
+    /// matmuls have just finished there, and the step waits on this).
     pub fn of(logits: &[f32], k: usize) -> Self {
+        let pool = candle_core::utils::barrier_pool();
+        let n = match logits.len() >= PARALLEL_MIN {
+            true => pool.n_workers() + 1,
+            false => 1,
+        };
+        if n == 1 {
+            return RawStats::combine(vec![Part::of(logits, 0, k)], k);
+        }
+        let per = logits.len().div_ceil(n);
+        let slots: Vec<std::sync::Mutex<Option<Part>>> =
+            (0..n).map(|_| std::sync::Mutex::new(None)).collect();
+        pool.execute(|tid| {
+            let start = (tid * per).min(logits.len());
+            let end = (start + per).min(logits.len());
+            if let Some(Ok(mut slot)) = slots.get(tid).map(|s| s.lock()) {
+                *slot = Some(Part::of(&logits[start..end], start, k));
+            }
+        });
+        let parts = slots.into_iter().filter_map(|s| s.into_inner().ok().flatten()).collect();
+        RawStats::combine(parts, k)
+    }
+
+    /// The statistics of the whole from those of its parts: the exponential sums rescaled
+    /// from each part's maximum to the overall one, the top `k` of the parts' top `k`.
+    fn combine(parts: Vec<Part>, k: usize) -> Self {
+        let max = parts.iter().map(|p| p.max).fold(f64::NEG_INFINITY, f64::max);
+        let (mut sum, mut weighted) = (0f64, 0f64);
+        let mut top = Vec::new();
+        for p in parts {
+            // A part of -inf logits only adds nothing (its own sums are NaN).
+            if p.max > f64::NEG_INFINITY {
+                let scale = exp(p.max - max);
+                sum += p.sum * scale;
+                weighted += p.weighted * scale;
+            }
+            top.extend(p.top);
+        }
+        let log_norm = max + sum.ln();
+        // H = -Σ p (l - log_norm) = log_norm - Σ p l
+        let entropy = (log_norm - weighted / sum).max(0.0) as f32;
+        top.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        top.truncate(k);
+        let top = top.into_iter().map(|(id, l)| (id, (l as f64 - log_norm) as f32)).collect();
+        RawStats { log_norm, entropy, top }
+    }
+
+    pub fn logprob(&self, logit: f32) -> f32 {
+        (logit as f64 - self.log_norm) as f32
+    }
+}
+
+/// The smallest vocabulary whose statistics are computed on several threads.
+const PARALLEL_MIN: usize = 16_384;
+
+/// The statistics of a run of logits: its maximum, `Σ e^(l - max)` and `Σ e^(l - max) l`, and
+/// its top `k` (ids of the whole vocabulary).
+struct Part {
+    max: f64,
+    sum: f64,
+    weighted: f64,
+    top: Vec<(u32, f32)>,
+}
+
+impl Part {
+    /// The part `logits` of a vocabulary, its first id `first`.
+    fn of(logits: &[f32], first: usize, k: usize) -> Self {
         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
         // In blocks: the exponentials first (a plain map, which vectorizes with `exp` inlined),
         // then eight partial sums of them (lane by lane, which vectorizes too).
@@ -48,20 +117,11 @@ impl RawStats {
                 weighted_sums[i % 8] += el;
             }
         }
-        let sum: f64 = sums.iter().sum();
-        let weighted: f64 = weighted_sums.iter().sum();
-        let log_norm = max + sum.ln();
-        // H = -Σ p (l - log_norm) = log_norm - Σ p l
-        let entropy = (log_norm - weighted / sum).max(0.0) as f32;
-        let top = top_k(logits, k)
-            .into_iter()
-            .map(|(id, l)| (id, (l as f64 - log_norm) as f32))
-            .collect();
-        RawStats { log_norm, entropy, top }
-    }
-
-    pub fn logprob(&self, logit: f32) -> f32 {
-        (logit as f64 - self.log_norm) as f32
+        let mut top = top_k(logits, k);
+        for (id, _) in &mut top {
+            *id += first as u32;
+        }
+        Part { max, sum: sums.iter().sum(), weighted: weighted_sums.iter().sum(), top }
     }
 }
 
@@ -297,6 +357,36 @@ impl Sampler {
 
 #[cfg(test)]
 mod tests {
+    /// Statistics combined from parts (as the threads compute them) are those of the whole:
+    /// the same top k (ties by the lower id across parts) and the same normaliser and entropy
+    /// to f64 rounding, also with a part of -inf logits.
+    #[test]
+    fn statistics_of_parts_combine_to_those_of_the_whole() {
+        let mut logits: Vec<f32> =
+            (0..50_000).map(|i| ((i * 7_919) % 10_007) as f32 * 0.003 - 12.0).collect();
+        logits[49_990] = 30.0;
+        logits[3] = 30.0; // a tie across parts: id 3 comes first
+        for l in &mut logits[20_000..30_000] {
+            *l = f32::NEG_INFINITY;
+        }
+        let k = 20;
+        let whole = super::RawStats::combine(vec![super::Part::of(&logits, 0, k)], k);
+        let parts = logits
+            .chunks(10_000)
+            .enumerate()
+            .map(|(i, c)| super::Part::of(c, i * 10_000, k))
+            .collect();
+        let split = super::RawStats::combine(parts, k);
+        assert_eq!(split.top, whole.top);
+        assert_eq!(split.top[..2].iter().map(|t| t.0).collect::<Vec<_>>(), vec![3, 49_990]);
+        assert!((split.log_norm - whole.log_norm).abs() < 1e-12);
+        assert!((split.entropy - whole.entropy).abs() < 1e-6);
+        // And `of`, on the pool, agrees.
+        let pooled = super::RawStats::of(&logits, k);
+        assert_eq!(pooled.top, whole.top);
+        assert!((pooled.log_norm - whole.log_norm).abs() < 1e-12);
+    }
+
     use super::*;
 
     fn spec(temperature: f32) -> SamplerSpec {

@@ -25,6 +25,17 @@ import tempfile
 import numpy as np
 
 import gguf
+import os
+import sys
+
+# llama-cpp-python where it is installed, else where `.ci/run` and the tests put it
+# (`pip --target $THINKDBG_CACHE/python/llama-cpp-python-0.3.36`).
+try:
+    import llama_cpp  # noqa: F401
+except ImportError:
+    sys.path.insert(0, os.path.join(
+        os.environ.get("THINKDBG_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "thinkdbg")),
+        "python", "llama-cpp-python-0.3.36"))
 import llama_cpp
 
 # llama.cpp's `llama_ftype` values for the types this script is meant for.

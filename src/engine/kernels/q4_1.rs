@@ -100,7 +100,7 @@ mod avx2 {
             acc = block_fma(simd, u, pulp::cast(*x), d * dx, acc);
             mins += m * sx;
         }
-        lane_sums([acc])[0] + mins
+        lane_sums(simd, [acc])[0] + mins
     }
 
     /// The multi-row kernel `super::super::for_tiles` runs.
@@ -128,7 +128,7 @@ mod avx2 {
                 }
             }
             let mins: [f32; TILE] = pulp::cast(mins);
-            let mut out = lane_sums(acc);
+            let mut out = lane_sums(simd, acc);
             for (o, m) in out.iter_mut().zip(mins).take(R) {
                 *o += m;
             }

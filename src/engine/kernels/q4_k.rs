@@ -177,7 +177,7 @@ mod avx2 {
             acc_m = simd.fma._mm_fmadd_ps(simd.sse._mm_set1_ps(u.dmin * dx), m, acc_m);
         }
         let mins: [f32; 4] = pulp::cast(acc_m);
-        lane_sums([acc])[0] - mins.iter().sum::<f32>()
+        lane_sums(simd, [acc])[0] - mins.iter().sum::<f32>()
     }
 
     /// The multi-row kernel `super::super::for_tiles` runs.
@@ -207,7 +207,7 @@ mod avx2 {
                     acc_m[r] = fma._mm_fmadd_ps(sse._mm_set1_ps(dm[r]), m, acc_m[r]);
                 }
             }
-            let mut out = lane_sums(acc);
+            let mut out = lane_sums(simd, acc);
             for (o, m) in out.iter_mut().zip(acc_m) {
                 let m: [f32; 4] = pulp::cast(m);
                 *o -= m.iter().sum::<f32>();

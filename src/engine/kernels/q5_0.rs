@@ -7,7 +7,7 @@
 
 use half::f16;
 
-use super::quant::{arrays, Q8Rows, Q8Tiles, BLOCK};
+use super::quant::{Q8Rows, Q8Tiles, BLOCK};
 use super::signed::{self, Format};
 
 /// Bytes of one `Q5_0` block.
@@ -137,9 +137,9 @@ mod avx2 {
 
     use pulp::x86::V3;
 
-    use super::super::quant::{Tile, TILE};
+    use super::super::quant::{arrays, Tile, TILE};
     use super::super::TileKernel;
-    use super::{arrays, BLOCK, BLOCK_BYTES, Q5_0};
+    use super::{BLOCK, BLOCK_BYTES, Q5_0};
 
     /// `acc + scale * (u·x - 16 Σx)` in eight float lanes, `n2` twice the block's activation
     /// sum: the byte products summed in fours, less `n2` in each of the eight lanes (`16 Σx`
@@ -160,7 +160,7 @@ mod avx2 {
             let (d, u) = Q5_0::unpack_unsigned(simd, b);
             acc = block_fma(simd, u, pulp::cast(*x), n, d * dx, acc);
         }
-        super::super::lane_sums([acc])[0]
+        super::super::lane_sums(simd, [acc])[0]
     }
 
     /// The multi-row kernel `super::super::for_tiles` runs.
@@ -182,7 +182,7 @@ mod avx2 {
                     acc[r] = block_fma(simd, u, pulp::cast(xs[r]), ns[r], scales[r], acc[r]);
                 }
             }
-            super::super::lane_sums(acc)
+            super::super::lane_sums(simd, acc)
         }
     }
 }

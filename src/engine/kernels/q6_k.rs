@@ -176,7 +176,7 @@ mod avx2 {
             acc = simd.fma._mm256_fmadd_ps(scale, sumi, acc);
             offset += u.d * dx * offset_term(&u.sc, bs) as f32;
         }
-        lane_sums([acc])[0] - offset
+        lane_sums(simd, [acc])[0] - offset
     }
 
     /// The multi-row kernel `super::super::for_tiles` runs.
@@ -202,7 +202,7 @@ mod avx2 {
                     offset[r] += dd[r] * offset_term(&u.sc, &bs[r]) as f32;
                 }
             }
-            let mut out = lane_sums(acc);
+            let mut out = lane_sums(simd, acc);
             for (o, m) in out.iter_mut().zip(offset) {
                 *o -= m;
             }

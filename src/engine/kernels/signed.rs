@@ -103,7 +103,7 @@ mod avx2 {
             let y = simd.avx2._mm256_sign_epi8(pulp::cast(*x), q);
             acc = block_fma(simd, u, y, d * dx, acc);
         }
-        lane_sums([acc])[0]
+        lane_sums(simd, [acc])[0]
     }
 
     /// The multi-row kernel `super::super::for_tiles` runs for format `F`.
@@ -127,7 +127,7 @@ mod avx2 {
                     acc[r] = block_fma(simd, u, y, scales[r], acc[r]);
                 }
             }
-            lane_sums(acc)
+            lane_sums(simd, acc)
         }
     }
 }

@@ -359,3 +359,26 @@ fn multi_row_kernels_equal_the_single_row_kernel_bit_for_bit() {
         }
     }
 }
+
+/// `lane_sums` adds each accumulator's lanes in ggml's order, the same bits whether four are
+/// transposed together or one is summed alone (what keeps `dot_rows` equal to `dot`).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn lane_sums_transposed_equal_one_by_one() {
+    let Some(simd) = pulp::x86::V3::try_new() else { return };
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    for _ in 0..100 {
+        let lanes: Vec<[f32; 8]> = (0..8)
+            .map(|_| {
+                let v = random(&mut rng, 8, 1e4);
+                std::array::from_fn(|i| v[i] * if i % 3 == 0 { 1e-4 } else { 1.0 })
+            })
+            .collect();
+        let acc: [std::arch::x86_64::__m256; 8] = std::array::from_fn(|r| pulp::cast(lanes[r]));
+        let want: Vec<u32> = lanes.iter().map(|&l| super::lane_sum(l).to_bits()).collect();
+        let all = simd.vectorize(|| super::lane_sums(simd, acc));
+        assert_eq!(all.map(f32::to_bits).to_vec(), want);
+        let two = simd.vectorize(|| super::lane_sums(simd, [acc[0], acc[1]]));
+        assert_eq!(two[..2].iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want[..2]);
+    }
+}

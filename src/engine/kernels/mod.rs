@@ -329,6 +329,22 @@ impl Job<'_> {
         }
     }
 
+    /// Asks the CPU to fetch the weight bytes `ahead` bytes past row `i` (as many as a row
+    /// holds) into the caches.
+    #[inline(always)]
+    fn prefetch(&self, i: usize, ahead: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if let (Some(simd), true) = (pulp::x86::V3::try_new(), ahead > 0) {
+            // Past the end of the weights the addresses are never read: a prefetch of any
+            // address is only a hint.
+            let start = self.w.as_ptr().wrapping_add(i * self.row_bytes + ahead);
+            for line in (0..self.row_bytes).step_by(64) {
+                simd.sse._mm_prefetch::<3>(start.wrapping_add(line) as *const i8);
+            }
+        }
+        let _ = (i, ahead);
+    }
+
     /// The bytes of weight row `i`.
     #[inline]
     fn row(&self, i: usize) -> &[u8] {
@@ -450,6 +466,14 @@ fn for_tiles<Q: Copy, S: Copy>(
     }
 }
 
+/// How far ahead of the row it computes a one-row `matvec` asks for the weights (bytes). A
+/// decode reads every weight once per token, straight from memory, and on the development
+/// machine the hardware prefetcher alone kept too few reads in flight: decode tok/s without
+/// prefetching, then 1, 2, 4 and 8 KiB ahead (release build, 2 threads, alternating runs),
+/// demo `Q4_1` 88.8 / 113.3 / 124.8 / 126.2, demo `Q4_K_M` 93.3 / - / 134.3 / 132.3, the 1.5B
+/// distill at `Q4_K` 16.3 / - / 23.2 / 22.8 / 21.9.
+const PREFETCH_AHEAD: usize = 4096;
+
 /// Chunks per thread of a one-row `matvec`. Each claim of a chunk moves the shared cursor's
 /// cache line between cores (~0.1 µs here); a thread that runs out of chunks waits for the
 /// others' last one. On the demo model (2 threads), 4, 8, 16 and 32 measured within the
@@ -484,6 +508,7 @@ fn matvec_row(jobs: &[Job<'_>], acts: &Acts<'_>) -> Vec<Vec<f32>> {
         let Some(&(ji, first, rows)) = chunks.get(c) else { break };
         let (Some(job), Some(y)) = (jobs.get(ji), ys.get(ji)) else { break };
         for (i, out) in y[first..first + rows].iter().enumerate() {
+            job.prefetch(first + i, PREFETCH_AHEAD);
             out.store(job.dot(first + i, acts).to_bits(), Ordering::Relaxed);
         }
     });

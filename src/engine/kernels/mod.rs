@@ -329,20 +329,17 @@ impl Job<'_> {
         }
     }
 
-    /// Asks the CPU to fetch the weight bytes `ahead` bytes past row `i` (as many as a row
-    /// holds) into the caches.
+    /// Asks the CPU to fetch the weight bytes `PREFETCH_AHEAD` bytes past row `i` (as many as
+    /// a row holds) into the caches.
+    #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    fn prefetch(&self, i: usize, ahead: usize) {
-        #[cfg(target_arch = "x86_64")]
-        if let (Some(simd), true) = (pulp::x86::V3::try_new(), ahead > 0) {
-            // Past the end of the weights the addresses are never read: a prefetch of any
-            // address is only a hint.
-            let start = self.w.as_ptr().wrapping_add(i * self.row_bytes + ahead);
-            for line in (0..self.row_bytes).step_by(64) {
-                simd.sse._mm_prefetch::<3>(start.wrapping_add(line) as *const i8);
-            }
+    fn prefetch(&self, simd: pulp::x86::V3, i: usize) {
+        // Past the end of the weights the addresses are never read: a prefetch of any address
+        // is only a hint.
+        let start = self.w.as_ptr().wrapping_add(i * self.row_bytes + PREFETCH_AHEAD);
+        for line in (0..self.row_bytes).step_by(64) {
+            simd.sse._mm_prefetch::<3>(start.wrapping_add(line) as *const i8);
         }
-        let _ = (i, ahead);
     }
 
     /// The bytes of weight row `i`.
@@ -503,12 +500,17 @@ fn matvec_row(jobs: &[Job<'_>], acts: &Acts<'_>) -> Vec<Vec<f32>> {
     let ys: Vec<Vec<AtomicU32>> =
         jobs.iter().map(|j| (0..j.n).map(|_| AtomicU32::new(0)).collect()).collect();
     let cursor = AtomicUsize::new(0);
+    #[cfg(target_arch = "x86_64")]
+    let simd = pulp::x86::V3::try_new();
     pool.execute(|_| loop {
         let c = cursor.fetch_add(1, Ordering::Relaxed);
         let Some(&(ji, first, rows)) = chunks.get(c) else { break };
         let (Some(job), Some(y)) = (jobs.get(ji), ys.get(ji)) else { break };
         for (i, out) in y[first..first + rows].iter().enumerate() {
-            job.prefetch(first + i, PREFETCH_AHEAD);
+            #[cfg(target_arch = "x86_64")]
+            if let Some(simd) = simd {
+                job.prefetch(simd, first + i);
+            }
             out.store(job.dot(first + i, acts).to_bits(), Ordering::Relaxed);
         }
     });

@@ -30,18 +30,6 @@ impl Format<BLOCK_BYTES> for Q5_0 {
         }
         (d, q)
     }
-
-    /// `Q5_0::unpack_unsigned` less 16 (what `signed`'s kernels take; `dot` and `dot_rows`
-    /// use the unsigned values).
-    #[cfg(target_arch = "x86_64")]
-    #[inline(always)]
-    fn unpack_avx2(
-        simd: pulp::x86::V3,
-        b: &[u8; BLOCK_BYTES],
-    ) -> (f32, std::arch::x86_64::__m256i) {
-        let (d, q) = Q5_0::unpack_unsigned(simd, b);
-        (d, simd.avx2._mm256_sub_epi8(q, simd.avx._mm256_set1_epi8(16)))
-    }
 }
 
 impl Q5_0 {

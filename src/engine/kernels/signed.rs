@@ -1,7 +1,8 @@
 //! The kernels shared by the block formats whose 32 weights unpack to signed bytes times one
 //! f16 scale (`Q8_0`, `Q5_0`), against `Q8_0` activations: `Σ d * dx * Σ w·x`. A format says
 //! how to unpack a block (`Format`); the single-row, multi-row and portable kernels are the
-//! same for all of them, so every such format computes a row in the same order. Depends on
+//! same for all of them, so every such format computes a row in the same order (`Q5_0` uses
+//! only the portable one: its AVX2 kernels take its values unsigned, in `q5_0`). Depends on
 //! `quant`.
 
 use super::quant::{arrays, Q8Rows, Q8Tiles, BLOCK};
@@ -11,9 +12,13 @@ pub trait Format<const N: usize> {
     /// The block's scale and its 32 weights, in the order of the activations.
     fn unpack(b: &[u8; N]) -> (f32, [i8; BLOCK]);
 
-    /// The same as a vector (AVX2).
+    /// The same as a vector (AVX2); a format whose AVX2 kernels are these overrides it.
     #[cfg(target_arch = "x86_64")]
-    fn unpack_avx2(simd: pulp::x86::V3, b: &[u8; N]) -> (f32, std::arch::x86_64::__m256i);
+    #[inline(always)]
+    fn unpack_avx2(_: pulp::x86::V3, b: &[u8; N]) -> (f32, std::arch::x86_64::__m256i) {
+        let (d, q) = Self::unpack(b);
+        (d, pulp::cast(q))
+    }
 }
 
 /// Dot product of one weight row (`blocks * N` bytes) with one quantized activation row: the

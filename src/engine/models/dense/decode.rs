@@ -94,24 +94,24 @@ impl Dense {
         if !applies {
             return Ok(None);
         }
-        if self.host.is_none() {
-            let layers = self.layers.iter().map(HostLayer::of).collect::<Result<_>>()?;
-            let output_norm = host(&self.output_norm)?;
-            self.host = Some(HostVectors { layers, output_norm });
-        }
-        let (Some(host), mut layers) = (self.host.take(), std::mem::take(&mut self.layers)) else {
-            return Ok(None);
+        let host = match self.host.take() {
+            Some(host) => host,
+            None => HostVectors {
+                layers: self.layers.iter().map(HostLayer::of).collect::<Result<_>>()?,
+                output_norm: host(&self.output_norm)?,
+            },
         };
+        let mut layers = std::mem::take(&mut self.layers);
         self.probe.begin(1, false);
         let capture = self.lens.on;
         let mut rows = Vec::new();
+        let eps = self.hp.rms_eps as f32;
         let result = (|| -> Result<Vec<f32>> {
             let mut x = self.embed(&[token])?.flatten_all()?.to_vec1::<f32>()?;
             let rope = self.rope.row(pos);
             for (layer, hl) in layers.iter_mut().zip(&host.layers) {
                 let attn = self.attention_row(layer, hl, &x, pos, &rope)?;
                 add(&mut x, &attn);
-                let eps = self.hp.rms_eps as f32;
                 let h = rms_norm(&x, &hl.ffn_norm, eps);
                 let Ffn::Dense { gate, up, down } = &layer.ffn else {
                     return Err(Error::Worker(
@@ -128,7 +128,7 @@ impl Dense {
                     rows.push(x.clone());
                 }
             }
-            let h = rms_norm(&x, &host.output_norm, self.hp.rms_eps as f32);
+            let h = rms_norm(&x, &host.output_norm, eps);
             let [logits] = Matrix::forward_row([&self.output], &h)?;
             Ok(logits)
         })();

@@ -135,8 +135,12 @@ mod avx2 {
     #[inline(always)]
     fn block_fma(simd: V3, u: __m256i, x: __m256i, n2: i32, scale: f32, acc: __m256) -> __m256 {
         let ones = simd.avx._mm256_set1_epi16(1);
-        let sums = simd.avx2._mm256_madd_epi16(simd.avx2._mm256_maddubs_epi16(u, x), ones);
-        let sums = simd.avx2._mm256_sub_epi32(sums, simd.avx._mm256_set1_epi32(n2));
+        // An add of `-n2` (not a subtract), so that where the CPU has AVX-512 VNNI, LLVM
+        // fuses it with `vpmaddwd` into one `vpdpwssd`, the negated sum as its accumulator.
+        let sums = simd.avx2._mm256_add_epi32(
+            simd.avx._mm256_set1_epi32(n2.wrapping_neg()),
+            simd.avx2._mm256_madd_epi16(simd.avx2._mm256_maddubs_epi16(u, x), ones),
+        );
         let scale = simd.avx._mm256_set1_ps(scale);
         simd.fma._mm256_fmadd_ps(scale, simd.avx._mm256_cvtepi32_ps(sums), acc)
     }

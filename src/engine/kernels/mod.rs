@@ -71,8 +71,33 @@ enum Policy {
     /// sample decoded in a batch gives the tokens it gives alone; candle's kernels are not);
     /// above that, a prefill, candle's tiled VNNI matmuls are faster where the CPU has
     /// AVX-512 VNNI (`bench decode --synth qwen3moe:qwen3moe-mid`, 2 threads, `Q8_0`: prefill
-    /// 420 against 289 tok/s).
+    /// 420 against 289 tok/s), where candle tiles the matrix (`candle_tiles`).
     Default,
+}
+
+/// Whether candle 0.11 repacks an `(out, in)` matrix of `kind` into its tiles for a matmul of
+/// many rows (its `repack_x86::select`): on x86, rows of whole superblocks in tiles of 16
+/// weight rows, and for `Q8_0` a CPU with VNNI. Otherwise its matmul is a dot product per
+/// activation row and weight row, with no tiling, which this module's tiled kernels beat (a
+/// `Q8_0` `attn_v` of 576 columns in the demo model's `Q4_K_M` file). Elsewhere candle's
+/// matmul is taken as before.
+fn candle_tiles(kind: Kind, out: usize, inp: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let cpu = match kind {
+            Kind::Q8_0 => {
+                (is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni"))
+                    || (is_x86_feature_detected!("avxvnni") && is_x86_feature_detected!("avx2"))
+            }
+            _ => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+        };
+        cpu && inp % quant::SUPER == 0 && out % 16 == 0
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (kind, out, inp);
+        true
+    }
 }
 
 /// The most activation rows a `Q8_0`, `Q4_K` or `Q6_K` matrix computes with this module's
@@ -134,7 +159,9 @@ impl Matrix {
         match (&self.fast, self.policy) {
             (None, _) | (_, Policy::Never) => false,
             (Some((Kind::Q4_1 | Kind::Q5_0, _)), _) | (_, Policy::Always) => true,
-            (Some((Kind::Q8_0 | Kind::Q4K | Kind::Q6K, _)), Policy::Default) => rows <= BATCH_ROWS,
+            (Some((kind @ (Kind::Q8_0 | Kind::Q4K | Kind::Q6K), _)), Policy::Default) => {
+                rows <= BATCH_ROWS || !candle_tiles(*kind, self.out, self.inp)
+            }
         }
     }
 

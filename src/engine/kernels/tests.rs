@@ -382,3 +382,36 @@ fn lane_sums_transposed_equal_one_by_one() {
         assert_eq!(two[..2].iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want[..2]);
     }
 }
+
+/// Past `BATCH_ROWS` rows the default policy leaves a `Q8_0`, `Q4_K` or `Q6_K` matrix to
+/// candle only where candle tiles it: a `Q8_0` matrix of 576 columns (the demo model's
+/// `attn_v`), or one whose rows do not fill candle's tiles of 16, stays on this module's
+/// kernels at every size; `Q4_1`/`Q5_0` always do.
+#[test]
+fn prefills_leave_to_candle_only_the_matrices_it_tiles() {
+    use super::{Kind, Policy, BATCH_ROWS};
+    let m = |dtype, n, k| {
+        let q = quantized(&vec![0.5; n * k], n, k, dtype);
+        Matrix::with(QMatMul::from_arc(std::sync::Arc::new(q)).unwrap(), Policy::Default)
+    };
+    let many = BATCH_ROWS + 1;
+    for (dtype, n, k) in [
+        (GgmlDType::Q8_0, 192, 576),
+        (GgmlDType::Q8_0, 200, 512),
+        (GgmlDType::Q4K, 200, 512),
+        (GgmlDType::Q5_0, 192, 576),
+        (GgmlDType::Q4_1, 192, 512),
+    ] {
+        let w = m(dtype, n, k);
+        assert!(w.kernel_for(1) && w.kernel_for(BATCH_ROWS), "{dtype:?} {n}x{k}");
+        assert!(w.kernel_for(many), "{dtype:?} {n}x{k} past {BATCH_ROWS} rows");
+    }
+    // A k-quant matrix in whole tiles goes to candle's tiled matmul where candle has one
+    // (x86 with AVX2 and FMA).
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        let w = m(GgmlDType::Q6K, 192, 512);
+        assert!(w.kernel_for(BATCH_ROWS) && !w.kernel_for(many));
+        assert!(super::candle_tiles(Kind::Q4K, 192, 512));
+    }
+}

@@ -15,6 +15,7 @@ use candle_core::{DType, Device, Tensor};
 mod attend;
 mod batch;
 mod decode;
+mod flash;
 mod prompt;
 
 use super::moe::{Gating, MoeFfn, MoeProbe};
@@ -458,6 +459,11 @@ impl Dense {
                 if let Some(out) = self.cached_attention(&q, (kc, vc), &seq, kc.dim(2)?)? {
                     return Ok(out);
                 }
+            }
+        }
+        if let (Some(kc), Some(vc)) = (&cache.k, &cache.v) {
+            if let Some(out) = self.flash_prompt(q, (kc, vc), pos)? {
+                return Ok(out);
             }
         }
         let (k_all, v_all) = (attend::widened(&k_all)?, attend::widened(&v_all)?);

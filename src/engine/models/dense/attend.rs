@@ -80,7 +80,7 @@ impl CacheValue for f16 {
 
 /// `f` of the `T` values of a CPU tensor that is its whole buffer (contiguous from the
 /// buffer's start, as the KV caches are), or `None` for other tensors.
-fn with_cpu_buffer<T: WithDType, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> Option<R> {
+pub(super) fn with_cpu_buffer<T: WithDType, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> Option<R> {
     let (storage, layout) = t.storage_and_layout();
     if !layout.is_contiguous() || layout.start_offset() != 0 {
         return None;
@@ -340,7 +340,7 @@ pub(super) fn exp_sum(s: &mut [f32], max: f32) -> f32 {
 /// 13, for the vocabulary's normaliser): eight lanes per vector instead of four and a degree-6
 /// polynomial, for the millions of scores a long context has per token.
 #[inline(always)]
-fn exp(x: f32) -> f32 {
+pub(super) fn exp(x: f32) -> f32 {
     // 1.5 * 2^23: adding it rounds to an integer (to even), held in the low mantissa bits.
     const SHIFT: f32 = 12_582_912.0;
     const LN2_HI: f32 = 0.693_359_4;

@@ -85,7 +85,8 @@ impl Seq {
     /// The statistics of the current logits and the sampler's draw: the costly part of a
     /// step, which depends on nothing but this sequence (see `draw_all`).
     fn draw(&mut self, top_logprobs: usize) -> Drawn {
-        let stats = RawStats::of(&self.logits, top_logprobs);
+        // Called from a task of candle's pool (`draw_all`), which cannot start another job.
+        let stats = RawStats::of_in_task(&self.logits, top_logprobs);
         let sampled = self.sampler.sample(&self.logits, &self.history);
         (stats, sampled)
     }

@@ -30,6 +30,20 @@ impl RawStats {
     /// `PARALLEL_MIN` tokens is split between the threads of candle's pool (the decode's
     /// matmuls have just finished there, and the step waits on this).
     pub fn of(logits: &[f32], k: usize) -> Self {
+        RawStats::split(logits, k, true)
+    }
+
+    /// `of` computed on the calling thread alone, for a caller that is itself a task of
+    /// candle's pool (the pool runs one job at a time: a nested job waits for itself
+    /// forever). The vocabulary is split into the same parts, combined the same way, so the
+    /// statistics are `of`'s bit for bit.
+    pub fn of_in_task(logits: &[f32], k: usize) -> Self {
+        RawStats::split(logits, k, false)
+    }
+
+    /// The statistics from one part per thread of candle's pool (one part under
+    /// `PARALLEL_MIN` tokens), the parts computed on the pool if `pooled`.
+    fn split(logits: &[f32], k: usize, pooled: bool) -> Self {
         let pool = candle_core::utils::barrier_pool();
         let n = match logits.len() >= PARALLEL_MIN {
             true => pool.n_workers() + 1,
@@ -39,6 +53,16 @@ impl RawStats {
             return RawStats::combine(vec![Part::of(logits, 0, k)], k);
         }
         let per = logits.len().div_ceil(n);
+        if !pooled {
+            let parts = (0..n)
+                .map(|i| {
+                    let start = (i * per).min(logits.len());
+                    let end = (start + per).min(logits.len());
+                    Part::of(&logits[start..end], start, k)
+                })
+                .collect();
+            return RawStats::combine(parts, k);
+        }
         let slots: Vec<std::sync::Mutex<Option<Part>>> =
             (0..n).map(|_| std::sync::Mutex::new(None)).collect();
         pool.execute(|tid| {
@@ -385,6 +409,18 @@ mod tests {
         let pooled = super::RawStats::of(&logits, k);
         assert_eq!(pooled.top, whole.top);
         assert!((pooled.log_norm - whole.log_norm).abs() < 1e-12);
+        // Inside a task of the pool (a batched decode's draws) `of_in_task` returns, with
+        // `of`'s bits.
+        let inside = std::sync::Mutex::new(None);
+        candle_core::utils::barrier_pool().execute(|tid| {
+            if tid == 0 {
+                *inside.lock().unwrap() = Some(super::RawStats::of_in_task(&logits, k));
+            }
+        });
+        let inside = inside.into_inner().unwrap().unwrap();
+        assert_eq!(inside.top, pooled.top);
+        assert_eq!(inside.log_norm.to_bits(), pooled.log_norm.to_bits());
+        assert_eq!(inside.entropy.to_bits(), pooled.entropy.to_bits());
     }
 
     use super::*;

@@ -18,7 +18,7 @@ use thinkdbg::engine::Engine;
 use thinkdbg::record::{Event, Recorder};
 use thinkdbg::trace::{Message, RoutingDetail, SamplerSpec, StopReason};
 
-use crate::common::{exact, write_tiny, Tiny};
+use crate::common::{demo_model, exact, heavy, write_tiny, Tiny};
 
 fn load(path: &std::path::Path) -> Engine {
     Engine::load(path, &exact(), &mut |_, _| {}).unwrap()
@@ -204,6 +204,17 @@ fn every_sample_of_a_batch_is_its_lone_run_on_dense_models() {
         // And a lone sample through generate_many is just generate.
         check(&format!("{} one", tiny.arch), &mut engine, &req, &seeds[..1]);
     }
+}
+
+/// A real vocabulary (the demo model's 49 152 tokens) splits the statistics of a step over
+/// candle's pool, also in a batched decode, whose draws are themselves tasks of the pool:
+/// each sample is still its lone run. (The draws once started a nested job there, which
+/// waits for itself: every batch of a real model hung.)
+#[test]
+fn a_batch_of_the_demo_model_is_each_samples_lone_run() {
+    let _heavy = heavy();
+    let mut engine = load(&demo_model());
+    check("demo sampled", &mut engine, &request(sampled(6)), &[1, 2]);
 }
 
 /// More samples than one batch holds (`MAX_BATCH`) run as several batches, each sample still

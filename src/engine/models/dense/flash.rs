@@ -25,7 +25,7 @@ use crate::engine::error::{Error, Result};
 /// Queries per task (each with the `n_rep` query heads of its KV head): a multiple of two
 /// vectors of the widest width, so a task's rows fill the score kernel's vectors.
 const QUERIES: usize = 32;
-/// Keys per block: scores, transposed keys and widened values of a block stay in L1/L2.
+/// Keys per block: a block's keys, values and scores stay in L1/L2.
 const KEYS: usize = 64;
 /// Keys (in the scores) or rows (in the weighted sum) computed together, each vector loaded
 /// once for them.
@@ -275,21 +275,21 @@ impl Task {
                     }
                 }
             }
-            // The running softmax, a vector over the rows: every row sees key 0, so its
-            // largest score is finite from the first block on.
+            // The running softmax, vectors over the rows. `rescale` first holds each row's
+            // new largest score (finite from the first block on: every row sees key 0), then
+            // the factor for the row's sums so far.
             let (max, sum, rescale) = (&mut sc.max, &mut sc.sum, &mut sc.rescale);
-            let mut new = max.clone();
+            rescale.copy_from_slice(max);
             for s in sc.st.chunks_exact(rows).take(kn) {
-                for (m, &x) in new.iter_mut().zip(s) {
+                for (m, &x) in rescale.iter_mut().zip(s) {
                     *m = m.max(x);
                 }
             }
-            for (((m, &m_new), a), total) in
-                max.iter_mut().zip(&new).zip(rescale.iter_mut()).zip(sum.iter_mut())
-            {
-                *a = exp(*m - m_new);
+            for ((m, a), total) in max.iter_mut().zip(rescale.iter_mut()).zip(sum.iter_mut()) {
+                let largest = *a;
+                *a = exp(*m - largest);
                 *total *= *a;
-                *m = m_new;
+                *m = largest;
             }
             for s in sc.st.chunks_exact_mut(rows).take(kn) {
                 for ((x, &m), total) in s.iter_mut().zip(max.iter()).zip(sum.iter_mut()) {

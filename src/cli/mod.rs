@@ -273,11 +273,13 @@ const SPIN_LIMIT_VAR: &str = "CANDLE_BARRIER_POOL_SPIN_LIMIT";
 /// How many times (`spin_loop`) an idle worker of candle's thread pool checks for work before
 /// it sleeps, unless the user sets `CANDLE_BARRIER_POOL_SPIN_LIMIT`: 4000, about 50 µs on the
 /// development machine, against candle's 25 000 (0.3–0.4 ms). A decode step's matmuls follow
-/// each other within microseconds, so the workers still never sleep inside one; but a
-/// prompt's attention products are candle's float matmuls, which run on rayon's threads, and
-/// a worker spinning beside them for its whole limit took a core from them (7% of a 2k-token
-/// prefill's samples). Row b's 2k prefill, 2 threads, alternating single runs: 285–310 tok/s
-/// at 25 000, 312–333 at 1000, 2000 or 5000; decode within the noise.
+/// each other within microseconds, so the workers still never sleep inside one; but candle's
+/// float matmuls run on rayon's threads, and a worker spinning beside them for its whole limit
+/// took a core from them. Measured when a prompt's attention products were such matmuls (7% of
+/// a 2k-token prefill's samples spinning; now `models/dense/flash.rs` runs them on the pool,
+/// but other float ops and the fallback attention still use rayon): row b's 2k prefill, 2
+/// threads, alternating single runs, 285–310 tok/s at 25 000, 312–333 at 1000, 2000 or 5000;
+/// decode within the noise.
 const POOL_SPIN_LIMIT: u32 = 4000;
 
 fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {

@@ -104,21 +104,10 @@ impl Dense {
         let heads = Heads { n_head, n_kv: hp.n_head_kv, dim };
         let cap = k.dim(2)?;
         let q = q.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-        fn run<T: CacheValue>(
-            p: impl Fn(&[T], &[T]) -> Result<Vec<f32>>,
-            (k, v): (&Tensor, &Tensor),
-        ) -> Option<Result<Vec<f32>>> {
-            with_cpu_buffer(k, |kb| with_cpu_buffer(v, |vb| p(kb, vb))).flatten()
-        }
+        let shape = (t, pos, cap);
         let out = match (k.dtype(), v.dtype()) {
-            (DType::F16, DType::F16) => run::<f16>(
-                |k, v| prompt_attention(&Prompt { heads, q: &q, t, pos, k, v, cap }, width),
-                (k, v),
-            ),
-            (DType::F32, DType::F32) => run::<f32>(
-                |k, v| prompt_attention(&Prompt { heads, q: &q, t, pos, k, v, cap }, width),
-                (k, v),
-            ),
+            (DType::F16, DType::F16) => on_buffers::<f16>(heads, &q, shape, (k, v), width),
+            (DType::F32, DType::F32) => on_buffers::<f32>(heads, &q, shape, (k, v), width),
             _ => None,
         };
         match out.transpose()? {
@@ -128,6 +117,21 @@ impl Dense {
             None => Ok(None),
         }
     }
+}
+
+/// `prompt_attention` on the cache tensors' own buffers (`(t, pos, cap)` as in `Prompt`), or
+/// `None` where they are not whole CPU buffers of `T`.
+fn on_buffers<T: CacheValue>(
+    heads: Heads,
+    q: &[f32],
+    (t, pos, cap): (usize, usize, usize),
+    (k, v): (&Tensor, &Tensor),
+    width: Width,
+) -> Option<Result<Vec<f32>>> {
+    with_cpu_buffer(k, |k: &[T]| {
+        with_cpu_buffer(v, |v| prompt_attention(&Prompt { heads, q, t, pos, k, v, cap }, width))
+    })
+    .flatten()
 }
 
 /// The attention output, `(t, n_head, dim)` row-major: query `i` of head `h` attends to

@@ -2,6 +2,8 @@
 //! chunk) against the KV cache, causal: the query at position `pos + i` sees positions
 //! `0..=pos + i`.
 //!
+//! Where `flash.rs` applies (the CPU, head sizes its vectors divide, f16 or f32 caches) it
+//! does this instead, in one pass over the cache; this module is the path for the rest.
 //! On the CPU the products are candle's matmuls and the softmax runs in place on candle's
 //! thread pool, with the `1/sqrt(dim)` scale and the mask folded in and `attend`'s vectorized
 //! `exp`. Before, candle's softmax called libm's `expf` score by score, and the mask was a

@@ -18,9 +18,10 @@ pub mod q5_0;
 pub mod q6_k;
 pub mod q8_0;
 pub mod quant;
+mod row;
 pub mod signed;
 
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
@@ -29,6 +30,8 @@ use candle_core::{Device, Module, Tensor};
 use super::error::{Error, Result};
 use policy::{candle_tiles, policy, Policy};
 use quant::{Q8KRows, Q8KTiles, Q8Rows, Q8Tiles, TileOf, Tiled, TILE};
+pub use row::swiglu;
+use row::{matvec_row, Output};
 
 /// Which kernel a matrix uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,7 +143,7 @@ impl Matrix {
             return Err(Error::Worker("matmul of a scalar".into()));
         };
         let xs = x.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
-        let ys = Matrix::kernel_outputs(&ms, inp, &xs)?;
+        let ys = Matrix::kernel_outputs(&ms, inp, &xs, Output::Each)?;
         let mut out = Vec::with_capacity(N);
         for (y, m) in ys.into_iter().zip(ms) {
             let mut shape = lead.to_vec();
@@ -155,7 +158,7 @@ impl Matrix {
     /// they apply, else candle's.
     pub fn forward_row<const N: usize>(ms: [&Matrix; N], x: &[f32]) -> Result<[Vec<f32>; N]> {
         if ms.iter().all(|m| m.kernel_for(1)) {
-            let ys = Matrix::kernel_outputs(&ms, x.len(), x)?;
+            let ys = Matrix::kernel_outputs(&ms, x.len(), x, Output::Each)?;
             return ys.try_into().map_err(|_| Error::Worker("matmul produced no outputs".into()));
         }
         let t = Tensor::from_slice(x, (1, x.len()), &Device::Cpu)?;
@@ -167,8 +170,29 @@ impl Matrix {
         out.try_into().map_err(|_| Error::Worker("matmul produced no outputs".into()))
     }
 
-    /// The kernels' `x @ W^T` of each matrix (all using the kernels) for `x`, rows of `inp`.
-    fn kernel_outputs(ms: &[&Matrix], inp: usize, xs: &[f32]) -> Result<Vec<Vec<f32>>> {
+    /// `silu(x @ gate^T) * (x @ up^T)` for one row `x` in main memory, the feed-forward's
+    /// SwiGLU activation as candle computes it (`swiglu`). With the kernels, each output value
+    /// is computed where its gate and up rows are, on the pool's threads.
+    pub fn forward_swiglu(gate: &Matrix, up: &Matrix, x: &[f32]) -> Result<Vec<f32>> {
+        if gate.kernel_for(1) && up.kernel_for(1) && gate.out == up.out {
+            let ys = Matrix::kernel_outputs(&[gate, up], x.len(), x, Output::SwiGlu)?;
+            return ys
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::Worker("matmul produced no outputs".into()));
+        }
+        let [g, u] = Matrix::forward_row([gate, up], x)?;
+        Ok(g.iter().zip(&u).map(|(&g, &u)| swiglu(g, u)).collect())
+    }
+
+    /// The kernels' `x @ W^T` of each matrix (all using the kernels) for `x`, rows of `inp`,
+    /// as `output` says.
+    fn kernel_outputs(
+        ms: &[&Matrix],
+        inp: usize,
+        xs: &[f32],
+        output: Output,
+    ) -> Result<Vec<Vec<f32>>> {
         let mut data = Vec::with_capacity(ms.len());
         for m in ms {
             let Some((kind, q)) = &m.fast else { continue };
@@ -198,7 +222,7 @@ impl Matrix {
                 row_bytes: *row_bytes,
             })
             .collect();
-        Ok(matvec(&jobs, inp, xs))
+        Ok(matvec(&jobs, inp, xs, output))
     }
 }
 
@@ -242,7 +266,7 @@ struct Job<'a> {
 
 /// `y = x @ W^T` for each job's `W`, `x` being `m` rows of `k` values; each `y` has `m` rows
 /// of the job's `n`.
-fn matvec(jobs: &[Job<'_>], k: usize, x: &[f32]) -> Vec<Vec<f32>> {
+fn matvec(jobs: &[Job<'_>], k: usize, x: &[f32], output: Output) -> Vec<Vec<f32>> {
     thread_local! {
         // The activations as the jobs' kernels read them, reused from call to call (no
         // allocation per matmul): blocks of 32, the same rows in tiles for the multi-row
@@ -261,7 +285,11 @@ fn matvec(jobs: &[Job<'_>], k: usize, x: &[f32]) -> Vec<Vec<f32>> {
             tiles.regroup(xq);
             ktiles.regroup(xk);
         }
-        matvec_quantized(jobs, Acts { xq, tiles, xk, ktiles, rows })
+        let acts = Acts { xq, tiles, xk, ktiles, rows };
+        match rows {
+            1 => matvec_row(jobs, &acts, output),
+            _ => matvec_quantized(jobs, acts),
+        }
     })
 }
 
@@ -448,63 +476,12 @@ fn for_tiles<Q: Copy, S: Copy>(
 /// distill at `Q4_K` 16.3 / - / 23.2 / 22.8 / 21.9.
 const PREFETCH_AHEAD: usize = 4096;
 
-/// Chunks per thread of a one-row `matvec`. Each claim of a chunk moves the shared cursor's
-/// cache line between cores (~0.1 µs here); a thread that runs out of chunks waits for the
-/// others' last one. On the demo model (2 threads), 4, 8, 16 and 32 measured within the
-/// noise; 128 lost a third of the speed to claims.
-const CHUNKS_PER_THREAD: usize = 8;
-
-/// `matvec_quantized` for one activation row (a decode). The output values are handed out in
-/// chunks of about the same number of weight blocks whatever the matrix (a row of `down` has
-/// almost three times the blocks of a row of `up`), `CHUNKS_PER_THREAD` per thread, with no
-/// lock or allocation per chunk.
-fn matvec_row(jobs: &[Job<'_>], acts: &Acts<'_>) -> Vec<Vec<f32>> {
-    let pool = candle_core::utils::barrier_pool();
-    let threads = pool.n_workers() + 1;
-    let blocks = |j: &Job<'_>| j.row_bytes / j.kind.block_bytes().max(1);
-    let total: usize = jobs.iter().map(|j| j.n * blocks(j)).sum();
-    let chunk_blocks = total.div_ceil(threads * CHUNKS_PER_THREAD).max(64);
-    // (job, first row, rows) of each chunk.
-    let mut chunks: Vec<(usize, usize, usize)> = Vec::new();
-    for (ji, job) in jobs.iter().enumerate() {
-        let rows = (chunk_blocks / blocks(job).max(1)).max(1);
-        for first in (0..job.n).step_by(rows) {
-            chunks.push((ji, first, rows.min(job.n - first)));
-        }
-    }
-    // The values are stored as bits in atomics (plain stores on x86): the threads write
-    // disjoint ranges, and no lock sits next to another thread's.
-    let ys: Vec<Vec<AtomicU32>> =
-        jobs.iter().map(|j| (0..j.n).map(|_| AtomicU32::new(0)).collect()).collect();
-    let cursor = AtomicUsize::new(0);
-    #[cfg(target_arch = "x86_64")]
-    let simd = pulp::x86::V3::try_new();
-    pool.execute(|_| loop {
-        let c = cursor.fetch_add(1, Ordering::Relaxed);
-        let Some(&(ji, first, rows)) = chunks.get(c) else { break };
-        let (Some(job), Some(y)) = (jobs.get(ji), ys.get(ji)) else { break };
-        for (i, out) in y[first..first + rows].iter().enumerate() {
-            #[cfg(target_arch = "x86_64")]
-            if let Some(simd) = simd {
-                job.prefetch(simd, first + i);
-            }
-            out.store(job.dot(first + i, acts).to_bits(), Ordering::Relaxed);
-        }
-    });
-    ys.into_iter()
-        .map(|y| y.into_iter().map(|v| f32::from_bits(v.into_inner())).collect())
-        .collect()
-}
-
 /// A share of a `matvec`: (job, first weight row, the chunk's piece of every output row).
 type Chunk<'a> = (usize, usize, Mutex<Vec<&'a mut [f32]>>);
 
 /// `matvec` once the activations are quantized (and, for several rows, tiled).
 fn matvec_quantized(jobs: &[Job<'_>], acts: Acts<'_>) -> Vec<Vec<f32>> {
     let m = acts.rows;
-    if m == 1 {
-        return matvec_row(jobs, &acts);
-    }
     let mut ys: Vec<Vec<f32>> = jobs.iter().map(|j| vec![0f32; j.n * m]).collect();
     if m == 0 {
         return ys;

@@ -14,6 +14,7 @@ use candle_core::{DType, Device, Tensor};
 
 mod attend;
 mod batch;
+mod cache;
 mod decode;
 mod flash;
 mod prompt;
@@ -24,6 +25,7 @@ use crate::engine::error::{Error, Result};
 use crate::engine::gguf::Gguf;
 use crate::engine::kernels::Matrix;
 use crate::engine::rope::{Rope, RopeStyle};
+use cache::KvCache;
 
 /// Hyper-parameters of a dense model, from `{arch}.*` metadata.
 #[derive(Debug, Clone, PartialEq)]
@@ -127,51 +129,6 @@ impl Hparams {
         } else {
             RopeStyle::Neox
         }
-    }
-}
-
-/// Keys and values of past positions for one layer, in `(1, n_head_kv, capacity, head_dim)`
-/// buffers of `dtype` (f16 or f32, `models::kv_cache_dtype`) that double when full.
-struct KvCache {
-    k: Option<Tensor>,
-    v: Option<Tensor>,
-    len: usize,
-    dtype: DType,
-}
-
-impl KvCache {
-    fn new(dtype: DType) -> Self {
-        KvCache { k: None, v: None, len: 0, dtype }
-    }
-
-    /// Appends `k`, `v` of shape `(1, h, t, d)` and returns views of everything cached (in
-    /// the cache's element type).
-    fn append(&mut self, k: &Tensor, v: &Tensor, max: usize) -> Result<(Tensor, Tensor)> {
-        let (_, h, t, d) = k.dims4()?;
-        let need = self.len + t;
-        let cap = self.k.as_ref().map(|c| c.dim(2)).transpose()?.unwrap_or(0);
-        if need > cap {
-            let new_cap = need.max(cap * 2).max(256).min(max.max(need));
-            let grow = |old: &Option<Tensor>| -> Result<Tensor> {
-                let fresh = Tensor::zeros((1, h, new_cap, d), self.dtype, k.device())?;
-                if let Some(old) = old {
-                    if self.len > 0 {
-                        fresh.slice_set(&old.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
-                    }
-                }
-                Ok(fresh)
-            };
-            self.k = Some(grow(&self.k)?);
-            self.v = Some(grow(&self.v)?);
-        }
-        let (kc, vc) = match (&self.k, &self.v) {
-            (Some(kc), Some(vc)) => (kc, vc),
-            _ => return Err(Error::Worker("KV cache was not allocated".into())),
-        };
-        kc.slice_set(&k.to_dtype(self.dtype)?, 2, self.len)?;
-        vc.slice_set(&v.to_dtype(self.dtype)?, 2, self.len)?;
-        self.len = need;
-        Ok((kc.narrow(2, 0, need)?, vc.narrow(2, 0, need)?))
     }
 }
 

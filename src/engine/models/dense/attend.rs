@@ -12,7 +12,8 @@
 //! positions). The query heads that share a KV head (grouped-query attention) read each
 //! cached key and value once; a long context keeps every core busy whatever the head count
 //! (the demo model has three KV heads, which two threads split 2:1 when a head is the unit).
-//! Each span gives a partial softmax (its largest score, its sum of exponentials and its
+//! With few spans (a short context), a task is one query head instead, whose keys and values
+//! stay in cache when the next head reads them again. Each span gives a partial softmax (its largest score, its sum of exponentials and its
 //! exp-weighted sum of values) and a head's spans are merged at the end, as flash-decoding
 //! does. Spans start at fixed positions, so the numbers depend neither on the thread count
 //! nor on the other sequences of a batch. `Dense`'s `cached_attention` is the entry point from
@@ -31,6 +32,10 @@ use crate::engine::error::{Error, Result};
 
 /// Positions per task, the unit of work split over the threads.
 const SPAN: usize = 256;
+/// Below this many tasks per thread, a decode's attention splits a KV head's query heads
+/// over the tasks: the demo model's three KV heads, one span each, kept one of two threads
+/// waiting for a third of the attention.
+const TASKS_PER_THREAD: usize = 4;
 /// Positions widened to f32 at a time (`TILE * head_dim` values, a few KiB).
 const TILE: usize = 32;
 
@@ -144,15 +149,25 @@ pub(super) fn attend_rows<T: CacheValue>(
             )));
         }
     }
-    // The tasks, (row, KV head, first position of the span), a head's spans one after another.
+    // The query heads of a task: a KV head's, or one where that leaves fewer than
+    // `TASKS_PER_THREAD` tasks per thread (a short context, whose keys stay in cache if read
+    // again). A head's numbers do not depend on the others of its task.
+    let threads = candle_core::utils::barrier_pool().n_workers() + 1;
+    let spans: usize = rows.iter().map(|r| r.len.div_ceil(SPAN)).sum();
+    let per = match spans * n_kv < TASKS_PER_THREAD * threads {
+        true => 1,
+        false => n_rep,
+    };
+    // The tasks, (row, group of `per` query heads, first position of the span), a group's
+    // spans one after another.
     let tasks: Vec<(usize, usize, usize)> = rows
         .iter()
         .enumerate()
         .flat_map(|(ri, r)| {
-            (0..n_kv).flat_map(move |h| (0..r.len).step_by(SPAN).map(move |s| (ri, h, s)))
+            (0..n_head / per).flat_map(move |g| (0..r.len).step_by(SPAN).map(move |s| (ri, g, s)))
         })
         .collect();
-    let part = n_rep * (dim + 2);
+    let part = per * (dim + 2);
     let mut partials = vec![0f32; tasks.len() * part];
     let slots: Vec<Mutex<&mut [f32]>> = partials.chunks_mut(part).map(Mutex::new).collect();
     let scale = 1.0 / (dim as f32).sqrt();
@@ -161,16 +176,16 @@ pub(super) fn attend_rows<T: CacheValue>(
         let at = cursor.fetch_add(1, Ordering::Relaxed);
         let (Some(slot), Some(&(ri, h, first))) = (slots.get(at), tasks.get(at)) else { break };
         let (Some(row), Ok(mut out)) = (rows.get(ri), slot.lock()) else { break };
-        let base = row.offset + h * row.cap * dim;
+        let base = row.offset + h * per / n_rep * row.cap * dim;
         let end = row.len.min(first + SPAN);
         let (keys, values) =
             (&k[base + first * dim..base + end * dim], &v[base + first * dim..base + end * dim]);
-        let q = &row.q[h * n_rep * dim..(h + 1) * n_rep * dim];
+        let q = &row.q[h * per * dim..(h + 1) * per * dim];
         span_partial(q, (keys, values), dim, scale, &mut out);
     });
     drop(slots);
     let mut out = vec![0f32; rows.len() * n_head * dim];
-    let mut groups = out.chunks_exact_mut(n_rep * dim);
+    let mut groups = out.chunks_exact_mut(per * dim);
     let mut at = 0;
     while let (Some(o), Some(&(ri, h, _))) = (groups.next(), tasks.get(at)) {
         let spans = tasks[at..].iter().take_while(|t| (t.0, t.1) == (ri, h)).count();

@@ -11,7 +11,7 @@
 //! decode). Mixture-of-experts layers, a GPU, and a forward that keeps its hidden states
 //! (`forward_each`) take the tensor path.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 
 use super::{Dense, Ffn, Layer};
 use crate::engine::error::{Error, Result};
@@ -118,10 +118,7 @@ impl Dense {
                         "a mixture-of-experts layer in a dense decode".into(),
                     ));
                 };
-                let [g, u] = Matrix::forward_row([gate, up], &h)?;
-                // SiLU(g) * u: candle's `silu` then the product.
-                let a: Vec<f32> =
-                    g.iter().zip(&u).map(|(&g, &u)| g / (1.0 + (-g).exp()) * u).collect();
+                let a = Matrix::forward_swiglu(gate, up, &h)?;
                 let [y] = Matrix::forward_row([down], &a)?;
                 add(&mut x, &y);
                 if capture {
@@ -174,10 +171,7 @@ impl Dense {
                 self.rope.rotate(head, cos, sin);
             }
         }
-        let dev = &Device::Cpu;
-        let k = Tensor::from_vec(k, (1, hp.n_head_kv, 1, d), dev)?;
-        let v = Tensor::from_vec(v, (1, hp.n_head_kv, 1, d), dev)?;
-        layer.cache.append(&k, &v, hp.context_length)?;
+        layer.cache.append_row(&k, &v, d, hp.context_length)?;
         let (Some(kc), Some(vc)) = (&layer.cache.k, &layer.cache.v) else {
             return Err(Error::Worker("KV cache was not allocated".into()));
         };
@@ -193,6 +187,7 @@ impl Dense {
 #[cfg(test)]
 mod tests {
     use candle_core::quantized::GgmlDType;
+    use candle_core::Device;
 
     use super::*;
     use crate::engine::gguf::Gguf;

@@ -108,3 +108,24 @@ fn spans_merge_as_one_softmax() {
         assert!((f64::from(got[l]) - want).abs() < 1e-5, "[{l}] {} against {want}", got[l]);
     }
 }
+
+/// A short row's attention has the same bits alone (a task per query head) as in a batch long
+/// enough that each task is a KV head's group of query heads: the lone and the batched decode
+/// of a sequence agree.
+#[test]
+fn a_rows_numbers_do_not_depend_on_how_its_heads_are_split() {
+    let heads = Heads { n_head: 9, n_kv: 3, dim: 64 };
+    let (cap, len) = (4 * SPAN, 40);
+    let threads = candle_core::utils::barrier_pool().n_workers() + 1;
+    // Enough rows that the batch has `TASKS_PER_THREAD` tasks per thread at KV-head grain.
+    let seqs = (TASKS_PER_THREAD * threads).div_ceil(heads.n_kv) + 1;
+    let per_seq = heads.n_kv * cap * heads.dim;
+    let k: Vec<f16> = (0..seqs * per_seq).map(|i| f16::from_f32(2.0 * val(i, 5))).collect();
+    let v: Vec<f16> = (0..seqs * per_seq).map(|i| f16::from_f32(val(i, 6))).collect();
+    let q: Vec<f32> = (0..heads.n_head * heads.dim).map(|i| 2.0 * val(i, 7)).collect();
+    let row = |s: usize| Row { q: &q, offset: s * per_seq, cap, len };
+    let alone = attend_rows(heads, &[row(0)], &k, &v).unwrap();
+    let batch: Vec<Row<'_>> = (0..seqs).map(row).collect();
+    let together = attend_rows(heads, &batch, &k, &v).unwrap();
+    assert_eq!(alone, together[..alone.len()]);
+}

@@ -32,6 +32,10 @@ use crate::engine::error::{Error, Result};
 
 /// Positions per task, the unit of work split over the threads.
 const SPAN: usize = 256;
+/// How many tiles ahead of the one it computes a task asks for the cache's keys and values.
+/// A decode at a long context reads megabytes of cache per layer once, as it reads the
+/// weights, and the hardware prefetcher alone kept too few of those reads in flight.
+const AHEAD: usize = 2;
 /// Below this many tasks per thread, a decode's attention splits a KV head's query heads
 /// over the tasks: the demo model's three KV heads, one span each, kept one of two threads
 /// waiting for a third of the attention.
@@ -252,7 +256,11 @@ fn span_partial<T: CacheValue>(
         // Every score is written (by the key pass) before it is read.
         let scores = &mut scores[..n_rep * len];
         simd.run(|| {
-            for (t, tile) in keys.chunks(TILE * dim).enumerate() {
+            let step = TILE * dim;
+            for (t, tile) in keys.chunks(step).enumerate() {
+                // The key tiles ahead, and this tile's values for the pass after the keys.
+                simd.prefetch(keys, (t + AHEAD) * step, step);
+                simd.prefetch(values, t * step, step);
                 let tile = T::widen(tile, buf);
                 for (j, key) in tile.chunks_exact(dim).enumerate() {
                     for (r, qr) in q.chunks_exact(dim).enumerate() {
@@ -267,6 +275,7 @@ fn span_partial<T: CacheValue>(
                 o[2..].fill(0.0);
             }
             for (t, tile) in values.chunks(TILE * dim).enumerate() {
+                simd.prefetch(values, (t + AHEAD) * step, step);
                 let tile = T::widen(tile, buf);
                 weighted_sum(simd, (scores, len, t * TILE), tile, dim, out);
             }
@@ -290,6 +299,21 @@ impl Simd {
             return Simd::V3(simd);
         }
         Simd::Portable
+    }
+
+    /// Asks the CPU to fetch `count` values of `s` from index `from` on into the caches (a
+    /// hint: past the end of `s`, nothing is read).
+    #[inline(always)]
+    fn prefetch<T>(self, s: &[T], from: usize, count: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if let Simd::V3(simd) = self {
+            let start = s.as_ptr().wrapping_add(from) as *const i8;
+            for line in (0..count * std::mem::size_of::<T>()).step_by(64) {
+                simd.sse._mm_prefetch::<3>(start.wrapping_add(line));
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (s, from, count);
     }
 
     /// `f` compiled with the instruction set enabled (for the code inlined into it).

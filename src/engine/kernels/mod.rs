@@ -30,8 +30,7 @@ use candle_core::{Device, Module, Tensor};
 use super::error::{Error, Result};
 use policy::{candle_tiles, policy, Policy};
 use quant::{Q8KRows, Q8KTiles, Q8Rows, Q8Tiles, TileOf, Tiled, TILE};
-pub use row::swiglu;
-use row::{matvec_row, Output};
+use row::{matvec_row, swiglu, Output};
 
 /// Which kernel a matrix uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

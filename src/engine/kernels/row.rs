@@ -28,7 +28,7 @@ pub(super) enum Output {
 
 /// `silu(g) * u` as candle computes it: its CPU `silu`, `g / (1 + exp(-g))`, then the product.
 #[inline]
-pub fn swiglu(g: f32, u: f32) -> f32 {
+pub(super) fn swiglu(g: f32, u: f32) -> f32 {
     g / (1.0 + (-g).exp()) * u
 }
 

@@ -13,11 +13,11 @@
 //! cached key and value once; a long context keeps every core busy whatever the head count
 //! (the demo model has three KV heads, which two threads split 2:1 when a head is the unit).
 //! With few spans (a short context), a task is one query head instead, whose keys and values
-//! stay in cache when the next head reads them again. Each span gives a partial softmax (its largest score, its sum of exponentials and its
-//! exp-weighted sum of values) and a head's spans are merged at the end, as flash-decoding
-//! does. Spans start at fixed positions, so the numbers depend neither on the thread count
-//! nor on the other sequences of a batch. `Dense`'s `cached_attention` is the entry point from
-//! the lone and the batched decode.
+//! stay in cache when the next head reads them again. Each span gives a partial softmax (its
+//! largest score, its sum of exponentials and its exp-weighted sum of values) and a head's
+//! spans are merged at the end, as flash-decoding does. Spans start at fixed positions, so the
+//! numbers depend neither on the thread count nor on the other sequences of a batch. `Dense`'s
+//! `cached_attention` is the entry point from the lone and the batched decode.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -277,7 +277,7 @@ fn span_partial<T: CacheValue>(
                 o[1] = exp_sum(s, max);
                 o[2..].fill(0.0);
             }
-            for (t, tile) in values.chunks(TILE * dim).enumerate() {
+            for (t, tile) in values.chunks(step).enumerate() {
                 simd.prefetch(values, (t + AHEAD) * step, step);
                 let tile = T::widen(tile, buf);
                 weighted_sum(simd, (scores, len, t * TILE), tile, dim, out);

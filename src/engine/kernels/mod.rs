@@ -175,10 +175,9 @@ impl Matrix {
     pub fn forward_swiglu(gate: &Matrix, up: &Matrix, x: &[f32]) -> Result<Vec<f32>> {
         if gate.kernel_for(1) && up.kernel_for(1) && gate.out == up.out {
             let ys = Matrix::kernel_outputs(&[gate, up], x.len(), x, Output::SwiGlu)?;
-            return ys
-                .into_iter()
-                .next()
-                .ok_or_else(|| Error::Worker("matmul produced no outputs".into()));
+            let [a] = <[Vec<f32>; 1]>::try_from(ys)
+                .map_err(|_| Error::Worker("the SwiGLU matmul left no single output".into()))?;
+            return Ok(a);
         }
         let [g, u] = Matrix::forward_row([gate, up], x)?;
         Ok(g.iter().zip(&u).map(|(&g, &u)| swiglu(g, u)).collect())
@@ -338,18 +337,24 @@ impl Job<'_> {
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     fn prefetch(&self, simd: pulp::x86::V3, i: usize) {
-        // Past the end of the weights the addresses are never read: a prefetch of any address
-        // is only a hint.
-        let start = self.w.as_ptr().wrapping_add(i * self.row_bytes + PREFETCH_AHEAD);
-        for line in (0..self.row_bytes).step_by(64) {
-            simd.sse._mm_prefetch::<3>(start.wrapping_add(line) as *const i8);
-        }
+        prefetch(simd, self.w, i * self.row_bytes + PREFETCH_AHEAD, self.row_bytes);
     }
 
     /// The bytes of weight row `i`.
     #[inline]
     fn row(&self, i: usize) -> &[u8] {
         &self.w[i * self.row_bytes..(i + 1) * self.row_bytes]
+    }
+}
+
+/// Asks the CPU to fetch `count` values of `s` from index `from` on into the caches, a line
+/// at a time. Past the end of `s` the addresses are never read: a prefetch is only a hint.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn prefetch<T>(simd: pulp::x86::V3, s: &[T], from: usize, count: usize) {
+    let start = s.as_ptr().wrapping_add(from) as *const i8;
+    for line in (0..count * std::mem::size_of::<T>()).step_by(64) {
+        simd.sse._mm_prefetch::<3>(start.wrapping_add(line));
     }
 }
 

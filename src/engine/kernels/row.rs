@@ -22,7 +22,7 @@ pub(super) enum Output {
     /// Each job's output vector.
     Each,
     /// Of two jobs with the same number of rows, gate and up, the one vector
-    /// `silu(gate) * up`.
+    /// `silu(gate) * up` (other jobs: each output, as `Each`).
     SwiGlu,
 }
 
@@ -97,17 +97,9 @@ pub(super) fn matvec_row(jobs: &[Job<'_>], acts: &Acts<'_>, output: Output) -> V
             out.store(v.to_bits(), Ordering::Relaxed);
         }
     });
-    let ys: Vec<Vec<f32>> = ys
-        .into_iter()
+    ys.into_iter()
         .map(|y| y.into_iter().map(|v| f32::from_bits(v.into_inner())).collect())
-        .collect();
-    match (output, pair, ys.as_slice()) {
-        // Gate and up of different lengths: their product where both have values.
-        (Output::SwiGlu, false, [g, u]) => {
-            vec![g.iter().zip(u).map(|(&g, &u)| swiglu(g, u)).collect()]
-        }
-        _ => ys,
-    }
+        .collect()
 }
 
 #[cfg(test)]

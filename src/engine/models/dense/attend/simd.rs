@@ -25,10 +25,7 @@ impl Simd {
     pub(super) fn prefetch<T>(self, s: &[T], from: usize, count: usize) {
         #[cfg(target_arch = "x86_64")]
         if let Simd::V3(simd) = self {
-            let start = s.as_ptr().wrapping_add(from) as *const i8;
-            for line in (0..count * std::mem::size_of::<T>()).step_by(64) {
-                simd.sse._mm_prefetch::<3>(start.wrapping_add(line));
-            }
+            crate::engine::kernels::prefetch(simd, s, from, count);
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = (s, from, count);

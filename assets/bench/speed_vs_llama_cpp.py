@@ -12,6 +12,8 @@ Measurements, per model, alternating the engines within every repetition (the ma
 drifts over minutes, so only side-by-side numbers are compared), medians over `--reps`:
   decode@100  `--short-tokens` greedy tokens after the one-sentence prompt
   decode@4k   `--long-tokens` tokens after the prompt repeated to about `--long-context` tokens
+  decode@8k   the same at about 8192 tokens (`decode@Nk`: N * 1024; not in the default set, the
+              demo model's whole context, and the slowest measure)
   prefill@2k  the prompt repeated to about `--prefill-context` tokens, in one forward
 
 llama.cpp is `llama_cpp_decode.py` (llama-cpp-python; timed around `Llama.eval`, the prompt in
@@ -74,8 +76,14 @@ def provision(args):
     return models
 
 
-def llama_cpp(args, model, prompt, tokens):
-    ctx = args.n_ctx
+def long_context(args, measure):
+    """The context a `decode@Nk` measure ends at: `--long-context` for 4k, else N * 1024."""
+    n = int(re.fullmatch(r"decode@([0-9]+)k", measure).group(1))
+    return args.long_context if n == 4 else n * 1024
+
+
+def llama_cpp(args, model, prompt, tokens, ctx=None):
+    ctx = max(args.n_ctx, ctx or 0)
     out = subprocess.run(
         [sys.executable, os.path.join(HERE, "llama_cpp_decode.py"), "--model", model,
          "--threads", str(args.threads), "--tokens", str(tokens), "--prompt", prompt,
@@ -153,11 +161,16 @@ def main():
           + (f", baseline {args.baseline}" if args.baseline else ""), flush=True)
     measures = [m for m in args.measures.split(",") if m]
     for row, (name, model) in models.items():
-        long_rep = repeat_for(args, model, args.long_context - args.long_tokens)
+        # The long decodes' prompts leave room for their tokens, and a margin for the estimate.
+        longs = {m: long_context(args, m) for m in measures
+                 if re.fullmatch(r"decode@[0-9]+k", m)}
+        long_p = {m: " ".join([PROMPT] * repeat_for(args, model, ctx - args.long_tokens - 16))
+                  for m, ctx in longs.items()}
         pre_rep = repeat_for(args, model, args.prefill_context)
-        short, long_p, pre = PROMPT, " ".join([PROMPT] * long_rep), " ".join([PROMPT] * pre_rep)
-        print(f"\n{row}: {name}\n   {model}\n   prompt repeats: decode@4k {long_rep}, "
-              f"prefill@2k {pre_rep}", flush=True)
+        short, pre = PROMPT, " ".join([PROMPT] * pre_rep)
+        reps = ", ".join(f"{m} {p.count(PROMPT)}" for m, p in long_p.items())
+        print(f"\n{row}: {name}\n   {model}\n   prompt repeats: {reps}, prefill@2k {pre_rep}",
+              flush=True)
         for rep in range(args.reps):
             if args.idle_load > 0:
                 print(f"   rep {rep}: load average {wait_idle(args.idle_load):.2f}", flush=True)
@@ -168,10 +181,10 @@ def main():
                 print(f"   rep {rep} {measure:<11} {engine:<18} {value:8.1f} tok/s"
                       + (f"  ({tokens} prompt tokens)" if tokens else ""), flush=True)
 
-            def side_by_side(measure, prompt, tokens, key):
-                """llama.cpp, then each thinkdbg build with full recording; `key` is the rate
-                read from each."""
-                r = llama_cpp(args, model, prompt, tokens)
+            def side_by_side(measure, prompt, tokens, key, ctx=None):
+                """llama.cpp (a context of at least `ctx`), then each thinkdbg build with full
+                recording; `key` is the rate read from each."""
+                r = llama_cpp(args, model, prompt, tokens, ctx)
                 add(measure, "llama.cpp", r[key], r["prompt_tokens"])
                 for label, binary in engines:
                     r = thinkdbg(binary, args, model, prompt, tokens, 20)
@@ -181,8 +194,8 @@ def main():
                 side_by_side("decode@100", short, args.short_tokens, "decode_tok_s")
                 r = thinkdbg(args.thinkdbg, args, model, short, args.short_tokens, 0)
                 add("decode@100", "thinkdbg top-0", r["decode_tok_s"], r["prompt_tokens"])
-            if "decode@4k" in measures:
-                side_by_side("decode@4k", long_p, args.long_tokens, "decode_tok_s")
+            for m, prompt in long_p.items():
+                side_by_side(m, prompt, args.long_tokens, "decode_tok_s", longs[m])
             if "prefill@2k" in measures:
                 side_by_side("prefill@2k", pre, 1, "prefill_tok_s")
 

@@ -35,9 +35,10 @@ pub(super) use simd::Simd;
 
 /// Positions per task, the unit of work split over the threads.
 const SPAN: usize = 256;
-/// How many tiles ahead of the one it computes a task asks for the cache's keys and values.
-/// A decode at a long context reads megabytes of cache per layer once, as it reads the
-/// weights, and the hardware prefetcher alone kept too few of those reads in flight.
+/// How many tiles ahead of the one it computes the key pass asks for the cache's keys (and,
+/// at the same time, for the tile's values, which the value pass reads). A decode at a long
+/// context reads megabytes of cache per layer once, as it reads the weights, and the hardware
+/// prefetcher alone kept too few of those reads in flight.
 const AHEAD: usize = 2;
 /// Below this many tasks per thread, a decode's attention splits a KV head's query heads
 /// over the tasks: the demo model's three KV heads, one span each, kept one of two threads
@@ -261,13 +262,27 @@ fn span_partial<T: CacheValue>(
         simd.run(|| {
             let step = TILE * dim;
             for (t, tile) in keys.chunks(step).enumerate() {
-                // The key tiles ahead, and this tile's values for the pass after the keys.
-                simd.prefetch(keys, (t + AHEAD) * step, step);
-                simd.prefetch(values, t * step, step);
                 let tile = T::widen(tile, buf);
-                for (j, key) in tile.chunks_exact(dim).enumerate() {
+                let rows = tile.len() / dim;
+                for j in (0..rows).step_by(4) {
+                    // The keys a tile ahead, and these keys' values for the pass after the
+                    // keys, a few lines at a time between the products (asked for all at once,
+                    // they filled the core's miss buffers and it waited).
+                    simd.prefetch(keys, (t + AHEAD) * step + j * dim, 4 * dim);
+                    simd.prefetch(values, t * step + j * dim, 4 * dim);
+                    // Four keys at a time; past the last key the last is repeated (its sums
+                    // dropped), so that every key's score is summed the same way.
+                    let key = |i: usize| {
+                        let at = (j + i).min(rows - 1) * dim;
+                        &tile[at..at + dim]
+                    };
+                    let quad = [key(0), key(1), key(2), key(3)];
+                    let n = (rows - j).min(4);
                     for (r, qr) in q.chunks_exact(dim).enumerate() {
-                        scores[r * len + t * TILE + j] = simd.dot(qr, key) * scale;
+                        let at = r * len + t * TILE + j;
+                        for (s, d) in scores[at..at + n].iter_mut().zip(simd.dot4(qr, quad)) {
+                            *s = d * scale;
+                        }
                     }
                 }
             }
@@ -277,8 +292,8 @@ fn span_partial<T: CacheValue>(
                 o[1] = exp_sum(s, max);
                 o[2..].fill(0.0);
             }
+            // The values were asked for during the key pass.
             for (t, tile) in values.chunks(step).enumerate() {
-                simd.prefetch(values, (t + AHEAD) * step, step);
                 let tile = T::widen(tile, buf);
                 weighted_sum(simd, (scores, len, t * TILE), tile, dim, out);
             }

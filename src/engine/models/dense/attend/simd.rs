@@ -41,14 +41,16 @@ impl Simd {
         }
     }
 
-    /// `a · b`: with AVX2, two eight-lane FMA chains and a pairwise sum of the lanes; else
-    /// sixteen lanes in plain code (which vectorizes without reordering a float sum).
+    /// `a · b` for four `b`s at once (four keys of a tile against one query head). With
+    /// AVX2 one eight-lane FMA chain per key, their lanes summed by three horizontal adds for
+    /// all four together (a key's lanes summed in the same order whichever it is); else
+    /// sixteen lanes of plain code per key.
     #[inline(always)]
-    pub(super) fn dot(self, a: &[f32], b: &[f32]) -> f32 {
+    pub(super) fn dot4(self, a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
         match self {
             #[cfg(target_arch = "x86_64")]
-            Simd::V3(simd) => dot_avx2(simd, a, b),
-            Simd::Portable => dot_portable(a, b),
+            Simd::V3(simd) => dot4_avx2(simd, a, b),
+            Simd::Portable => b.map(|b| dot_portable(a, b)),
         }
     }
 }
@@ -81,22 +83,29 @@ fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
     sum
 }
 
+/// `Simd::dot4` with AVX2 and FMA: each key's products in one chain of eight lanes, then
+/// `hadd(hadd(k0, k1), hadd(k2, k3))`, whose two halves added give the four sums; columns past
+/// the last eight are added one by one.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn dot_avx2(simd: pulp::x86::V3, a: &[f32], b: &[f32]) -> f32 {
-    let load = load8;
-    let mut acc = [simd.avx._mm256_setzero_ps(); 2];
-    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
-    let (ta, tb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        acc[0] = simd.fma._mm256_fmadd_ps(load(&x[..8]), load(&y[..8]), acc[0]);
-        acc[1] = simd.fma._mm256_fmadd_ps(load(&x[8..]), load(&y[8..]), acc[1]);
+fn dot4_avx2(simd: pulp::x86::V3, a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
+    let full = a.len() / 8 * 8;
+    let mut acc = [simd.avx._mm256_setzero_ps(); 4];
+    for c in (0..full).step_by(8) {
+        let x = load8(&a[c..c + 8]);
+        for (acc, b) in acc.iter_mut().zip(&b) {
+            *acc = simd.fma._mm256_fmadd_ps(x, load8(&b[c..c + 8]), *acc);
+        }
     }
-    let lanes: [f32; 8] = pulp::cast(simd.avx._mm256_add_ps(acc[0], acc[1]));
-    let mut sum = ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6]))
-        + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]));
-    for (x, y) in ta.iter().zip(tb) {
-        sum += x * y;
+    let pairs = [simd.avx._mm256_hadd_ps(acc[0], acc[1]), simd.avx._mm256_hadd_ps(acc[2], acc[3])];
+    let quads = simd.avx._mm256_hadd_ps(pairs[0], pairs[1]);
+    let halves =
+        [simd.avx._mm256_castps256_ps128(quads), simd.avx._mm256_extractf128_ps::<1>(quads)];
+    let mut sums: [f32; 4] = pulp::cast(simd.sse._mm_add_ps(halves[0], halves[1]));
+    for (sum, b) in sums.iter_mut().zip(&b) {
+        for (x, y) in a[full..].iter().zip(&b[full..]) {
+            *sum += x * y;
+        }
     }
-    sum
+    sums
 }

@@ -129,3 +129,26 @@ fn a_rows_numbers_do_not_depend_on_how_its_heads_are_split() {
     let together = attend_rows(heads, &batch, &k, &v).unwrap();
     assert_eq!(alone, together[..alone.len()]);
 }
+
+/// `dot4` sums each of its four products within 1e-5 of an f64 sum, for head sizes with and
+/// without a tail past the eight-lane chunks, in every instruction set this CPU has; and a
+/// key's sum is the same bits in whichever of the four places it is.
+#[test]
+fn dot4_sums_each_key_alike_wherever_it_is() {
+    for dim in [64, 80, 37, 8, 3] {
+        let a: Vec<f32> = (0..dim).map(|i| val(i, 11)).collect();
+        let keys: Vec<Vec<f32>> =
+            (0..4).map(|k| (0..dim).map(|i| 2.0 * val(i, 12 + k)).collect()).collect();
+        for simd in [Simd::detect(), Simd::Portable] {
+            let got = simd.dot4(&a, [&keys[0], &keys[1], &keys[2], &keys[3]]);
+            for (k, key) in keys.iter().enumerate() {
+                let want: f64 = a.iter().zip(key).map(|(&x, &y)| f64::from(x) * f64::from(y)).sum();
+                assert!((f64::from(got[k]) - want).abs() < 1e-5, "dim {dim} key {k}");
+                let mut moved = [&keys[(k + 1) % 4][..]; 4];
+                moved[(k + 2) % 4] = key;
+                let alone = simd.dot4(&a, moved)[(k + 2) % 4];
+                assert_eq!(alone.to_bits(), got[k].to_bits(), "dim {dim} key {k}");
+            }
+        }
+    }
+}

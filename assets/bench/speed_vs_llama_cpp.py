@@ -83,7 +83,8 @@ def long_context(args, measure):
 
 
 def llama_cpp(args, model, prompt, tokens, ctx=None):
-    ctx = max(args.n_ctx, ctx or 0)
+    # The prompt is sized by thinkdbg's token count; llama.cpp's chat template may add more.
+    ctx = max(args.n_ctx, (ctx or 0) + 512)
     out = subprocess.run(
         [sys.executable, os.path.join(HERE, "llama_cpp_decode.py"), "--model", model,
          "--threads", str(args.threads), "--tokens", str(tokens), "--prompt", prompt,
@@ -183,12 +184,19 @@ def main():
 
             def side_by_side(measure, prompt, tokens, key, ctx=None):
                 """llama.cpp (a context of at least `ctx`), then each thinkdbg build with full
-                recording; `key` is the rate read from each."""
-                r = llama_cpp(args, model, prompt, tokens, ctx)
-                add(measure, "llama.cpp", r[key], r["prompt_tokens"])
-                for label, binary in engines:
-                    r = thinkdbg(binary, args, model, prompt, tokens, 20)
-                    add(measure, f"{label} top-20", r[key], r["prompt_tokens"])
+                recording; `key` is the rate read from each. A run that fails is reported and
+                the measure skipped for this repetition, so the others still make the table."""
+                try:
+                    r = llama_cpp(args, model, prompt, tokens, ctx)
+                    add(measure, "llama.cpp", r[key], r["prompt_tokens"])
+                    for label, binary in engines:
+                        r = thinkdbg(binary, args, model, prompt, tokens, 20)
+                        add(measure, f"{label} top-20", r[key], r["prompt_tokens"])
+                except subprocess.CalledProcessError as e:
+                    err = (e.stderr or "").strip().splitlines()[-3:]
+                    who = os.path.basename(e.cmd[1] if e.cmd[0] == sys.executable else e.cmd[0])
+                    print(f"   rep {rep} {measure:<11} failed: {who} exited {e.returncode}: "
+                          + " / ".join(err), flush=True)
 
             if "decode@100" in measures:
                 side_by_side("decode@100", short, args.short_tokens, "decode_tok_s")
@@ -204,6 +212,9 @@ def main():
                 if r["row"] == row and r["measure"] == measure and r["engine"] == engine]
         return statistics.median(vals) if vals else None
 
+    def cell(value):
+        return f"{value:.1f}" if value is not None else "failed"
+
     head = "| model | measure | llama.cpp | thinkdbg (top-20) | ratio |"
     sep = "|---|---|---|---|---|"
     if args.baseline:
@@ -213,15 +224,17 @@ def main():
     for row, (name, _) in models.items():
         for measure in measures:
             ref = med(row, measure, "llama.cpp")
-            ours = med(row, measure, "thinkdbg top-20")
-            line = f"| {row} {name} | {measure} | {ref:.1f} | {ours:.1f} | {ours / ref:.2f} |"
-            if args.baseline:
-                base = med(row, measure, "baseline top-20")
-                line += f" {base:.1f} | {base / ref:.2f} |"
+            line = f"| {row} {name} | {measure} | {cell(ref)} |"
+            for engine in ["thinkdbg"] + (["baseline"] if args.baseline else []):
+                ours = med(row, measure, f"{engine} top-20")
+                ratio = f"{ours / ref:.2f}" if ours and ref else "-"
+                line += f" {cell(ours)} | {ratio} |"
             print(line)
     print()
     for row, (name, _) in models.items() if "decode@100" in measures else ():
         on, off = med(row, "decode@100", "thinkdbg top-20"), med(row, "decode@100", "thinkdbg top-0")
+        if not (on and off):
+            continue
         print(f"recording overhead at decode@100, {row} {name}: {100 * (1 - on / off):.1f}% "
               f"(top-0 {off:.1f} tok/s)")
     if args.json:

@@ -77,9 +77,12 @@ def provision(args):
 
 
 def long_context(args, measure):
-    """The context a `decode@Nk` measure ends at: `--long-context` for 4k, else N * 1024."""
-    n = int(re.fullmatch(r"decode@([0-9]+)k", measure).group(1))
-    return args.long_context if n == 4 else n * 1024
+    """The context a `decode@Nk` measure ends at (`--long-context` for 4k, else N * 1024), or
+    None for the other measures."""
+    m = re.fullmatch(r"decode@([0-9]+)k", measure)
+    if not m:
+        return None
+    return args.long_context if m.group(1) == "4" else int(m.group(1)) * 1024
 
 
 def llama_cpp(args, model, prompt, tokens, ctx=None):
@@ -163,13 +166,12 @@ def main():
     measures = [m for m in args.measures.split(",") if m]
     for row, (name, model) in models.items():
         # The long decodes' prompts leave room for their tokens, and a margin for the estimate.
-        longs = {m: long_context(args, m) for m in measures
-                 if re.fullmatch(r"decode@[0-9]+k", m)}
-        long_p = {m: " ".join([PROMPT] * repeat_for(args, model, ctx - args.long_tokens - 16))
-                  for m, ctx in longs.items()}
+        longs = {m: ctx for m in measures if (ctx := long_context(args, m))}
+        long_rep = {m: repeat_for(args, model, ctx - args.long_tokens - 16)
+                    for m, ctx in longs.items()}
         pre_rep = repeat_for(args, model, args.prefill_context)
         short, pre = PROMPT, " ".join([PROMPT] * pre_rep)
-        reps = ", ".join(f"{m} {p.count(PROMPT)}" for m, p in long_p.items())
+        reps = ", ".join(f"{m} {n}" for m, n in long_rep.items())
         print(f"\n{row}: {name}\n   {model}\n   prompt repeats: {reps}, prefill@2k {pre_rep}",
               flush=True)
         for rep in range(args.reps):
@@ -182,16 +184,20 @@ def main():
                 print(f"   rep {rep} {measure:<11} {engine:<18} {value:8.1f} tok/s"
                       + (f"  ({tokens} prompt tokens)" if tokens else ""), flush=True)
 
-            def side_by_side(measure, prompt, tokens, key, ctx=None):
+            def side_by_side(measure, prompt, tokens, key, ctx=None, top0=False):
                 """llama.cpp (a context of at least `ctx`), then each thinkdbg build with full
-                recording; `key` is the rate read from each. A run that fails is reported and
-                the measure skipped for this repetition, so the others still make the table."""
+                recording, then (`top0`) thinkdbg with recording off; `key` is the rate read
+                from each. A run that fails is reported and the measure skipped for this
+                repetition, so the others still make the table."""
                 try:
                     r = llama_cpp(args, model, prompt, tokens, ctx)
                     add(measure, "llama.cpp", r[key], r["prompt_tokens"])
                     for label, binary in engines:
                         r = thinkdbg(binary, args, model, prompt, tokens, 20)
                         add(measure, f"{label} top-20", r[key], r["prompt_tokens"])
+                    if top0:
+                        r = thinkdbg(args.thinkdbg, args, model, prompt, tokens, 0)
+                        add(measure, "thinkdbg top-0", r[key], r["prompt_tokens"])
                 except subprocess.CalledProcessError as e:
                     err = (e.stderr or "").strip().splitlines()[-3:]
                     who = os.path.basename(e.cmd[1] if e.cmd[0] == sys.executable else e.cmd[0])
@@ -199,11 +205,9 @@ def main():
                           + " / ".join(err), flush=True)
 
             if "decode@100" in measures:
-                side_by_side("decode@100", short, args.short_tokens, "decode_tok_s")
-                r = thinkdbg(args.thinkdbg, args, model, short, args.short_tokens, 0)
-                add("decode@100", "thinkdbg top-0", r["decode_tok_s"], r["prompt_tokens"])
-            for m, prompt in long_p.items():
-                side_by_side(m, prompt, args.long_tokens, "decode_tok_s", longs[m])
+                side_by_side("decode@100", short, args.short_tokens, "decode_tok_s", top0=True)
+            for m, n in long_rep.items():
+                side_by_side(m, " ".join([PROMPT] * n), args.long_tokens, "decode_tok_s", longs[m])
             if "prefill@2k" in measures:
                 side_by_side("prefill@2k", pre, 1, "prefill_tok_s")
 

@@ -32,13 +32,9 @@ impl Q8Rows {
         let blocks = k / BLOCK;
         let n = x.len() / BLOCK;
         self.blocks = blocks;
-        self.q.clear();
         self.q.resize(n, [0; BLOCK]);
-        self.d.clear();
         self.d.resize(n, 0.0);
-        self.s.clear();
         self.s.resize(n, 0.0);
-        self.n.clear();
         self.n.resize(n, 0);
         let each = arrays::<f32, BLOCK>(x)
             .zip(&mut self.q)
@@ -263,11 +259,8 @@ impl Q8KRows {
         let blocks = k / SUPER;
         let n = x.len() / SUPER;
         self.blocks = blocks;
-        self.q.clear();
         self.q.resize(n, [0; SUPER]);
-        self.d.clear();
         self.d.resize(n, 0.0);
-        self.bsums.clear();
         self.bsums.resize(n, [0; SUPER / 16]);
         let each = arrays::<f32, SUPER>(x).zip(&mut self.q).zip(&mut self.d).zip(&mut self.bsums);
         #[cfg(target_arch = "x86_64")]
@@ -359,13 +352,9 @@ impl<Q: Copy, S: Copy> Tiled<Q, S> {
         let n = rows.div_ceil(TILE) * blocks;
         self.blocks = blocks;
         self.rows = rows;
-        self.q.clear();
         self.q.resize(n, [zero.0; TILE]);
-        self.d.clear();
         self.d.resize(n, [0.0; TILE]);
-        self.s.clear();
         self.s.resize(n, [zero.1; TILE]);
-        self.n.clear();
         self.n.resize(if sums.is_empty() { 0 } else { n }, [0; TILE]);
         for (b, ((q, &d), s)) in q.iter().zip(d).zip(s).enumerate() {
             let (r, i) = (b / blocks, b % blocks);

@@ -3,6 +3,8 @@
 //! (`silu(gate) * up`) rather than the two vectors, so that a layer's feed-forward does no
 //! elementwise pass on one thread between its two matmuls.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use super::{Acts, Job};
@@ -59,8 +61,37 @@ fn guided_chunks(jobs: &[(usize, usize)], threads: usize) -> Vec<(usize, usize, 
     chunks
 }
 
+/// A chunk plan: (job, first row, rows) in the order they are claimed.
+type Plan = Rc<[(usize, usize, usize)]>;
+
+/// What a plan is for: the jobs' `(rows, weight blocks per row)` and the threads.
+type Shape = (Box<[(usize, usize)]>, usize);
+
+/// `guided_chunks` of `jobs` for `threads` threads, computed once per shape on each thread: a
+/// decode step asks for the same few shapes (q/k/v, the output projection, gate/up, down, the
+/// output layer) about 150 times per token.
+fn plan(jobs: &[(usize, usize)], threads: usize) -> Plan {
+    /// More shapes than a model has: past this many the plans are dropped and built again.
+    const MAX_PLANS: usize = 32;
+    thread_local! {
+        static PLANS: RefCell<Vec<(Shape, Plan)>> = RefCell::default();
+    }
+    PLANS.with(|cell| {
+        let mut plans = cell.borrow_mut();
+        if let Some((_, plan)) = plans.iter().find(|((j, t), _)| **j == *jobs && *t == threads) {
+            return plan.clone();
+        }
+        if plans.len() >= MAX_PLANS {
+            plans.clear();
+        }
+        let plan: Plan = guided_chunks(jobs, threads).into();
+        plans.push(((jobs.into(), threads), plan.clone()));
+        plan
+    })
+}
+
 /// `matvec_quantized` for one activation row (a decode): `output` says what it returns. The
-/// rows go out in `guided_chunks`, with no lock or allocation per chunk.
+/// rows go out in chunks (the shape's `plan`), with no lock or allocation per chunk.
 pub(super) fn matvec_row(jobs: &[Job<'_>], acts: &Acts<'_>, output: Output) -> Vec<Vec<f32>> {
     let pool = candle_core::utils::barrier_pool();
     let threads = pool.n_workers() + 1;
@@ -70,7 +101,8 @@ pub(super) fn matvec_row(jobs: &[Job<'_>], acts: &Acts<'_>, output: Output) -> V
         _ => (jobs.iter().map(|j| (j.n, blocks(j))).collect(), jobs.iter().map(|j| j.n).collect()),
     };
     let pair = sizes.len() < jobs.len();
-    let chunks = guided_chunks(&sizes, threads);
+    let plan = plan(&sizes, threads);
+    let chunks: &[(usize, usize, usize)] = &plan;
     // The values are stored as bits in atomics (plain stores on x86): the threads write
     // disjoint ranges, and no lock sits next to another thread's.
     let ys: Vec<Vec<AtomicU32>> =
@@ -130,5 +162,18 @@ mod tests {
             assert!(big[..big.len() - 1].iter().all(|&r| r >= least), "{big:?}");
         }
         assert!(guided_chunks(&[(0, 4)], 2).is_empty());
+    }
+
+    /// A shape's plan is built once per thread and is `guided_chunks`'s; another shape or
+    /// thread count gets its own.
+    #[test]
+    fn plans_are_kept_per_shape() {
+        let (a, b) = ([(576, 18), (192, 18)], [(576, 48)]);
+        let first = plan(&a, 2);
+        assert!(Rc::ptr_eq(&first, &plan(&a, 2)));
+        assert_eq!(&*first, &guided_chunks(&a, 2)[..]);
+        assert_eq!(&*plan(&b, 2), &guided_chunks(&b, 2)[..]);
+        assert_eq!(&*plan(&a, 3), &guided_chunks(&a, 3)[..]);
+        assert!(Rc::ptr_eq(&first, &plan(&a, 2)));
     }
 }

@@ -168,13 +168,12 @@ pub(super) fn attend_rows<T: CacheValue>(
     };
     // The tasks, (row, group of `per` query heads, first position of the span), a group's
     // spans one after another.
-    let tasks: Vec<(usize, usize, usize)> = rows
-        .iter()
-        .enumerate()
-        .flat_map(|(ri, r)| {
-            (0..n_head / per).flat_map(move |g| (0..r.len).step_by(SPAN).map(move |s| (ri, g, s)))
-        })
-        .collect();
+    let mut tasks = Vec::with_capacity(spans * (n_head / per));
+    for (ri, r) in rows.iter().enumerate() {
+        for g in 0..n_head / per {
+            tasks.extend((0..r.len).step_by(SPAN).map(|s| (ri, g, s)));
+        }
+    }
     let part = per * (dim + 2);
     let mut partials = vec![0f32; tasks.len() * part];
     let slots: Vec<Mutex<&mut [f32]>> = partials.chunks_mut(part).map(Mutex::new).collect();

@@ -152,6 +152,11 @@ def main():
     ap.add_argument("--work-dir", default=os.path.join(cache_dir(), "bench"),
                     help="where the requantized and synthetic models are kept")
     ap.add_argument("--json", metavar="FILE", help="write every run here")
+    ap.add_argument("--overhead-pairs", type=int, default=4,
+                    help="alternating pairs of thinkdbg runs with recording off and on (top-0, "
+                         "top-20) per repetition, for the recording overhead at decode@100")
+    ap.add_argument("--overhead-tokens", type=int, default=200,
+                    help="tokens decoded by each run of those pairs")
     ap.add_argument("--idle-load", type=float, default=0.5,
                     help="before each repetition of a model, wait (up to 4 minutes) until the "
                          "one-minute load average is under this (0: do not wait)")
@@ -178,26 +183,42 @@ def main():
             if args.idle_load > 0:
                 print(f"   rep {rep}: load average {wait_idle(args.idle_load):.2f}", flush=True)
 
-            def add(measure, engine, value, tokens=None):
+            def add(measure, engine, value, tokens=None, pair=None):
                 runs.append({"row": row, "measure": measure, "engine": engine, "value": value,
-                             "prompt_tokens": tokens, "rep": rep})
+                             "prompt_tokens": tokens, "rep": rep, "pair": pair})
                 print(f"   rep {rep} {measure:<11} {engine:<18} {value:8.1f} tok/s"
                       + (f"  ({tokens} prompt tokens)" if tokens else ""), flush=True)
 
-            def side_by_side(measure, prompt, tokens, key, ctx=None, top0=False):
+            def side_by_side(measure, prompt, tokens, key, ctx=None):
                 """llama.cpp (a context of at least `ctx`), then each thinkdbg build with full
-                recording, then (`top0`) thinkdbg with recording off; `key` is the rate read
-                from each. A run that fails is reported and the measure skipped for this
-                repetition, so the others still make the table."""
-                try:
+                recording; `key` is the rate read from each."""
+                def run():
                     r = llama_cpp(args, model, prompt, tokens, ctx)
                     add(measure, "llama.cpp", r[key], r["prompt_tokens"])
                     for label, binary in engines:
                         r = thinkdbg(binary, args, model, prompt, tokens, 20)
                         add(measure, f"{label} top-20", r[key], r["prompt_tokens"])
-                    if top0:
-                        r = thinkdbg(args.thinkdbg, args, model, prompt, tokens, 0)
-                        add(measure, "thinkdbg top-0", r[key], r["prompt_tokens"])
+                guarded(measure, run)
+
+            def overhead_pairs(prompt):
+                """`--overhead-pairs` pairs of thinkdbg runs with recording off and on, the
+                order swapped from pair to pair so that a drift of the machine's speed falls on
+                both alike; each pair's ratio is one sample of the overhead."""
+                for i in range(args.overhead_pairs):
+                    def pair(i=i):
+                        got = {}
+                        for top in ((0, 20) if i % 2 == 0 else (20, 0)):
+                            got[top] = thinkdbg(args.thinkdbg, args, model, prompt,
+                                                args.overhead_tokens, top)["decode_tok_s"]
+                        add("overhead", "pair top-0", got[0], pair=i)
+                        add("overhead", "pair top-20", got[20], pair=i)
+                    guarded("overhead", pair)
+
+            def guarded(measure, run):
+                """`run()`; where a run fails, that is reported and the measure skipped for
+                this repetition, so the others still make the table."""
+                try:
+                    run()
                 except subprocess.CalledProcessError as e:
                     err = (e.stderr or "").strip().splitlines()[-3:]
                     who = os.path.basename(e.cmd[1] if e.cmd[0] == sys.executable else e.cmd[0])
@@ -205,7 +226,8 @@ def main():
                           + " / ".join(err), flush=True)
 
             if "decode@100" in measures:
-                side_by_side("decode@100", short, args.short_tokens, "decode_tok_s", top0=True)
+                side_by_side("decode@100", short, args.short_tokens, "decode_tok_s")
+                overhead_pairs(short)
             for m, n in long_rep.items():
                 side_by_side(m, " ".join([PROMPT] * n), args.long_tokens, "decode_tok_s", longs[m])
             if "prefill@2k" in measures:
@@ -235,12 +257,18 @@ def main():
                 line += f" {cell(ours)} | {ratio} |"
             print(line)
     print()
-    for row, (name, _) in models.items() if "decode@100" in measures else ():
-        on, off = med(row, "decode@100", "thinkdbg top-20"), med(row, "decode@100", "thinkdbg top-0")
-        if not (on and off):
+    for row, (name, _) in models.items():
+        pairs = {}
+        for r in runs:
+            if r["row"] == row and r["measure"] == "overhead":
+                pairs.setdefault((r["rep"], r["pair"]), {})[r["engine"]] = r["value"]
+        ratios = [p["pair top-20"] / p["pair top-0"] for p in pairs.values() if len(p) == 2]
+        if not ratios:
             continue
-        print(f"recording overhead at decode@100, {row} {name}: {100 * (1 - on / off):.1f}% "
-              f"(top-0 {off:.1f} tok/s)")
+        print(f"recording overhead at decode@100, {row} {name}: "
+              f"{100 * (1 - statistics.median(ratios)):.1f}% (median of {len(ratios)} pairs of "
+              f"{args.overhead_tokens}-token runs; top-0 {med(row, 'overhead', 'pair top-0'):.1f}"
+              f" tok/s, top-20 {med(row, 'overhead', 'pair top-20'):.1f})")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"threads": args.threads, "reps": args.reps, "runs": runs}, f, indent=1)

@@ -352,9 +352,14 @@ impl<Q: Copy, S: Copy> Tiled<Q, S> {
         let n = rows.div_ceil(TILE) * blocks;
         self.blocks = blocks;
         self.rows = rows;
+        // Cleared first: the lanes past the last row of a partial tile stay zero.
+        self.q.clear();
         self.q.resize(n, [zero.0; TILE]);
+        self.d.clear();
         self.d.resize(n, [0.0; TILE]);
+        self.s.clear();
         self.s.resize(n, [zero.1; TILE]);
+        self.n.clear();
         self.n.resize(if sums.is_empty() { 0 } else { n }, [0; TILE]);
         for (b, ((q, &d), s)) in q.iter().zip(d).zip(s).enumerate() {
             let (r, i) = (b / blocks, b % blocks);

@@ -18,8 +18,9 @@ drifts over minutes, so only side-by-side numbers are compared), medians over `-
 
 llama.cpp is `llama_cpp_decode.py` (llama-cpp-python; timed around `Llama.eval`, the prompt in
 one batch). thinkdbg is `thinkdbg run --jsonl --ignore-eos`: decode from the `t_us` of the first
-and last steps, prefill from the rate it prints; with full recording (`--top-logprobs 20`), and
-at decode@100 also with recording off (`--top-logprobs 0`), which gives the recording overhead.
+and last steps, prefill from the rate it prints; with full recording (`--top-logprobs 20`). The recording
+overhead at decode@100 is the median ratio of `--overhead-pairs` alternating pairs of
+`--overhead-tokens`-token thinkdbg runs with recording off (`--top-logprobs 0`) and on.
 `--baseline BINARY` adds another thinkdbg build to every alternation (a before/after).
 
     python3 assets/bench/speed_vs_llama_cpp.py --thinkdbg target/release/thinkdbg --threads 2
@@ -262,7 +263,8 @@ def main():
         for r in runs:
             if r["row"] == row and r["measure"] == "overhead":
                 pairs.setdefault((r["rep"], r["pair"]), {})[r["engine"]] = r["value"]
-        ratios = [p["pair top-20"] / p["pair top-0"] for p in pairs.values() if len(p) == 2]
+        # A pair is recorded only once both of its runs have finished.
+        ratios = [p["pair top-20"] / p["pair top-0"] for p in pairs.values()]
         if not ratios:
             continue
         print(f"recording overhead at decode@100, {row} {name}: "
